@@ -1,0 +1,84 @@
+/*
+ * cli_config.c - `postern config [-c FILE] check`: validate the
+ * configuration and the files it names without starting anything, print
+ * problems as "FILE:LINE: what" and then the effective settings.
+ */
+#include "admin/cli.h"
+#include "auth/userdb.h"
+#include "conf/conf.h"
+#include "deliver/aliases.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int
+check_dir(const char *what, const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == -1) {
+		if (errno == ENOENT) {
+			printf("note: %s %s does not exist yet; postern serve "
+			    "creates it\n", what, path);
+			return 0;
+		}
+		printf("error: %s %s: %s\n", what, path, strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		printf("error: %s %s is not a directory\n", what, path);
+		return 1;
+	}
+	return 0;
+}
+
+int
+cli_config(int argc, char **argv, const char *conf_path)
+{
+	struct conf c;
+	int nerr, nwarn = 0;
+
+	if (argc != 1 || strcmp(argv[0], "check") != 0) {
+		fprintf(stderr, "usage: postern config [-c FILE] check\n");
+		return EX_USAGE;
+	}
+	nerr = conf_load(conf_path, &c, stderr);
+	if (nerr) {
+		fprintf(stderr, "%s: %d error%s\n", conf_path, nerr,
+		    nerr == 1 ? "" : "s");
+		conf_free(&c);
+		return EX_CONFIG;
+	}
+	nerr += check_dir("spool", c.spool);
+	if (c.users[0]) {
+		struct userdb db;
+		nerr += userdb_load(c.users, &db, stdout) ? 1 : 0;
+		userdb_free(&db);
+	}
+	if (c.aliases[0]) {
+		struct aliases al;
+		nerr += aliases_load(c.aliases, &al, stdout) ? 1 : 0;
+		aliases_free(&al);
+	}
+	if (!c.users[0] && !c.aliases[0] && c.ndomains) {
+		printf("warning: neither 'users' nor 'aliases' is set: every "
+		    "local part of %s%s is accepted\n", c.domains[0],
+		    c.ndomains > 1 ? " (and the other local domains)" : "");
+		nwarn++;
+	}
+	for (size_t i = 0; i < c.nmynetworks; i++)
+		if (c.mynetworks[i].bits == 0) {
+			printf("warning: mynetworks contains a /0 prefix: that "
+			    "is an open relay for the whole internet\n");
+			nwarn++;
+		}
+	printf("# effective settings\n");
+	conf_print(&c, stdout);
+	printf("%s: %s (%d warning%s)\n", c.path, nerr ? "errors" : "ok",
+	    nwarn, nwarn == 1 ? "" : "s");
+	conf_free(&c);
+	return nerr ? EX_CONFIG : 0;
+}

@@ -1,0 +1,50 @@
+/*
+ * userdb.h - the users file: one account a line,
+ *
+ *     name:password-hash:expires:flags:addresses:secrets
+ *
+ * password-hash is crypt(3) output (yescrypt by default) or "!" for no
+ * password login; expires is YYYY-MM-DD or empty; flags is a comma list
+ * ("locked"); addresses is a comma list of the user's mail addresses;
+ * secrets holds the challenge mechanisms' keys.  '#' starts a comment.
+ * Loaded where it is needed (recipient checks, authentication); the
+ * network-facing code sees names and addresses, never hashes, once the
+ * auth process exists.
+ */
+#ifndef POSTERN_USERDB_H
+#define POSTERN_USERDB_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <time.h>
+
+struct user_entry {
+	char	*name;
+	char	*hash;
+	time_t	 expires;	/* 0: never; else the first second it is over */
+	int	 locked;
+	char	**addresses;
+	size_t	 naddresses;
+	char	*secrets;
+	int	 line;
+};
+
+struct userdb {
+	struct user_entry *users;	/* sorted by name */
+	size_t		 nusers;
+};
+
+/* Parse text named `name`; errors "NAME:LINE: what" to errf; returns
+ * the number of errors; *out is set (possibly partial) either way. */
+int	userdb_parse(const char *name, const char *text, struct userdb *out,
+	    FILE *errf);
+int	userdb_load(const char *path, struct userdb *out, FILE *errf);
+void	userdb_free(struct userdb *);
+const struct user_entry *userdb_lookup(const struct userdb *, const char *name);
+/* The user owning an address (exact, case-insensitive), or NULL. */
+const struct user_entry *userdb_lookup_address(const struct userdb *,
+	    const char *addr);
+/* Format one entry as a line (no newline) for writing the file back. */
+int	userdb_format(const struct user_entry *, char *dst, size_t dstsz);
+
+#endif

@@ -1,0 +1,200 @@
+/*
+ * userdb_file.c - parser and lookups for the users file (see userdb.h).
+ * A malformed line is reported with the file name and line number and
+ * skipped; the rest of the file still loads.
+ */
+#include "auth/userdb.h"
+#include "lib/fsio.h"
+#include "lib/strutil.h"
+#include "lib/xalloc.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define USERDB_FIELDS	6
+
+static int
+valid_username(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("._-", *s))
+			return 0;
+	return 1;
+}
+
+static int
+parse_date(const char *s, time_t *out)
+{
+	struct tm tm;
+	char *end;
+
+	if (*s == '\0') {
+		*out = 0;
+		return 0;
+	}
+	memset(&tm, 0, sizeof tm);
+	end = strptime(s, "%Y-%m-%d", &tm);
+	if (end == NULL || *end != '\0')
+		return -1;
+	/* Valid through the whole day named, in UTC. */
+	tm.tm_mday += 1;
+	*out = timegm(&tm);
+	return *out == -1 ? -1 : 0;
+}
+
+static int
+user_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct user_entry *)a)->name,
+	    ((const struct user_entry *)b)->name);
+}
+
+static void
+entry_free(struct user_entry *u)
+{
+	free(u->name);
+	free(u->hash);
+	for (size_t i = 0; i < u->naddresses; i++)
+		free(u->addresses[i]);
+	free(u->addresses);
+	free(u->secrets);
+}
+
+int
+userdb_parse(const char *name, const char *text, struct userdb *db, FILE *errf)
+{
+	const char *p = text;
+	int line = 0, nerr = 0;
+
+	memset(db, 0, sizeof *db);
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		char *copy = xstrndup(p, len), *field[USERDB_FIELDS], *s = copy;
+		struct user_entry u;
+		size_t nf = 0;
+		const char *why = NULL;
+
+		line++;
+		p += len + (nl != NULL);
+		if (len && copy[len - 1] == '\r')
+			copy[len - 1] = '\0';
+		if (copy[0] == '#' || copy[strspn(copy, " \t")] == '\0') {
+			free(copy);
+			continue;
+		}
+		while (nf < USERDB_FIELDS) {
+			field[nf++] = s;
+			if ((s = strchr(s, ':')) == NULL)
+				break;
+			*s++ = '\0';
+		}
+		memset(&u, 0, sizeof u);
+		if (nf != USERDB_FIELDS || s != NULL)
+			why = "expected 6 fields name:hash:expires:flags:addresses:secrets";
+		else if (!valid_username(field[0]))
+			why = "user name must be 1-64 letters, digits, '.', '_' or '-'";
+		else if (parse_date(field[2], &u.expires) == -1)
+			why = "expiry date must be YYYY-MM-DD or empty";
+		else if (field[3][0] && strcmp(field[3], "locked") != 0)
+			why = "flags must be empty or 'locked'";
+		else if (userdb_lookup(db, field[0]) != NULL)
+			why = "duplicate user name";
+		if (why) {
+			nerr++;
+			if (errf)
+				fprintf(errf, "%s:%d: %s\n", name, line, why);
+			free(copy);
+			continue;
+		}
+		u.name = xstrdup(field[0]);
+		u.hash = xstrdup(field[1]);
+		u.locked = field[3][0] != '\0';
+		u.secrets = xstrdup(field[5]);
+		u.line = line;
+		for (char *a = strtok(field[4], ","); a; a = strtok(NULL, ",")) {
+			u.addresses = xreallocarray(u.addresses, u.naddresses + 1,
+			    sizeof *u.addresses);
+			u.addresses[u.naddresses++] = xstrdup(a);
+		}
+		free(copy);
+		db->users = xreallocarray(db->users, db->nusers + 1,
+		    sizeof *db->users);
+		db->users[db->nusers++] = u;
+		/* Keep sorted as we go so duplicates are found by lookup. */
+		qsort(db->users, db->nusers, sizeof *db->users, user_cmp);
+	}
+	return nerr;
+}
+
+int
+userdb_load(const char *path, struct userdb *db, FILE *errf)
+{
+	char *text;
+	int nerr;
+
+	memset(db, 0, sizeof *db);
+	if ((text = read_text_file(path, 1 << 30, errf)) == NULL)
+		return 1;
+	nerr = userdb_parse(path, text, db, errf);
+	free(text);
+	return nerr;
+}
+
+void
+userdb_free(struct userdb *db)
+{
+	for (size_t i = 0; i < db->nusers; i++)
+		entry_free(&db->users[i]);
+	free(db->users);
+	memset(db, 0, sizeof *db);
+}
+
+const struct user_entry *
+userdb_lookup(const struct userdb *db, const char *name)
+{
+	struct user_entry key = { .name = (char *)name };
+
+	if (db->nusers == 0)
+		return NULL;
+	return bsearch(&key, db->users, db->nusers, sizeof *db->users, user_cmp);
+}
+
+const struct user_entry *
+userdb_lookup_address(const struct userdb *db, const char *addr)
+{
+	for (size_t i = 0; i < db->nusers; i++)
+		for (size_t j = 0; j < db->users[i].naddresses; j++)
+			if (strcasecmp(db->users[i].addresses[j], addr) == 0)
+				return &db->users[i];
+	return NULL;
+}
+
+int
+userdb_format(const struct user_entry *u, char *dst, size_t dstsz)
+{
+	char date[16] = "";
+	size_t o;
+
+	if (u->expires) {
+		time_t last = u->expires - 86400;
+		struct tm tm;
+		gmtime_r(&last, &tm);
+		strftime(date, sizeof date, "%Y-%m-%d", &tm);
+	}
+	o = (size_t)snprintf(dst, dstsz, "%s:%s:%s:%s:", u->name, u->hash, date,
+	    u->locked ? "locked" : "");
+	for (size_t i = 0; i < u->naddresses && o < dstsz; i++)
+		o += (size_t)snprintf(dst + o, dstsz - o, "%s%s", i ? "," : "",
+		    u->addresses[i]);
+	if (o < dstsz)
+		o += (size_t)snprintf(dst + o, dstsz - o, ":%s", u->secrets);
+	return o < dstsz ? 0 : -1;
+}

@@ -1,0 +1,61 @@
+/*
+ * conf.h - the parsed configuration (postern.conf(5)).
+ * Parsed once, in the master; workers receive this structure by fork and
+ * never open the file themselves.  Field names match the directives
+ * ("message-size-limit" -> message_size_limit) so grep finds both.
+ */
+#ifndef POSTERN_CONF_H
+#define POSTERN_CONF_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "lib/netaddr.h"
+#include "listen/listener.h"
+
+#define CONF_DEFAULT_PATH	"/etc/postern/postern.conf"
+#define CONF_NAME_MAX		256
+
+struct conf {
+	char		 path[PATH_MAX];
+	char		 hostname[CONF_NAME_MAX];
+	char		**domains;		/* lower case, no trailing dot */
+	size_t		 ndomains;
+	char		 spool[PATH_MAX];
+	char		 mailboxes[PATH_MAX];
+	char		 users[PATH_MAX];
+	char		 aliases[PATH_MAX];
+	struct netprefix *mynetworks;
+	size_t		 nmynetworks;
+	struct listen_conf *listeners;
+	size_t		 nlisteners;
+
+	char		 tls_cert[PATH_MAX];
+	char		 tls_key[PATH_MAX];
+	uint64_t	 pop_before_smtp;	/* seconds; 0 = off */
+	char		 relay[PATH_MAX];	/* "direct" or the via clause */
+	char		 resolver[CONF_NAME_MAX];
+
+	char		 user[64];		/* unprivileged run-as user */
+	unsigned	 workers;		/* event-loop processes */
+	int		 log_syslog;
+	uint64_t	 message_size_limit;	/* bytes */
+	unsigned	 max_recipients;
+	uint64_t	 smtp_timeout;		/* seconds idle per command */
+	unsigned	 max_errors;		/* then 421 and close */
+	unsigned	 max_sessions;		/* per worker process */
+};
+
+/* Parse a file; on error, messages "FILE:LINE: what" go to errf and the
+ * return value is the number of errors (0 = success). */
+int	conf_load(const char *path, struct conf *, FILE *errf);
+/* The same from a string, naming it `name` in messages (tests, fuzzing). */
+int	conf_parse_string(const char *name, const char *text, struct conf *,
+	    FILE *errf);
+void	conf_free(struct conf *);
+void	conf_print(const struct conf *, FILE *);
+int	conf_is_local_domain(const struct conf *, const char *domain);
+
+#endif

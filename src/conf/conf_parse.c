@@ -1,0 +1,582 @@
+/*
+ * conf_parse.c - postern.conf(5): one directive a line, '#' comments.
+ * A sorted keyword table maps each directive to its handler; every error
+ * is reported as "FILE:LINE: what is wrong" and parsing goes on so that
+ * the administrator sees all of them at once.  Runs in the master only.
+ */
+#include "conf/conf.h"
+#include "conf/conf_lex.h"
+#include "lib/fsio.h"
+#include "lib/strutil.h"
+#include "lib/xalloc.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+struct conf_ctx {
+	const char	*name;
+	int		 line;
+	int		 nerr;
+	FILE		*errf;
+};
+
+static void __attribute__((format(printf, 2, 3)))
+conf_error(struct conf_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	ctx->nerr++;
+	if (ctx->errf == NULL)
+		return;
+	fprintf(ctx->errf, "%s:%d: ", ctx->name, ctx->line);
+	va_start(ap, fmt);
+	vfprintf(ctx->errf, fmt, ap);
+	va_end(ap);
+	fputc('\n', ctx->errf);
+}
+
+typedef void (*conf_handler)(struct conf_ctx *, struct conf *, char **, size_t);
+
+static int
+copy_path(struct conf_ctx *ctx, char *dst, size_t dstsz, const char *kw,
+    const char *v)
+{
+	if (v[0] != '/') {
+		conf_error(ctx, "%s: '%s' is not an absolute path", kw, v);
+		return -1;
+	}
+	if (strlcpy(dst, v, dstsz) >= dstsz) {
+		conf_error(ctx, "%s: path too long", kw);
+		return -1;
+	}
+	return 0;
+}
+
+/* RFC 1035 host name syntax, as RFC 5321 section 4.1.2 requires. */
+static int
+valid_domain(const char *d)
+{
+	size_t len = strlen(d), label = 0;
+
+	if (len == 0 || len > 253 || d[0] == '.' || d[len - 1] == '.')
+		return 0;
+	for (const char *p = d; *p; p++) {
+		if (*p == '.') {
+			if (label == 0 || p[-1] == '-')
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)*p) && *p != '-')
+			return 0;
+		if (label == 0 && *p == '-')
+			return 0;
+		if (++label > 63)
+			return 0;
+	}
+	return 1;
+}
+
+static void
+kw_aliases(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	copy_path(ctx, c->aliases, sizeof c->aliases, av[0], av[1]);
+}
+
+static void
+kw_domains(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	for (size_t i = 1; i < ac; i++) {
+		char *d = av[i];
+
+		if (!valid_domain(d)) {
+			conf_error(ctx, "domains: '%s' is not a valid domain", d);
+			continue;
+		}
+		str_lower(d);
+		if (conf_is_local_domain(c, d))
+			continue;
+		c->domains = xreallocarray(c->domains, c->ndomains + 1,
+		    sizeof *c->domains);
+		c->domains[c->ndomains++] = xstrdup(d);
+	}
+}
+
+static void
+kw_hostname(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	if (!valid_domain(av[1]))
+		conf_error(ctx, "hostname: '%s' is not a valid host name", av[1]);
+	else
+		strlcpy(c->hostname, av[1], sizeof c->hostname);
+}
+
+static void
+kw_listen(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	struct listen_conf lc;
+	enum listen_role role;
+	size_t i;
+
+	if (listen_role_lookup(av[1], &role) == -1) {
+		conf_error(ctx, "listen: unknown role '%s' (smtp, submission, "
+		    "submissions, pop3, pop3s)", av[1]);
+		return;
+	}
+	listen_conf_defaults(&lc, role);
+	lc.line = ctx->line;
+	for (i = 2; i < ac; i++) {
+		const char *opt = av[i], *val = i + 1 < ac ? av[i + 1] : NULL;
+
+		if (val == NULL) {
+			conf_error(ctx, "listen: '%s' needs a value", opt);
+			return;
+		}
+		i++;
+		if (strcmp(opt, "on") == 0) {
+			struct netprefix np;
+			if (strcmp(val, "*") == 0)
+				lc.addr[0] = '\0';
+			else if (netprefix_parse(val, &np) == -1 ||
+			    strchr(val, '/') != NULL) {
+				conf_error(ctx, "listen: '%s' is not an IPv4 or "
+				    "IPv6 address", val);
+				return;
+			} else {
+				size_t vl = strlen(val);
+				/* accept [::1] as well as ::1 */
+				if (val[0] == '[' && vl > 2) {
+					memcpy(lc.addr, val + 1, vl - 2);
+					lc.addr[vl - 2] = '\0';
+				} else
+					strlcpy(lc.addr, val, sizeof lc.addr);
+			}
+		} else if (strcmp(opt, "port") == 0) {
+			if (listen_service_port(val, &lc.port) == -1) {
+				conf_error(ctx, "listen: '%s' is neither a port "
+				    "number nor a service in /etc/services", val);
+				return;
+			}
+		} else if (strcmp(opt, "auth") == 0) {
+			if (strcmp(val, "required") == 0)
+				lc.auth = AUTH_REQUIRED;
+			else if (strcmp(val, "optional") == 0)
+				lc.auth = AUTH_OPTIONAL;
+			else if (strcmp(val, "off") == 0)
+				lc.auth = AUTH_OFF;
+			else {
+				conf_error(ctx, "listen: auth must be required, "
+				    "optional or off, not '%s'", val);
+				return;
+			}
+		} else if (strcmp(opt, "tls") == 0) {
+			if (strcmp(val, "starttls") == 0)
+				lc.tls = TLS_STARTTLS;
+			else if (strcmp(val, "implicit") == 0)
+				lc.tls = TLS_IMPLICIT;
+			else if (strcmp(val, "off") == 0)
+				lc.tls = TLS_NONE;
+			else {
+				conf_error(ctx, "listen: tls must be starttls, "
+				    "implicit or off, not '%s'", val);
+				return;
+			}
+		} else {
+			conf_error(ctx, "listen: unknown option '%s' (on, port, "
+			    "auth, tls)", opt);
+			return;
+		}
+	}
+	for (i = 0; i < c->nlisteners; i++)
+		if (c->listeners[i].port == lc.port &&
+		    (strcmp(c->listeners[i].addr, lc.addr) == 0 ||
+		    !c->listeners[i].addr[0] || !lc.addr[0])) {
+			conf_error(ctx, "listen: port %u is already used by the "
+			    "listener on line %d", lc.port, c->listeners[i].line);
+			return;
+		}
+	c->listeners = xreallocarray(c->listeners, c->nlisteners + 1,
+	    sizeof *c->listeners);
+	c->listeners[c->nlisteners++] = lc;
+}
+
+static void
+kw_log(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	if (strcmp(av[1], "syslog") == 0)
+		c->log_syslog = 1;
+	else if (strcmp(av[1], "stderr") == 0)
+		c->log_syslog = 0;
+	else
+		conf_error(ctx, "log: must be syslog or stderr, not '%s'", av[1]);
+}
+
+static void
+kw_mailboxes(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	copy_path(ctx, c->mailboxes, sizeof c->mailboxes, av[0], av[1]);
+}
+
+static int
+conf_uint(struct conf_ctx *ctx, const char *kw, const char *v, unsigned min,
+    unsigned max, unsigned *out)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (!isdigit((unsigned char)*v) || *end || errno || n < min || n > max) {
+		conf_error(ctx, "%s: '%s' is not a number from %u to %u",
+		    kw, v, min, max);
+		return -1;
+	}
+	*out = (unsigned)n;
+	return 0;
+}
+
+static void
+kw_max_errors(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	conf_uint(ctx, av[0], av[1], 1, 1000, &c->max_errors);
+}
+
+static void
+kw_max_recipients(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	conf_uint(ctx, av[0], av[1], 1, 100000, &c->max_recipients);
+}
+
+static void
+kw_max_sessions(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	conf_uint(ctx, av[0], av[1], 1, 1000000, &c->max_sessions);
+}
+
+static void
+kw_message_size_limit(struct conf_ctx *ctx, struct conf *c, char **av,
+    size_t ac)
+{
+	uint64_t v;
+
+	/* Far below SIZE_MAX so size arithmetic can never overflow. */
+	if (parse_size(av[1], &v) == -1 || v < 1024 || v > (1ULL << 40))
+		conf_error(ctx, "message-size-limit: '%s' is not a size from "
+		    "1k to 1024G (like 10M)", av[1]);
+	else
+		c->message_size_limit = v;
+}
+
+static void
+kw_mynetworks(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	for (size_t i = 1; i < ac; i++) {
+		struct netprefix np;
+
+		if (netprefix_parse(av[i], &np) == -1) {
+			conf_error(ctx, "mynetworks: '%s' is not an address or "
+			    "prefix like 192.0.2.0/24 or 2001:db8::/32", av[i]);
+			continue;
+		}
+		c->mynetworks = xreallocarray(c->mynetworks, c->nmynetworks + 1,
+		    sizeof *c->mynetworks);
+		c->mynetworks[c->nmynetworks++] = np;
+	}
+}
+
+static void
+kw_pop_before_smtp(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	if (parse_duration(av[1], &c->pop_before_smtp) == -1)
+		conf_error(ctx, "pop-before-smtp: '%s' is not a duration "
+		    "(like 15m)", av[1]);
+}
+
+static void
+kw_relay(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	size_t o = 0;
+
+	if (strcmp(av[1], "direct") == 0) {
+		if (ac != 2)
+			conf_error(ctx, "relay direct: takes no options");
+	} else if (strcmp(av[1], "via") != 0 || ac < 3) {
+		conf_error(ctx, "relay: must be 'direct' or 'via HOST[:PORT] "
+		    "[tls implicit] [auth FILE]'");
+		return;
+	}
+	c->relay[0] = '\0';
+	for (size_t i = 1; i < ac; i++)
+		o = strlcat(c->relay, av[i], sizeof c->relay),
+		o = strlcat(c->relay, i + 1 < ac ? " " : "", sizeof c->relay);
+	if (o >= sizeof c->relay)
+		conf_error(ctx, "relay: too long");
+}
+
+static void
+kw_resolver(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	if (strlcpy(c->resolver, av[1], sizeof c->resolver) >= sizeof c->resolver)
+		conf_error(ctx, "resolver: too long");
+}
+
+static void
+kw_smtp_timeout(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	if (parse_duration(av[1], &c->smtp_timeout) == -1 ||
+	    c->smtp_timeout == 0 || c->smtp_timeout > 3600)
+		conf_error(ctx, "smtp-timeout: '%s' is not a duration from 1s "
+		    "to 1h", av[1]);
+}
+
+static void
+kw_spool(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	copy_path(ctx, c->spool, sizeof c->spool, av[0], av[1]);
+}
+
+static void
+kw_tls(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	if (ac != 5 || strcmp(av[1], "cert") || strcmp(av[3], "key")) {
+		conf_error(ctx, "tls: expected 'tls cert FILE key FILE'");
+		return;
+	}
+	copy_path(ctx, c->tls_cert, sizeof c->tls_cert, "tls cert", av[2]);
+	copy_path(ctx, c->tls_key, sizeof c->tls_key, "tls key", av[4]);
+}
+
+static void
+kw_user(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	if (strlcpy(c->user, av[1], sizeof c->user) >= sizeof c->user)
+		conf_error(ctx, "user: name too long");
+}
+
+static void
+kw_users(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	copy_path(ctx, c->users, sizeof c->users, av[0], av[1]);
+}
+
+static void
+kw_workers(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	conf_uint(ctx, av[0], av[1], 1, 256, &c->workers);
+}
+
+/* Sorted by name: looked up with bsearch(3). */
+static const struct conf_keyword {
+	const char	*name;
+	conf_handler	 fn;
+	size_t		 minargs, maxargs;	/* words after the keyword */
+} conf_keywords[] = {
+	{ "aliases",		kw_aliases,		1, 1 },
+	{ "domains",		kw_domains,		1, CONF_MAX_WORDS },
+	{ "hostname",		kw_hostname,		1, 1 },
+	{ "listen",		kw_listen,		1, CONF_MAX_WORDS },
+	{ "log",		kw_log,			1, 1 },
+	{ "mailboxes",		kw_mailboxes,		1, 1 },
+	{ "max-errors",		kw_max_errors,		1, 1 },
+	{ "max-recipients",	kw_max_recipients,	1, 1 },
+	{ "max-sessions",	kw_max_sessions,	1, 1 },
+	{ "message-size-limit",	kw_message_size_limit,	1, 1 },
+	{ "mynetworks",		kw_mynetworks,		1, CONF_MAX_WORDS },
+	{ "pop-before-smtp",	kw_pop_before_smtp,	1, 1 },
+	{ "relay",		kw_relay,		1, CONF_MAX_WORDS },
+	{ "resolver",		kw_resolver,		1, 1 },
+	{ "smtp-timeout",	kw_smtp_timeout,	1, 1 },
+	{ "spool",		kw_spool,		1, 1 },
+	{ "tls",		kw_tls,			4, 4 },
+	{ "user",		kw_user,		1, 1 },
+	{ "users",		kw_users,		1, 1 },
+	{ "workers",		kw_workers,		1, 1 },
+};
+
+static int
+keyword_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct conf_keyword *)elem)->name);
+}
+
+static void
+conf_defaults(struct conf *c)
+{
+	memset(c, 0, sizeof *c);
+	if (gethostname(c->hostname, sizeof c->hostname) == -1 ||
+	    !valid_domain(c->hostname))
+		strlcpy(c->hostname, "localhost", sizeof c->hostname);
+	strlcpy(c->spool, "/var/spool/postern", sizeof c->spool);
+	strlcpy(c->mailboxes, "/var/mail/postern", sizeof c->mailboxes);
+	strlcpy(c->user, "postern", sizeof c->user);
+	strlcpy(c->relay, "direct", sizeof c->relay);
+	c->workers = 0;				/* 0: one per core */
+	c->message_size_limit = 25ULL * 1024 * 1024;
+	c->max_recipients = 1000;		/* RFC 5321 4.5.3.1.8: >= 100 */
+	c->smtp_timeout = 300;			/* RFC 5321 4.5.3.2.7 */
+	c->max_errors = 10;
+	c->max_sessions = 10000;
+}
+
+/* Settings that only make sense together. */
+static void
+conf_validate(struct conf_ctx *ctx, struct conf *c)
+{
+	ctx->line = 0;
+	if (c->nlisteners == 0) {
+		ctx->line = 1;
+		conf_error(ctx, "no 'listen' directive: postern would accept "
+		    "nothing (try 'listen smtp')");
+	}
+	if (c->ndomains == 0)
+		for (size_t i = 0; i < c->nlisteners; i++)
+			if (c->listeners[i].role == ROLE_SMTP) {
+				ctx->line = c->listeners[i].line;
+				conf_error(ctx, "listen smtp: no local 'domains' "
+				    "configured, so port 25 could take no mail");
+				break;
+			}
+}
+
+int
+conf_parse_string(const char *name, const char *text, struct conf *c,
+    FILE *errf)
+{
+	struct conf_ctx ctx = { name, 0, 0, errf };
+	struct conf_line *cl = xmalloc(sizeof *cl);
+	const char *p = text, *err;
+
+	conf_defaults(c);
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		const struct conf_keyword *kw;
+
+		ctx.line++;
+		if (conf_lex_line(p, len, cl, &err) == -1)
+			conf_error(&ctx, "%s", err);
+		else if (cl->nword > 0) {
+			kw = bsearch(cl->word[0], conf_keywords,
+			    sizeof conf_keywords / sizeof conf_keywords[0],
+			    sizeof conf_keywords[0], keyword_cmp);
+			if (kw == NULL)
+				conf_error(&ctx, "unknown directive '%s'",
+				    cl->word[0]);
+			else if (cl->nword - 1 < kw->minargs ||
+			    cl->nword - 1 > kw->maxargs)
+				conf_error(&ctx, "%s: expected %zu%s argument%s, "
+				    "got %zu", kw->name, kw->minargs,
+				    kw->maxargs > kw->minargs ? " or more" : "",
+				    kw->minargs == 1 && kw->maxargs == 1 ? "" : "s",
+				    cl->nword - 1);
+			else
+				kw->fn(&ctx, c, cl->word, cl->nword);
+		}
+		p += len;
+		if (*p == '\n')
+			p++;
+	}
+	free(cl);
+	if (ctx.nerr == 0)
+		conf_validate(&ctx, c);
+	return ctx.nerr;
+}
+
+int
+conf_load(const char *path, struct conf *c, FILE *errf)
+{
+	char *text;
+	int nerr;
+
+	if ((text = read_text_file(path, 1 << 24, errf)) == NULL) {
+		conf_defaults(c);
+		return 1;
+	}
+	nerr = conf_parse_string(path, text, c, errf);
+	free(text);
+	if (realpath(path, c->path) == NULL)
+		strlcpy(c->path, path, sizeof c->path);
+	return nerr;
+}
+
+void
+conf_free(struct conf *c)
+{
+	for (size_t i = 0; i < c->ndomains; i++)
+		free(c->domains[i]);
+	free(c->domains);
+	free(c->mynetworks);
+	free(c->listeners);
+	memset(c, 0, sizeof *c);
+}
+
+int
+conf_is_local_domain(const struct conf *c, const char *domain)
+{
+	for (size_t i = 0; i < c->ndomains; i++)
+		if (strcasecmp(c->domains[i], domain) == 0)
+			return 1;
+	return 0;
+}
+
+static const char *
+auth_name(enum auth_policy a)
+{
+	return a == AUTH_REQUIRED ? "required" : a == AUTH_OPTIONAL ?
+	    "optional" : "off";
+}
+
+static const char *
+tls_name(enum tls_mode t)
+{
+	return t == TLS_IMPLICIT ? "implicit" : t == TLS_STARTTLS ?
+	    "starttls" : "off";
+}
+
+void
+conf_print(const struct conf *c, FILE *f)
+{
+	fprintf(f, "hostname %s\n", c->hostname);
+	fprintf(f, "domains");
+	for (size_t i = 0; i < c->ndomains; i++)
+		fprintf(f, " %s", c->domains[i]);
+	fprintf(f, "\nspool %s\nmailboxes %s\n", c->spool, c->mailboxes);
+	if (c->users[0])
+		fprintf(f, "users %s\n", c->users);
+	if (c->aliases[0])
+		fprintf(f, "aliases %s\n", c->aliases);
+	fprintf(f, "mynetworks");
+	for (size_t i = 0; i < c->nmynetworks; i++) {
+		char host[64];
+		inet_ntop(c->mynetworks[i].family, c->mynetworks[i].addr,
+		    host, sizeof host);
+		fprintf(f, " %s/%u", host, c->mynetworks[i].bits);
+	}
+	fprintf(f, "\n");
+	for (size_t i = 0; i < c->nlisteners; i++) {
+		const struct listen_conf *l = &c->listeners[i];
+		fprintf(f, "listen %s on %s port %u auth %s tls %s\n",
+		    listen_role_name(l->role), l->addr[0] ? l->addr : "*",
+		    l->port, auth_name(l->auth), tls_name(l->tls));
+	}
+	fprintf(f, "message-size-limit %llu\nmax-recipients %u\n"
+	    "smtp-timeout %llus\nmax-errors %u\nmax-sessions %u\n"
+	    "user %s\nworkers %u\nlog %s\nrelay %s\n",
+	    (unsigned long long)c->message_size_limit, c->max_recipients,
+	    (unsigned long long)c->smtp_timeout, c->max_errors,
+	    c->max_sessions, c->user, c->workers,
+	    c->log_syslog ? "syslog" : "stderr", c->relay);
+	if (c->pop_before_smtp)
+		fprintf(f, "pop-before-smtp %llus\n",
+		    (unsigned long long)c->pop_before_smtp);
+	if (c->tls_cert[0])
+		fprintf(f, "tls cert %s key %s\n", c->tls_cert, c->tls_key);
+	if (c->resolver[0])
+		fprintf(f, "resolver %s\n", c->resolver);
+}

@@ -1,0 +1,226 @@
+/*
+ * aliases.c - aliases(5) parser (see aliases.h).  Errors name the file
+ * and line; a bad entry is skipped and the rest still loads.
+ */
+#include "deliver/aliases.h"
+#include "lib/buf.h"
+#include "lib/fsio.h"
+#include "lib/strutil.h"
+#include "lib/xalloc.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int
+alias_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct alias_entry *)a)->name,
+	    ((const struct alias_entry *)b)->name);
+}
+
+static int
+valid_alias_name(const char *s)
+{
+	if (*s == '\0' || strlen(s) > 64)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("._-+", *s))
+			return 0;
+	return 1;
+}
+
+static void __attribute__((format(printf, 4, 5)))
+alias_error(FILE *errf, const char *name, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errf == NULL)
+		return;
+	fprintf(errf, "%s:%d: ", name, line);
+	va_start(ap, fmt);
+	vfprintf(errf, fmt, ap);
+	va_end(ap);
+	fputc('\n', errf);
+}
+
+/* One logical entry (continuations joined); returns 0 or -1. */
+static int
+parse_entry(const char *name, int line, char *text, struct aliases *al,
+    FILE *errf)
+{
+	struct alias_entry e = { 0 };
+	char *colon = strchr(text, ':'), *p, *end;
+
+	if (colon == NULL) {
+		alias_error(errf, name, line, "expected 'name: target, ...'");
+		return -1;
+	}
+	*colon = '\0';
+	end = colon;
+	while (end > text && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	str_lower(text);
+	if (!valid_alias_name(text)) {
+		alias_error(errf, name, line, "bad alias name '%s'", text);
+		return -1;
+	}
+	if (aliases_lookup(al, text) != NULL) {
+		alias_error(errf, name, line, "duplicate alias '%s'", text);
+		return -1;
+	}
+	p = colon + 1;
+	for (;;) {
+		char *t, *q;
+		int inquote = 0;
+
+		while (*p == ' ' || *p == '\t' || *p == '\n')
+			p++;
+		if (*p == '\0')
+			break;
+		t = p;
+		for (q = p; *q && (inquote || *q != ','); q++)
+			if (*q == '"')
+				inquote = !inquote;
+		if (inquote) {
+			alias_error(errf, name, line, "unterminated quote");
+			goto fail;
+		}
+		p = *q ? q + 1 : q;
+		*q = '\0';
+		end = q;
+		while (end > t && isspace((unsigned char)end[-1]))
+			*--end = '\0';
+		if (*t == '\0') {
+			alias_error(errf, name, line, "empty target");
+			goto fail;
+		}
+		if (*t == '|' || *t == '/' || (*t == '"' && (t[1] == '|' ||
+		    t[1] == '/'))) {
+			alias_error(errf, name, line, "program and file targets "
+			    "('%s') are not supported", t);
+			goto fail;
+		}
+		if (strncmp(t, ":include:", 9) == 0 && t[9] != '/') {
+			alias_error(errf, name, line, ":include: needs an "
+			    "absolute path");
+			goto fail;
+		}
+		for (char *c = t; *c; c++)
+			if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) {
+				alias_error(errf, name, line, "control or 8-bit "
+				    "character in target");
+				goto fail;
+			}
+		e.targets = xreallocarray(e.targets, e.ntargets + 1,
+		    sizeof *e.targets);
+		e.targets[e.ntargets++] = xstrdup(t);
+	}
+	if (e.ntargets == 0) {
+		alias_error(errf, name, line, "alias '%s' has no targets", text);
+		goto fail;
+	}
+	e.name = xstrdup(text);
+	e.line = line;
+	al->entries = xreallocarray(al->entries, al->nentries + 1,
+	    sizeof *al->entries);
+	al->entries[al->nentries++] = e;
+	qsort(al->entries, al->nentries, sizeof *al->entries, alias_cmp);
+	return 0;
+fail:
+	for (size_t i = 0; i < e.ntargets; i++)
+		free(e.targets[i]);
+	free(e.targets);
+	return -1;
+}
+
+int
+aliases_parse(const char *name, const char *text, struct aliases *al,
+    FILE *errf)
+{
+	struct buf entry;
+	const char *p = text;
+	int line = 0, entry_line = 0, nerr = 0;
+
+	memset(al, 0, sizeof *al);
+	buf_init(&entry, 1 << 20);
+	for (;;) {
+		const char *nl = *p ? strchr(p, '\n') : NULL;
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		int at_end = *p == '\0';
+		int continuation = !at_end && (p[0] == ' ' || p[0] == '\t');
+		int blank = !at_end && (strspn(p, " \t\r") >= len || p[0] == '#');
+
+		if (!at_end)
+			line++;
+		/* A new entry (or the end) closes the one being collected. */
+		if ((at_end || (!continuation && !blank)) && entry.len) {
+			if (parse_entry(name, entry_line, entry.data, al, errf) == -1)
+				nerr++;
+			buf_reset(&entry);
+		}
+		if (at_end)
+			break;
+		if (!blank) {
+			if (continuation && entry.len == 0) {
+				alias_error(errf, name, line, "continuation line "
+				    "without an entry");
+				nerr++;
+			} else {
+				if (!continuation)
+					entry_line = line;
+				if (buf_append(&entry, p, len) == -1 ||
+				    buf_putc(&entry, '\n') == -1) {
+					alias_error(errf, name, line,
+					    "entry too long");
+					nerr++;
+					buf_reset(&entry);
+				} else if (len && p[len - 1] == '\r')
+					entry.data[entry.len - 2] = ' ';
+			}
+		}
+		p += len + (nl != NULL);
+	}
+	buf_free(&entry);
+	return nerr;
+}
+
+int
+aliases_load(const char *path, struct aliases *al, FILE *errf)
+{
+	char *text;
+	int nerr;
+
+	memset(al, 0, sizeof *al);
+	if ((text = read_text_file(path, 1 << 28, errf)) == NULL)
+		return 1;
+	nerr = aliases_parse(path, text, al, errf);
+	free(text);
+	return nerr;
+}
+
+void
+aliases_free(struct aliases *al)
+{
+	for (size_t i = 0; i < al->nentries; i++) {
+		for (size_t j = 0; j < al->entries[i].ntargets; j++)
+			free(al->entries[i].targets[j]);
+		free(al->entries[i].targets);
+		free(al->entries[i].name);
+	}
+	free(al->entries);
+	memset(al, 0, sizeof *al);
+}
+
+const struct alias_entry *
+aliases_lookup(const struct aliases *al, const char *name)
+{
+	struct alias_entry key = { .name = (char *)name };
+
+	if (al->nentries == 0)
+		return NULL;
+	return bsearch(&key, al->entries, al->nentries, sizeof *al->entries,
+	    alias_cmp);
+}

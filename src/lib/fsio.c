@@ -1,0 +1,157 @@
+/* fsio.c - durable file-system helpers. */
+#include "lib/fsio.h"
+#include "lib/strutil.h"
+#include "lib/xalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int
+write_full(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int
+fsync_dir(const char *path)
+{
+	int fd, rc;
+
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+int
+write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	char *slash;
+	int fd, saved;
+
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%d", path,
+	    (int)getpid()) >= sizeof tmp ||
+	    strlcpy(dir, path, sizeof dir) >= sizeof dir) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((slash = strrchr(dir, '/')) == NULL)
+		strlcpy(dir, ".", sizeof dir);
+	else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    mode)) == -1)
+		return -1;
+	if (write_full(fd, data, len) == -1 || fsync(fd) == -1)
+		goto fail;
+	if (close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) == -1)
+		goto fail;
+	return fsync_dir(dir);
+fail:
+	saved = errno;
+	if (fd != -1)
+		close(fd);
+	unlink(tmp);
+	errno = saved;
+	return -1;
+}
+
+int
+mkdir_p(const char *path, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	char *p;
+
+	if (strlcpy(tmp, path, sizeof tmp) >= sizeof tmp) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) == -1 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) == -1 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+char *
+read_text_file(const char *path, size_t max, FILE *errf)
+{
+	struct stat st;
+	char *text;
+	ssize_t n;
+	size_t got = 0;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (errf)
+			fprintf(errf, "%s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    (size_t)st.st_size > max) {
+		if (errf)
+			fprintf(errf, "%s: not a regular file of at most %zu "
+			    "bytes\n", path, max);
+		close(fd);
+		return NULL;
+	}
+	text = xmalloc((size_t)st.st_size + 1);
+	while (got < (size_t)st.st_size &&
+	    (n = read(fd, text + got, (size_t)st.st_size - got)) != 0) {
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errf)
+				fprintf(errf, "%s: %s\n", path, strerror(errno));
+			free(text);
+			close(fd);
+			return NULL;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	text[got] = '\0';
+	if (memchr(text, '\0', got) != NULL) {
+		if (errf)
+			fprintf(errf, "%s: contains a NUL byte; not a text file\n",
+			    path);
+		free(text);
+		return NULL;
+	}
+	return text;
+}

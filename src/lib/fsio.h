@@ -1,0 +1,23 @@
+/*
+ * fsio.h - file-system operations with the durability rules of the queue:
+ * data is fsynced before it is renamed into place, and the directory is
+ * fsynced after (see src/queue/README).
+ */
+#ifndef POSTERN_FSIO_H
+#define POSTERN_FSIO_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+int	fsync_dir(const char *path);
+/* Write path atomically: tmp file, fsync, rename, fsync directory. */
+int	write_file_atomic(const char *path, const void *, size_t, mode_t);
+/* Create a directory (and parents) if missing, with mode and owner. */
+int	mkdir_p(const char *path, mode_t mode);
+int	write_full(int fd, const void *, size_t);
+/* Read a whole text file (at most max bytes, no NUL bytes) into a new
+ * NUL-terminated string; NULL with "PATH: why" written to errf. */
+char	*read_text_file(const char *path, size_t max, FILE *errf);
+
+#endif

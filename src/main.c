@@ -1,0 +1,95 @@
+/*
+ * main.c - the one postern binary and its subcommands (postern(8)).
+ *
+ *   postern serve  [-c FILE] [-v]     run in the foreground
+ *   postern config [-c FILE] check    validate the configuration
+ */
+#include "admin/cli.h"
+#include "conf/conf.h"
+#include "lib/log.h"
+#include "proc/master.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define POSTERN_VERSION	"0.1.0"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: postern serve  [-c FILE] [-v]     run the server in the foreground\n"
+	    "       postern config [-c FILE] check    check the configuration\n"
+	    "       postern version\n"
+	    "The default configuration file is " CONF_DEFAULT_PATH ".\n");
+}
+
+static int
+cmd_serve(const char *conf_path, int verbose)
+{
+	struct conf *c = calloc(1, sizeof *c);
+	int nerr;
+
+	if (c == NULL)
+		return EX_OSERR;
+	if ((nerr = conf_load(conf_path, c, stderr)) != 0) {
+		fprintf(stderr, "postern: %s: %d error%s; not starting\n",
+		    conf_path, nerr, nerr == 1 ? "" : "s");
+		return EX_CONFIG;
+	}
+	return master_run(c, verbose);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *conf_path = CONF_DEFAULT_PATH, *sub;
+	int verbose = 0, ch;
+
+	if (argc < 2) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	sub = argv[1];
+	if (strcmp(sub, "help") == 0 || strcmp(sub, "-h") == 0 ||
+	    strcmp(sub, "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(sub, "version") == 0 || strcmp(sub, "--version") == 0) {
+		printf("postern %s\n", POSTERN_VERSION);
+		return 0;
+	}
+	argc--;
+	argv++;
+	optind = 1;
+	while ((ch = getopt(argc, argv, "+c:v")) != -1) {
+		switch (ch) {
+		case 'c':
+			conf_path = optarg;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		default:
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (strcmp(sub, "serve") == 0) {
+		if (argc != 0) {
+			usage(stderr);
+			return EX_USAGE;
+		}
+		return cmd_serve(conf_path, verbose);
+	}
+	if (strcmp(sub, "config") == 0)
+		return cli_config(argc, argv, conf_path);
+	fprintf(stderr, "postern: unknown command '%s'\n", sub);
+	usage(stderr);
+	return EX_USAGE;
+}

@@ -1,0 +1,124 @@
+/*
+ * relay.c - recipient policy and the local name maps (see relay.h).
+ * Runs in the workers.  Address tricks cannot open a relay here: the
+ * address parser admits only RFC 5321 syntax, source routes are dropped,
+ * and a local part holding '%', '!' or '@' is never a local name.
+ */
+#include "policy/relay.h"
+#include "lib/log.h"
+#include "lib/strutil.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+static int
+mtime_changed(const char *path, struct timespec *seen)
+{
+	struct stat st;
+
+	if (stat(path, &st) == -1)
+		return 0;		/* keep what we have */
+	if (st.st_mtim.tv_sec == seen->tv_sec &&
+	    st.st_mtim.tv_nsec == seen->tv_nsec)
+		return 0;
+	*seen = st.st_mtim;
+	return 1;
+}
+
+void
+rcpt_maps_init(struct rcpt_maps *m, const struct conf *c)
+{
+	memset(m, 0, sizeof *m);
+	m->conf = c;
+	rcpt_maps_refresh(m, 0);
+}
+
+void
+rcpt_maps_free(struct rcpt_maps *m)
+{
+	userdb_free(&m->users);
+	aliases_free(&m->aliases);
+}
+
+void
+rcpt_maps_refresh(struct rcpt_maps *m, time_t now)
+{
+	const struct conf *c = m->conf;
+
+	if (now != 0 && now == m->checked)
+		return;
+	m->checked = now;
+	if (c->users[0] && mtime_changed(c->users, &m->users_mtime)) {
+		struct userdb db;
+		if (userdb_load(c->users, &db, stderr) == 0) {
+			userdb_free(&m->users);
+			m->users = db;
+			log_debug("users: loaded %zu users from %s", db.nusers,
+			    c->users);
+		} else {
+			log_warnx("users: %s has errors; keeping the previous "
+			    "table", c->users);
+			userdb_free(&db);
+		}
+	}
+	if (c->aliases[0] && mtime_changed(c->aliases, &m->aliases_mtime)) {
+		struct aliases al;
+		if (aliases_load(c->aliases, &al, stderr) == 0) {
+			aliases_free(&m->aliases);
+			m->aliases = al;
+			log_debug("aliases: loaded %zu aliases from %s",
+			    al.nentries, c->aliases);
+		} else {
+			log_warnx("aliases: %s has errors; keeping the previous "
+			    "table", c->aliases);
+			aliases_free(&al);
+		}
+	}
+}
+
+int
+rcpt_maps_known(const struct rcpt_maps *m, const char *local)
+{
+	/* With neither map configured, every local part is accepted (and
+	 * `postern config check` says so). */
+	if (!m->conf->users[0] && !m->conf->aliases[0])
+		return 1;
+	return userdb_lookup(&m->users, local) != NULL ||
+	    aliases_lookup(&m->aliases, local) != NULL;
+}
+
+int
+relay_client_trusted(const struct conf *c, const struct relay_client *rc)
+{
+	return rc->authenticated ||
+	    netprefix_match_list(c->mynetworks, c->nmynetworks, rc->peer);
+}
+
+enum smtp_reply_id
+relay_check_rcpt(struct rcpt_maps *m, const struct relay_client *rc,
+    const struct mailaddr *a)
+{
+	const struct conf *c = m->conf;
+	char local[SMTP_LOCAL_MAX + 1], full[SMTP_LOCAL_MAX + SMTP_DOMAIN_MAX + 2];
+
+	/* <postmaster> without a domain must always be accepted
+	 * (RFC 5321 section 4.5.1). */
+	if (a->domain[0] == '\0')
+		return R_RCPT_OK;
+	if (!a->literal && conf_is_local_domain(c, a->domain)) {
+		if (smtp_addr_simple_local(a, local, sizeof local) == -1 ||
+		    strpbrk(local, "%!@") != NULL)
+			return R_UNKNOWN_USER;
+		str_lower(local);
+		if (strcmp(local, "postmaster") == 0 || rcpt_maps_known(m, local))
+			return R_RCPT_OK;
+		/* An address listed for a user counts too. */
+		snprintf(full, sizeof full, "%s@%s", local, a->domain);
+		if (userdb_lookup_address(&m->users, full) != NULL)
+			return R_RCPT_OK;
+		return R_UNKNOWN_USER;
+	}
+	return relay_client_trusted(c, rc) ? R_RCPT_OK : R_RELAY_DENIED;
+}

@@ -1,0 +1,45 @@
+/*
+ * relay.h - who may send to which recipient (RFC 5321 section 3.6.2:
+ * a server must not be an open relay).  Local domains take mail from
+ * anyone, for known users only; any other domain needs an authenticated
+ * client or one in mynetworks.
+ */
+#ifndef POSTERN_RELAY_H
+#define POSTERN_RELAY_H
+
+#include <sys/socket.h>
+#include <time.h>
+
+#include "auth/userdb.h"
+#include "conf/conf.h"
+#include "deliver/aliases.h"
+#include "smtp/reply.h"
+#include "smtp/smtp_addr.h"
+
+/* The local names that exist: the users file and the aliases file,
+ * re-read when they change on disk (checked at most once a second). */
+struct rcpt_maps {
+	const struct conf *conf;
+	struct userdb	 users;
+	struct aliases	 aliases;
+	struct timespec	 users_mtime, aliases_mtime;
+	time_t		 checked;
+};
+
+struct relay_client {
+	const struct sockaddr *peer;
+	int		 authenticated;
+};
+
+void	rcpt_maps_init(struct rcpt_maps *, const struct conf *);
+void	rcpt_maps_free(struct rcpt_maps *);
+void	rcpt_maps_refresh(struct rcpt_maps *, time_t now);
+/* Is this local part (lower case, no domain) a user or alias here? */
+int	rcpt_maps_known(const struct rcpt_maps *, const char *local);
+
+/* R_RCPT_OK, R_UNKNOWN_USER or R_RELAY_DENIED. */
+enum smtp_reply_id relay_check_rcpt(struct rcpt_maps *,
+	    const struct relay_client *, const struct mailaddr *);
+int	relay_client_trusted(const struct conf *, const struct relay_client *);
+
+#endif

@@ -1,0 +1,257 @@
+/*
+ * master.c - process supervision (see master.h).  The master never
+ * talks to the network: it binds, forks, waits for signals and children.
+ * Signals are blocked and taken synchronously with sigtimedwait(2), so
+ * there is no handler code to get wrong.
+ */
+#include "proc/master.h"
+#include "lib/log.h"
+#include "lib/xalloc.h"
+#include "proc/worker.h"
+#include "queue/qstore.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MASTER_STOP_GRACE	20	/* seconds before SIGKILL at shutdown */
+
+struct child {
+	pid_t	 pid;
+	unsigned index;
+	time_t	 started;
+	int	 draining;	/* an old generation finishing its sessions */
+};
+
+static struct child	*children;
+static size_t		 nchildren;
+/* Every spawn gets a fresh number for its queue ids, so a restarted or
+ * reloaded worker never shares one with a process still running. */
+static unsigned		 next_procno;
+
+static pid_t
+master_spawn(struct conf *c, struct listener *ls, size_t nls, unsigned index,
+    uid_t uid, gid_t gid)
+{
+	pid_t pid;
+
+	next_procno = next_procno % 4095 + 1;
+	pid = fork();
+	if (pid == -1) {
+		log_warn("master: fork");
+		return -1;
+	}
+	if (pid == 0)
+		worker_main(c, ls, nls, index, next_procno, uid, gid);
+	children = xreallocarray(children, nchildren + 1, sizeof *children);
+	children[nchildren].pid = pid;
+	children[nchildren].index = index;
+	children[nchildren].started = time(NULL);
+	children[nchildren].draining = 0;
+	nchildren++;
+	return pid;
+}
+
+static void
+master_signal_all(int sig, int draining_too)
+{
+	for (size_t i = 0; i < nchildren; i++)
+		if (draining_too || !children[i].draining)
+			kill(children[i].pid, sig);
+}
+
+/* Reap exited children; returns the entries of workers that died while
+ * they should have been running, so the caller restarts them. */
+static void
+master_reap(struct conf *c, struct listener *ls, size_t nls, uid_t uid,
+    gid_t gid, int stopping)
+{
+	pid_t pid;
+	int status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		size_t i;
+
+		for (i = 0; i < nchildren && children[i].pid != pid; i++)
+			;
+		if (i == nchildren)
+			continue;
+		struct child dead = children[i];
+		children[i] = children[--nchildren];
+		if (stopping || dead.draining)
+			continue;
+		if (WIFSIGNALED(status))
+			log_warnx("master: worker %u (pid %d) killed by signal "
+			    "%d; restarting it", dead.index, (int)pid,
+			    WTERMSIG(status));
+		else
+			log_warnx("master: worker %u (pid %d) exited with "
+			    "status %d; restarting it", dead.index, (int)pid,
+			    WEXITSTATUS(status));
+		/* A worker that dies at once would spin: slow it down. */
+		if (time(NULL) - dead.started < 2)
+			sleep(1);
+		master_spawn(c, ls, nls, dead.index, uid, gid);
+	}
+}
+
+static int
+listeners_equal(const struct conf *a, const struct conf *b)
+{
+	if (a->nlisteners != b->nlisteners)
+		return 0;
+	for (size_t i = 0; i < a->nlisteners; i++) {
+		const struct listen_conf *x = &a->listeners[i], *y = &b->listeners[i];
+		if (x->role != y->role || x->port != y->port ||
+		    strcmp(x->addr, y->addr) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+static unsigned
+worker_count(const struct conf *c)
+{
+	long n;
+
+	if (c->workers)
+		return c->workers;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+}
+
+/* SIGHUP: parse the file again; if it is good, start a new generation of
+ * workers with it and let the old one finish its sessions (SIGUSR1).
+ * A bad file changes nothing. */
+static void
+master_reload(struct conf **cp, struct listener *ls, size_t nls, uid_t uid,
+    gid_t gid)
+{
+	struct conf *old = *cp, *c = xcalloc(1, sizeof *c);
+	size_t i, n;
+
+	log_info("master: reloading %s", old->path);
+	if (conf_load(old->path, c, stderr) != 0) {
+		log_warnx("master: %s has errors; keeping the running "
+		    "configuration", old->path);
+		conf_free(c);
+		free(c);
+		return;
+	}
+	if (!listeners_equal(old, c)) {
+		log_warnx("master: listeners changed in %s; that needs a "
+		    "restart, keeping the running configuration", old->path);
+		conf_free(c);
+		free(c);
+		return;
+	}
+	/* Same listeners in the same order: point them at the new conf. */
+	for (i = 0; i < nls; i++)
+		ls[i].conf = &c->listeners[ls[i].conf - old->listeners];
+	for (i = 0; i < nchildren; i++)
+		if (!children[i].draining) {
+			children[i].draining = 1;
+			kill(children[i].pid, SIGUSR1);
+		}
+	n = worker_count(c);
+	for (i = 0; i < n; i++)
+		master_spawn(c, ls, nls, (unsigned)i, uid, gid);
+	/* The old workers have their own copy of the old configuration. */
+	conf_free(old);
+	free(old);
+	*cp = c;
+	log_info("master: reloaded; %u workers started", (unsigned)n);
+}
+
+int
+master_run(struct conf *c, int verbose)
+{
+	struct listener *ls = NULL;
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	sigset_t set;
+	int nls, stopping = 0;
+	time_t stop_deadline = 0;
+	unsigned n;
+
+	log_init(c->log_syslog ? LOG_DEST_SYSLOG : LOG_DEST_STDERR, verbose);
+	if (geteuid() == 0) {
+		struct passwd *pw = getpwnam(c->user);
+
+		if (pw == NULL)
+			fatalx("user '%s' does not exist: create it (useradd "
+			    "--system --no-create-home --shell /usr/sbin/nologin "
+			    "%s) or name another with 'user' in %s", c->user,
+			    c->user, c->path);
+		if (pw->pw_uid == 0)
+			fatalx("user '%s' is root: the network-facing workers "
+			    "must not run as root", c->user);
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+	}
+	if (qstore_prepare(c->spool, uid, gid) == -1)
+		fatalx("master: cannot prepare the spool %s", c->spool);
+	if ((nls = listener_bind_all(c->listeners, c->nlisteners, &ls,
+	    stderr)) == -1)
+		fatalx("master: cannot bind the configured listeners");
+	for (int i = 0; i < nls; i++)
+		log_info("master: listening %s", ls[i].name);
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	n = worker_count(c);
+	for (unsigned i = 0; i < n; i++)
+		if (master_spawn(c, ls, (size_t)nls, i, uid, gid) == -1)
+			fatalx("master: cannot start workers");
+	log_info("master: started %u workers, hostname %s, config %s", n,
+	    c->hostname, c->path);
+
+	for (;;) {
+		struct timespec tick = { 1, 0 };
+		int sig = sigtimedwait(&set, NULL, &tick);
+
+		switch (sig) {
+		case SIGTERM:
+		case SIGINT:
+			if (!stopping) {
+				log_info("master: stopping");
+				stopping = 1;
+				stop_deadline = time(NULL) + MASTER_STOP_GRACE;
+				master_signal_all(SIGTERM, 1);
+			}
+			break;
+		case SIGHUP:
+			if (!stopping)
+				master_reload(&c, ls, (size_t)nls, uid, gid);
+			break;
+		default:		/* SIGCHLD, or the tick */
+			break;
+		}
+		master_reap(c, ls, (size_t)nls, uid, gid, stopping);
+		if (stopping && nchildren == 0)
+			break;
+		if (stopping && time(NULL) > stop_deadline) {
+			log_warnx("master: workers still running after %ds; "
+			    "killing them", MASTER_STOP_GRACE);
+			master_signal_all(SIGKILL, 1);
+			stop_deadline = time(NULL) + 5;
+		}
+	}
+	for (int i = 0; i < nls; i++)
+		close(ls[i].fd);
+	free(ls);
+	free(children);
+	log_info("master: stopped");
+	return 0;
+}

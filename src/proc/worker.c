@@ -1,0 +1,183 @@
+/*
+ * worker.c - an event-loop process (see worker.h).  Forked by the
+ * master after the listening sockets are bound; drops to the
+ * unprivileged user before it touches the network.
+ *
+ * Signals: SIGTERM closes every session with 421 and exits; SIGUSR1
+ * (sent by the master on reload) stops accepting and exits when the
+ * last session has ended.
+ */
+#include "proc/worker.h"
+#include "lib/log.h"
+#include "lib/xalloc.h"
+#include "queue/qcommit.h"
+#include "queue/qid.h"
+#include "smtp/smtp_session.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/listener.h>
+
+#define QCOMMIT_THREADS	8	/* concurrent fsyncs per worker */
+
+struct worker_listener {
+	struct worker		*w;
+	const struct listener	*l;
+	struct evconnlistener	*evl;
+};
+
+static struct worker_listener	*wls;
+static size_t			 nwls;
+
+static void
+worker_accept(struct evconnlistener *evl, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct worker_listener *wl = arg;
+
+	smtp_session_accept(wl->w, wl->l, fd, sa, (socklen_t)salen);
+}
+
+static void
+worker_accept_resume(evutil_socket_t fd, short ev, void *arg)
+{
+	struct worker_listener *wl = arg;
+
+	if (wl->evl)		/* NULL once the worker stops accepting */
+		evconnlistener_enable(wl->evl);
+}
+
+/* Out of descriptors and the like: pause accepting for a second rather
+ * than spin. */
+static void
+worker_accept_error(struct evconnlistener *evl, void *arg)
+{
+	struct worker_listener *wl = arg;
+	struct timeval tv = { 1, 0 };
+
+	log_warn("worker: accept on %s", wl->l->name);
+	evconnlistener_disable(evl);
+	event_base_once(wl->w->base, -1, EV_TIMEOUT, worker_accept_resume, wl,
+	    &tv);
+}
+
+static void
+worker_stop_accepting(void)
+{
+	for (size_t i = 0; i < nwls; i++)
+		if (wls[i].evl) {
+			evconnlistener_free(wls[i].evl);
+			wls[i].evl = NULL;
+		}
+}
+
+void
+worker_session_closed(struct worker *w)
+{
+	w->nsessions--;
+	if (w->stopping && w->nsessions == 0)
+		event_base_loopbreak(w->base);
+}
+
+static void
+worker_sigterm(evutil_socket_t sig, short ev, void *arg)
+{
+	struct worker *w = arg;
+
+	if (w->stopping)
+		return;
+	log_info("worker %u: stopping, %u sessions open", w->index,
+	    w->nsessions);
+	w->stopping = 1;
+	worker_stop_accepting();
+	smtp_session_shutdown_all(w);
+	if (w->nsessions == 0)
+		event_base_loopbreak(w->base);
+}
+
+static void
+worker_sigusr1(evutil_socket_t sig, short ev, void *arg)
+{
+	struct worker *w = arg;
+
+	log_info("worker %u: draining, %u sessions open", w->index,
+	    w->nsessions);
+	worker_stop_accepting();
+	/* Sessions finish on their own; exit when the last one ends. */
+	w->stopping = 1;
+	if (w->nsessions == 0)
+		event_base_loopbreak(w->base);
+}
+
+static void
+worker_drop_privileges(uid_t uid, gid_t gid)
+{
+	if (uid == (uid_t)-1)
+		return;
+	if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1 ||
+	    setresuid(uid, uid, uid) == -1)
+		fatal("worker: cannot drop privileges");
+	if (setuid(0) != -1)
+		fatalx("worker: privileges could be regained");
+}
+
+void
+worker_main(const struct conf *conf, struct listener *ls, size_t nls,
+    unsigned index, unsigned procno, uid_t uid, gid_t gid)
+{
+	static struct worker w;
+	struct event *ev_term, *ev_int, *ev_usr1;
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGHUP, SIG_IGN);	/* the master reloads */
+	signal(SIGPIPE, SIG_IGN);
+	worker_drop_privileges(uid, gid);
+
+	w.conf = conf;
+	w.index = index;
+	TAILQ_INIT(&w.smtp_sessions);
+	qid_init(procno);
+	if ((w.base = event_base_new()) == NULL)
+		fatalx("worker: event_base_new failed");
+	if (qcommit_init(w.base, QCOMMIT_THREADS) == -1)
+		fatal("worker: commit threads");
+	rcpt_maps_init(&w.maps, conf);
+
+	wls = xcalloc(nls, sizeof *wls);
+	nwls = nls;
+	for (size_t i = 0; i < nls; i++) {
+		wls[i].w = &w;
+		wls[i].l = &ls[i];
+		wls[i].evl = evconnlistener_new(w.base, worker_accept, &wls[i],
+		    LEV_OPT_CLOSE_ON_EXEC, 0, ls[i].fd);
+		if (wls[i].evl == NULL)
+			fatalx("worker: cannot listen on %s", ls[i].name);
+		evconnlistener_set_error_cb(wls[i].evl, worker_accept_error);
+	}
+	ev_term = evsignal_new(w.base, SIGTERM, worker_sigterm, &w);
+	ev_int = evsignal_new(w.base, SIGINT, worker_sigterm, &w);
+	ev_usr1 = evsignal_new(w.base, SIGUSR1, worker_sigusr1, &w);
+	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_int, NULL);
+	evsignal_add(ev_usr1, NULL);
+
+	log_debug("worker %u: running", index);
+	event_base_dispatch(w.base);
+
+	qcommit_shutdown();
+	rcpt_maps_free(&w.maps);
+	event_free(ev_term);
+	event_free(ev_int);
+	event_free(ev_usr1);
+	free(wls);
+	event_base_free(w.base);
+	log_debug("worker %u: exited", index);
+	exit(0);
+}

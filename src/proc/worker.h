@@ -1,0 +1,35 @@
+/*
+ * worker.h - an event-loop process: it accepts on the listeners the
+ * master bound, and runs every session of its connections (thousands per
+ * process; no process or thread per connection).
+ */
+#ifndef POSTERN_WORKER_H
+#define POSTERN_WORKER_H
+
+#include <sys/queue.h>
+
+#include <event2/event.h>
+
+#include "conf/conf.h"
+#include "listen/listener.h"
+#include "policy/relay.h"
+
+struct smtp_session;
+
+struct worker {
+	const struct conf	*conf;
+	struct event_base	*base;
+	unsigned		 index;		/* 0..workers-1 */
+	struct rcpt_maps	 maps;
+	unsigned		 nsessions;
+	int			 stopping;	/* SIGTERM: closing everything */
+	TAILQ_HEAD(, smtp_session) smtp_sessions;
+};
+
+/* Runs in the child: drop privileges, loop until told to stop. */
+void	worker_main(const struct conf *, struct listener *, size_t nlisteners,
+	    unsigned index, unsigned procno, uid_t, gid_t) __attribute__((noreturn));
+/* A session ended: the worker may exit if it is stopping. */
+void	worker_session_closed(struct worker *);
+
+#endif

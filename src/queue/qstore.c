@@ -1,0 +1,190 @@
+/*
+ * qstore.c - the spool writer.  Durability rules (src/queue/README):
+ * data fsynced, then renamed into queue/, then queue/ fsynced, and only
+ * then does the session answer 250.
+ */
+#include "queue/qstore.h"
+#include "lib/fsio.h"
+#include "lib/log.h"
+#include "lib/strutil.h"
+#include "lib/xalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int
+qpath(char *dst, size_t dstsz, const char *spool, const char *dir,
+    const char *qid)
+{
+	if ((size_t)snprintf(dst, dstsz, "%s/%s/%s", spool, dir, qid) >= dstsz) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+int
+qstore_create(struct qfile *qf, const char *spool, const char *qid,
+    const char *envelope, size_t len)
+{
+	char path[PATH_MAX];
+
+	memset(qf, 0, sizeof *qf);
+	qf->fd = -1;
+	if (strlcpy(qf->spool, spool, sizeof qf->spool) >= sizeof qf->spool ||
+	    qpath(path, sizeof path, spool, "incoming", qid) == -1) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strlcpy(qf->qid, qid, sizeof qf->qid);
+	qf->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (qf->fd == -1)
+		return -1;
+	qf->buf = xmalloc(QSTORE_BUFSZ);
+	if (write_full(qf->fd, envelope, len) == -1) {
+		int saved = errno;
+		qstore_abort(qf);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+qstore_flush(struct qfile *qf)
+{
+	if (qf->buflen && !qf->err && write_full(qf->fd, qf->buf, qf->buflen) == -1)
+		qf->err = errno;
+	qf->buflen = 0;
+}
+
+void
+qstore_write(struct qfile *qf, const void *p, size_t n)
+{
+	qf->size += n;
+	if (qf->err)
+		return;
+	if (qf->buflen + n > QSTORE_BUFSZ)
+		qstore_flush(qf);
+	if (n >= QSTORE_BUFSZ) {
+		if (!qf->err && write_full(qf->fd, p, n) == -1)
+			qf->err = errno;
+		return;
+	}
+	memcpy(qf->buf + qf->buflen, p, n);
+	qf->buflen += n;
+}
+
+int
+qstore_commit(struct qfile *qf)
+{
+	char from[PATH_MAX], to[PATH_MAX], dir[PATH_MAX];
+	int saved;
+
+	qstore_flush(qf);
+	if (qf->err) {
+		errno = qf->err;
+		goto tempfail;
+	}
+	if (fdatasync(qf->fd) == -1)
+		goto tempfail;
+	if (close(qf->fd) == -1) {
+		qf->fd = -1;
+		goto tempfail;
+	}
+	qf->fd = -1;
+	if (qpath(from, sizeof from, qf->spool, "incoming", qf->qid) == -1 ||
+	    qpath(to, sizeof to, qf->spool, "queue", qf->qid) == -1 ||
+	    (size_t)snprintf(dir, sizeof dir, "%s/queue", qf->spool) >= sizeof dir)
+		goto tempfail;
+	/* Never replace a queued message, even if ids ever collided. */
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == -1)
+		goto tempfail;
+	if (fsync_dir(dir) == -1) {
+		/* The rename may or may not survive a crash; the client will
+		 * get a 4xx and retry, so take the message back out. */
+		saved = errno;
+		unlink(to);
+		errno = saved;
+		goto tempfail_closed;
+	}
+	free(qf->buf);
+	qf->buf = NULL;
+	return 0;
+tempfail:
+	saved = errno;
+	qstore_abort(qf);
+	errno = saved;
+	return -1;
+tempfail_closed:
+	saved = errno;
+	free(qf->buf);
+	qf->buf = NULL;
+	errno = saved;
+	return -1;
+}
+
+void
+qstore_abort(struct qfile *qf)
+{
+	char path[PATH_MAX];
+
+	if (qf->fd != -1) {
+		close(qf->fd);
+		qf->fd = -1;
+	}
+	if (qpath(path, sizeof path, qf->spool, "incoming", qf->qid) == 0)
+		unlink(path);
+	free(qf->buf);
+	qf->buf = NULL;
+}
+
+int
+qstore_prepare(const char *spool, uid_t uid, gid_t gid)
+{
+	static const char *dirs[] = { "incoming", "queue" };
+	char path[PATH_MAX];
+	DIR *d;
+	struct dirent *de;
+
+	if (mkdir_p(spool, 0755) == -1) {
+		log_warn("queue: mkdir %s", spool);
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+		if (qpath(path, sizeof path, spool, dirs[i], "") == -1)
+			return -1;
+		if (mkdir(path, 0700) == -1 && errno != EEXIST) {
+			log_warn("queue: mkdir %s", path);
+			return -1;
+		}
+		if (uid != (uid_t)-1 && chown(path, uid, gid) == -1) {
+			log_warn("queue: chown %s", path);
+			return -1;
+		}
+	}
+	/* S1 files were never acknowledged: a crash leaves them behind. */
+	if (qpath(path, sizeof path, spool, "incoming", "") == -1 ||
+	    (d = opendir(path)) == NULL) {
+		log_warn("queue: opendir %s", path);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char file[PATH_MAX];
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (qpath(file, sizeof file, spool, "incoming", de->d_name) == 0 &&
+		    unlink(file) == 0)
+			log_info("queue: removed unfinished incoming/%s",
+			    de->d_name);
+	}
+	closedir(d);
+	return 0;
+}

@@ -1,0 +1,42 @@
+/*
+ * qstore.h - writing a message into the spool (see src/queue/README).
+ * qstore_create/_write run on the event loop (page-cache writes);
+ * qstore_commit blocks on fsync and runs on a commit thread (qcommit.h).
+ */
+#ifndef POSTERN_QSTORE_H
+#define POSTERN_QSTORE_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "queue/qid.h"
+
+#define QSTORE_BUFSZ	(32 * 1024)
+
+struct qfile {
+	int		 fd;
+	int		 err;		/* first write error (errno), sticky */
+	char		 qid[QID_LEN + 1];
+	char		 spool[PATH_MAX];
+	uint64_t	 size;		/* octets after the envelope */
+	size_t		 buflen;
+	char		*buf;		/* QSTORE_BUFSZ */
+};
+
+/* Create incoming/QID with the envelope already written. -1 + errno. */
+int	qstore_create(struct qfile *, const char *spool, const char *qid,
+	    const char *envelope, size_t len);
+/* Append message octets; errors are remembered and reported by commit. */
+void	qstore_write(struct qfile *, const void *, size_t);
+/* Flush, fdatasync, close, rename into queue/, fsync queue/.  0 or -1
+ * with errno.  The qfile is closed either way; on error the file is
+ * removed. */
+int	qstore_commit(struct qfile *);
+/* Close and remove incoming/QID. */
+void	qstore_abort(struct qfile *);
+/* Make the spool's directories; remove what a crash left in incoming/. */
+int	qstore_prepare(const char *spool, uid_t, gid_t);
+
+#endif

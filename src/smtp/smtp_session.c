@@ -1,0 +1,840 @@
+/*
+ * smtp_session.c - the inbound SMTP state machine (RFC 5321), with
+ * PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME (RFC 6152) and
+ * ENHANCEDSTATUSCODES (RFC 2034).  Runs in the workers, unprivileged,
+ * many sessions per event loop.
+ *
+ * A session has a state (smtp_enter_state traces every change) and at
+ * most one transaction (struct smtp_tx): MAIL creates it, RSET, EHLO or
+ * the end of DATA frees it.  Input is taken line by line while commands
+ * are expected, and as a byte stream through the DATA reader otherwise.
+ * While the spool commit of a message is in flight the session reads
+ * nothing, so pipelined commands wait for the 250 they depend on.
+ */
+#include "smtp/smtp_session.h"
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "lib/netaddr.h"
+#include "lib/strutil.h"
+#include "lib/xalloc.h"
+#include "policy/relay.h"
+#include "queue/qcommit.h"
+#include "queue/qid.h"
+#include "queue/qstore.h"
+#include "smtp/reply.h"
+#include "smtp/smtp_addr.h"
+#include "smtp/smtp_cmd.h"
+#include "smtp/smtp_data.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+enum smtp_state {
+	SMTP_ST_CONNECTED,	/* greeting sent, no HELO yet */
+	SMTP_ST_HELO,		/* greeted, no transaction */
+	SMTP_ST_MAIL,		/* MAIL accepted, no recipient yet */
+	SMTP_ST_RCPT,		/* at least one recipient */
+	SMTP_ST_DATA,		/* reading the message */
+	SMTP_ST_COMMIT,		/* message read; spool commit in flight */
+	SMTP_ST_QUIT,		/* flushing the last reply, then close */
+};
+
+static const char *smtp_state_names[] = {
+	"CONNECTED", "HELO", "MAIL", "RCPT", "DATA", "COMMIT", "QUIT",
+};
+
+#define SMTP_F_ESMTP		0x01	/* greeted with EHLO */
+#define SMTP_F_TLS		0x02	/* TLS is active */
+#define SMTP_F_AUTH		0x04	/* authenticated */
+#define SMTP_F_SKIP_LINE	0x08	/* discarding an over-long line */
+#define SMTP_F_ORPHAN		0x10	/* connection gone, commit in flight */
+
+struct smtp_tx {
+	char		 qid[QID_LEN + 1];
+	struct mailaddr	 from;
+	char		**rcpts;
+	size_t		 nrcpts;
+	int		 body_8bit;
+	struct data_reader dr;
+	struct qfile	 qf;
+	int		 qf_open;
+	int		 too_big;
+};
+
+struct smtp_session {
+	uint64_t		 id;
+	struct worker		*w;
+	const struct listener	*l;
+	struct bufferevent	*bev;
+	struct sockaddr_storage	 ss;
+	char			 addr[64];
+	unsigned		 port;
+	enum smtp_state		 state;
+	int			 flags;
+	char			 helo[SMTP_DOMAIN_MAX + 1];
+	struct smtp_tx		*tx;
+	unsigned		 nerrors, njunk, nqueued;
+	unsigned		 counts[CMD__COUNT + 1];	/* last: unknown */
+	const char		*cmdline;	/* escaped, for failed-command logs */
+	const char		*close_reason;
+	TAILQ_ENTRY(smtp_session) entry;
+};
+
+static void	smtp_process_input(struct smtp_session *);
+static void	smtp_free(struct smtp_session *);
+
+/* ---------------------------------------------------------------- */
+/* replies, state, closing                                           */
+
+static void
+smtp_enter_state(struct smtp_session *s, enum smtp_state new)
+{
+	if (log_verbose() > 1)
+		log_debug("%016" PRIx64 " smtp state %s -> %s", s->id,
+		    smtp_state_names[s->state], smtp_state_names[new]);
+	s->state = new;
+}
+
+/* Write one reply from the table.  4xx/5xx are logged with the command
+ * that caused them and count toward the session's error limit. */
+static void
+smtp_reply(struct smtp_session *s, enum smtp_reply_id id, const char *arg)
+{
+	char line[512];
+	size_t n = reply_format(line, sizeof line, id, arg);
+	const struct smtp_reply_def *d = reply_def(id);
+
+	if (s->bev == NULL)
+		return;
+	evbuffer_add(bufferevent_get_output(s->bev), line, n);
+	if (d->code >= 400) {
+		line[n - 2] = '\0';
+		log_info("%016" PRIx64 " smtp failed-command command=\"%s\" "
+		    "result=\"%s\"", s->id, s->cmdline ? s->cmdline : "",
+		    line);
+		if (d->code != 421)
+			s->nerrors++;
+	}
+}
+
+static void
+smtp_free_later(evutil_socket_t fd, short ev, void *arg)
+{
+	smtp_free(arg);
+}
+
+static void
+smtp_close_after_reply(struct smtp_session *s, const char *reason)
+{
+	s->close_reason = reason;
+	smtp_enter_state(s, SMTP_ST_QUIT);
+	bufferevent_disable(s->bev, EV_READ);
+	/* smtp_write_cb frees the session when the output has drained;
+	 * never free here, the caller may still hold the session. */
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+		struct timeval now = { 0, 0 };
+		event_base_once(s->w->base, -1, EV_TIMEOUT, smtp_free_later, s,
+		    &now);
+	}
+}
+
+static void
+smtp_tx_free(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+
+	if (tx == NULL)
+		return;
+	if (tx->qf_open)
+		qstore_abort(&tx->qf);
+	for (size_t i = 0; i < tx->nrcpts; i++)
+		free(tx->rcpts[i]);
+	free(tx->rcpts);
+	free(tx);
+	s->tx = NULL;
+}
+
+static void
+smtp_log_disconnect(struct smtp_session *s)
+{
+	static const char *names[CMD__COUNT + 1] = {
+		"helo", "ehlo", "mail", "rcpt", "data", "rset", "noop", "quit",
+		"vrfy", "help", "starttls", "auth", "expn", "etrn", "bdat",
+		"turn", "unknown",
+	};
+	char counts[512] = "";
+	size_t o = 0;
+
+	for (size_t i = 0; i <= CMD__COUNT && o < sizeof counts; i++)
+		if (s->counts[i])
+			o += (size_t)snprintf(counts + o, sizeof counts - o,
+			    "%s%s=%u", o ? "," : "", names[i], s->counts[i]);
+	log_info("%016" PRIx64 " smtp disconnect reason=%s messages=%u "
+	    "commands=%s", s->id, s->close_reason ? s->close_reason : "unknown",
+	    s->nqueued, o ? counts : "none");
+}
+
+static void
+smtp_free(struct smtp_session *s)
+{
+	struct worker *w = s->w;
+
+	if (s->bev) {
+		smtp_log_disconnect(s);
+		bufferevent_free(s->bev);
+		s->bev = NULL;
+	}
+	if (s->state == SMTP_ST_COMMIT) {
+		/* The commit thread still owns tx->qf: finish when it is done
+		 * (smtp_commit_done). */
+		s->flags |= SMTP_F_ORPHAN;
+		return;
+	}
+	smtp_tx_free(s);
+	TAILQ_REMOVE(&w->smtp_sessions, s, entry);
+	free(s);
+	worker_session_closed(w);
+}
+
+/* ---------------------------------------------------------------- */
+/* commands                                                           */
+
+static void
+smtp_reset_tx(struct smtp_session *s)
+{
+	smtp_tx_free(s);
+	if (s->state != SMTP_ST_CONNECTED)
+		smtp_enter_state(s, SMTP_ST_HELO);
+}
+
+/* HELO/EHLO argument: a domain or address literal; RFC 5321 4.1.4 says
+ * not to refuse a session over a wrong one, so only syntax is checked. */
+static int
+smtp_helo_valid(const char *arg)
+{
+	size_t n = strlen(arg);
+
+	if (n == 0 || n > SMTP_DOMAIN_MAX)
+		return 0;
+	for (const char *p = arg; *p; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+			return 0;
+	return 1;
+}
+
+static void
+smtp_greet(struct smtp_session *s, char *arg, int esmtp)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	const struct conf *c = s->w->conf;
+
+	if (!smtp_helo_valid(arg)) {
+		smtp_reply(s, R_SYNTAX_HELO, NULL);
+		return;
+	}
+	strlcpy(s->helo, arg, sizeof s->helo);	/* length checked above */
+	smtp_tx_free(s);
+	smtp_enter_state(s, SMTP_ST_HELO);
+	if (esmtp)
+		s->flags |= SMTP_F_ESMTP;
+	else
+		s->flags &= ~SMTP_F_ESMTP;
+	if (!esmtp) {
+		evbuffer_add_printf(out, "250 %s\r\n", c->hostname);
+		return;
+	}
+	evbuffer_add_printf(out, "250-%s\r\n", c->hostname);
+	evbuffer_add_printf(out, "250-PIPELINING\r\n");
+	evbuffer_add_printf(out, "250-SIZE %" PRIu64 "\r\n",
+	    c->message_size_limit);
+	evbuffer_add_printf(out, "250-8BITMIME\r\n");
+	evbuffer_add_printf(out, "250 ENHANCEDSTATUSCODES\r\n");
+}
+
+static void
+smtp_cmd_helo(struct smtp_session *s, char *arg)
+{
+	smtp_greet(s, arg, 0);
+}
+
+static void
+smtp_cmd_ehlo(struct smtp_session *s, char *arg)
+{
+	smtp_greet(s, arg, 1);
+}
+
+static void
+smtp_cmd_mail(struct smtp_session *s, char *arg)
+{
+	struct smtp_param params[SMTP_PARAMS_MAX];
+	struct mailaddr from;
+	size_t nparams;
+	int body_8bit = 0;
+	const struct conf *c = s->w->conf;
+
+	if (s->tx) {
+		smtp_reply(s, R_NESTED_MAIL, NULL);
+		return;
+	}
+	if (s->l->conf->auth == AUTH_REQUIRED && !(s->flags & SMTP_F_AUTH)) {
+		smtp_reply(s, R_AUTH_REQUIRED, NULL);
+		return;
+	}
+	if (smtp_addr_parse(arg, ADDR_MAIL, &from, params, &nparams) == -1) {
+		smtp_reply(s, R_SYNTAX_MAIL, NULL);
+		return;
+	}
+	for (size_t i = 0; i < nparams; i++) {
+		const char *k = params[i].key, *v = params[i].value;
+
+		/* Parameters are ESMTP: none after plain HELO. */
+		if (!(s->flags & SMTP_F_ESMTP)) {
+			smtp_reply(s, R_BAD_PARAM, k);
+			return;
+		}
+		if (strcmp(k, "SIZE") == 0 && v) {
+			char *end;
+			unsigned long long n;
+
+			errno = 0;
+			n = strtoull(v, &end, 10);
+			if (*end || errno || v[0] < '0' || v[0] > '9') {
+				smtp_reply(s, R_SYNTAX, NULL);
+				return;
+			}
+			if (n > c->message_size_limit) {
+				smtp_reply(s, R_MSG_TOO_BIG, NULL);
+				return;
+			}
+		} else if (strcmp(k, "BODY") == 0 && v &&
+		    strcasecmp(v, "8BITMIME") == 0)
+			body_8bit = 1;
+		else if (strcmp(k, "BODY") == 0 && v && strcasecmp(v, "7BIT") == 0)
+			body_8bit = 0;
+		else {
+			smtp_reply(s, R_BAD_PARAM, k);
+			return;
+		}
+	}
+	s->tx = xcalloc(1, sizeof *s->tx);
+	s->tx->from = from;
+	s->tx->body_8bit = body_8bit;
+	smtp_enter_state(s, SMTP_ST_MAIL);
+	smtp_reply(s, R_SENDER_OK, NULL);
+}
+
+static void
+smtp_cmd_rcpt(struct smtp_session *s, char *arg)
+{
+	struct smtp_param params[SMTP_PARAMS_MAX];
+	struct mailaddr to;
+	struct relay_client rc;
+	size_t nparams;
+	enum smtp_reply_id verdict;
+	char addr[SMTP_PATH_MAX + 1];
+	struct smtp_tx *tx = s->tx;
+
+	if (tx == NULL) {
+		smtp_reply(s, R_NEED_MAIL, NULL);
+		return;
+	}
+	if (smtp_addr_parse(arg, ADDR_RCPT, &to, params, &nparams) == -1) {
+		smtp_reply(s, R_SYNTAX_RCPT, NULL);
+		return;
+	}
+	if (nparams > 0) {
+		smtp_reply(s, R_BAD_PARAM, params[0].key);
+		return;
+	}
+	if (tx->nrcpts >= s->w->conf->max_recipients) {
+		smtp_reply(s, R_TOO_MANY_RCPTS, NULL);
+		return;
+	}
+	rc.peer = (const struct sockaddr *)&s->ss;
+	rc.authenticated = (s->flags & SMTP_F_AUTH) != 0;
+	rcpt_maps_refresh(&s->w->maps, time(NULL));
+	verdict = relay_check_rcpt(&s->w->maps, &rc, &to);
+	if (verdict != R_RCPT_OK) {
+		smtp_reply(s, verdict, NULL);
+		return;
+	}
+	smtp_addr_format(&to, addr, sizeof addr);
+	tx->rcpts = xreallocarray(tx->rcpts, tx->nrcpts + 1, sizeof *tx->rcpts);
+	tx->rcpts[tx->nrcpts++] = xstrdup(addr);
+	smtp_enter_state(s, SMTP_ST_RCPT);
+	smtp_reply(s, R_RCPT_OK, NULL);
+}
+
+/* RFC 3848 protocol names for the Received: header and the envelope. */
+static const char *
+smtp_protocol(const struct smtp_session *s)
+{
+	static const char *names[] = { "SMTP", "ESMTP", "ESMTPS", "ESMTPA",
+	    "ESMTPSA" };
+
+	if (!(s->flags & SMTP_F_ESMTP))
+		return names[0];
+	return names[1 + ((s->flags & SMTP_F_TLS) ? 1 : 0) +
+	    ((s->flags & SMTP_F_AUTH) ? 2 : 0)];
+}
+
+/* Envelope records (src/queue/README) and our Received: header
+ * (RFC 5321 section 4.4). */
+static int
+smtp_build_head(struct smtp_session *s, struct buf *b)
+{
+	const struct smtp_tx *tx = s->tx;
+	char from[SMTP_PATH_MAX + 1], helo[SMTP_DOMAIN_MAX * 4 + 1], date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	int rc = 0;
+
+	smtp_addr_format(&tx->from, from, sizeof from);
+	str_escape(helo, sizeof helo, s->helo, strlen(s->helo));
+	rc |= buf_printf(b, "postern-queue 1\nqid %s\narrival %lld\n"
+	    "listener %s\nclient %s %u\nhelo %s\nprotocol %s\nbody %s\n"
+	    "from %s\n", tx->qid, (long long)now,
+	    listen_role_name(s->l->conf->role), s->addr, s->port, helo,
+	    smtp_protocol(s), tx->body_8bit ? "8BITMIME" : "7BIT", from);
+	for (size_t i = 0; i < tx->nrcpts; i++)
+		rc |= buf_printf(b, "rcpt %s\n", tx->rcpts[i]);
+	rc |= buf_puts(b, "\n");
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	/* TCP-info is the address literal (RFC 5321 section 4.4). */
+	rc |= buf_printf(b, "Received: from %s ([%s%s])\r\n"
+	    "\tby %s (postern) with %s id %s",
+	    helo, strchr(s->addr, ':') ? "IPv6:" : "", s->addr,
+	    s->w->conf->hostname, smtp_protocol(s),
+	    tx->qid);
+	if (tx->nrcpts == 1)
+		rc |= buf_printf(b, "\r\n\tfor <%s>", tx->rcpts[0]);
+	rc |= buf_printf(b, "; %s\r\n", date);
+	return rc;
+}
+
+static void
+smtp_cmd_data(struct smtp_session *s, char *arg)
+{
+	struct smtp_tx *tx = s->tx;
+	struct buf head;
+
+	if (*arg) {
+		smtp_reply(s, R_SYNTAX, NULL);
+		return;
+	}
+	if (tx == NULL) {
+		smtp_reply(s, R_NEED_MAIL, NULL);
+		return;
+	}
+	if (tx->nrcpts == 0) {
+		smtp_reply(s, R_NO_VALID_RCPTS, NULL);
+		return;
+	}
+	qid_next(tx->qid);
+	buf_init(&head, 0);
+	if (smtp_build_head(s, &head) == -1 ||
+	    qstore_create(&tx->qf, s->w->conf->spool, tx->qid, head.data,
+	    head.len) == -1) {
+		log_warn("%016" PRIx64 " smtp queue create qid=%s", s->id,
+		    tx->qid);
+		buf_free(&head);
+		smtp_reply(s, errno == ENOSPC || errno == EDQUOT ?
+		    R_QUEUE_FULL : R_QUEUE_TEMPFAIL, NULL);
+		return;
+	}
+	/* The head is the envelope, its blank line, then our Received:
+	 * header, which starts the message content. */
+	tx->qf_open = 1;
+	buf_free(&head);
+	data_reader_init(&tx->dr);
+	smtp_enter_state(s, SMTP_ST_DATA);
+	smtp_reply(s, R_DATA_GO, NULL);
+}
+
+static void
+smtp_cmd_rset(struct smtp_session *s, char *arg)
+{
+	smtp_reset_tx(s);
+	smtp_reply(s, R_OK, NULL);
+}
+
+static void
+smtp_cmd_noop(struct smtp_session *s, char *arg)
+{
+	smtp_reply(s, R_OK, NULL);
+}
+
+static void
+smtp_cmd_quit(struct smtp_session *s, char *arg)
+{
+	smtp_reply(s, R_BYE, NULL);
+	smtp_close_after_reply(s, "quit");
+}
+
+/* No user enumeration (RFC 5321 3.5.3 allows 252). */
+static void
+smtp_cmd_vrfy(struct smtp_session *s, char *arg)
+{
+	smtp_reply(s, *arg ? R_VRFY : R_SYNTAX, NULL);
+}
+
+static void
+smtp_cmd_help(struct smtp_session *s, char *arg)
+{
+	smtp_reply(s, R_HELP, NULL);
+}
+
+static void
+smtp_cmd_not_implemented(struct smtp_session *s, char *arg)
+{
+	smtp_reply(s, R_NOT_IMPLEMENTED, NULL);
+}
+
+typedef void (*smtp_cmd_handler)(struct smtp_session *, char *);
+
+static const smtp_cmd_handler smtp_handlers[CMD__COUNT] = {
+	[CMD_HELO]	= smtp_cmd_helo,
+	[CMD_EHLO]	= smtp_cmd_ehlo,
+	[CMD_MAIL]	= smtp_cmd_mail,
+	[CMD_RCPT]	= smtp_cmd_rcpt,
+	[CMD_DATA]	= smtp_cmd_data,
+	[CMD_RSET]	= smtp_cmd_rset,
+	[CMD_NOOP]	= smtp_cmd_noop,
+	[CMD_QUIT]	= smtp_cmd_quit,
+	[CMD_VRFY]	= smtp_cmd_vrfy,
+	[CMD_HELP]	= smtp_cmd_help,
+	[CMD_STARTTLS]	= smtp_cmd_not_implemented,
+	[CMD_AUTH]	= smtp_cmd_not_implemented,
+	[CMD_EXPN]	= smtp_cmd_not_implemented,	/* no list enumeration */
+	[CMD_ETRN]	= smtp_cmd_not_implemented,
+	[CMD_BDAT]	= smtp_cmd_not_implemented,	/* CHUNKING not offered */
+	[CMD_TURN]	= smtp_cmd_not_implemented,	/* RFC 2821: obsolete */
+};
+
+static void
+smtp_dispatch(struct smtp_session *s, char *line, size_t len)
+{
+	struct smtp_cmd cmd;
+	char logline[128];
+
+	/* Parsing splits the line in place: keep a loggable copy.  Never
+	 * an AUTH payload: only its verb and mechanism reach the log. */
+	if (len > 5 && strncasecmp(line, "AUTH ", 5) == 0) {
+		const char *sp = memchr(line + 5, ' ', len - 5);
+		str_escape(logline, sizeof logline, line,
+		    sp ? (size_t)(sp - line) : len);
+	} else
+		str_escape(logline, sizeof logline, line, len);
+	s->cmdline = logline;
+	if (smtp_cmd_parse(line, len, &cmd) == -1) {
+		s->counts[CMD__COUNT]++;
+		smtp_reply(s, memchr(line, '\0', len) ? R_NUL_IN_COMMAND :
+		    R_UNRECOGNIZED, NULL);
+		goto done;
+	}
+	if (cmd.def == NULL) {
+		s->counts[CMD__COUNT]++;
+		smtp_reply(s, R_UNRECOGNIZED, NULL);
+		goto done;
+	}
+	s->counts[cmd.def->id]++;
+	if ((cmd.def->flags & CMD_F_LIMIT) && ++s->njunk > SMTP_JUNK_MAX) {
+		smtp_reply(s, R_TOO_MANY_ERRORS, NULL);
+		smtp_close_after_reply(s, "junk-commands");
+		goto done;
+	}
+	if (s->state == SMTP_ST_CONNECTED && !(cmd.def->flags & CMD_F_PRE_HELO)) {
+		smtp_reply(s, R_NEED_HELO, NULL);
+		goto done;
+	}
+	smtp_handlers[cmd.def->id](s, cmd.arg);
+done:
+	s->cmdline = NULL;
+}
+
+/* ---------------------------------------------------------------- */
+/* DATA and the spool commit                                         */
+
+static void
+smtp_data_out(void *arg, const char *p, size_t n)
+{
+	struct smtp_session *s = arg;
+	struct smtp_tx *tx = s->tx;
+
+	if (tx->too_big)
+		return;
+	if (tx->dr.size > s->w->conf->message_size_limit) {
+		/* Keep reading to the end of DATA, storing nothing more. */
+		tx->too_big = 1;
+		return;
+	}
+	qstore_write(&tx->qf, p, n);
+}
+
+static void
+smtp_log_queued(struct smtp_session *s)
+{
+	const struct smtp_tx *tx = s->tx;
+	char from[SMTP_PATH_MAX + 1], to[1024];
+	size_t o = 0;
+
+	smtp_addr_format(&tx->from, from, sizeof from);
+	for (size_t i = 0; i < tx->nrcpts && o < sizeof to - 1; i++)
+		o += (size_t)snprintf(to + o, sizeof to - o, "%s<%s>",
+		    i ? "," : "", tx->rcpts[i]);
+	if (o >= sizeof to - 1)
+		strlcpy(to + sizeof to - 5, "...", 5);
+	log_info("%016" PRIx64 " smtp queued qid=%s from=<%s> to=%s nrcpt=%zu "
+	    "size=%" PRIu64, s->id, tx->qid, from, o ? to : "", tx->nrcpts,
+	    tx->dr.size);
+}
+
+static void
+smtp_commit_done(void *arg, int result, int err)
+{
+	struct smtp_session *s = arg;
+	struct smtp_tx *tx = s->tx;
+
+	tx->qf_open = 0;		/* committed or removed by qstore */
+	if (result == 0) {
+		smtp_log_queued(s);
+		s->nqueued++;
+	} else {
+		errno = err;
+		log_warn("%016" PRIx64 " smtp queue commit qid=%s failed",
+		    s->id, tx->qid);
+	}
+	smtp_enter_state(s, SMTP_ST_HELO);
+	if (s->flags & SMTP_F_ORPHAN) {
+		if (result == 0)
+			log_info("%016" PRIx64 " smtp client left before the "
+			    "reply for qid=%s; it may send it again", s->id,
+			    tx->qid);
+		smtp_free(s);
+		return;
+	}
+	smtp_reply(s, result == 0 ? R_QUEUED : (err == ENOSPC ||
+	    err == EDQUOT) ? R_QUEUE_FULL : R_QUEUE_TEMPFAIL,
+	    result == 0 ? tx->qid : NULL);
+	smtp_tx_free(s);
+	if (s->w->stopping) {
+		smtp_reply(s, R_SHUTDOWN, NULL);
+		smtp_close_after_reply(s, "shutdown");
+		return;
+	}
+	bufferevent_enable(s->bev, EV_READ);
+	smtp_process_input(s);
+}
+
+/* Feed what has arrived to the DATA reader. */
+static void
+smtp_data_input(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct smtp_tx *tx = s->tx;
+	enum data_result r = DATA_MORE;
+
+	while (r == DATA_MORE && evbuffer_get_length(in) > 0) {
+		struct evbuffer_iovec v;
+		size_t used;
+
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		r = data_reader_feed(&tx->dr, v.iov_base, v.iov_len, &used,
+		    smtp_data_out, s);
+		evbuffer_drain(in, used);
+	}
+	switch (r) {
+	case DATA_MORE:
+		return;
+	case DATA_BARE_EOL:
+		qstore_abort(&tx->qf);
+		tx->qf_open = 0;
+		smtp_reply(s, R_BARE_LF, NULL);
+		smtp_close_after_reply(s, "bare-lf");
+		return;
+	case DATA_END:
+		break;
+	}
+	if (tx->too_big) {
+		smtp_reply(s, R_MSG_TOO_BIG, NULL);
+		smtp_reset_tx(s);
+		return;
+	}
+	smtp_enter_state(s, SMTP_ST_COMMIT);
+	bufferevent_disable(s->bev, EV_READ);
+	qcommit_submit(&tx->qf, smtp_commit_done, s);
+}
+
+/* ---------------------------------------------------------------- */
+/* I/O                                                                */
+
+static void
+smtp_process_input(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	const struct conf *c = s->w->conf;
+
+	for (;;) {
+		char line[SMTP_LINE_MAX + 1];
+		struct evbuffer_ptr eol;
+		size_t eol_len = 0, len;
+
+		if (s->state == SMTP_ST_QUIT || s->state == SMTP_ST_COMMIT)
+			return;
+		if (s->nerrors >= c->max_errors) {
+			smtp_reply(s, R_TOO_MANY_ERRORS, NULL);
+			smtp_close_after_reply(s, "too-many-errors");
+			return;
+		}
+		if (s->state == SMTP_ST_DATA) {
+			smtp_data_input(s);
+			if (s->state == SMTP_ST_DATA || s->state == SMTP_ST_QUIT ||
+			    s->state == SMTP_ST_COMMIT)
+				return;
+			continue;
+		}
+		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+		if (eol.pos == -1) {
+			/* No complete line: enforce the limit on what is
+			 * pending too, so memory stays bounded. */
+			len = evbuffer_get_length(in);
+			if (len > SMTP_LINE_MAX) {
+				evbuffer_drain(in, len);
+				if (!(s->flags & SMTP_F_SKIP_LINE))
+					smtp_reply(s, R_LINE_TOO_LONG, NULL);
+				s->flags |= SMTP_F_SKIP_LINE;
+			}
+			return;
+		}
+		len = (size_t)eol.pos;
+		if (s->flags & SMTP_F_SKIP_LINE || len + eol_len > SMTP_LINE_MAX) {
+			/* The tail of an over-long line, or a long one that
+			 * arrived whole: one reply per line. */
+			evbuffer_drain(in, len + eol_len);
+			if (!(s->flags & SMTP_F_SKIP_LINE))
+				smtp_reply(s, R_LINE_TOO_LONG, NULL);
+			s->flags &= ~SMTP_F_SKIP_LINE;
+			continue;
+		}
+		evbuffer_remove(in, line, len + eol_len);
+		line[len] = '\0';
+		if (len && line[len - 1] == '\r')
+			line[--len] = '\0';
+		smtp_dispatch(s, line, len);
+	}
+}
+
+static void
+smtp_read_cb(struct bufferevent *bev, void *arg)
+{
+	smtp_process_input(arg);
+}
+
+static void
+smtp_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (s->state == SMTP_ST_QUIT &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		smtp_free(s);
+}
+
+static void
+smtp_event_cb(struct bufferevent *bev, short events, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (events & BEV_EVENT_TIMEOUT) {
+		if (s->state == SMTP_ST_QUIT) {
+			s->close_reason = "write-timeout";
+			smtp_free(s);
+			return;
+		}
+		smtp_reply(s, R_TIMEOUT, NULL);
+		/* Writing may still succeed; give it one more period. */
+		bufferevent_enable(bev, EV_WRITE);
+		smtp_close_after_reply(s, "timeout");
+		return;
+	}
+	if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		if (s->close_reason == NULL)
+			s->close_reason = events & BEV_EVENT_EOF ?
+			    (s->state == SMTP_ST_DATA ? "eof-in-data" : "eof") :
+			    "io-error";
+		smtp_free(s);
+		return;
+	}
+	log_warnx("%016" PRIx64 " smtp unexpected event 0x%x", s->id, events);
+	abort();
+}
+
+/* ---------------------------------------------------------------- */
+/* entry points                                                       */
+
+void
+smtp_session_accept(struct worker *w, const struct listener *l, int fd,
+    const struct sockaddr *sa, socklen_t salen)
+{
+	struct smtp_session *s;
+	struct timeval tv = { (time_t)w->conf->smtp_timeout, 0 };
+	char line[512];
+	size_t n;
+
+	s = xcalloc(1, sizeof *s);
+	s->id = ((uint64_t)arc4random() << 32) | arc4random();
+	s->w = w;
+	s->l = l;
+	memcpy(&s->ss, sa, salen < sizeof s->ss ? salen : sizeof s->ss);
+	sockaddr_format(sa, s->addr, sizeof s->addr, &s->port);
+	s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL) {
+		log_warnx("smtp: bufferevent_socket_new failed");
+		close(fd);
+		free(s);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&w->smtp_sessions, s, entry);
+	w->nsessions++;
+	bufferevent_setcb(s->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb, s);
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	log_info("%016" PRIx64 " smtp connect address=%s port=%u listener=%s",
+	    s->id, s->addr, s->port, l->name);
+
+	if (w->nsessions > w->conf->max_sessions) {
+		smtp_reply(s, R_TOO_MANY_SESSIONS, NULL);
+		smtp_close_after_reply(s, "too-many-sessions");
+		return;
+	}
+	n = (size_t)snprintf(line, sizeof line, "220 %s ESMTP postern\r\n",
+	    w->conf->hostname);
+	evbuffer_add(bufferevent_get_output(s->bev), line, n);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+void
+smtp_session_shutdown_all(struct worker *w)
+{
+	struct smtp_session *s, *next;
+
+	for (s = TAILQ_FIRST(&w->smtp_sessions); s; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if (s->state == SMTP_ST_COMMIT || s->state == SMTP_ST_QUIT)
+			continue;	/* smtp_commit_done closes it */
+		smtp_reply(s, R_SHUTDOWN, NULL);
+		smtp_close_after_reply(s, "shutdown");
+	}
+}
