@@ -1,0 +1,40 @@
+#!/bin/sh
+# Install the Debian packages postern needs to build, run and test, if
+# they are missing.  Used by `make run` and `make check`; safe to re-run.
+#   scripts/deps.sh build    compiler, libraries
+#   scripts/deps.sh test     also cmocka, pytest and real clients
+set -eu
+
+BUILD="build-essential cmake ninja-build pkg-config libevent-dev libssl-dev libcrypt-dev"
+TEST="libcmocka-dev python3 python3-pytest swaks curl openssl"
+
+want="$BUILD"
+[ "${1:-build}" = test ] && want="$BUILD $TEST"
+
+missing=""
+for p in $want; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		missing="$missing $p"
+done
+# As root, the workers drop to this unprivileged system user.
+ensure_user() {
+	[ "$(id -u)" -eq 0 ] || return 0
+	id postern >/dev/null 2>&1 && return 0
+	echo "postern: creating the unprivileged system user 'postern'"
+	useradd --system --no-create-home --home-dir /nonexistent \
+		--shell /usr/sbin/nologin postern
+}
+
+if [ -z "$missing" ]; then
+	ensure_user
+	exit 0
+fi
+
+echo "postern: installing missing packages:$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+ensure_user
