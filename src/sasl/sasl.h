@@ -1,0 +1,100 @@
+/*
+ * sasl.h - SASL mechanisms shared by SMTP AUTH (RFC 4954), POP3 AUTH
+ * (RFC 5034) and the smarthost client: PLAIN (RFC 4616), LOGIN,
+ * CRAM-MD5 (RFC 2195), SCRAM-SHA-256 (RFC 5802, RFC 7677) and the legacy
+ * DIGEST-MD5 (RFC 2831).
+ *
+ * The server side runs where the secrets are (the auth process): each
+ * step takes the client's decoded message and produces the next
+ * challenge.  Credentials are looked up through callbacks, so the
+ * mechanisms themselves know nothing about files or processes.
+ */
+#ifndef POSTERN_SASL_H
+#define POSTERN_SASL_H
+
+#include <stddef.h>
+
+#include "lib/buf.h"
+
+#define SASL_USER_MAX		64
+#define SASL_MSG_MAX		8192	/* one decoded client message */
+#define SASL_NONCE_MAX		64
+
+enum sasl_mech_id {
+	SASL_PLAIN,
+	SASL_LOGIN,
+	SASL_CRAM_MD5,
+	SASL_SCRAM_SHA_256,
+	SASL_DIGEST_MD5,
+	SASL__COUNT,
+};
+
+#define SASL_MECH_CLEARTEXT	0x01	/* reveals the password: TLS only */
+
+struct sasl_mech {
+	const char	*name;
+	enum sasl_mech_id id;
+	int		 flags;
+};
+
+enum sasl_status {
+	SASL_CONTINUE,		/* out holds the next challenge */
+	SASL_OK,		/* authenticated as s->user */
+	SASL_FAIL,		/* wrong credentials, unknown user */
+	SASL_MALFORMED,		/* the client broke the protocol */
+	SASL_TEMPFAIL,		/* the user data could not be read */
+};
+
+/* What a mechanism may ask of the user database. */
+struct sasl_backend {
+	void	*arg;
+	/* 1: the password is right and the account usable; 0: not;
+	 * -1: temporary failure. */
+	int	(*verify_password)(void *arg, const char *user,
+		    const char *password);
+	/* Copy the named secret (from the users file's secrets field:
+	 * "scram-sha-256", "cram-md5", "digest-md5") into dst; returns its
+	 * length, 0 if the user or secret does not exist, -1 on error.
+	 * The account must be usable (not locked, not expired). */
+	int	(*get_secret)(void *arg, const char *user, const char *kind,
+		    char *dst, size_t dstsz);
+};
+
+struct sasl_server {
+	const struct sasl_mech	*mech;
+	const struct sasl_backend *be;
+	int			 step;
+	char			 user[SASL_USER_MAX + 1];
+	char			 hostname[256];
+	char			 service[16];	/* "smtp", "pop" */
+	char			 nonce[SASL_NONCE_MAX + 1];
+	/* SCRAM keeps its messages for the AuthMessage and its keys for the
+	 * final step. */
+	struct buf		 saved;
+	unsigned char		 server_key[32], stored_key[32];
+};
+
+const struct sasl_mech *sasl_mech_lookup(const char *name);
+const struct sasl_mech *sasl_mech_by_id(enum sasl_mech_id);
+
+void	sasl_server_init(struct sasl_server *, const struct sasl_mech *,
+	    const struct sasl_backend *, const char *hostname,
+	    const char *service);
+/* Tests pin the server nonce to reproduce published exchanges. */
+void	sasl_server_set_nonce(struct sasl_server *, const char *);
+/*
+ * One step.  The first call takes the initial response (in == NULL when
+ * the client sent none; an empty one is in != NULL, inlen == 0).  On
+ * SASL_CONTINUE, out holds the raw challenge to send (base64 is the
+ * protocol's business).
+ */
+enum sasl_status sasl_server_step(struct sasl_server *, const unsigned char *in,
+	    size_t inlen, struct buf *out);
+void	sasl_server_free(struct sasl_server *);
+
+/* Build the secrets field entries for a password (postern user passwd).
+ * kind as above; salt/iterations only for SCRAM. */
+int	sasl_make_secret(const char *kind, const char *user, const char *realm,
+	    const char *password, char *dst, size_t dstsz);
+
+#endif

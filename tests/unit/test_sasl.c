@@ -1,0 +1,336 @@
+/*
+ * test_sasl.c - SASL server mechanisms against the published exchanges
+ * of RFC 2195 (CRAM-MD5), RFC 7677 (SCRAM-SHA-256) and RFC 2831
+ * (DIGEST-MD5), plus PLAIN/LOGIN and malformed input.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/base64.h"
+#include "sasl/sasl.h"
+#include "sasl/sasl_int.h"
+
+/* A one-user backend: secrets computed from a known password. */
+static struct {
+	const char *user, *password;
+	char scram[256], cram[256], digest[256];
+	int tempfail;
+} fake;
+
+static int
+fake_verify(void *arg, const char *user, const char *password)
+{
+	if (fake.tempfail)
+		return -1;
+	return strcmp(user, fake.user) == 0 &&
+	    strcmp(password, fake.password) == 0;
+}
+
+static int
+fake_secret(void *arg, const char *user, const char *kind, char *dst,
+    size_t dstsz)
+{
+	const char *s = NULL;
+
+	if (fake.tempfail)
+		return -1;
+	if (strcmp(user, fake.user) != 0)
+		return 0;
+	if (strcmp(kind, "scram-sha-256") == 0)
+		s = fake.scram;
+	else if (strcmp(kind, "cram-md5") == 0)
+		s = fake.cram;
+	else if (strcmp(kind, "digest-md5") == 0)
+		s = fake.digest;
+	if (s == NULL || !*s)
+		return 0;
+	snprintf(dst, dstsz, "%s", s);
+	return (int)strlen(s);
+}
+
+static const struct sasl_backend fake_be = { NULL, fake_verify, fake_secret };
+
+static void
+set_user(const char *user, const char *password)
+{
+	memset(&fake, 0, sizeof fake);
+	fake.user = user;
+	fake.password = password;
+}
+
+static enum sasl_status
+step_str(struct sasl_server *s, const char *in, struct buf *out)
+{
+	return sasl_server_step(s, (const unsigned char *)in, in ? strlen(in) : 0,
+	    out);
+}
+
+static void
+test_cram_md5_rfc2195(void **state)
+{
+	struct sasl_server s;
+	struct buf out;
+
+	set_user("tim", "tanstaaftanstaaf");
+	assert_true(sasl_cram_md5_secret("tanstaaftanstaaf", fake.cram,
+	    sizeof fake.cram) > 0);
+	buf_init(&out, 0);
+	sasl_server_init(&s, sasl_mech_lookup("CRAM-MD5"), &fake_be,
+	    "postoffice.reston.mci.net", "smtp");
+	sasl_server_set_nonce(&s, "<1896.697170952@postoffice.reston.mci.net>");
+	assert_int_equal(step_str(&s, NULL, &out), SASL_CONTINUE);
+	assert_string_equal(out.data, "<1896.697170952@postoffice.reston.mci.net>");
+	assert_int_equal(step_str(&s, "tim b913a602c7eda7a495b4e6e7334d3890", &out),
+	    SASL_OK);
+	assert_string_equal(s.user, "tim");
+	sasl_server_free(&s);
+
+	/* A wrong digest, a wrong user, and a malformed response. */
+	const char *bad[][2] = {
+		{ "tim b913a602c7eda7a495b4e6e7334d3891", "fail" },
+		{ "tom b913a602c7eda7a495b4e6e7334d3890", "fail" },
+		{ "tim b913a602c7eda7a495b4e6e7334d389", "malformed" },
+		{ "timb913a602c7eda7a495b4e6e7334d3890x", "malformed" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		sasl_server_init(&s, sasl_mech_lookup("CRAM-MD5"), &fake_be,
+		    "postoffice.reston.mci.net", "smtp");
+		sasl_server_set_nonce(&s,
+		    "<1896.697170952@postoffice.reston.mci.net>");
+		step_str(&s, NULL, &out);
+		enum sasl_status st = step_str(&s, bad[i][0], &out);
+		if (st != (strcmp(bad[i][1], "fail") == 0 ? SASL_FAIL :
+		    SASL_MALFORMED))
+			fail_msg("'%s': got %d, want %s", bad[i][0], st, bad[i][1]);
+		sasl_server_free(&s);
+	}
+	/* Server-first: an initial response is a protocol error. */
+	sasl_server_init(&s, sasl_mech_lookup("CRAM-MD5"), &fake_be, "h", "smtp");
+	assert_int_equal(step_str(&s, "tim", &out), SASL_MALFORMED);
+	sasl_server_free(&s);
+	buf_free(&out);
+}
+
+static void
+test_scram_sha256_rfc7677(void **state)
+{
+	static const unsigned char salt[] = {
+		0x5b, 0x6d, 0x99, 0x68, 0x9d, 0x12, 0x35, 0x8e,
+		0xec, 0xa0, 0x4b, 0x14, 0x12, 0x36, 0xfa, 0x81 };
+	struct sasl_server s;
+	struct buf out;
+	char salt64[32];
+
+	base64_encode(salt64, salt, sizeof salt);
+	assert_string_equal(salt64, "W22ZaJ0SNY7soEsUEjb6gQ==");
+	set_user("user", "pencil");
+	assert_true(sasl_scram_secret("pencil", salt, sizeof salt, 4096,
+	    fake.scram, sizeof fake.scram) > 0);
+	buf_init(&out, 0);
+	sasl_server_init(&s, sasl_mech_lookup("SCRAM-SHA-256"), &fake_be, "h",
+	    "smtp");
+	sasl_server_set_nonce(&s, "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
+	assert_int_equal(step_str(&s, "n,,n=user,r=rOprNGfwEbeRWgbNEkqO", &out),
+	    SASL_CONTINUE);
+	assert_string_equal(out.data, "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfux"
+	    "FIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
+	assert_int_equal(step_str(&s, "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2Ra"
+	    "TCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+	    &out), SASL_CONTINUE);
+	assert_string_equal(out.data,
+	    "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+	assert_int_equal(step_str(&s, "", &out), SASL_OK);
+	assert_string_equal(s.user, "user");
+	sasl_server_free(&s);
+
+	/* The same exchange with a wrong proof fails; so does an unknown
+	 * user (who still gets a salt, so nothing is revealed). */
+	sasl_server_init(&s, sasl_mech_lookup("SCRAM-SHA-256"), &fake_be, "h",
+	    "smtp");
+	sasl_server_set_nonce(&s, "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
+	step_str(&s, "n,,n=user,r=rOprNGfwEbeRWgbNEkqO", &out);
+	assert_int_equal(step_str(&s, "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2Ra"
+	    "TCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVA=",
+	    &out), SASL_FAIL);
+	sasl_server_free(&s);
+	sasl_server_init(&s, sasl_mech_lookup("SCRAM-SHA-256"), &fake_be, "h",
+	    "smtp");
+	assert_int_equal(step_str(&s, "n,,n=nobody,r=rOprNGfwEbeRWgbNEkqO", &out),
+	    SASL_CONTINUE);
+	assert_non_null(strstr(out.data, ",s="));
+	sasl_server_free(&s);
+
+	/* Malformed first messages. */
+	const char *bad[] = { "p=tls-unique,,n=user,r=abcdefgh", "n,n=user",
+	    "n,,n=user", "n,,r=abcdefgh", "n,,n=us=2Xer,r=abcdefgh",
+	    "x,,n=user,r=abcdefgh", "n,,n=user,r=abc" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		sasl_server_init(&s, sasl_mech_lookup("SCRAM-SHA-256"), &fake_be,
+		    "h", "smtp");
+		enum sasl_status st = step_str(&s, bad[i], &out);
+		if (st != SASL_MALFORMED)
+			fail_msg("'%s': got %d, want MALFORMED", bad[i], st);
+		sasl_server_free(&s);
+	}
+	/* c= must match the gs2 header, r= the full nonce. */
+	sasl_server_init(&s, sasl_mech_lookup("SCRAM-SHA-256"), &fake_be, "h",
+	    "smtp");
+	sasl_server_set_nonce(&s, "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0");
+	step_str(&s, "n,,n=user,r=rOprNGfwEbeRWgbNEkqO", &out);
+	assert_int_equal(step_str(&s, "c=eSws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2Ra"
+	    "TCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+	    &out), SASL_MALFORMED);
+	sasl_server_free(&s);
+	buf_free(&out);
+}
+
+static void
+test_digest_md5_rfc2831(void **state)
+{
+	struct sasl_server s;
+	struct buf out;
+
+	set_user("chris", "secret");
+	assert_true(sasl_digest_md5_secret("chris", "elwood.innosoft.com",
+	    "secret", fake.digest, sizeof fake.digest) > 0);
+	buf_init(&out, 0);
+	sasl_server_init(&s, sasl_mech_lookup("DIGEST-MD5"), &fake_be,
+	    "elwood.innosoft.com", "imap");
+	sasl_server_set_nonce(&s, "OA6MG9tEQGm2hh");
+	assert_int_equal(step_str(&s, NULL, &out), SASL_CONTINUE);
+	assert_non_null(strstr(out.data, "nonce=\"OA6MG9tEQGm2hh\""));
+	assert_non_null(strstr(out.data, "realm=\"elwood.innosoft.com\""));
+	assert_int_equal(step_str(&s, "charset=utf-8,username=\"chris\","
+	    "realm=\"elwood.innosoft.com\",nonce=\"OA6MG9tEQGm2hh\",nc=00000001,"
+	    "cnonce=\"OA6MHXh6VqTrRk\",digest-uri=\"imap/elwood.innosoft.com\","
+	    "response=d388dad90d4bbd760a152321f2143af7,qop=auth", &out),
+	    SASL_CONTINUE);
+	assert_string_equal(out.data, "rspauth=ea40f60335c427b5527b84dbabcdfffd");
+	assert_int_equal(step_str(&s, "", &out), SASL_OK);
+	sasl_server_free(&s);
+
+	/* Wrong response, replayed nonce, other service, repeated directive. */
+	const char *bad[][2] = {
+		{ "username=\"chris\",realm=\"elwood.innosoft.com\",nonce=\"OA6MG9tEQGm2hh\",nc=00000001,cnonce=\"OA6MHXh6VqTrRk\",digest-uri=\"imap/elwood.innosoft.com\",response=d388dad90d4bbd760a152321f2143af8,qop=auth", "fail" },
+		{ "username=\"chris\",realm=\"elwood.innosoft.com\",nonce=\"XXXXXXXXXXXXXX\",nc=00000001,cnonce=\"OA6MHXh6VqTrRk\",digest-uri=\"imap/elwood.innosoft.com\",response=d388dad90d4bbd760a152321f2143af7,qop=auth", "fail" },
+		{ "username=\"chris\",realm=\"elwood.innosoft.com\",nonce=\"OA6MG9tEQGm2hh\",nc=00000001,cnonce=\"OA6MHXh6VqTrRk\",digest-uri=\"smtp/elwood.innosoft.com\",response=d388dad90d4bbd760a152321f2143af7,qop=auth", "fail" },
+		{ "username=\"chris\",username=\"chris\",nonce=\"OA6MG9tEQGm2hh\"", "malformed" },
+		{ "username=\"chris", "malformed" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		sasl_server_init(&s, sasl_mech_lookup("DIGEST-MD5"), &fake_be,
+		    "elwood.innosoft.com", "imap");
+		sasl_server_set_nonce(&s, "OA6MG9tEQGm2hh");
+		step_str(&s, NULL, &out);
+		enum sasl_status st = step_str(&s, bad[i][0], &out);
+		if (st != (strcmp(bad[i][1], "fail") == 0 ? SASL_FAIL :
+		    SASL_MALFORMED))
+			fail_msg("case %zu: got %d, want %s", i, st, bad[i][1]);
+		sasl_server_free(&s);
+	}
+	buf_free(&out);
+}
+
+static void
+test_plain_login(void **state)
+{
+	struct sasl_server s;
+	struct buf out;
+	static const unsigned char ok[] = "\0hoge\0secret";
+	static const unsigned char authz[] = "hoge\0hoge\0secret";
+	static const unsigned char proxy[] = "root\0hoge\0secret";
+	static const unsigned char wrong[] = "\0hoge\0Secret";
+	static const unsigned char nonul[] = "hoge secret";
+	static const unsigned char onenul[] = "\0hogesecret";
+	static const struct { const unsigned char *in; size_t n; enum sasl_status want; } rows[] = {
+		{ ok, sizeof ok - 1, SASL_OK },
+		{ authz, sizeof authz - 1, SASL_OK },
+		{ proxy, sizeof proxy - 1, SASL_FAIL },
+		{ wrong, sizeof wrong - 1, SASL_FAIL },
+		{ nonul, sizeof nonul - 1, SASL_MALFORMED },
+		{ onenul, sizeof onenul - 1, SASL_MALFORMED },
+		{ (const unsigned char *)"\0hoge\0", 6, SASL_MALFORMED },
+		{ (const unsigned char *)"\0\0secret", 8, SASL_MALFORMED },
+	};
+
+	set_user("hoge", "secret");
+	buf_init(&out, 0);
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		sasl_server_init(&s, sasl_mech_lookup("plain"), &fake_be, "h",
+		    "smtp");
+		enum sasl_status st = sasl_server_step(&s, rows[i].in, rows[i].n,
+		    &out);
+		if (st != rows[i].want)
+			fail_msg("row %zu: got %d, want %d", i, st, rows[i].want);
+		sasl_server_free(&s);
+	}
+	/* No initial response: an empty challenge first. */
+	sasl_server_init(&s, sasl_mech_lookup("PLAIN"), &fake_be, "h", "smtp");
+	assert_int_equal(sasl_server_step(&s, NULL, 0, &out), SASL_CONTINUE);
+	assert_int_equal(out.len, 0);
+	assert_int_equal(sasl_server_step(&s, ok, sizeof ok - 1, &out), SASL_OK);
+	sasl_server_free(&s);
+
+	/* LOGIN, with and without the user name as initial response. */
+	sasl_server_init(&s, sasl_mech_lookup("LOGIN"), &fake_be, "h", "smtp");
+	assert_int_equal(step_str(&s, NULL, &out), SASL_CONTINUE);
+	assert_string_equal(out.data, "Username:");
+	assert_int_equal(step_str(&s, "hoge", &out), SASL_CONTINUE);
+	assert_string_equal(out.data, "Password:");
+	assert_int_equal(step_str(&s, "secret", &out), SASL_OK);
+	sasl_server_free(&s);
+	sasl_server_init(&s, sasl_mech_lookup("LOGIN"), &fake_be, "h", "smtp");
+	assert_int_equal(step_str(&s, "hoge", &out), SASL_CONTINUE);
+	assert_string_equal(out.data, "Password:");
+	assert_int_equal(step_str(&s, "nope", &out), SASL_FAIL);
+	sasl_server_free(&s);
+
+	/* A backend that cannot answer gives a temporary failure. */
+	fake.tempfail = 1;
+	sasl_server_init(&s, sasl_mech_lookup("PLAIN"), &fake_be, "h", "smtp");
+	assert_int_equal(sasl_server_step(&s, ok, sizeof ok - 1, &out),
+	    SASL_TEMPFAIL);
+	sasl_server_free(&s);
+	buf_free(&out);
+}
+
+static void
+test_base64_strict(void **state)
+{
+	static const struct { const char *in; long want; } rows[] = {
+		{ "", 0 }, { "Zg==", 1 }, { "Zm8=", 2 }, { "Zm9v", 3 },
+		{ "Zg=", -1 }, { "Zg", -1 }, { "Z===", -1 }, { "Zh==", -1 },
+		{ "Zm9=", -1 }, { "Zm 9v", -1 }, { "Zm9v\n", -1 }, { "=m9v", -1 },
+		{ "Zg==Zg==", -1 }, { "Zm9*", -1 },
+	};
+	unsigned char out[64];
+
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		long got = base64_decode(out, rows[i].in, strlen(rows[i].in));
+		if (got != rows[i].want)
+			fail_msg("'%s': got %ld, want %ld", rows[i].in, got,
+			    rows[i].want);
+	}
+	char enc[16];
+	base64_encode(enc, (const unsigned char *)"foob", 4);
+	assert_string_equal(enc, "Zm9vYg==");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cram_md5_rfc2195),
+		cmocka_unit_test(test_scram_sha256_rfc7677),
+		cmocka_unit_test(test_digest_md5_rfc2831),
+		cmocka_unit_test(test_plain_login),
+		cmocka_unit_test(test_base64_strict),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
