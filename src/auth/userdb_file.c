@@ -16,8 +16,8 @@
 
 #define USERDB_FIELDS	6
 
-static int
-valid_username(const char *s)
+int
+userdb_name_valid(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -34,14 +34,27 @@ parse_date(const char *s, time_t *out)
 {
 	struct tm tm;
 	char *end;
+	int mday, mon;
 
 	if (*s == '\0') {
 		*out = 0;
 		return 0;
 	}
+	/* Exactly YYYY-MM-DD: strptime alone also takes "2024-1-1" and
+	 * leading blanks. */
+	for (int i = 0; i < 10; i++)
+		if (i == 4 || i == 7 ? s[i] != '-' :
+		    !isdigit((unsigned char)s[i]))
+			return -1;
 	memset(&tm, 0, sizeof tm);
 	end = strptime(s, "%Y-%m-%d", &tm);
 	if (end == NULL || *end != '\0')
+		return -1;
+	/* strptime takes day 31 in any month: a date that timegm has to
+	 * move ("2024-02-30" -> March 1) does not exist. */
+	mday = tm.tm_mday;
+	mon = tm.tm_mon;
+	if (timegm(&tm) == -1 || tm.tm_mday != mday || tm.tm_mon != mon)
 		return -1;
 	/* Valid through the whole day named, in UTC. */
 	tm.tm_mday += 1;
@@ -49,10 +62,12 @@ parse_date(const char *s, time_t *out)
 	return *out == -1 ? -1 : 0;
 }
 
+/* User names are case-insensitive, like the mail addresses they receive
+ * (the recipient check looks them up in lower case). */
 static int
 user_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct user_entry *)a)->name,
+	return strcasecmp(((const struct user_entry *)a)->name,
 	    ((const struct user_entry *)b)->name);
 }
 
@@ -99,7 +114,7 @@ userdb_parse(const char *name, const char *text, struct userdb *db, FILE *errf)
 		memset(&u, 0, sizeof u);
 		if (nf != USERDB_FIELDS || s != NULL)
 			why = "expected 6 fields name:hash:expires:flags:addresses:secrets";
-		else if (!valid_username(field[0]))
+		else if (!userdb_name_valid(field[0]))
 			why = "user name must be 1-64 letters, digits, '.', '_' or '-'";
 		else if (parse_date(field[2], &u.expires) == -1)
 			why = "expiry date must be YYYY-MM-DD or empty";

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int
 alias_cmp(const void *a, const void *b)
@@ -151,7 +152,10 @@ aliases_parse(const char *name, const char *text, struct aliases *al,
 		size_t len = nl ? (size_t)(nl - p) : strlen(p);
 		int at_end = *p == '\0';
 		int continuation = !at_end && (p[0] == ' ' || p[0] == '\t');
-		int blank = !at_end && (strspn(p, " \t\r") >= len || p[0] == '#');
+		/* Blank, or a comment: '#' as the first non-blank (so an
+		 * indented comment inside a list is no target). */
+		int blank = !at_end && (strspn(p, " \t\r") >= len ||
+		    p[strspn(p, " \t")] == '#');
 
 		if (!at_end)
 			line++;
@@ -214,6 +218,15 @@ aliases_free(struct aliases *al)
 	memset(al, 0, sizeof *al);
 }
 
+/* Names are stored in lower case, so this orders them as alias_cmp
+ * does while letting the key be in any case. */
+static int
+alias_cmp_ci(const void *a, const void *b)
+{
+	return strcasecmp(((const struct alias_entry *)a)->name,
+	    ((const struct alias_entry *)b)->name);
+}
+
 const struct alias_entry *
 aliases_lookup(const struct aliases *al, const char *name)
 {
@@ -222,5 +235,5 @@ aliases_lookup(const struct aliases *al, const char *name)
 	if (al->nentries == 0)
 		return NULL;
 	return bsearch(&key, al->entries, al->nentries, sizeof *al->entries,
-	    alias_cmp);
+	    alias_cmp_ci);
 }

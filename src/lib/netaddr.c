@@ -3,6 +3,7 @@
 #include "lib/strutil.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,9 @@ netprefix_parse(const char *s, struct netprefix *p)
 	} else
 		return -1;
 	if (slash) {
-		if (*slash == '\0' || *slash == '+' || *slash == '-')
+		/* Digits only: strtoul would also skip blanks and take a
+		 * sign. */
+		if (!isdigit((unsigned char)*slash))
 			return -1;
 		bits = strtoul(slash, &end, 10);
 		if (*end != '\0' || bits > p->bits)

@@ -23,8 +23,11 @@ reply_format(char *dst, size_t dstsz, enum smtp_reply_id id, const char *arg)
 	const char *pct = strstr(d->text, "%s");
 	int n;
 
-	if (dstsz < 8)
+	if (dstsz < 8) {		/* no room for even "250 2\r\n" */
+		if (dstsz > 0)
+			dst[0] = '\0';
 		return 0;
+	}
 	if (pct)
 		n = snprintf(dst, dstsz - 2, "%d%s%s %.*s%s%s", d->code,
 		    d->esc[0] ? " " : "", d->esc, (int)(pct - d->text),

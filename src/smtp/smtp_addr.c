@@ -139,6 +139,8 @@ smtp_addr_parse_path(const char *s, size_t len, struct mailaddr *a)
 			return -1;
 		s += r;
 		len -= r;
+		if (len == 0)
+			return -1;		/* a route but no mailbox */
 	}
 	if (s[0] == '"') {
 		llen = quoted_string_len(s, len);
@@ -287,7 +289,9 @@ smtp_addr_simple_local(const struct mailaddr *a, char *dst, size_t dstsz)
 	if (!a->quoted) {
 		if (strlcpy(dst, a->local, dstsz) >= dstsz)
 			return -1;
-		return 0;
+		/* % and ! are atext but route mail elsewhere (RFC 1123 %-hack,
+		 * UUCP bang paths): never a plain local name. */
+		return strpbrk(dst, "%!") ? -1 : 0;
 	}
 	for (size_t i = 1; i + 1 < len; i++) {
 		char c = a->local[i];
@@ -298,5 +302,5 @@ smtp_addr_simple_local(const struct mailaddr *a, char *dst, size_t dstsz)
 		dst[o++] = c;
 	}
 	dst[o] = '\0';
-	return dot_string_valid(dst, o) ? 0 : -1;
+	return dot_string_valid(dst, o) && !strpbrk(dst, "%!") ? 0 : -1;
 }
