@@ -5,8 +5,8 @@
 #   scripts/deps.sh test     also cmocka, pytest and real clients
 set -eu
 
-BUILD="build-essential cmake ninja-build pkg-config libevent-dev libssl-dev libcrypt-dev"
-TEST="libcmocka-dev python3 python3-pytest swaks curl openssl"
+BUILD="build-essential cmake ninja-build pkg-config libevent-dev libssl-dev libcrypt-dev libc-ares-dev"
+TEST="libcmocka-dev python3 python3-pytest swaks curl openssl msmtp"
 
 want="$BUILD"
 [ "${1:-build}" = test ] && want="$BUILD $TEST"

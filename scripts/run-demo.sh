@@ -25,15 +25,19 @@ users       $RUN/users
 aliases     $RUN/aliases
 mynetworks  127.0.0.1/32 ::1
 
-# Unprivileged loopback ports stand in for 25 and 587.
-listen smtp       on 127.0.0.1 port 2525
-listen submission on 127.0.0.1 port 2587
+# Unprivileged loopback ports stand in for 25, 587 and 465.
+listen smtp        on 127.0.0.1 port 2525
+listen submission  on 127.0.0.1 port 2587
+listen submissions on 127.0.0.1 port 2465
 CONF
-	printf '%s\n' \
-	    '# name:password-hash:expires:flags:addresses:secrets' \
-	    'demo:!:::demo@example.test:' >"$RUN/users"
 	printf '%s\n' 'postmaster: demo' 'root: demo' 'abuse: demo' >"$RUN/aliases"
+	# A demo account with a random password, kept next to the config.
+	head -c 12 /dev/urandom | base64 | tr -d '/+=' >"$RUN/demo-password"
+	chmod 600 "$RUN/demo-password"
+	"$BIN" user -c "$RUN/postern.conf" add demo --password-stdin \
+	    --address demo@example.test <"$RUN/demo-password" >/dev/null
 fi
+PASS=$(cat "$RUN/demo-password")
 
 "$BIN" config -c "$RUN/postern.conf" check >/dev/null
 
@@ -49,8 +53,11 @@ or
   printf 'Subject: hello\r\n\r\nHello, postern.\r\n' |
     curl -s smtp://127.0.0.1:2525 --mail-from you@example.org \\
          --mail-rcpt demo@example.test --upload-file -
-Port 2587 is the submission port: it answers MAIL with
-"530 5.7.0 Authentication required" until the client has authenticated.
+Port 2587 is the submission port (2465 with implicit TLS): MAIL gets
+"530 5.7.0 Authentication required" until the client authenticates,
+and AUTH is offered only inside TLS.  The demo account:
+  swaks --server 127.0.0.1:2587 -tls --auth PLAIN --auth-user demo \\
+        --auth-password '$PASS' --from demo@example.test --to someone@example.org
 
 MSG
 exec "$BIN" serve -c "$RUN/postern.conf"

@@ -3,12 +3,14 @@
  *
  *   postern serve  [-c FILE] [-v]     run in the foreground
  *   postern config [-c FILE] check    validate the configuration
+ *   postern user   [-c FILE] ...      manage the users file
  */
 #include "admin/cli.h"
 #include "conf/conf.h"
 #include "lib/log.h"
 #include "proc/master.h"
 
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,10 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: postern serve  [-c FILE] [-v]     run the server in the foreground\n"
 	    "       postern config [-c FILE] check    check the configuration\n"
+	    "       postern user   [-c FILE] add NAME [--password-stdin] [--address ADDR]... [--expires YYYY-MM-DD]\n"
+	    "       postern user   [-c FILE] passwd|lock|unlock|del|show NAME | expire NAME DATE|never | list\n"
+	    "       postern queue  [-c FILE] list|flush|delete ID|hold ID|release ID\n"
+	    "       postern aliases [-c FILE]         check aliases, rebuild the index\n"
 	    "       postern version\n"
 	    "The default configuration file is " CONF_DEFAULT_PATH ".\n");
 }
@@ -37,6 +43,8 @@ cmd_serve(const char *conf_path, int verbose)
 	if ((nerr = conf_load(conf_path, c, stderr)) != 0) {
 		fprintf(stderr, "postern: %s: %d error%s; not starting\n",
 		    conf_path, nerr, nerr == 1 ? "" : "s");
+		conf_free(c);
+		free(c);
 		return EX_CONFIG;
 	}
 	return master_run(c, verbose);
@@ -47,7 +55,27 @@ main(int argc, char **argv)
 {
 	const char *conf_path = CONF_DEFAULT_PATH, *sub;
 	int verbose = 0, ch;
+	char *prog = argc > 0 ? basename(argv[0]) : "postern";
 
+	/* argv[0] mailq and newaliases (DESIGN.md: the MSP names). */
+	if (strcmp(prog, "mailq") == 0 || strcmp(prog, "newaliases") == 0) {
+		static char *list[] = { "list", NULL };
+		while ((ch = getopt(argc, argv, "c:v")) != -1) {
+			if (ch == 'c')
+				conf_path = optarg;
+			else if (ch != 'v') {
+				fprintf(stderr, "usage: %s [-c FILE]\n", prog);
+				return EX_USAGE;
+			}
+		}
+		if (optind != argc) {
+			fprintf(stderr, "usage: %s [-c FILE]\n", prog);
+			return EX_USAGE;
+		}
+		if (prog[0] == 'm')
+			return cli_queue(1, list, conf_path);
+		return cli_aliases(0, list + 1, conf_path);
+	}
 	if (argc < 2) {
 		usage(stderr);
 		return EX_USAGE;
@@ -89,6 +117,12 @@ main(int argc, char **argv)
 	}
 	if (strcmp(sub, "config") == 0)
 		return cli_config(argc, argv, conf_path);
+	if (strcmp(sub, "user") == 0)
+		return cli_user(argc, argv, conf_path);
+	if (strcmp(sub, "queue") == 0)
+		return cli_queue(argc, argv, conf_path);
+	if (strcmp(sub, "aliases") == 0)
+		return cli_aliases(argc, argv, conf_path);
 	fprintf(stderr, "postern: unknown command '%s'\n", sub);
 	usage(stderr);
 	return EX_USAGE;

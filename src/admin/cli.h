@@ -8,5 +8,8 @@
 #include <sysexits.h>
 
 int	cli_config(int argc, char **argv, const char *conf_path);
+int	cli_user(int argc, char **argv, const char *conf_path);
+int	cli_queue(int argc, char **argv, const char *conf_path);
+int	cli_aliases(int argc, char **argv, const char *conf_path);
 
 #endif

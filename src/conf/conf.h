@@ -38,6 +38,10 @@ struct conf {
 	char		 relay[PATH_MAX];	/* "direct" or the via clause */
 	char		 resolver[CONF_NAME_MAX];
 
+	unsigned	 auth_mechanisms;	/* bit per enum sasl_mech_id */
+	unsigned	 auth_max_failures;	/* per client address, then block */
+	uint64_t	 auth_block_time;	/* seconds */
+
 	char		 user[64];		/* unprivileged run-as user */
 	unsigned	 workers;		/* event-loop processes */
 	int		 log_syslog;
@@ -46,6 +50,15 @@ struct conf {
 	uint64_t	 smtp_timeout;		/* seconds idle per command */
 	unsigned	 max_errors;		/* then 421 and close */
 	unsigned	 max_sessions;		/* per worker process */
+
+	/* Queue manager and local delivery (src/queue/README). */
+	char		 admin[64];		/* local user for the default aliases */
+	int		 queue_manager;		/* 0: spool only, deliver nothing */
+	uint64_t	 retry_min;		/* seconds; first back-off */
+	uint64_t	 retry_max;		/* seconds; back-off ceiling */
+	uint64_t	 queue_lifetime;	/* seconds; then bounce */
+	uint64_t	 delay_warning;		/* seconds; 0 = never warn */
+	unsigned	 hop_limit;		/* Received: headers; more = loop */
 };
 
 /* Parse a file; on error, messages "FILE:LINE: what" go to errf and the

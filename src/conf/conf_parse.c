@@ -9,6 +9,7 @@
 #include "lib/fsio.h"
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
+#include "sasl/sasl.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -40,6 +41,9 @@ conf_error(struct conf_ctx *ctx, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', ctx->errf);
 }
+
+static int	conf_uint(struct conf_ctx *, const char *, const char *, unsigned,
+		    unsigned, unsigned *);
 
 typedef void (*conf_handler)(struct conf_ctx *, struct conf *, char **, size_t);
 
@@ -84,9 +88,69 @@ valid_domain(const char *d)
 }
 
 static void
+kw_admin(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	/* A local user name (the users file's syntax), not an address. */
+	if (strlen(av[1]) >= sizeof c->admin ||
+	    strspn(av[1], "abcdefghijklmnopqrstuvwxyz0123456789._-") !=
+	    strlen(av[1]) || av[1][0] == '.' || av[1][0] == '-')
+		conf_error(ctx, "admin: '%s' is not a local user name", av[1]);
+	else
+		strlcpy(c->admin, av[1], sizeof c->admin);
+}
+
+static void
 kw_aliases(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 {
 	copy_path(ctx, c->aliases, sizeof c->aliases, av[0], av[1]);
+}
+
+/* The queue's durations: 1 second (tests) up to a year. */
+static void
+conf_queue_duration(struct conf_ctx *ctx, const char *kw, const char *v,
+    int zero_ok, uint64_t *out)
+{
+	uint64_t d;
+
+	if (parse_duration(v, &d) == -1 || (d == 0 && !zero_ok) ||
+	    d > 366 * 86400ULL)
+		conf_error(ctx, "%s: '%s' is not a duration from %s to 366d "
+		    "(like 5m)", kw, v, zero_ok ? "0" : "1s");
+	else
+		*out = d;
+}
+
+static void
+kw_delay_warning(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	conf_queue_duration(ctx, av[0], av[1], 1, &c->delay_warning);
+}
+
+static void
+kw_auth_mechanisms(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	c->auth_mechanisms = 0;
+	for (size_t i = 1; i < ac; i++) {
+		const struct sasl_mech *m = sasl_mech_lookup(av[i]);
+
+		if (m == NULL)
+			conf_error(ctx, "auth-mechanisms: unknown mechanism '%s' "
+			    "(PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256, DIGEST-MD5)",
+			    av[i]);
+		else
+			c->auth_mechanisms |= 1u << m->id;
+	}
+}
+
+static void
+kw_auth_throttle(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	/* auth-throttle FAILURES BLOCK-TIME */
+	if (conf_uint(ctx, av[0], av[1], 1, 10000, &c->auth_max_failures) == 0 &&
+	    (parse_duration(av[2], &c->auth_block_time) == -1 ||
+	    c->auth_block_time == 0 || c->auth_block_time > 86400))
+		conf_error(ctx, "auth-throttle: '%s' is not a duration from 1s "
+		    "to 1d", av[2]);
 }
 
 static void
@@ -187,9 +251,31 @@ kw_listen(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 				    "implicit or off, not '%s'", val);
 				return;
 			}
+		} else if (strcmp(opt, "cleartext-auth") == 0) {
+			if (strcmp(val, "never") == 0)
+				lc.cleartext_auth = CLEARTEXT_NEVER;
+			else if (strcmp(val, "loopback") == 0)
+				lc.cleartext_auth = CLEARTEXT_LOOPBACK;
+			else {
+				conf_error(ctx, "listen: cleartext-auth must be "
+				    "never or loopback, not '%s'", val);
+				return;
+			}
+		} else if (strcmp(opt, "sender-check") == 0) {
+			if (strcmp(val, "off") == 0)
+				lc.sender_check = SENDER_CHECK_OFF;
+			else if (strcmp(val, "envelope") == 0)
+				lc.sender_check = SENDER_CHECK_ENVELOPE;
+			else if (strcmp(val, "header") == 0)
+				lc.sender_check = SENDER_CHECK_HEADER;
+			else {
+				conf_error(ctx, "listen: sender-check must be off, "
+				    "envelope or header, not '%s'", val);
+				return;
+			}
 		} else {
 			conf_error(ctx, "listen: unknown option '%s' (on, port, "
-			    "auth, tls)", opt);
+			    "auth, tls, cleartext-auth, sender-check)", opt);
 			return;
 		}
 	}
@@ -239,6 +325,12 @@ conf_uint(struct conf_ctx *ctx, const char *kw, const char *v, unsigned min,
 	}
 	*out = (unsigned)n;
 	return 0;
+}
+
+static void
+kw_hop_limit(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	conf_uint(ctx, av[0], av[1], 1, 1000, &c->hop_limit);
 }
 
 static void
@@ -299,6 +391,24 @@ kw_pop_before_smtp(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 }
 
 static void
+kw_queue_lifetime(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	conf_queue_duration(ctx, av[0], av[1], 0, &c->queue_lifetime);
+}
+
+static void
+kw_queue_manager(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	if (strcmp(av[1], "on") == 0)
+		c->queue_manager = 1;
+	else if (strcmp(av[1], "off") == 0)
+		c->queue_manager = 0;
+	else
+		conf_error(ctx, "queue-manager: must be on or off, not '%s'",
+		    av[1]);
+}
+
+static void
 kw_relay(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 {
 	size_t o = 0;
@@ -324,6 +434,18 @@ kw_resolver(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 {
 	if (strlcpy(c->resolver, av[1], sizeof c->resolver) >= sizeof c->resolver)
 		conf_error(ctx, "resolver: too long");
+}
+
+static void
+kw_retry_max(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	conf_queue_duration(ctx, av[0], av[1], 0, &c->retry_max);
+}
+
+static void
+kw_retry_min(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	conf_queue_duration(ctx, av[0], av[1], 0, &c->retry_min);
 }
 
 static void
@@ -377,8 +499,13 @@ static const struct conf_keyword {
 	conf_handler	 fn;
 	size_t		 minargs, maxargs;	/* words after the keyword */
 } conf_keywords[] = {
+	{ "admin",		kw_admin,		1, 1 },
 	{ "aliases",		kw_aliases,		1, 1 },
+	{ "auth-mechanisms",	kw_auth_mechanisms,	1, CONF_MAX_WORDS },
+	{ "auth-throttle",	kw_auth_throttle,	2, 2 },
+	{ "delay-warning",	kw_delay_warning,	1, 1 },
 	{ "domains",		kw_domains,		1, CONF_MAX_WORDS },
+	{ "hop-limit",		kw_hop_limit,		1, 1 },
 	{ "hostname",		kw_hostname,		1, 1 },
 	{ "listen",		kw_listen,		1, CONF_MAX_WORDS },
 	{ "log",		kw_log,			1, 1 },
@@ -389,8 +516,12 @@ static const struct conf_keyword {
 	{ "message-size-limit",	kw_message_size_limit,	1, 1 },
 	{ "mynetworks",		kw_mynetworks,		1, CONF_MAX_WORDS },
 	{ "pop-before-smtp",	kw_pop_before_smtp,	1, 1 },
+	{ "queue-lifetime",	kw_queue_lifetime,	1, 1 },
+	{ "queue-manager",	kw_queue_manager,	1, 1 },
 	{ "relay",		kw_relay,		1, CONF_MAX_WORDS },
 	{ "resolver",		kw_resolver,		1, 1 },
+	{ "retry-max",		kw_retry_max,		1, 1 },
+	{ "retry-min",		kw_retry_min,		1, 1 },
 	{ "smtp-timeout",	kw_smtp_timeout,	1, 1 },
 	{ "spool",		kw_spool,		1, 1 },
 	{ "tls",		kw_tls,			4, 4 },
@@ -422,6 +553,17 @@ conf_defaults(struct conf *c)
 	c->smtp_timeout = 300;			/* RFC 5321 4.5.3.2.7 */
 	c->max_errors = 10;
 	c->max_sessions = 10000;
+	/* DIGEST-MD5 is historic (RFC 6331): only when asked for. */
+	c->auth_mechanisms = 1u << SASL_PLAIN | 1u << SASL_LOGIN |
+	    1u << SASL_CRAM_MD5 | 1u << SASL_SCRAM_SHA_256;
+	c->auth_max_failures = 10;
+	c->auth_block_time = 900;
+	c->queue_manager = 1;
+	c->retry_min = 5 * 60;
+	c->retry_max = 60 * 60;
+	c->queue_lifetime = 5 * 86400;
+	c->delay_warning = 4 * 3600;
+	c->hop_limit = 50;			/* RFC 5321 6.3: "large" */
 }
 
 /* Settings that only make sense together. */
@@ -442,6 +584,12 @@ conf_validate(struct conf_ctx *ctx, struct conf *c)
 				    "configured, so port 25 could take no mail");
 				break;
 			}
+	if (c->retry_min > c->retry_max) {
+		ctx->line = 1;
+		conf_error(ctx, "retry-min (%llus) is longer than retry-max "
+		    "(%llus)", (unsigned long long)c->retry_min,
+		    (unsigned long long)c->retry_max);
+	}
 }
 
 int
@@ -561,9 +709,13 @@ conf_print(const struct conf *c, FILE *f)
 	fprintf(f, "\n");
 	for (size_t i = 0; i < c->nlisteners; i++) {
 		const struct listen_conf *l = &c->listeners[i];
-		fprintf(f, "listen %s on %s port %u auth %s tls %s\n",
+		fprintf(f, "listen %s on %s port %u auth %s tls %s "
+		    "cleartext-auth %s sender-check %s\n",
 		    listen_role_name(l->role), l->addr[0] ? l->addr : "*",
-		    l->port, auth_name(l->auth), tls_name(l->tls));
+		    l->port, auth_name(l->auth), tls_name(l->tls),
+		    l->cleartext_auth == CLEARTEXT_LOOPBACK ? "loopback" : "never",
+		    l->sender_check == SENDER_CHECK_HEADER ? "header" :
+		    l->sender_check == SENDER_CHECK_ENVELOPE ? "envelope" : "off");
 	}
 	fprintf(f, "message-size-limit %llu\nmax-recipients %u\n"
 	    "smtp-timeout %llus\nmax-errors %u\nmax-sessions %u\n"
@@ -572,6 +724,12 @@ conf_print(const struct conf *c, FILE *f)
 	    (unsigned long long)c->smtp_timeout, c->max_errors,
 	    c->max_sessions, c->user, c->workers,
 	    c->log_syslog ? "syslog" : "stderr", c->relay);
+	fprintf(f, "auth-mechanisms");
+	for (unsigned i = 0; i < SASL__COUNT; i++)
+		if (c->auth_mechanisms & (1u << i))
+			fprintf(f, " %s", sasl_mech_by_id(i)->name);
+	fprintf(f, "\nauth-throttle %u %llus\n", c->auth_max_failures,
+	    (unsigned long long)c->auth_block_time);
 	if (c->pop_before_smtp)
 		fprintf(f, "pop-before-smtp %llus\n",
 		    (unsigned long long)c->pop_before_smtp);
@@ -579,4 +737,12 @@ conf_print(const struct conf *c, FILE *f)
 		fprintf(f, "tls cert %s key %s\n", c->tls_cert, c->tls_key);
 	if (c->resolver[0])
 		fprintf(f, "resolver %s\n", c->resolver);
+	if (c->admin[0])
+		fprintf(f, "admin %s\n", c->admin);
+	fprintf(f, "queue-manager %s\nretry-min %llus\nretry-max %llus\n"
+	    "queue-lifetime %llus\ndelay-warning %llus\nhop-limit %u\n",
+	    c->queue_manager ? "on" : "off",
+	    (unsigned long long)c->retry_min, (unsigned long long)c->retry_max,
+	    (unsigned long long)c->queue_lifetime,
+	    (unsigned long long)c->delay_warning, c->hop_limit);
 }

@@ -100,6 +100,11 @@ listen_conf_defaults(struct listen_conf *lc, enum listen_role r)
 		lc->port = d->fallback_port;
 	lc->auth = d->auth;
 	lc->tls = d->tls;
+	lc->cleartext_auth = CLEARTEXT_NEVER;
+	/* On the submission ports the sender must be the user's own
+	 * address: the spoofing protection ISPs apply. */
+	lc->sender_check = d->auth == AUTH_REQUIRED && listen_is_smtp(r) ?
+	    SENDER_CHECK_ENVELOPE : SENDER_CHECK_OFF;
 }
 
 static int

@@ -19,6 +19,12 @@ enum listen_role {
 
 enum auth_policy { AUTH_OFF, AUTH_OPTIONAL, AUTH_REQUIRED };
 enum tls_mode { TLS_NONE, TLS_STARTTLS, TLS_IMPLICIT };
+/* Where mechanisms that reveal the password (PLAIN, LOGIN) may be used
+ * without TLS. */
+enum cleartext_auth { CLEARTEXT_NEVER, CLEARTEXT_LOOPBACK };
+/* Must the sender belong to the authenticated user? */
+enum sender_check { SENDER_CHECK_OFF, SENDER_CHECK_ENVELOPE,
+    SENDER_CHECK_HEADER };
 
 struct listen_conf {
 	enum listen_role role;
@@ -26,6 +32,8 @@ struct listen_conf {
 	uint16_t	 port;
 	enum auth_policy auth;
 	enum tls_mode	 tls;
+	enum cleartext_auth cleartext_auth;
+	enum sender_check sender_check;
 	int		 line;		/* where it was configured */
 };
 

@@ -7,7 +7,10 @@
 #include "proc/master.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
+#include "auth/authd.h"
+#include "tls/tls.h"
 #include "proc/worker.h"
+#include "queue/qmgr.h"
 #include "queue/qstore.h"
 
 #include <errno.h>
@@ -21,11 +24,15 @@
 
 #define MASTER_STOP_GRACE	20	/* seconds before SIGKILL at shutdown */
 
+enum child_kind { CHILD_WORKER, CHILD_AUTHD };
+
 struct child {
 	pid_t	 pid;
+	enum child_kind kind;
 	unsigned index;
 	time_t	 started;
 	int	 draining;	/* an old generation finishing its sessions */
+	int	 qmgr;		/* the queue manager, not a worker */
 };
 
 static struct child	*children;
@@ -33,6 +40,31 @@ static size_t		 nchildren;
 /* Every spawn gets a fresh number for its queue ids, so a restarted or
  * reloaded worker never shares one with a process still running. */
 static unsigned		 next_procno;
+static int		 authd_fd = -1;	/* the auth process's listening socket */
+static struct listener	*master_ls;	/* bound listeners, for closing in */
+static size_t		 master_nls;	/* children that must not hold them */
+
+static void
+master_spawn_authd(struct conf *c)
+{
+	pid_t pid = fork();
+
+	if (pid == -1) {
+		log_warn("master: fork");
+		return;
+	}
+	if (pid == 0) {
+		for (size_t i = 0; i < master_nls; i++)
+			close(master_ls[i].fd);
+		authd_main(c, authd_fd);
+	}
+	children = xreallocarray(children, nchildren + 1, sizeof *children);
+	memset(&children[nchildren], 0, sizeof children[nchildren]);
+	children[nchildren].pid = pid;
+	children[nchildren].kind = CHILD_AUTHD;
+	children[nchildren].started = time(NULL);
+	nchildren++;
+}
 
 static pid_t
 master_spawn(struct conf *c, struct listener *ls, size_t nls, unsigned index,
@@ -46,13 +78,52 @@ master_spawn(struct conf *c, struct listener *ls, size_t nls, unsigned index,
 		log_warn("master: fork");
 		return -1;
 	}
-	if (pid == 0)
+	if (pid == 0) {
+		if (authd_fd != -1)
+			close(authd_fd);
 		worker_main(c, ls, nls, index, next_procno, uid, gid);
+	}
 	children = xreallocarray(children, nchildren + 1, sizeof *children);
 	children[nchildren].pid = pid;
+	children[nchildren].kind = CHILD_WORKER;
 	children[nchildren].index = index;
 	children[nchildren].started = time(NULL);
 	children[nchildren].draining = 0;
+	children[nchildren].qmgr = 0;
+	nchildren++;
+	return pid;
+}
+
+/* The queue manager (src/queue/qmgr.h).  A new one waits on the spool's
+ * lock until the previous one has exited, so a reload may start it at
+ * once. */
+static pid_t
+master_spawn_qmgr(struct conf *c, uid_t uid, gid_t gid)
+{
+	pid_t pid;
+
+	if (!c->queue_manager)
+		return 0;
+	next_procno = next_procno % 4095 + 1;
+	pid = fork();
+	if (pid == -1) {
+		log_warn("master: fork");
+		return -1;
+	}
+	if (pid == 0) {
+		/* It talks to no client and to no auth process. */
+		for (size_t i = 0; i < master_nls; i++)
+			close(master_ls[i].fd);
+		if (authd_fd != -1)
+			close(authd_fd);
+		qmgr_main(c, next_procno, uid, gid);
+	}
+	children = xreallocarray(children, nchildren + 1, sizeof *children);
+	memset(&children[nchildren], 0, sizeof children[nchildren]);
+	children[nchildren].pid = pid;
+	children[nchildren].kind = CHILD_WORKER;	/* drains like one */
+	children[nchildren].started = time(NULL);
+	children[nchildren].qmgr = 1;
 	nchildren++;
 	return pid;
 }
@@ -85,18 +156,34 @@ master_reap(struct conf *c, struct listener *ls, size_t nls, uid_t uid,
 		children[i] = children[--nchildren];
 		if (stopping || dead.draining)
 			continue;
-		if (WIFSIGNALED(status))
-			log_warnx("master: worker %u (pid %d) killed by signal "
-			    "%d; restarting it", dead.index, (int)pid,
-			    WTERMSIG(status));
-		else
-			log_warnx("master: worker %u (pid %d) exited with "
-			    "status %d; restarting it", dead.index, (int)pid,
+		if (dead.qmgr) {
+			log_warnx("master: queue manager (pid %d) %s %d; "
+			    "restarting it", (int)pid, WIFSIGNALED(status) ?
+			    "killed by signal" : "exited with status",
+			    WIFSIGNALED(status) ? WTERMSIG(status) :
 			    WEXITSTATUS(status));
-		/* A worker that dies at once would spin: slow it down. */
+			if (time(NULL) - dead.started < 2)
+				sleep(1);
+			master_spawn_qmgr(c, uid, gid);
+			continue;
+		}
+		if (WIFSIGNALED(status))
+			log_warnx("master: %s %u (pid %d) killed by signal "
+			    "%d; restarting it", dead.kind == CHILD_AUTHD ?
+			    "auth process" : "worker", dead.index, (int)pid,
+			    WTERMSIG(status));
+		else if (dead.kind == CHILD_WORKER || WEXITSTATUS(status) != 0)
+			log_warnx("master: %s %u (pid %d) exited with "
+			    "status %d; restarting it", dead.kind == CHILD_AUTHD ?
+			    "auth process" : "worker", dead.index, (int)pid,
+			    WEXITSTATUS(status));
+		/* A child that dies at once would spin: slow it down. */
 		if (time(NULL) - dead.started < 2)
 			sleep(1);
-		master_spawn(c, ls, nls, dead.index, uid, gid);
+		if (dead.kind == CHILD_AUTHD)
+			master_spawn_authd(c);
+		else
+			master_spawn(c, ls, nls, dead.index, uid, gid);
 	}
 }
 
@@ -150,17 +237,32 @@ master_reload(struct conf **cp, struct listener *ls, size_t nls, uid_t uid,
 		free(c);
 		return;
 	}
+	/* New workers load the certificate again: check it first. */
+	if (tls_prepare(c) == -1) {
+		log_warnx("master: TLS certificate problem; keeping the running "
+		    "configuration");
+		conf_free(c);
+		free(c);
+		return;
+	}
 	/* Same listeners in the same order: point them at the new conf. */
 	for (i = 0; i < nls; i++)
 		ls[i].conf = &c->listeners[ls[i].conf - old->listeners];
-	for (i = 0; i < nchildren; i++)
-		if (!children[i].draining) {
-			children[i].draining = 1;
-			kill(children[i].pid, SIGUSR1);
-		}
+	for (i = 0; i < nchildren; i++) {
+		if (children[i].draining)
+			continue;
+		children[i].draining = 1;
+		/* Workers finish their sessions; the auth process has none
+		 * worth keeping (clients get 454 and retry). */
+		kill(children[i].pid, children[i].kind == CHILD_AUTHD ?
+		    SIGTERM : SIGUSR1);
+	}
+	master_spawn_authd(c);
 	n = worker_count(c);
 	for (i = 0; i < n; i++)
 		master_spawn(c, ls, nls, (unsigned)i, uid, gid);
+	if (qmgr_prepare(c, uid, gid) == 0)
+		master_spawn_qmgr(c, uid, gid);
 	/* The old workers have their own copy of the old configuration. */
 	conf_free(old);
 	free(old);
@@ -196,9 +298,17 @@ master_run(struct conf *c, int verbose)
 	}
 	if (qstore_prepare(c->spool, uid, gid) == -1)
 		fatalx("master: cannot prepare the spool %s", c->spool);
+	if (qmgr_prepare(c, uid, gid) == -1)
+		fatalx("master: cannot prepare the queue manager's directories");
+	if (tls_prepare(c) == -1)
+		fatalx("master: TLS is not usable; see above");
 	if ((nls = listener_bind_all(c->listeners, c->nlisteners, &ls,
 	    stderr)) == -1)
 		fatalx("master: cannot bind the configured listeners");
+	if ((authd_fd = authd_listen(c, uid, gid)) == -1)
+		fatalx("master: cannot create the auth socket");
+	master_ls = ls;
+	master_nls = (size_t)nls;
 	for (int i = 0; i < nls; i++)
 		log_info("master: listening %s", ls[i].name);
 
@@ -210,10 +320,13 @@ master_run(struct conf *c, int verbose)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	master_spawn_authd(c);
 	n = worker_count(c);
 	for (unsigned i = 0; i < n; i++)
 		if (master_spawn(c, ls, (size_t)nls, i, uid, gid) == -1)
 			fatalx("master: cannot start workers");
+	if (master_spawn_qmgr(c, uid, gid) == -1)
+		fatalx("master: cannot start the queue manager");
 	log_info("master: started %u workers, hostname %s, config %s", n,
 	    c->hostname, c->path);
 
@@ -253,5 +366,9 @@ master_run(struct conf *c, int verbose)
 	free(ls);
 	free(children);
 	log_info("master: stopped");
+	/* The configuration is ours: a reload may have replaced the one
+	 * the caller passed in (master_reload frees the old one). */
+	conf_free(c);
+	free(c);
 	return 0;
 }

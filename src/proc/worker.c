@@ -13,6 +13,8 @@
 #include "queue/qcommit.h"
 #include "queue/qid.h"
 #include "smtp/smtp_session.h"
+#include "auth/authd.h"
+#include "tls/tls.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -88,9 +90,13 @@ static void
 worker_sigterm(evutil_socket_t sig, short ev, void *arg)
 {
 	struct worker *w = arg;
+	static int terminating;
 
-	if (w->stopping)
+	/* Not w->stopping: a worker draining after a reload has that set
+	 * too, and must still close its sessions now when told to stop. */
+	if (terminating)
 		return;
+	terminating = 1;
 	log_info("worker %u: stopping, %u sessions open", w->index,
 	    w->nsessions);
 	w->stopping = 1;
@@ -138,6 +144,17 @@ worker_main(const struct conf *conf, struct listener *ls, size_t nls,
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGHUP, SIG_IGN);	/* the master reloads */
 	signal(SIGPIPE, SIG_IGN);
+	/* The private key is read now, while it still can be; after the
+	 * drop nothing here can open it again. */
+	for (size_t i = 0; i < nls; i++)
+		if (ls[i].conf->tls != TLS_NONE && w.tls_ctx == NULL) {
+			char cert[PATH_MAX], key[PATH_MAX], err[512];
+
+			tls_paths(conf, cert, sizeof cert, key, sizeof key);
+			if ((w.tls_ctx = tls_server_ctx(cert, key, err,
+			    sizeof err)) == NULL)
+				fatalx("worker: %s", err);
+		}
 	worker_drop_privileges(uid, gid);
 
 	w.conf = conf;
@@ -149,6 +166,7 @@ worker_main(const struct conf *conf, struct listener *ls, size_t nls,
 	if (qcommit_init(w.base, QCOMMIT_THREADS) == -1)
 		fatal("worker: commit threads");
 	rcpt_maps_init(&w.maps, conf);
+	auth_client_init(w.base, conf);
 
 	wls = xcalloc(nls, sizeof *wls);
 	nwls = nls;
@@ -172,7 +190,9 @@ worker_main(const struct conf *conf, struct listener *ls, size_t nls,
 	event_base_dispatch(w.base);
 
 	qcommit_shutdown();
+	auth_client_shutdown();
 	rcpt_maps_free(&w.maps);
+	SSL_CTX_free(w.tls_ctx);
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_usr1);

@@ -9,6 +9,7 @@
 #include <sys/queue.h>
 
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "conf/conf.h"
 #include "listen/listener.h"
@@ -21,6 +22,7 @@ struct worker {
 	struct event_base	*base;
 	unsigned		 index;		/* 0..workers-1 */
 	struct rcpt_maps	 maps;
+	SSL_CTX			*tls_ctx;	/* NULL if no listener uses TLS */
 	unsigned		 nsessions;
 	int			 stopping;	/* SIGTERM: closing everything */
 	TAILQ_HEAD(, smtp_session) smtp_sessions;

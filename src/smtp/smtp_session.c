@@ -17,6 +17,10 @@
 #include "lib/netaddr.h"
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
+#include "auth/authd.h"
+#include "lib/base64.h"
+#include "sasl/sasl.h"
+#include "tls/tls.h"
 #include "policy/relay.h"
 #include "queue/qcommit.h"
 #include "queue/qid.h"
@@ -38,6 +42,8 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
 
 enum smtp_state {
 	SMTP_ST_CONNECTED,	/* greeting sent, no HELO yet */
@@ -47,11 +53,19 @@ enum smtp_state {
 	SMTP_ST_DATA,		/* reading the message */
 	SMTP_ST_COMMIT,		/* message read; spool commit in flight */
 	SMTP_ST_QUIT,		/* flushing the last reply, then close */
+	SMTP_ST_AUTH_WAIT,	/* AUTH step sent to the auth process */
+	SMTP_ST_AUTH_INPUT,	/* 334 sent; the next line is the client's */
 };
 
 static const char *smtp_state_names[] = {
 	"CONNECTED", "HELO", "MAIL", "RCPT", "DATA", "COMMIT", "QUIT",
+	"AUTH_WAIT", "AUTH_INPUT",
 };
+
+/* RFC 4954 section 4: an AUTH command line or response may be 12288
+ * octets; ordinary commands keep the smaller limit. */
+#define SMTP_AUTH_LINE_MAX	12288
+#define SMTP_HEADER_MAX		(64 * 1024)	/* kept for the From: check */
 
 #define SMTP_F_ESMTP		0x01	/* greeted with EHLO */
 #define SMTP_F_TLS		0x02	/* TLS is active */
@@ -69,6 +83,9 @@ struct smtp_tx {
 	struct qfile	 qf;
 	int		 qf_open;
 	int		 too_big;
+	struct buf	 head;		/* the header block, for sender-check
+					 * header; complete when head_done */
+	int		 head_done;
 };
 
 struct smtp_session {
@@ -82,16 +99,23 @@ struct smtp_session {
 	enum smtp_state		 state;
 	int			 flags;
 	char			 helo[SMTP_DOMAIN_MAX + 1];
+	char			 user[SASL_USER_MAX + 1];	/* after AUTH */
+	const struct sasl_mech	*auth_mech;	/* exchange in progress */
+	uint64_t		 auth_reqid;
 	struct smtp_tx		*tx;
 	unsigned		 nerrors, njunk, nqueued;
 	unsigned		 counts[CMD__COUNT + 1];	/* last: unknown */
 	const char		*cmdline;	/* escaped, for failed-command logs */
 	const char		*close_reason;
+	struct event		*close_ev;	/* closing: free at the latest then */
 	TAILQ_ENTRY(smtp_session) entry;
 };
 
 static void	smtp_process_input(struct smtp_session *);
 static void	smtp_free(struct smtp_session *);
+static void	smtp_read_cb(struct bufferevent *, void *);
+static void	smtp_write_cb(struct bufferevent *, void *);
+static void	smtp_event_cb(struct bufferevent *, short, void *);
 
 /* ---------------------------------------------------------------- */
 /* replies, state, closing                                           */
@@ -133,19 +157,55 @@ smtp_free_later(evutil_socket_t fd, short ev, void *arg)
 	smtp_free(arg);
 }
 
+/* Octets not yet handed to the kernel, TLS layer included. */
+static size_t
+smtp_pending_output(struct smtp_session *s)
+{
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+	size_t n = evbuffer_get_length(bufferevent_get_output(s->bev));
+
+	if (under)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
+/*
+ * The last reply is written; the session ends when it has left.
+ * smtp_write_cb frees it once the output has drained; the timer frees it
+ * even if that moment is never reported (a TLS layer may drain without a
+ * callback) or never comes.  Never free here: the caller still holds s.
+ */
+/* The TLS layer's socket buffer changed: free once all has left. */
+static void
+smtp_under_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct smtp_session *s = arg;
+	struct timeval now = { 0, 0 };
+
+	if (s->state == SMTP_ST_QUIT && smtp_pending_output(s) == 0)
+		evtimer_add(s->close_ev, &now);
+}
+
 static void
 smtp_close_after_reply(struct smtp_session *s, const char *reason)
 {
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+	struct timeval tv = { 0, 0 };
+
 	s->close_reason = reason;
 	smtp_enter_state(s, SMTP_ST_QUIT);
 	bufferevent_disable(s->bev, EV_READ);
-	/* smtp_write_cb frees the session when the output has drained;
-	 * never free here, the caller may still hold the session. */
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
-		struct timeval now = { 0, 0 };
-		event_base_once(s->w->base, -1, EV_TIMEOUT, smtp_free_later, s,
-		    &now);
+	if (s->close_ev == NULL)
+		s->close_ev = evtimer_new(s->w->base, smtp_free_later, s);
+	if (smtp_pending_output(s) > 0) {
+		tv.tv_sec = s->w->conf->smtp_timeout < 10 ?
+		    (time_t)s->w->conf->smtp_timeout : 10;
+		if (under)
+			evbuffer_add_cb(bufferevent_get_output(under),
+			    smtp_under_drained, s);
 	}
+	evtimer_add(s->close_ev, &tv);
 }
 
 static void
@@ -160,6 +220,7 @@ smtp_tx_free(struct smtp_session *s)
 	for (size_t i = 0; i < tx->nrcpts; i++)
 		free(tx->rcpts[i]);
 	free(tx->rcpts);
+	buf_free(&tx->head);
 	free(tx);
 	s->tx = NULL;
 }
@@ -189,6 +250,14 @@ smtp_free(struct smtp_session *s)
 {
 	struct worker *w = s->w;
 
+	if (s->auth_reqid) {
+		auth_client_cancel(s->auth_reqid);
+		s->auth_reqid = 0;
+	}
+	if (s->close_ev) {
+		event_free(s->close_ev);
+		s->close_ev = NULL;
+	}
 	if (s->bev) {
 		smtp_log_disconnect(s);
 		bufferevent_free(s->bev);
@@ -215,6 +284,26 @@ smtp_reset_tx(struct smtp_session *s)
 	smtp_tx_free(s);
 	if (s->state != SMTP_ST_CONNECTED)
 		smtp_enter_state(s, SMTP_ST_HELO);
+}
+
+static int
+smtp_starttls_offered(const struct smtp_session *s)
+{
+	return s->w->tls_ctx != NULL && s->l->conf->tls == TLS_STARTTLS &&
+	    !(s->flags & SMTP_F_TLS);
+}
+
+/* AUTH is offered only where the password cannot be read off the wire:
+ * under TLS, or from loopback when the listener allows it (RFC 4954
+ * section 4 and the OP25B documents: never in the clear elsewhere). */
+static int
+smtp_auth_offered(const struct smtp_session *s)
+{
+	if (s->l->conf->auth == AUTH_OFF || (s->flags & SMTP_F_AUTH))
+		return 0;
+	return (s->flags & SMTP_F_TLS) ||
+	    (s->l->conf->cleartext_auth == CLEARTEXT_LOOPBACK &&
+	    sockaddr_is_loopback((const struct sockaddr *)&s->ss));
 }
 
 /* HELO/EHLO argument: a domain or address literal; RFC 5321 4.1.4 says
@@ -258,7 +347,99 @@ smtp_greet(struct smtp_session *s, char *arg, int esmtp)
 	evbuffer_add_printf(out, "250-SIZE %" PRIu64 "\r\n",
 	    c->message_size_limit);
 	evbuffer_add_printf(out, "250-8BITMIME\r\n");
+	if (smtp_starttls_offered(s))
+		evbuffer_add_printf(out, "250-STARTTLS\r\n");
+	if (smtp_auth_offered(s)) {
+		evbuffer_add_printf(out, "250-AUTH");
+		for (unsigned i = 0; i < SASL__COUNT; i++)
+			if (c->auth_mechanisms & (1u << i))
+				evbuffer_add_printf(out, " %s",
+				    sasl_mech_by_id(i)->name);
+		evbuffer_add_printf(out, "\r\n");
+	}
 	evbuffer_add_printf(out, "250 ENHANCEDSTATUSCODES\r\n");
+}
+
+static int
+smtp_user_usable(struct smtp_session *s)
+{
+	const struct user_entry *u;
+	time_t now = time(NULL);
+
+	rcpt_maps_refresh(&s->w->maps, now);
+	u = userdb_lookup(&s->w->maps.users, s->user);
+	return u != NULL && !u->locked && !(u->expires && now >= u->expires);
+}
+
+/* Is addr one of the authenticated user's addresses?  A user with none
+ * listed owns NAME@ each local domain. */
+static int
+smtp_user_owns(struct smtp_session *s, const char *addr)
+{
+	const struct user_entry *u = userdb_lookup(&s->w->maps.users, s->user);
+	const char *at = strrchr(addr, '@');
+
+	if (u == NULL || at == NULL)
+		return 0;	/* <> and <postmaster> belong to nobody */
+	if (u->naddresses == 0)
+		return strlen(u->name) == (size_t)(at - addr) &&
+		    strncasecmp(addr, u->name, (size_t)(at - addr)) == 0 &&
+		    conf_is_local_domain(s->w->conf, at + 1);
+	for (size_t i = 0; i < u->naddresses; i++)
+		if (strcasecmp(u->addresses[i], addr) == 0)
+			return 1;
+	return 0;
+}
+
+/* sender-check header: every address in From: must be the user's.
+ * Addresses are taken from <...> when present, else the words between
+ * commas (RFC 5322 section 3.4, without comments or groups). */
+static int
+smtp_header_from_owned(struct smtp_session *s, const struct buf *head)
+{
+	const char *p = head->data, *end = head->data + head->len;
+
+	while (p && p < end) {
+		const char *eol;
+		char value[1024];
+		size_t vlen = 0;
+
+		if (strncasecmp(p, "From:", 5) != 0) {
+			p = memchr(p, '\n', (size_t)(end - p));
+			p = p ? p + 1 : NULL;
+			continue;
+		}
+		/* Unfold the field into value. */
+		p += 5;
+		for (;;) {
+			eol = memchr(p, '\n', (size_t)(end - p));
+			if (eol == NULL)
+				eol = end;
+			for (; p < eol && vlen + 1 < sizeof value; p++)
+				value[vlen++] = *p == '\r' ? ' ' : *p;
+			p = eol < end ? eol + 1 : end;
+			if (p >= end || (*p != ' ' && *p != '\t'))
+				break;
+		}
+		value[vlen] = '\0';
+		for (char *tok = strtok(value, ","); tok; tok = strtok(NULL, ",")) {
+			char *lt = strchr(tok, '<'), *gt;
+
+			if (lt && (gt = strchr(lt, '>')) != NULL) {
+				*gt = '\0';
+				tok = lt + 1;
+			}
+			while (*tok == ' ' || *tok == '\t')
+				tok++;
+			for (char *e = tok + strlen(tok); e > tok &&
+			    (e[-1] == ' ' || e[-1] == '\t'); )
+				*--e = '\0';
+			if (!smtp_user_owns(s, tok))
+				return 0;
+		}
+		return 1;
+	}
+	return 1;	/* no From: at all is not a forgery of someone else */
 }
 
 static void
@@ -290,9 +471,29 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 		smtp_reply(s, R_AUTH_REQUIRED, NULL);
 		return;
 	}
+	if ((s->flags & SMTP_F_AUTH) && !smtp_user_usable(s)) {
+		/* Locked or expired since it logged in: this is how an ISP
+		 * stops a mass mailing from an open session. */
+		log_info("%016" PRIx64 " smtp auth revoked user=%s reason=locked, "
+		    "expired or removed", s->id, s->user);
+		s->flags &= ~SMTP_F_AUTH;
+		s->user[0] = '\0';
+		smtp_reply(s, R_ACCOUNT_DISABLED, NULL);
+		return;
+	}
 	if (smtp_addr_parse(arg, ADDR_MAIL, &from, params, &nparams) == -1) {
 		smtp_reply(s, R_SYNTAX_MAIL, NULL);
 		return;
+	}
+	if ((s->flags & SMTP_F_AUTH) &&
+	    s->l->conf->sender_check != SENDER_CHECK_OFF) {
+		char addr[SMTP_PATH_MAX + 1];
+
+		smtp_addr_format(&from, addr, sizeof addr);
+		if (!smtp_user_owns(s, addr)) {
+			smtp_reply(s, R_SENDER_NOT_OWNED, s->user);
+			return;
+		}
 	}
 	for (size_t i = 0; i < nparams; i++) {
 		const char *k = params[i].key, *v = params[i].value;
@@ -467,13 +668,13 @@ static void
 smtp_cmd_rset(struct smtp_session *s, char *arg)
 {
 	smtp_reset_tx(s);
-	smtp_reply(s, R_OK, NULL);
+	smtp_reply(s, R_ACTION_OK, NULL);
 }
 
 static void
 smtp_cmd_noop(struct smtp_session *s, char *arg)
 {
-	smtp_reply(s, R_OK, NULL);
+	smtp_reply(s, R_ACTION_OK, NULL);
 }
 
 static void
@@ -502,6 +703,230 @@ smtp_cmd_not_implemented(struct smtp_session *s, char *arg)
 	smtp_reply(s, R_NOT_IMPLEMENTED, NULL);
 }
 
+/* Sendmail's M=E: the submission ports never run the queue for anyone. */
+static void
+smtp_cmd_etrn(struct smtp_session *s, char *arg)
+{
+	smtp_reply(s, s->l->conf->auth == AUTH_REQUIRED ? R_ETRN_REFUSED :
+	    R_NOT_IMPLEMENTED, NULL);
+}
+
+static void
+smtp_setup_bev(struct smtp_session *s)
+{
+	struct timeval tv = { (time_t)s->w->conf->smtp_timeout, 0 };
+
+	bufferevent_setcb(s->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb, s);
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/* RFC 3207.  Whatever the client sent after STARTTLS arrived in the
+ * clear and is thrown away (CVE-2011-0411): the session starts over
+ * inside TLS, without HELO, transaction or authentication. */
+static void
+smtp_cmd_starttls(struct smtp_session *s, char *arg)
+{
+	struct bufferevent *tls;
+	SSL *ssl;
+
+	if (*arg) {
+		smtp_reply(s, R_SYNTAX, NULL);
+		return;
+	}
+	if (s->flags & SMTP_F_TLS) {
+		smtp_reply(s, R_TLS_ACTIVE, NULL);
+		return;
+	}
+	if (!smtp_starttls_offered(s)) {
+		smtp_reply(s, R_NOT_IMPLEMENTED, NULL);
+		return;
+	}
+	if ((ssl = SSL_new(s->w->tls_ctx)) == NULL) {
+		smtp_reply(s, R_QUEUE_TEMPFAIL, NULL);
+		return;
+	}
+	smtp_reply(s, R_STARTTLS_GO, NULL);
+	evbuffer_drain(bufferevent_get_input(s->bev),
+	    evbuffer_get_length(bufferevent_get_input(s->bev)));
+	/* The 220 is already in the plain connection's output: it goes out
+	 * before the first TLS record. */
+	tls = bufferevent_openssl_filter_new(s->w->base, s->bev, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tls == NULL) {
+		SSL_free(ssl);
+		smtp_close_after_reply(s, "tls-setup");
+		return;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	s->bev = tls;
+	smtp_tx_free(s);
+	s->helo[0] = '\0';
+	/* Nothing can be read through the TLS layer before the handshake
+	 * is done, so every command from now on comes inside TLS. */
+	s->flags &= ~SMTP_F_ESMTP;
+	s->flags |= SMTP_F_TLS;
+	smtp_enter_state(s, SMTP_ST_CONNECTED);
+	smtp_setup_bev(s);
+}
+
+/* The auth process answered: a challenge or the outcome.  Reading
+ * resumes through a deferred read callback, never from in here (this
+ * may run inside a call made by the session itself). */
+static void
+smtp_auth_cb(void *arg, int is_result, enum msg_auth_result result,
+    const uint8_t *data, size_t len, const char *user)
+{
+	struct smtp_session *s = arg;
+	static const char *names[] = { "ok", "fail", "malformed", "tempfail",
+	    "blocked" };
+
+	if (s->bev == NULL)
+		return;
+	if (!is_result) {
+		char *b64 = xmalloc(BASE64_ENCODED_LEN(len) + 1);
+
+		base64_encode(b64, data, len);
+		evbuffer_add_printf(bufferevent_get_output(s->bev), "334 %s\r\n",
+		    b64);
+		free(b64);
+		smtp_enter_state(s, SMTP_ST_AUTH_INPUT);
+	} else {
+		s->auth_reqid = 0;
+		smtp_enter_state(s, SMTP_ST_HELO);
+		log_info("%016" PRIx64 " smtp auth user=%s mech=%s result=%s",
+		    s->id, user && *user ? user : "-", s->auth_mech->name,
+		    names[result]);
+		switch (result) {
+		case AUTH_RESULT_OK:
+			s->flags |= SMTP_F_AUTH;
+			strlcpy(s->user, user, sizeof s->user);
+			smtp_reply(s, R_AUTH_OK, NULL);
+			break;
+		case AUTH_RESULT_FAIL:
+			smtp_reply(s, R_AUTH_FAILED, NULL);
+			break;
+		case AUTH_RESULT_MALFORMED:
+			smtp_reply(s, R_AUTH_MALFORMED, NULL);
+			break;
+		case AUTH_RESULT_TEMPFAIL:
+			smtp_reply(s, R_AUTH_TEMPFAIL, NULL);
+			break;
+		case AUTH_RESULT_BLOCKED:
+			smtp_reply(s, R_AUTH_BLOCKED, NULL);
+			smtp_close_after_reply(s, "auth-blocked");
+			return;
+		}
+	}
+	bufferevent_enable(s->bev, EV_READ);
+	bufferevent_trigger(s->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
+	    BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void
+smtp_auth_send(struct smtp_session *s, const uint8_t *data, size_t n,
+    int first, int has_ir)
+{
+	uint32_t flags = 0;
+
+	smtp_enter_state(s, SMTP_ST_AUTH_WAIT);
+	bufferevent_disable(s->bev, EV_READ);
+	if (!first) {
+		auth_client_step(s->auth_reqid, data, n);
+		return;
+	}
+	if (s->flags & SMTP_F_TLS)
+		flags |= MSG_AUTH_F_TLS;
+	if (s->l->conf->cleartext_auth == CLEARTEXT_LOOPBACK &&
+	    sockaddr_is_loopback((const struct sockaddr *)&s->ss))
+		flags |= MSG_AUTH_F_LOOPBACK;
+	s->auth_reqid = auth_client_start(s->auth_mech->name, s->addr, flags,
+	    data, n, has_ir, smtp_auth_cb, s);
+	if (s->auth_reqid == 0) {
+		smtp_enter_state(s, SMTP_ST_HELO);
+		bufferevent_enable(s->bev, EV_READ);
+		smtp_reply(s, R_AUTH_TEMPFAIL, NULL);
+	}
+}
+
+/* RFC 4954: AUTH mechanism [initial-response] */
+static void
+smtp_cmd_auth(struct smtp_session *s, char *arg)
+{
+	const struct sasl_mech *m;
+	char *ir;
+	unsigned char *data;
+	long n = 0;
+
+	if (s->l->conf->auth == AUTH_OFF) {
+		smtp_reply(s, R_NOT_IMPLEMENTED, NULL);
+		return;
+	}
+	if (s->flags & SMTP_F_AUTH) {
+		smtp_reply(s, R_AUTH_ALREADY, NULL);
+		return;
+	}
+	if (s->tx) {
+		smtp_reply(s, R_AUTH_IN_TX, NULL);
+		return;
+	}
+	if ((ir = strchr(arg, ' ')) != NULL)
+		*ir++ = '\0';
+	m = sasl_mech_lookup(arg);
+	if (m == NULL || !(s->w->conf->auth_mechanisms & (1u << m->id))) {
+		smtp_reply(s, R_AUTH_MECH_UNKNOWN, NULL);
+		return;
+	}
+	if (!smtp_auth_offered(s)) {
+		smtp_reply(s, R_AUTH_NEEDS_TLS, NULL);
+		return;
+	}
+	s->auth_mech = m;
+	if (ir == NULL) {
+		smtp_auth_send(s, NULL, 0, 1, 0);
+		return;
+	}
+	/* "=" is an empty initial response (RFC 4954 section 4). */
+	data = xmalloc(BASE64_DECODED_MAX(strlen(ir)) + 1);
+	if (strcmp(ir, "=") != 0 &&
+	    (n = base64_decode(data, ir, strlen(ir))) < 0) {
+		free(data);
+		smtp_reply(s, R_AUTH_BAD_BASE64, NULL);
+		return;
+	}
+	smtp_auth_send(s, data, (size_t)n, 1, 1);
+	free(data);
+}
+
+/* A line answering a 334 challenge. */
+static void
+smtp_auth_input(struct smtp_session *s, const char *line, size_t len)
+{
+	unsigned char *data;
+	long n;
+
+	if (len == 1 && line[0] == '*') {
+		auth_client_cancel(s->auth_reqid);
+		s->auth_reqid = 0;
+		smtp_enter_state(s, SMTP_ST_HELO);
+		log_info("%016" PRIx64 " smtp auth mech=%s result=cancelled",
+		    s->id, s->auth_mech->name);
+		smtp_reply(s, R_AUTH_CANCELLED, NULL);
+		return;
+	}
+	data = xmalloc(BASE64_DECODED_MAX(len) + 1);
+	if ((n = base64_decode(data, line, len)) < 0) {
+		free(data);
+		auth_client_cancel(s->auth_reqid);
+		s->auth_reqid = 0;
+		smtp_enter_state(s, SMTP_ST_HELO);
+		smtp_reply(s, R_AUTH_BAD_BASE64, NULL);
+		return;
+	}
+	smtp_auth_send(s, data, (size_t)n, 0, 1);
+	free(data);
+}
+
 typedef void (*smtp_cmd_handler)(struct smtp_session *, char *);
 
 static const smtp_cmd_handler smtp_handlers[CMD__COUNT] = {
@@ -515,10 +940,10 @@ static const smtp_cmd_handler smtp_handlers[CMD__COUNT] = {
 	[CMD_QUIT]	= smtp_cmd_quit,
 	[CMD_VRFY]	= smtp_cmd_vrfy,
 	[CMD_HELP]	= smtp_cmd_help,
-	[CMD_STARTTLS]	= smtp_cmd_not_implemented,
-	[CMD_AUTH]	= smtp_cmd_not_implemented,
+	[CMD_STARTTLS]	= smtp_cmd_starttls,
+	[CMD_AUTH]	= smtp_cmd_auth,
 	[CMD_EXPN]	= smtp_cmd_not_implemented,	/* no list enumeration */
-	[CMD_ETRN]	= smtp_cmd_not_implemented,
+	[CMD_ETRN]	= smtp_cmd_etrn,
 	[CMD_BDAT]	= smtp_cmd_not_implemented,	/* CHUNKING not offered */
 	[CMD_TURN]	= smtp_cmd_not_implemented,	/* RFC 2821: obsolete */
 };
@@ -581,6 +1006,14 @@ smtp_data_out(void *arg, const char *p, size_t n)
 		return;
 	}
 	qstore_write(&tx->qf, p, n);
+	if (s->l->conf->sender_check == SENDER_CHECK_HEADER && !tx->head_done) {
+		/* Keep the header block (it ends at the first empty line). */
+		if (tx->head.max == 0)
+			buf_init(&tx->head, SMTP_HEADER_MAX);
+		if (buf_append(&tx->head, p, n) == -1 ||
+		    memmem(tx->head.data, tx->head.len, "\r\n\r\n", 4) != NULL)
+			tx->head_done = 1;
+	}
 }
 
 static void
@@ -673,6 +1106,13 @@ smtp_data_input(struct smtp_session *s)
 		smtp_reset_tx(s);
 		return;
 	}
+	if (s->l->conf->sender_check == SENDER_CHECK_HEADER &&
+	    (s->flags & SMTP_F_AUTH) && tx->head.len &&
+	    !smtp_header_from_owned(s, &tx->head)) {
+		smtp_reply(s, R_SENDER_NOT_OWNED, s->user);
+		smtp_reset_tx(s);
+		return;
+	}
 	smtp_enter_state(s, SMTP_ST_COMMIT);
 	bufferevent_disable(s->bev, EV_READ);
 	qcommit_submit(&tx->qf, smtp_commit_done, s);
@@ -684,15 +1124,19 @@ smtp_data_input(struct smtp_session *s)
 static void
 smtp_process_input(struct smtp_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
 	const struct conf *c = s->w->conf;
 
 	for (;;) {
-		char line[SMTP_LINE_MAX + 1];
+		/* STARTTLS replaces the bufferevent: look it up every time. */
+		struct evbuffer *in = bufferevent_get_input(s->bev);
+		char line[SMTP_AUTH_LINE_MAX + 3];
+		size_t max = s->state == SMTP_ST_AUTH_INPUT ? SMTP_AUTH_LINE_MAX :
+		    SMTP_LINE_MAX;
 		struct evbuffer_ptr eol;
 		size_t eol_len = 0, len;
 
-		if (s->state == SMTP_ST_QUIT || s->state == SMTP_ST_COMMIT)
+		if (s->state == SMTP_ST_QUIT || s->state == SMTP_ST_COMMIT ||
+		    s->state == SMTP_ST_AUTH_WAIT)
 			return;
 		if (s->nerrors >= c->max_errors) {
 			smtp_reply(s, R_TOO_MANY_ERRORS, NULL);
@@ -707,33 +1151,35 @@ smtp_process_input(struct smtp_session *s)
 			continue;
 		}
 		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
-		if (eol.pos == -1) {
-			/* No complete line: enforce the limit on what is
-			 * pending too, so memory stays bounded. */
-			len = evbuffer_get_length(in);
-			if (len > SMTP_LINE_MAX) {
-				evbuffer_drain(in, len);
-				if (!(s->flags & SMTP_F_SKIP_LINE))
-					smtp_reply(s, R_LINE_TOO_LONG, NULL);
-				s->flags |= SMTP_F_SKIP_LINE;
-			}
-			return;
-		}
-		len = (size_t)eol.pos;
-		if (s->flags & SMTP_F_SKIP_LINE || len + eol_len > SMTP_LINE_MAX) {
-			/* The tail of an over-long line, or a long one that
-			 * arrived whole: one reply per line. */
+		len = eol.pos == -1 ? evbuffer_get_length(in) : (size_t)eol.pos;
+		if (eol.pos == -1 && len <= max)
+			return;		/* wait for the rest of the line */
+		if ((s->flags & SMTP_F_SKIP_LINE) || len + eol_len > max) {
+			/* Too long, whole or not: drop it, one reply per line,
+			 * and keep memory bounded while its tail arrives. */
 			evbuffer_drain(in, len + eol_len);
-			if (!(s->flags & SMTP_F_SKIP_LINE))
+			if (!(s->flags & SMTP_F_SKIP_LINE)) {
+				if (s->state == SMTP_ST_AUTH_INPUT) {
+					auth_client_cancel(s->auth_reqid);
+					s->auth_reqid = 0;
+					smtp_enter_state(s, SMTP_ST_HELO);
+				}
 				smtp_reply(s, R_LINE_TOO_LONG, NULL);
-			s->flags &= ~SMTP_F_SKIP_LINE;
+			}
+			if (eol.pos == -1)
+				s->flags |= SMTP_F_SKIP_LINE;
+			else
+				s->flags &= ~SMTP_F_SKIP_LINE;
 			continue;
 		}
 		evbuffer_remove(in, line, len + eol_len);
 		line[len] = '\0';
 		if (len && line[len - 1] == '\r')
 			line[--len] = '\0';
-		smtp_dispatch(s, line, len);
+		if (s->state == SMTP_ST_AUTH_INPUT)
+			smtp_auth_input(s, line, len);
+		else
+			smtp_dispatch(s, line, len);
 	}
 }
 
@@ -748,8 +1194,7 @@ smtp_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
 
-	if (s->state == SMTP_ST_QUIT &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	if (s->state == SMTP_ST_QUIT && smtp_pending_output(s) == 0)
 		smtp_free(s);
 }
 
@@ -758,6 +1203,25 @@ smtp_event_cb(struct bufferevent *bev, short events, void *arg)
 {
 	struct smtp_session *s = arg;
 
+	if (events & BEV_EVENT_CONNECTED) {
+		/* The TLS handshake is done (STARTTLS or implicit TLS). */
+		char desc[128];
+
+		tls_describe(bufferevent_openssl_get_ssl(bev), desc, sizeof desc);
+		log_info("%016" PRIx64 " smtp tls %s", s->id, desc);
+		return;
+	}
+	if ((events & BEV_EVENT_ERROR) && bufferevent_openssl_get_ssl(bev)) {
+		unsigned long e = bufferevent_get_openssl_error(bev);
+
+		if (e && s->close_reason == NULL) {
+			char why[160];
+
+			ERR_error_string_n(e, why, sizeof why);
+			log_info("%016" PRIx64 " smtp tls error=\"%s\"", s->id, why);
+			s->close_reason = "tls-error";
+		}
+	}
 	if (events & BEV_EVENT_TIMEOUT) {
 		if (s->state == SMTP_ST_QUIT) {
 			s->close_reason = "write-timeout";
@@ -775,6 +1239,14 @@ smtp_event_cb(struct bufferevent *bev, short events, void *arg)
 			s->close_reason = events & BEV_EVENT_EOF ?
 			    (s->state == SMTP_ST_DATA ? "eof-in-data" : "eof") :
 			    "io-error";
+		/* A client that has finished sending (a half-close after a
+		 * pipelined group) is still owed the replies not yet written,
+		 * a 250 for a queued message among them: send, then close. */
+		if (!(events & BEV_EVENT_ERROR) && s->state != SMTP_ST_COMMIT &&
+		    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+			smtp_close_after_reply(s, s->close_reason);
+			return;
+		}
 		smtp_free(s);
 		return;
 	}
@@ -790,7 +1262,6 @@ smtp_session_accept(struct worker *w, const struct listener *l, int fd,
     const struct sockaddr *sa, socklen_t salen)
 {
 	struct smtp_session *s;
-	struct timeval tv = { (time_t)w->conf->smtp_timeout, 0 };
 	char line[512];
 	size_t n;
 
@@ -800,7 +1271,21 @@ smtp_session_accept(struct worker *w, const struct listener *l, int fd,
 	s->l = l;
 	memcpy(&s->ss, sa, salen < sizeof s->ss ? salen : sizeof s->ss);
 	sockaddr_format(sa, s->addr, sizeof s->addr, &s->port);
-	s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (l->conf->tls == TLS_IMPLICIT) {
+		/* RFC 8314: TLS from the first byte; the greeting waits in
+		 * the output until the handshake is done. */
+		SSL *ssl = w->tls_ctx ? SSL_new(w->tls_ctx) : NULL;
+
+		s->bev = ssl ? bufferevent_openssl_socket_new(w->base, fd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE) : NULL;
+		if (s->bev) {
+			bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+			s->flags |= SMTP_F_TLS;
+		}
+		else if (ssl)
+			SSL_free(ssl);
+	} else
+		s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL) {
 		log_warnx("smtp: bufferevent_socket_new failed");
 		close(fd);
@@ -809,8 +1294,7 @@ smtp_session_accept(struct worker *w, const struct listener *l, int fd,
 	}
 	TAILQ_INSERT_TAIL(&w->smtp_sessions, s, entry);
 	w->nsessions++;
-	bufferevent_setcb(s->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb, s);
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	smtp_setup_bev(s);
 	log_info("%016" PRIx64 " smtp connect address=%s port=%u listener=%s",
 	    s->id, s->addr, s->port, l->name);
 
@@ -822,7 +1306,6 @@ smtp_session_accept(struct worker *w, const struct listener *l, int fd,
 	n = (size_t)snprintf(line, sizeof line, "220 %s ESMTP postern\r\n",
 	    w->conf->hostname);
 	evbuffer_add(bufferevent_get_output(s->bev), line, n);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
 void

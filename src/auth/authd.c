@@ -1,0 +1,452 @@
+/*
+ * authd.c - the auth process: the only postern process that reads
+ * password hashes and mechanism secrets.  Workers connect to its unix
+ * socket (SOCK_SEQPACKET, one message per datagram, proc/msg.h) and relay
+ * SASL exchanges; authd runs the mechanisms (src/sasl), verifies
+ * passwords with crypt(3) here, off the workers' event loops, throttles
+ * failures per client address (throttle.c) and answers with a result.
+ * It never talks to the network.
+ */
+#include "auth/authd.h"
+#include "auth/pwhash.h"
+#include "auth/throttle.h"
+#include "auth/userdb.h"
+#include "lib/log.h"
+#include "lib/strutil.h"
+#include "lib/xalloc.h"
+#include "policy/relay.h"
+#include "proc/msg.h"
+#include "sasl/sasl.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#define AUTHD_MAX_EXCHANGES	1024	/* per connection (worker) */
+
+struct authd_exchange {
+	uint64_t		 reqid;
+	struct sasl_server	 sasl;
+	char			 peer[64];
+	struct authd_conn	*conn;
+	struct event		*delay;		/* a failure answered late */
+	TAILQ_ENTRY(authd_exchange) entry;
+};
+
+struct authd_conn {
+	int			 fd;
+	struct event		*ev;
+	unsigned		 nexchanges;
+	TAILQ_HEAD(, authd_exchange) exchanges;
+	TAILQ_ENTRY(authd_conn)	 entry;
+};
+
+static struct {
+	const struct conf	*conf;
+	struct event_base	*base;
+	struct rcpt_maps	 maps;		/* its users part */
+	TAILQ_HEAD(, authd_conn) conns;
+} authd;
+
+/* ---------------------------------------------------------------- */
+/* the users file, as the SASL mechanisms see it                      */
+
+static const struct user_entry *
+authd_usable_user(const char *name)
+{
+	const struct user_entry *u;
+	time_t now = time(NULL);
+
+	rcpt_maps_refresh(&authd.maps, now);
+	u = userdb_lookup(&authd.maps.users, name);
+	if (u == NULL || u->locked || (u->expires && now >= u->expires))
+		return NULL;
+	return u;
+}
+
+static int
+authd_verify_password(void *arg, const char *user, const char *password)
+{
+	/* A hash of a password nobody has, so that unknown and locked
+	 * users cost the same time as wrong passwords. */
+	static char dummy[128];
+	const struct user_entry *u = authd_usable_user(user);
+
+	if (dummy[0] == '\0' && pwhash_make("postern-timing-dummy", dummy,
+	    sizeof dummy) == -1)
+		return -1;
+	if (u == NULL) {
+		(void)pwhash_verify(password, dummy);
+		return 0;
+	}
+	return pwhash_verify(password, u->hash);
+}
+
+/* secrets field: kind=value;kind=value */
+static int
+authd_get_secret(void *arg, const char *user, const char *kind, char *dst,
+    size_t dstsz)
+{
+	const struct user_entry *u = authd_usable_user(user);
+	size_t klen = strlen(kind);
+	const char *p;
+
+	if (u == NULL)
+		return 0;
+	for (p = u->secrets; p && *p; ) {
+		const char *end = strchr(p, ';');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		if (len > klen && strncmp(p, kind, klen) == 0 && p[klen] == '=') {
+			if (len - klen - 1 >= dstsz)
+				return -1;
+			memcpy(dst, p + klen + 1, len - klen - 1);
+			dst[len - klen - 1] = '\0';
+			return (int)(len - klen - 1);
+		}
+		p = end ? end + 1 : NULL;
+	}
+	return 0;
+}
+
+static const struct sasl_backend authd_backend = {
+	NULL, authd_verify_password, authd_get_secret,
+};
+
+/* ---------------------------------------------------------------- */
+/* exchanges                                                          */
+
+static void
+authd_exchange_free(struct authd_exchange *x)
+{
+	TAILQ_REMOVE(&x->conn->exchanges, x, entry);
+	x->conn->nexchanges--;
+	if (x->delay)
+		event_free(x->delay);
+	sasl_server_free(&x->sasl);
+	free(x);
+}
+
+static struct authd_exchange *
+authd_exchange_find(struct authd_conn *c, uint64_t reqid)
+{
+	struct authd_exchange *x;
+
+	TAILQ_FOREACH(x, &c->exchanges, entry)
+		if (x->reqid == reqid)
+			return x;
+	return NULL;
+}
+
+static void
+authd_send_result(struct authd_conn *c, uint64_t reqid,
+    enum msg_auth_result r, const char *user)
+{
+	struct msg m;
+
+	msg_init(&m, MSG_AUTH_RESULT, reqid);
+	msg_put_u32(&m, r);
+	msg_put_str(&m, user ? user : "");
+	if (msg_send(c->fd, &m) == -1)
+		log_warn("authd: send");
+}
+
+static void
+authd_delayed_fail(evutil_socket_t fd, short ev, void *arg)
+{
+	struct authd_exchange *x = arg;
+
+	authd_send_result(x->conn, x->reqid, AUTH_RESULT_FAIL, NULL);
+	authd_exchange_free(x);
+}
+
+/* Run one step and answer: a challenge, or the result. */
+static void
+authd_step(struct authd_exchange *x, const uint8_t *in, size_t n, int has_in)
+{
+	struct authd_conn *c = x->conn;
+	struct buf out;
+	enum sasl_status st;
+	struct msg m;
+	time_t now = time(NULL);
+
+	buf_init(&out, SASL_MSG_MAX);
+	st = sasl_server_step(&x->sasl, has_in ? in : NULL, n, &out);
+	switch (st) {
+	case SASL_CONTINUE:
+		msg_init(&m, MSG_AUTH_CHALLENGE, x->reqid);
+		msg_put_data(&m, out.data ? out.data : "", out.len);
+		if (msg_send(c->fd, &m) == -1)
+			log_warn("authd: send");
+		buf_free(&out);
+		return;
+	case SASL_OK:
+		throttle_success(x->peer);
+		log_info("authd: auth ok user=%s address=%s mech=%s",
+		    x->sasl.user, x->peer, x->sasl.mech->name);
+		authd_send_result(c, x->reqid, AUTH_RESULT_OK, x->sasl.user);
+		break;
+	case SASL_FAIL: {
+		char user[SASL_USER_MAX * 4 + 1];
+		unsigned failures = throttle_fail(x->peer, now);
+		struct timeval tv = { failures < 5 ? failures : 5, 0 };
+
+		str_escape(user, sizeof user, x->sasl.user, strlen(x->sasl.user));
+		log_info("authd: auth failed user=%s address=%s mech=%s "
+		    "failures=%u%s", user[0] ? user : "-", x->peer,
+		    x->sasl.mech->name, failures,
+		    throttle_blocked(x->peer, now) ? " blocked" : "");
+		/* Each failure makes the next answer slower. */
+		x->delay = evtimer_new(authd.base, authd_delayed_fail, x);
+		evtimer_add(x->delay, &tv);
+		buf_free(&out);
+		return;
+	}
+	case SASL_MALFORMED:
+		log_info("authd: auth malformed address=%s mech=%s", x->peer,
+		    x->sasl.mech->name);
+		authd_send_result(c, x->reqid, AUTH_RESULT_MALFORMED, NULL);
+		break;
+	case SASL_TEMPFAIL:
+		log_warnx("authd: auth tempfail address=%s mech=%s", x->peer,
+		    x->sasl.mech->name);
+		authd_send_result(c, x->reqid, AUTH_RESULT_TEMPFAIL, NULL);
+		break;
+	}
+	buf_free(&out);
+	authd_exchange_free(x);
+}
+
+static int
+authd_handle_start(struct authd_conn *c, struct msg *m)
+{
+	char mechname[32];
+	uint32_t flags, has_ir;
+	const uint8_t *ir;
+	size_t irlen;
+	const struct sasl_mech *mech;
+	struct authd_exchange *x;
+	char peer[64];
+
+	if (msg_get_str(m, mechname, sizeof mechname) == -1 ||
+	    msg_get_str(m, peer, sizeof peer) == -1 ||
+	    msg_get_u32(m, &flags) == -1 || msg_get_u32(m, &has_ir) == -1 ||
+	    msg_get_data(m, &ir, &irlen) == -1 || msg_end(m) == -1)
+		return -1;
+	if (authd_exchange_find(c, m->reqid) != NULL)
+		return -1;
+	if (throttle_blocked(peer, time(NULL))) {
+		log_info("authd: auth refused address=%s: blocked after too "
+		    "many failures", peer);
+		authd_send_result(c, m->reqid, AUTH_RESULT_BLOCKED, NULL);
+		return 0;
+	}
+	mech = sasl_mech_lookup(mechname);
+	/* The worker checked this too; the auth process does not trust it. */
+	if (mech == NULL || !(authd.conf->auth_mechanisms & (1u << mech->id)) ||
+	    ((mech->flags & SASL_MECH_CLEARTEXT) &&
+	    !(flags & (MSG_AUTH_F_TLS | MSG_AUTH_F_LOOPBACK))) ||
+	    c->nexchanges >= AUTHD_MAX_EXCHANGES) {
+		authd_send_result(c, m->reqid, AUTH_RESULT_MALFORMED, NULL);
+		return 0;
+	}
+	x = xcalloc(1, sizeof *x);
+	x->reqid = m->reqid;
+	x->conn = c;
+	strlcpy(x->peer, peer, sizeof x->peer);
+	sasl_server_init(&x->sasl, mech, &authd_backend, authd.conf->hostname,
+	    "smtp");
+	TAILQ_INSERT_TAIL(&c->exchanges, x, entry);
+	c->nexchanges++;
+	authd_step(x, ir, irlen, has_ir != 0);
+	return 0;
+}
+
+static int
+authd_handle_step(struct authd_conn *c, struct msg *m)
+{
+	struct authd_exchange *x;
+	const uint8_t *data;
+	size_t n;
+
+	if (msg_get_data(m, &data, &n) == -1 || msg_end(m) == -1)
+		return -1;
+	/* An exchange that already ended (or waits out a failure delay) is
+	 * not an error: the worker may be a step behind. */
+	if ((x = authd_exchange_find(c, m->reqid)) == NULL || x->delay)
+		return 0;
+	authd_step(x, data, n, 1);
+	return 0;
+}
+
+static int
+authd_handle_cancel(struct authd_conn *c, struct msg *m)
+{
+	struct authd_exchange *x;
+
+	if (msg_end(m) == -1)
+		return -1;
+	if ((x = authd_exchange_find(c, m->reqid)) != NULL && x->delay == NULL)
+		authd_exchange_free(x);
+	return 0;
+}
+
+static void
+authd_conn_free(struct authd_conn *c)
+{
+	while (!TAILQ_EMPTY(&c->exchanges))
+		authd_exchange_free(TAILQ_FIRST(&c->exchanges));
+	TAILQ_REMOVE(&authd.conns, c, entry);
+	event_free(c->ev);
+	close(c->fd);
+	free(c);
+}
+
+static void
+authd_conn_read(evutil_socket_t fd, short ev, void *arg)
+{
+	struct authd_conn *c = arg;
+	struct msg *m = xmalloc(sizeof *m);
+	int rc, bad = 0;
+
+	while ((rc = msg_recv(fd, m)) == 1) {
+		switch (m->type) {
+		case MSG_AUTH_START:
+			bad = authd_handle_start(c, m) == -1;
+			break;
+		case MSG_AUTH_STEP:
+			bad = authd_handle_step(c, m) == -1;
+			break;
+		case MSG_AUTH_CANCEL:
+			bad = authd_handle_cancel(c, m) == -1;
+			break;
+		default:
+			bad = 1;
+		}
+		if (bad)
+			break;
+	}
+	free(m);
+	if (bad || rc == -1) {
+		log_warnx("authd: malformed message from a worker; dropping it");
+		authd_conn_free(c);
+	} else if (rc == 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+		authd_conn_free(c);	/* the worker went away */
+}
+
+static void
+authd_accept(evutil_socket_t lfd, short ev, void *arg)
+{
+	struct authd_conn *c;
+	int fd;
+
+	while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1) {
+		c = xcalloc(1, sizeof *c);
+		c->fd = fd;
+		TAILQ_INIT(&c->exchanges);
+		TAILQ_INSERT_TAIL(&authd.conns, c, entry);
+		c->ev = event_new(authd.base, fd, EV_READ | EV_PERSIST,
+		    authd_conn_read, c);
+		event_add(c->ev, NULL);
+	}
+	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		log_warn("authd: accept");
+}
+
+static void
+authd_sigterm(evutil_socket_t sig, short ev, void *arg)
+{
+	event_base_loopbreak(authd.base);
+}
+
+int
+authd_socket_path(const struct conf *c, char *dst, size_t dstsz)
+{
+	return (size_t)snprintf(dst, dstsz, "%s/private/auth", c->spool) >= dstsz ?
+	    -1 : 0;
+}
+
+int
+authd_listen(const struct conf *c, uid_t uid, gid_t gid)
+{
+	struct sockaddr_un sun;
+	char dir[PATH_MAX];
+	int fd;
+
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	if (authd_socket_path(c, sun.sun_path, sizeof sun.sun_path) == -1 ||
+	    (size_t)snprintf(dir, sizeof dir, "%s/private", c->spool) >= sizeof dir) {
+		log_warnx("authd: spool path too long for a unix socket");
+		return -1;
+	}
+	/* Only root and the workers' group may reach the socket. */
+	if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
+		log_warn("authd: mkdir %s", dir);
+		return -1;
+	}
+	if (chmod(dir, 0750) == -1 ||
+	    (uid != (uid_t)-1 && chown(dir, 0, gid) == -1)) {
+		log_warn("authd: %s", dir);
+		return -1;
+	}
+	unlink(sun.sun_path);
+	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1 || bind(fd, (struct sockaddr *)&sun, sizeof sun) == -1 ||
+	    chmod(sun.sun_path, 0660) == -1 ||
+	    (uid != (uid_t)-1 && chown(sun.sun_path, 0, gid) == -1) ||
+	    listen(fd, 128) == -1) {
+		log_warn("authd: %s", sun.sun_path);
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+void
+authd_main(const struct conf *conf, int listen_fd)
+{
+	struct event *ev_listen, *ev_term, *ev_int;
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
+	log_set_procname("postern/authd");
+
+	authd.conf = conf;
+	TAILQ_INIT(&authd.conns);
+	if ((authd.base = event_base_new()) == NULL)
+		fatalx("authd: event_base_new failed");
+	throttle_init(conf->auth_max_failures, (unsigned)conf->auth_block_time);
+	rcpt_maps_init(&authd.maps, conf);
+	ev_listen = event_new(authd.base, listen_fd, EV_READ | EV_PERSIST,
+	    authd_accept, NULL);
+	ev_term = evsignal_new(authd.base, SIGTERM, authd_sigterm, NULL);
+	ev_int = evsignal_new(authd.base, SIGINT, authd_sigterm, NULL);
+	event_add(ev_listen, NULL);
+	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_int, NULL);
+	event_base_dispatch(authd.base);
+	while (!TAILQ_EMPTY(&authd.conns))
+		authd_conn_free(TAILQ_FIRST(&authd.conns));
+	event_free(ev_listen);
+	event_free(ev_term);
+	event_free(ev_int);
+	rcpt_maps_free(&authd.maps);
+	event_base_free(authd.base);
+	exit(0);
+}

@@ -1,0 +1,64 @@
+/*
+ * msg.h - typed messages between postern processes, one per
+ * SOCK_SEQPACKET datagram.  Reading is strict: a short, long or
+ * malformed message means a bug or a compromised peer, and the reader
+ * treats it as fatal for that connection (msg_get_* return -1 and set
+ * m->bad; callers drop the peer).
+ */
+#ifndef POSTERN_MSG_H
+#define POSTERN_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bump whenever the enum below or any message's layout changes. */
+#define MSG_VERSION	1
+#define MSG_MAX		16384
+
+enum msg_type {
+	MSG_AUTH_START = 1,	/* reqid, mech, peer, flags, has_ir, ir */
+	MSG_AUTH_STEP,		/* reqid, data */
+	MSG_AUTH_CANCEL,	/* reqid */
+	MSG_AUTH_CHALLENGE,	/* reqid, data */
+	MSG_AUTH_RESULT,	/* reqid, result, user */
+};
+
+/* MSG_AUTH_START flags */
+#define MSG_AUTH_F_TLS		0x01
+#define MSG_AUTH_F_LOOPBACK	0x02
+
+enum msg_auth_result {
+	AUTH_RESULT_OK,
+	AUTH_RESULT_FAIL,	/* 535 5.7.8 */
+	AUTH_RESULT_MALFORMED,	/* 501 5.5.2 */
+	AUTH_RESULT_TEMPFAIL,	/* 454 4.7.0 */
+	AUTH_RESULT_BLOCKED,	/* 421 4.7.0, too many failures */
+};
+
+struct msg {
+	uint8_t		 data[MSG_MAX];
+	size_t		 len;	/* bytes in data */
+	size_t		 off;	/* read position */
+	int		 bad;	/* a put overflowed or a get failed */
+	uint16_t	 type;
+	uint64_t	 reqid;
+};
+
+void	msg_init(struct msg *, enum msg_type, uint64_t reqid);
+void	msg_put_u32(struct msg *, uint32_t);
+void	msg_put_data(struct msg *, const void *, size_t);
+void	msg_put_str(struct msg *, const char *);
+int	msg_send(int fd, struct msg *);
+
+/* Receive one message; 1 on success, 0 on EOF/EAGAIN (errno tells), -1
+ * on a malformed header. */
+int	msg_recv(int fd, struct msg *);
+int	msg_get_u32(struct msg *, uint32_t *);
+/* Points into m->data; *len is set. */
+int	msg_get_data(struct msg *, const uint8_t **, size_t *);
+/* Copies a NUL-free string into dst (size dstsz); -1 if it does not fit. */
+int	msg_get_str(struct msg *, char *dst, size_t dstsz);
+/* Everything has been read: trailing bytes are an error. */
+int	msg_end(struct msg *);
+
+#endif

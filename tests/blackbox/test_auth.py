@@ -1,0 +1,443 @@
+"""Submission: 587 with STARTTLS + AUTH, 465 with implicit TLS, users
+managed with `postern user`, and everything that must be refused.
+Real clients: smtplib, swaks, curl, msmtp, openssl s_client."""
+import base64
+import datetime
+import os
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from conftest import (BIN, NET_TIMEOUT, Server, SMTPClient, _finish_all,
+                      free_port, queued_id, wait_for)
+
+PASSWORD = "correct horse 42"
+TOOL_TIMEOUT = 30
+
+
+def tls_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def postern_user(srv, *args, password=None):
+    return subprocess.run([BIN, "user", "-c", str(srv.conf), *args],
+                          input=password, capture_output=True, text=True,
+                          timeout=60)
+
+
+def make_server(extra=(), users=(("hoge", ["hoge@example.test"]),),
+                sub_opts="", start=True):
+    srv = Server(extra=[f"listen submissions on 127.0.0.1 port {free_port()}"]
+                 + list(extra), users=[])
+    srv.ssl_port = int(re.search(r"listen submissions on 127.0.0.1 port (\d+)",
+                                 srv.conf.read_text()).group(1))
+    if sub_opts:
+        line = f"listen submission on 127.0.0.1 port {srv.sub_port}"
+        srv.conf.write_text(srv.conf.read_text().replace(
+            line, f"{line} {sub_opts}"))
+    for name, addrs in users:
+        args = ["add", name, "--password-stdin"]
+        for a in addrs:
+            args += ["--address", a]
+        r = postern_user(srv, *args, password=PASSWORD + "\n")
+        assert r.returncode == 0, r.stderr
+    return srv.start() if start else srv
+
+
+@pytest.fixture(scope="module")
+def srv():
+    s = make_server(extra=["auth-mechanisms PLAIN LOGIN CRAM-MD5 "
+                           "SCRAM-SHA-256 DIGEST-MD5"])
+    try:
+        yield s
+    finally:
+        problems = _finish_all([s])
+        if problems:
+            pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+def starttls(c, ehlo=True):
+    """(EHLO and) STARTTLS on a raw client; returns it wrapped in TLS."""
+    if ehlo:
+        c.ehlo()
+    code, text = c.cmd("STARTTLS")
+    assert code == 220 and "2.0.0" in text, text
+    c.sock = tls_context().wrap_socket(c.sock)
+    return c
+
+
+def plain_ir(user, password):
+    return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+
+
+# ---------------------------------------------------------------------------
+
+def test_users_file_is_written_safely(srv):
+    st = os.stat(srv.users_path)
+    assert st.st_mode & 0o777 == 0o640
+    text = srv.users_path.read_text()
+    assert PASSWORD not in text
+    line = [l for l in text.splitlines() if l.startswith("hoge:")][0]
+    assert line.split(":")[1].startswith("$y$"), "yescrypt hash expected"
+    assert "scram-sha-256=" in line and "cram-md5=" in line
+    r = postern_user(srv, "show", "hoge")
+    assert r.returncode == 0 and "hoge@example.test" in r.stdout
+    assert "SCRAM-SHA-256" in r.stdout and "$y$" not in r.stdout
+
+
+def test_submission_requires_auth_even_from_loopback(srv):
+    with srv.connect(srv.sub_port) as c:
+        caps = c.ehlo()
+        assert "STARTTLS" in caps
+        assert "AUTH" not in caps, "AUTH must not be offered before TLS"
+        code, text = c.cmd("MAIL FROM:<hoge@example.test>")
+        assert (code, "5.7.0") == (530, text.split()[1]), text
+        assert "Authentication required" in text
+        code, text = c.cmd(f"AUTH PLAIN {plain_ir('hoge', PASSWORD)}")
+        assert code == 538 and "5.7.11" in text, text
+        code, text = c.cmd("ETRN example.test")
+        assert code == 502 and "5.7.0" in text, text
+
+
+def test_smtp_port_offers_starttls_and_refuses_etrn(srv):
+    with srv.connect() as c:
+        assert "STARTTLS" in c.ehlo()
+        code, text = c.cmd("ETRN example.test")
+        assert code == 502 and "5.5.1" in text
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN"])
+def test_smtplib_starttls_login(srv, mech):
+    body = b"Subject: via smtplib\r\n\r\n.leading dot\r\n\xe3\x81\x82 8bit\r\n"
+    with smtplib.SMTP("127.0.0.1", srv.sub_port, timeout=NET_TIMEOUT) as s:
+        s.starttls(context=tls_context())
+        s.ehlo()
+        assert mech in s.esmtp_features["auth"].split()
+        s.user, s.password = "hoge", PASSWORD
+        code, _ = s.auth(mech, getattr(s, "auth_" + mech.lower()),
+                         initial_response_ok=(mech == "PLAIN"))
+        assert code == 235
+        s.mail("hoge@example.test", ["BODY=8BITMIME"])
+        s.rcpt("someone@remote.example")     # relay: authenticated
+        code, text = s.data(body)
+        assert code == 250
+    qid = queued_id(text.decode())
+    env, content, received = srv.read_queued(qid)
+    assert content == body
+    assert env["protocol"] == "ESMTPSA" and b"with ESMTPSA" in received
+    srv.wait_log(rf"smtp auth user=hoge mech={mech} result=ok")
+
+
+def test_implicit_tls_465(srv):
+    with smtplib.SMTP_SSL("127.0.0.1", srv.ssl_port, context=tls_context(),
+                          timeout=NET_TIMEOUT) as s:
+        assert s.sock.version() in ("TLSv1.2", "TLSv1.3")
+        s.ehlo()
+        code, text = s.mail("hoge@example.test")
+        assert code == 530, text          # AUTH first, on 465 too
+        s.rset()
+        s.login("hoge", PASSWORD)
+        s.sendmail("hoge@example.test", ["x@remote.example"],
+                   b"Subject: 465\r\n\r\nhi\r\n")
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN", "CRAM-MD5"])
+def test_swaks(srv, mech):
+    if not shutil.which("swaks"):
+        pytest.skip("swaks is not installed")
+    r = subprocess.run(["swaks", "--server", f"127.0.0.1:{srv.sub_port}",
+                        "-tls", "--auth", mech, "--auth-user", "hoge",
+                        "--auth-password", PASSWORD, "--from",
+                        "hoge@example.test", "--to", "y@remote.example"],
+                       capture_output=True, text=True, timeout=TOOL_TIMEOUT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "235 2.7.0" in r.stdout and "queued as" in r.stdout
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5"])
+def test_curl(srv, mech):
+    if not shutil.which("curl"):
+        pytest.skip("curl is not installed")
+    r = subprocess.run(["curl", "-sS", "--ssl-reqd", "-k",
+                        f"smtp://127.0.0.1:{srv.sub_port}",
+                        "--login-options", f"AUTH={mech}",
+                        "-u", f"hoge:{PASSWORD}",
+                        "--mail-from", "hoge@example.test",
+                        "--mail-rcpt", "z@remote.example", "--upload-file", "-"],
+                       input=b"Subject: curl\r\n\r\nhi\r\n",
+                       capture_output=True, timeout=TOOL_TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    srv.wait_log(rf"smtp auth user=hoge mech={mech} result=ok")
+
+
+def test_msmtp_scram_sha256(srv):
+    if not shutil.which("msmtp"):
+        pytest.skip("msmtp is not installed")
+    r = subprocess.run(["msmtp", "--host=127.0.0.1", f"--port={srv.sub_port}",
+                        "--tls=on", "--tls-starttls=on", "--tls-certcheck=off",
+                        "--auth=scram-sha-256", "--user=hoge",
+                        f"--passwordeval=echo '{PASSWORD}'",
+                        "--from=hoge@example.test", "w@remote.example"],
+                       input=b"Subject: scram\r\n\r\nhi\r\n",
+                       capture_output=True, timeout=TOOL_TIMEOUT)
+    if b"not support" in r.stderr and b"SCRAM" in r.stderr.upper():
+        pytest.skip("this msmtp build has no SCRAM-SHA-256: "
+                    + r.stderr.decode())
+    assert r.returncode == 0, r.stderr
+    srv.wait_log(r"smtp auth user=hoge mech=SCRAM-SHA-256 result=ok")
+
+
+def test_openssl_s_client_starttls(srv):
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    script = (f"EHLO probe.example\r\nAUTH PLAIN {plain_ir('hoge', PASSWORD)}"
+              "\r\nQUIT\r\n")
+    r = subprocess.run(["openssl", "s_client", "-quiet", "-starttls", "smtp",
+                        "-connect", f"127.0.0.1:{srv.sub_port}",
+                        "-servername", "mail.example.test"],
+                       input=script.encode(), capture_output=True,
+                       timeout=TOOL_TIMEOUT)
+    out = r.stdout.decode(errors="replace")
+    assert "250-AUTH PLAIN LOGIN" in out, out
+    assert "235 2.7.0" in out and "221 2.0.0" in out, out
+    # The generated certificate is ECDSA P-256 for the host name.
+    r = subprocess.run(["openssl", "s_client", "-starttls", "smtp",
+                        "-connect", f"127.0.0.1:{srv.sub_port}"],
+                       input=b"QUIT\r\n", capture_output=True,
+                       timeout=TOOL_TIMEOUT)
+    out = r.stdout.decode(errors="replace")
+    assert "CN = mail.example.test" in out, out
+    assert "Peer signature type: ECDSA" in out and "public key is 256 bit" in out, out
+
+
+def test_bad_credentials_and_protocol_errors(srv):
+    with starttls(srv.connect(srv.sub_port)) as c:
+        c.ehlo()
+        code, text = c.cmd(f"AUTH PLAIN {plain_ir('hoge', 'wrong')}")
+        assert code == 535 and "5.7.8" in text, text
+        code, text = c.cmd("AUTH NOSUCH")
+        assert code == 504, text
+        code, text = c.cmd("AUTH PLAIN !!notbase64!!")
+        assert code == 501 and "5.5.2" in text, text
+        code, text = c.cmd("AUTH LOGIN")
+        assert code == 334 and base64.b64decode(text[4:]) == b"Username:"
+        code, text = c.cmd("*")
+        assert code == 501 and "5.0.0" in text, text
+        code, text = c.cmd("AUTH LOGIN")
+        assert code == 334
+        code, text = c.cmd("%%%")
+        assert code == 501 and "5.5.2" in text, text
+        code, text = c.cmd(f"AUTH PLAIN {plain_ir('hoge', PASSWORD)}")
+        assert code == 235, text
+        code, text = c.cmd(f"AUTH PLAIN {plain_ir('hoge', PASSWORD)}")
+        assert code == 503, text
+        code, text = c.cmd("STARTTLS")
+        assert code == 503, text
+    srv.wait_log(r"authd: auth failed user=hoge address=127\.0\.0\.1 mech=PLAIN")
+
+
+def test_sender_must_belong_to_user(srv):
+    with starttls(srv.connect(srv.sub_port)) as c:
+        c.ehlo()
+        assert c.cmd(f"AUTH PLAIN {plain_ir('hoge', PASSWORD)}")[0] == 235
+        code, text = c.cmd("MAIL FROM:<president@example.test>")
+        assert code == 553 and "5.7.1" in text and "not owned by user" in text
+        code, text = c.cmd("MAIL FROM:<>")
+        assert code == 553, text
+        code, text = c.cmd("MAIL FROM:<HOGE@Example.Test>")
+        assert code == 250, text
+
+
+def test_starttls_injection_is_discarded(srv):
+    """CVE-2011-0411: commands pipelined with STARTTLS in the clear must
+    not be executed inside TLS."""
+    with srv.connect(srv.sub_port) as c:
+        c.ehlo()
+        c.send("STARTTLS\r\nRSET\r\nMAIL FROM:<evil@example.test>\r\n")
+        code, text = c.reply()
+        assert code == 220
+        c.buf = b""
+        c.sock = tls_context().wrap_socket(c.sock)
+        code, text = c.cmd("EHLO after.tls")
+        # The first reply inside TLS is EHLO's own, not the RSET's.
+        assert code == 250 and text.startswith("250-mail.example.test"), text
+        assert "AUTH" in text
+        code, text = c.cmd("NOOP")
+        assert code == 250 and c.buf == b""
+
+
+def test_starttls_resets_session(srv):
+    with srv.connect() as c:           # port 25 role: AUTH optional
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<a@remote.example>")[0] == 250
+        starttls(c, ehlo=False)
+        code, text = c.cmd("RCPT TO:<hoge@example.test>")
+        assert code == 503, "the transaction must not survive STARTTLS"
+
+
+def test_locked_expired_and_revoked(srv):
+    for name in ("locked1", "expired1", "revoked1"):
+        r = postern_user(srv, "add", name, "--password-stdin",
+                         password=PASSWORD + "\n")
+        assert r.returncode == 0, r.stderr
+    assert postern_user(srv, "lock", "locked1").returncode == 0
+    yesterday = (datetime.date.today() - datetime.timedelta(days=2)).isoformat()
+    assert postern_user(srv, "expire", "expired1", yesterday).returncode == 0
+    time.sleep(1.1)       # the server looks at the file at most once a second
+    for name in ("locked1", "expired1"):
+        with starttls(srv.connect(srv.sub_port)) as c:
+            c.ehlo()
+            code, text = c.cmd(f"AUTH PLAIN {plain_ir(name, PASSWORD)}")
+            assert code == 535 and "5.7.8" in text, (name, text)
+    # An open session of an account locked meanwhile: refused at MAIL.
+    with starttls(srv.connect(srv.sub_port)) as c:
+        c.ehlo()
+        assert c.cmd(f"AUTH PLAIN {plain_ir('revoked1', PASSWORD)}")[0] == 235
+        assert c.cmd("MAIL FROM:<revoked1@example.test>")[0] == 250
+        assert c.cmd("RSET")[0] == 250
+        assert postern_user(srv, "lock", "revoked1").returncode == 0
+        time.sleep(1.1)
+        code, text = c.cmd("MAIL FROM:<revoked1@example.test>")
+        assert code == 535 and "5.7.8" in text, text
+    assert postern_user(srv, "unlock", "locked1").returncode == 0
+    time.sleep(1.1)
+    with starttls(srv.connect(srv.sub_port)) as c:
+        c.ehlo()
+        assert c.cmd(f"AUTH PLAIN {plain_ir('locked1', PASSWORD)}")[0] == 235
+    r = postern_user(srv, "del", "locked1")
+    assert r.returncode == 0 and "locked1:" not in srv.users_path.read_text()
+    assert postern_user(srv, "show", "locked1").returncode == 67   # EX_NOUSER
+
+
+def test_user_added_while_running(srv):
+    r = postern_user(srv, "add", "newbie", "--password-stdin", "--address",
+                     "newbie@example.test", password="n3w password\n")
+    assert r.returncode == 0, r.stderr
+    time.sleep(1.1)
+    with smtplib.SMTP("127.0.0.1", srv.sub_port, timeout=NET_TIMEOUT) as s:
+        s.starttls(context=tls_context())
+        s.login("newbie", "n3w password")
+        s.sendmail("newbie@example.test", ["newbie@example.test"],
+                   b"Subject: hi\r\n\r\nhi\r\n")
+
+
+def test_user_command_errors(srv):
+    assert postern_user(srv, "add", "bad name!").returncode != 0
+    r = postern_user(srv, "add", "hoge", "--password-stdin", password="x\n")
+    assert r.returncode != 0 and "already exists" in r.stderr
+    r = postern_user(srv, "add", "x1", "--address", "not-an-address",
+                     "--password-stdin", password="x\n")
+    assert r.returncode != 0 and "not a mail address" in r.stderr
+    r = postern_user(srv, "expire", "hoge", "31/12/2030")
+    assert r.returncode != 0
+    r = postern_user(srv, "list")
+    assert r.returncode == 0 and "hoge" in r.stdout
+
+
+# ---------------------------------------------------------------------------
+# servers of their own
+
+def test_brute_force_is_throttled_then_blocked():
+    srv = make_server(extra=["auth-throttle 3 60s"])
+    try:
+        t0 = time.monotonic()
+        with starttls(srv.connect(srv.sub_port)) as c:
+            c.ehlo()
+            for i in range(3):
+                code, text = c.cmd(f"AUTH PLAIN {plain_ir('hoge', 'guess%d' % i)}")
+                assert code == 535, text
+            # Each failure was answered a second later than the one before.
+            assert time.monotonic() - t0 >= 1 + 2 + 3 - 0.5
+            code, text = c.cmd(f"AUTH PLAIN {plain_ir('hoge', PASSWORD)}")
+            assert code == 421 and "4.7.0" in text, text
+            assert c.closed()
+        # Even the right password is refused from that address for now.
+        with starttls(srv.connect(srv.sub_port)) as c:
+            c.ehlo()
+            code, text = c.cmd(f"AUTH PLAIN {plain_ir('hoge', PASSWORD)}")
+            assert code == 421, text
+        srv.wait_log(r"authd: auth failed user=hoge address=127\.0\.0\.1 "
+                     r"mech=PLAIN failures=3 blocked")
+    finally:
+        problems = _finish_all([srv])
+        assert not problems, problems
+
+
+def test_cleartext_auth_from_loopback_when_allowed():
+    srv = make_server(sub_opts="cleartext-auth loopback")
+    try:
+        with srv.connect(srv.sub_port) as c:
+            assert "AUTH PLAIN LOGIN" in c.ehlo()
+            code, text = c.cmd(f"AUTH PLAIN {plain_ir('hoge', PASSWORD)}")
+            assert code == 235, text
+    finally:
+        problems = _finish_all([srv])
+        assert not problems, problems
+
+
+def test_sender_check_header():
+    srv = make_server(sub_opts="sender-check header")
+    try:
+        with smtplib.SMTP("127.0.0.1", srv.sub_port, timeout=NET_TIMEOUT) as s:
+            s.starttls(context=tls_context())
+            s.login("hoge", PASSWORD)
+            s.mail("hoge@example.test")
+            s.rcpt("x@remote.example")
+            code, resp = s.data(b"From: The Boss <boss@example.test>\r\n"
+                                b"Subject: forged\r\n\r\nhi\r\n")
+            assert code == 553 and b"not owned" in resp, resp
+            s.mail("hoge@example.test")
+            s.rcpt("x@remote.example")
+            code, resp = s.data(b"From: Hoge <hoge@example.test>\r\n"
+                                b"Subject: fine\r\n\r\nhi\r\n")
+            assert code == 250, resp
+    finally:
+        problems = _finish_all([srv])
+        assert not problems, problems
+
+
+def test_certificate_reloaded_on_sighup():
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    srv = Server(extra=[], users=[])
+    cert, key = srv.dir / "cert.pem", srv.dir / "key.pem"
+
+    def make_cert(cn):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                        "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", str(key), "-out", str(cert), "-days", "2",
+                        "-subj", f"/CN={cn}"], check=True,
+                       capture_output=True, timeout=TOOL_TIMEOUT)
+
+    def served_cn():
+        with srv.connect(srv.sub_port) as c:
+            starttls(c)
+            der = c.sock.getpeercert(binary_form=True)
+        r = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout",
+                            "-subject"], input=der, capture_output=True,
+                           timeout=TOOL_TIMEOUT)
+        return r.stdout.decode()
+
+    make_cert("first.example.test")
+    srv.conf.write_text(srv.conf.read_text() +
+                        f"tls cert {cert} key {key}\n")
+    srv.start()
+    try:
+        assert "first.example.test" in served_cn()
+        make_cert("second.example.test")
+        srv.proc.send_signal(signal.SIGHUP)
+        srv.wait_log(r"master: reloaded")
+        assert wait_for(lambda: "second.example.test" in served_cn(), 10)
+    finally:
+        problems = _finish_all([srv])
+        assert not problems, problems
