@@ -5,6 +5,8 @@
  * and a local part holding '%', '!' or '@' is never a local name.
  */
 #include "policy/relay.h"
+#include "deliver/aliases_default.h"
+#include "deliver/aliases_index.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
 
@@ -25,6 +27,20 @@ mtime_changed(const char *path, struct timespec *seen)
 		return 0;
 	*seen = st.st_mtim;
 	return 1;
+}
+
+/* The source or its index (`postern aliases`) changed.  Both are
+ * checked every time so that each remembers its own mtime. */
+static int
+aliases_reload_due(const char *src, struct rcpt_maps *m)
+{
+	char idx[PATH_MAX];
+	int changed = mtime_changed(src, &m->aliases_mtime);
+
+	if (aliases_index_path(src, idx, sizeof idx) == 0 &&
+	    mtime_changed(idx, &m->aliases_idx_mtime))
+		changed = 1;
+	return changed;
 }
 
 void
@@ -63,9 +79,13 @@ rcpt_maps_refresh(struct rcpt_maps *m, time_t now)
 			userdb_free(&db);
 		}
 	}
-	if (c->aliases[0] && mtime_changed(c->aliases, &m->aliases_mtime)) {
+	if (!c->aliases[0] && !m->aliases_default) {
+		aliases_default(&m->aliases, c->admin);
+		m->aliases_default = 1;
+	}
+	if (c->aliases[0] && aliases_reload_due(c->aliases, m)) {
 		struct aliases al;
-		if (aliases_load(c->aliases, &al, stderr) == 0) {
+		if (aliases_load_indexed(c->aliases, &al, stderr) == 0) {
 			aliases_free(&m->aliases);
 			m->aliases = al;
 			log_debug("aliases: loaded %zu aliases from %s",

@@ -16,14 +16,17 @@
 #include "smtp/reply.h"
 #include "smtp/smtp_addr.h"
 
-/* The local names that exist: the users file and the aliases file,
- * re-read when they change on disk (checked at most once a second). */
+/* The local names that exist: the users file and the aliases file (or
+ * its index, or without a file the default aliases), re-read when they
+ * change on disk (checked at most once a second).  The workers' RCPT
+ * check and the queue manager's delivery use the same maps. */
 struct rcpt_maps {
 	const struct conf *conf;
 	struct userdb	 users;
 	struct aliases	 aliases;
-	struct timespec	 users_mtime, aliases_mtime;
+	struct timespec	 users_mtime, aliases_mtime, aliases_idx_mtime;
 	time_t		 checked;
+	int		 aliases_default;	/* built-in table loaded */
 };
 
 struct relay_client {

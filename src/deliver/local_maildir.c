@@ -1,0 +1,204 @@
+/*
+ * local_maildir.c - Maildir delivery (see local_maildir.h).
+ *
+ * The delivered file is "Return-Path: <sender>" and "Delivered-To:
+ * <address>" (RFC 5322 section 3.6.7 trace fields, added by the final
+ * delivery) followed by the queued content byte for byte, CRLF line
+ * endings as received.
+ */
+#include "deliver/local_maildir.h"
+#include "lib/fsio.h"
+#include "lib/strutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define COPY_BUFSZ	(64 * 1024)
+
+/* The host part of a Maildir name: '/' and ':' would break it, so they
+ * are written as octal escapes. */
+static void
+maildir_host(char *dst, size_t dstsz)
+{
+	char host[256];
+	size_t o = 0;
+
+	if (gethostname(host, sizeof host) == -1)
+		strlcpy(host, "localhost", sizeof host);
+	host[sizeof host - 1] = '\0';
+	for (const char *p = host; *p && o + 5 < dstsz; p++) {
+		if (*p == '/')
+			o += (size_t)snprintf(dst + o, dstsz - o, "\\057");
+		else if (*p == ':')
+			o += (size_t)snprintf(dst + o, dstsz - o, "\\072");
+		else
+			dst[o++] = *p;
+	}
+	dst[o] = '\0';
+}
+
+void
+maildir_name_new(char *dst, size_t dstsz)
+{
+	static unsigned long count;
+	static char host[128];
+	struct timeval tv;
+
+	if (host[0] == '\0')
+		maildir_host(host, sizeof host);
+	gettimeofday(&tv, NULL);
+	/* Q<n> counts deliveries in this process, so two in the same
+	 * microsecond still differ. */
+	snprintf(dst, dstsz, "%lld.M%ldP%dQ%lu.%s", (long long)tv.tv_sec,
+	    (long)tv.tv_usec, (int)getpid(), ++count, host);
+}
+
+static int
+mkdir_owned(const char *path)
+{
+	if (mkdir(path, 0700) == -1 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static int
+maildir_prepare(const char *box)
+{
+	static const char *sub[] = { "tmp", "new", "cur" };
+	char path[PATH_MAX];
+
+	if (mkdir_owned(box) == -1)
+		return -1;
+	for (size_t i = 0; i < 3; i++) {
+		if ((size_t)snprintf(path, sizeof path, "%s/%s", box, sub[i]) >=
+		    sizeof path) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		if (mkdir_owned(path) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+maildir_copy(int out, const struct maildir_msg *m)
+{
+	char buf[COPY_BUFSZ];
+	off_t off = m->offset;
+	ssize_t n;
+
+	for (;;) {
+		n = pread(m->fd, buf, sizeof buf, off);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			return 0;
+		if (write_full(out, buf, (size_t)n) == -1)
+			return -1;
+		off += n;
+	}
+}
+
+int
+maildir_deliver(const char *mailboxes, const char *user, const char *name,
+    const struct maildir_msg *m, char *why, size_t whysz)
+{
+	char box[PATH_MAX], tmp[PATH_MAX], new[PATH_MAX], newdir[PATH_MAX];
+	char head[2 * 512];
+	int fd = -1, saved, n;
+	const char *step = "create";
+
+	if ((size_t)snprintf(box, sizeof box, "%s/%s", mailboxes, user) >=
+	    sizeof box ||
+	    (size_t)snprintf(tmp, sizeof tmp, "%s/tmp/%s", box, name) >=
+	    sizeof tmp ||
+	    (size_t)snprintf(new, sizeof new, "%s/new/%s", box, name) >=
+	    sizeof new ||
+	    (size_t)snprintf(newdir, sizeof newdir, "%s/new", box) >=
+	    sizeof newdir) {
+		errno = ENAMETOOLONG;
+		goto fail;
+	}
+	step = "create maildir";
+	if (maildir_prepare(box) == -1)
+		goto fail;
+	step = "create file";
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) == -1)
+		goto fail;
+	n = snprintf(head, sizeof head, "Return-Path: <%s>\r\n"
+	    "Delivered-To: %s\r\n", m->return_path, m->delivered_to);
+	step = "write";
+	if (n < 0 || (size_t)n >= sizeof head) {
+		errno = ENAMETOOLONG;
+		goto fail;
+	}
+	if (write_full(fd, head, (size_t)n) == -1 || maildir_copy(fd, m) == -1)
+		goto fail;
+	step = "fsync";
+	if (fsync(fd) == -1)
+		goto fail;
+	step = "close";
+	if (close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	/* link(2), not rename(2): an existing name is never replaced. */
+	step = "link into new/";
+	if (link(tmp, new) == -1)
+		goto fail;
+	unlink(tmp);
+	step = "fsync new/";
+	if (fsync_dir(newdir) == -1)
+		goto fail;
+	return 0;
+fail:
+	saved = errno;
+	if (fd != -1)
+		close(fd);
+	if (strcmp(step, "fsync new/") != 0)
+		unlink(tmp);
+	snprintf(why, whysz, "maildir %s: %s", step, strerror(saved));
+	errno = saved;
+	return -1;
+}
+
+int
+maildir_has(const char *mailboxes, const char *user, const char *name)
+{
+	char path[PATH_MAX];
+	size_t nlen = strlen(name);
+	struct dirent *de;
+	DIR *d;
+	int found = 0;
+
+	if ((size_t)snprintf(path, sizeof path, "%s/%s/new/%s", mailboxes,
+	    user, name) >= sizeof path)
+		return -1;
+	if (access(path, F_OK) == 0)
+		return 1;
+	if (errno != ENOENT)
+		return -1;
+	/* A reader may have moved it to cur/ as NAME:2,FLAGS already. */
+	snprintf(path, sizeof path, "%s/%s/cur", mailboxes, user);
+	if ((d = opendir(path)) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while (!found && (de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, name, nlen) == 0 &&
+		    (de->d_name[nlen] == '\0' || de->d_name[nlen] == ':'))
+			found = 1;
+	closedir(d);
+	return found;
+}

@@ -1,0 +1,36 @@
+/*
+ * local_maildir.h - delivery into <mailboxes>/<user>/, a Maildir
+ * (tmp/, new/, cur/; directories 0700, files 0600; created on first
+ * delivery).  The file is written in tmp/, fsynced, linked into new/
+ * and new/ is fsynced before success is reported, so a reported
+ * delivery survives a crash.  Every error is temporary: the message
+ * stays queued and is retried, never lost.  Runs in the queue manager.
+ */
+#ifndef POSTERN_LOCAL_MAILDIR_H
+#define POSTERN_LOCAL_MAILDIR_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define MAILDIR_NAME_MAX	256
+
+struct maildir_msg {
+	const char	*return_path;	/* envelope sender; "" for <> */
+	const char	*delivered_to;	/* the address being delivered */
+	int		 fd;		/* the queue file */
+	off_t		 offset;	/* where the content starts */
+};
+
+/* A fresh unique name "SEC.M<usec>P<pid>Q<n>.<host>" (the Maildir
+ * convention) for the next delivery. */
+void	maildir_name_new(char *dst, size_t dstsz);
+/* Deliver under the given name.  0, or -1 with errno and a short reason
+ * in why (for the log and the DSN). */
+int	maildir_deliver(const char *mailboxes, const char *user,
+	    const char *name, const struct maildir_msg *, char *why,
+	    size_t whysz);
+/* Is a message of that name in new/ or cur/ (a crash after the link
+ * and before the queue manager recorded it)?  1, 0, or -1 on error. */
+int	maildir_has(const char *mailboxes, const char *user, const char *name);
+
+#endif

@@ -1,0 +1,168 @@
+/*
+ * qenv.c - queue file reader (see qenv.h).  The file is untrusted only
+ * in the sense that a crash or an administrator may have damaged it:
+ * every record is checked and anything odd makes the file "corrupt".
+ */
+#include "queue/qenv.h"
+#include "lib/strutil.h"
+#include "lib/xalloc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define READ_CHUNK	(64 * 1024)
+
+/* Read more of the file into b at file offset *off; 0 at EOF. */
+static ssize_t
+read_more(int fd, struct buf *b, off_t *off)
+{
+	char chunk[READ_CHUNK];
+	ssize_t n;
+
+	do
+		n = pread(fd, chunk, sizeof chunk, *off);
+	while (n == -1 && errno == EINTR);
+	if (n > 0) {
+		if (buf_append(b, chunk, (size_t)n) == -1)
+			return -1;
+		*off += n;
+	}
+	return n;
+}
+
+static int
+parse_record(struct qenv *e, char *line, char *why, size_t whysz)
+{
+	char *val = strchr(line, ' ');
+
+	if (val == NULL) {
+		if (strcmp(line, "from") == 0) {
+			free(e->from);
+			e->from = xstrdup("");
+			return 0;
+		}
+		snprintf(why, whysz, "bad envelope record '%.40s'", line);
+		return -1;
+	}
+	*val++ = '\0';
+	if (strcmp(line, "postern-queue") == 0) {
+		if (strcmp(val, "1") != 0) {
+			snprintf(why, whysz, "unknown queue file version %.20s",
+			    val);
+			return -1;
+		}
+	} else if (strcmp(line, "qid") == 0) {
+		if (!qid_valid(val)) {
+			snprintf(why, whysz, "bad qid record");
+			return -1;
+		}
+		strlcpy(e->qid, val, sizeof e->qid);
+	} else if (strcmp(line, "arrival") == 0)
+		e->arrival = (time_t)strtoll(val, NULL, 10);
+	else if (strcmp(line, "listener") == 0)
+		(void)strlcpy(e->listener, val, sizeof e->listener); /* log only */
+	else if (strcmp(line, "body") == 0)
+		e->body_8bit = strcmp(val, "8BITMIME") == 0;
+	else if (strcmp(line, "from") == 0) {
+		free(e->from);
+		e->from = xstrdup(val);
+	} else if (strcmp(line, "rcpt") == 0) {
+		e->rcpts = xreallocarray(e->rcpts, e->nrcpts + 1,
+		    sizeof *e->rcpts);
+		e->rcpts[e->nrcpts++] = xstrdup(val);
+	}
+	/* client, helo, protocol and future records: not needed here */
+	return 0;
+}
+
+static void
+scan_headers(struct qenv *e, const char *p, size_t len)
+{
+	const char *end;
+	size_t hlen;
+
+	/* The header section ends at the first empty line (RFC 5322
+	 * section 2.1); without one, the whole (bounded) start counts. */
+	if (len >= 2 && p[0] == '\r' && p[1] == '\n')
+		hlen = 0;
+	else if ((end = memmem(p, len, "\r\n\r\n", 4)) != NULL)
+		hlen = (size_t)(end - p) + 2;
+	else
+		hlen = len;
+	if (hlen > QENV_HEADERS_MAX)
+		hlen = QENV_HEADERS_MAX;
+	buf_append(&e->headers, p, hlen);
+	for (size_t i = 0; i + 9 <= hlen; i++)
+		if ((i == 0 || p[i - 1] == '\n') &&
+		    strncasecmp(p + i, "received:", 9) == 0)
+			e->nreceived++;
+}
+
+int
+qenv_read(int fd, struct qenv *e, char *why, size_t whysz)
+{
+	struct buf b;
+	struct stat st;
+	off_t off = 0;
+	char *envend = NULL, *line, *save = NULL;
+	ssize_t n;
+	size_t envlen, want;
+
+	memset(e, 0, sizeof *e);
+	buf_init(&e->headers, QENV_HEADERS_MAX + 1);
+	buf_init(&b, QENV_ENVELOPE_MAX + QENV_HEADERS_MAX + 2 * READ_CHUNK);
+	if (fstat(fd, &st) == -1) {
+		snprintf(why, whysz, "fstat: %s", strerror(errno));
+		goto fail;
+	}
+	while (envend == NULL) {
+		if ((n = read_more(fd, &b, &off)) <= 0 || b.len >
+		    QENV_ENVELOPE_MAX) {
+			snprintf(why, whysz, "%s", n == -1 ? strerror(errno) :
+			    "no end of envelope");
+			goto fail;
+		}
+		envend = memmem(b.data, b.len, "\n\n", 2);
+	}
+	envlen = (size_t)(envend - b.data) + 2;
+	e->content = (off_t)envlen;
+	e->size = st.st_size - e->content;
+	/* Enough of the content for its header section. */
+	want = envlen + QENV_HEADERS_MAX + 4;
+	while (b.len < want && off < st.st_size &&
+	    (n = read_more(fd, &b, &off)) > 0)
+		;
+	scan_headers(e, b.data + envlen, b.len - envlen);
+
+	envend[1] = '\0';
+	for (line = strtok_r(b.data, "\n", &save); line;
+	    line = strtok_r(NULL, "\n", &save))
+		if (parse_record(e, line, why, whysz) == -1)
+			goto fail;
+	if (e->qid[0] == '\0' || e->from == NULL || e->nrcpts == 0) {
+		snprintf(why, whysz, "envelope without qid, from or rcpt");
+		goto fail;
+	}
+	buf_free(&b);
+	return 0;
+fail:
+	buf_free(&b);
+	qenv_free(e);
+	return -1;
+}
+
+void
+qenv_free(struct qenv *e)
+{
+	for (size_t i = 0; i < e->nrcpts; i++)
+		free(e->rcpts[i]);
+	free(e->rcpts);
+	free(e->from);
+	buf_free(&e->headers);
+	memset(e, 0, sizeof *e);
+}

@@ -1,0 +1,39 @@
+/*
+ * qenv.h - reading a queued message: the envelope records (see
+ * src/queue/README), where the content starts, and the content's header
+ * section (for loop detection and for the DSN's text/rfc822-headers).
+ * Used by the queue manager and `postern queue`.
+ */
+#ifndef POSTERN_QENV_H
+#define POSTERN_QENV_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "lib/buf.h"
+#include "queue/qid.h"
+
+#define QENV_ENVELOPE_MAX	(4 * 1024 * 1024)
+#define QENV_HEADERS_MAX	(256 * 1024)	/* kept for the DSN */
+
+struct qenv {
+	char		 qid[QID_LEN + 1];
+	time_t		 arrival;
+	char		 listener[32];
+	char		*from;		/* "" for <> */
+	char		**rcpts;
+	size_t		 nrcpts;
+	int		 body_8bit;
+	off_t		 content;	/* offset of the content in the file */
+	off_t		 size;		/* octets of content */
+	struct buf	 headers;	/* the content's header section (CRLF),
+					   possibly truncated */
+	unsigned	 nreceived;	/* Received: fields in it */
+};
+
+/* Read from an open queue file.  0, or -1 with a reason in why. */
+int	qenv_read(int fd, struct qenv *, char *why, size_t whysz);
+void	qenv_free(struct qenv *);
+
+#endif

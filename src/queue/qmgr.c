@@ -1,0 +1,420 @@
+/*
+ * qmgr.c - the queue manager process (see qmgr.h).
+ *
+ * Scheduling: every message in queue/ has an entry with a libevent timer
+ * for its next attempt; due entries wait on a run list, and one message
+ * is handled per turn of the loop so that inotify events and signals
+ * are seen in between.  New mail arrives as IN_MOVED_TO on queue/ (the
+ * commit's rename, or `postern queue release`); deletions as
+ * IN_MOVED_TO on delete/.  A full scan runs at start-up, after an
+ * inotify overflow, and on flush (SIGUSR2, sent by `postern queue
+ * flush`).  SIGTERM, and SIGUSR1 (reload), end the process between two
+ * messages.
+ *
+ * XXX: deliveries run one at a time, each waiting for its fsyncs; a
+ * pool of delivery threads would overlap them, as the workers' commit
+ * threads do.
+ */
+#include "queue/qmgr.h"
+#include "lib/fsio.h"
+#include "lib/log.h"
+#include "lib/strutil.h"
+#include "lib/xalloc.h"
+#include "queue/qpath.h"
+#include "queue/qid.h"
+#include "queue/qstatus.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <search.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/queue.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+struct qentry {
+	char			 qid[QID_LEN + 1];
+	struct event		*timer;
+	int			 on_run_list;
+	TAILQ_ENTRY(qentry)	 run;
+	TAILQ_ENTRY(qentry)	 all;
+};
+
+static struct qmgr		 qm;
+static struct event_base	*base;
+static struct event		*ev_runner;
+static void			*entry_index;	/* tsearch(3) tree by qid */
+static TAILQ_HEAD(, qentry)	 run_list = TAILQ_HEAD_INITIALIZER(run_list);
+static TAILQ_HEAD(, qentry)	 all_list = TAILQ_HEAD_INITIALIZER(all_list);
+static int			 inotify_fd = -1, wd_queue = -1, wd_delete = -1;
+static int			 stopping;
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct qentry *)a)->qid,
+	    ((const struct qentry *)b)->qid);
+}
+
+static void
+runner_kick(void)
+{
+	if (!TAILQ_EMPTY(&run_list) && !stopping)
+		event_active(ev_runner, 0, 0);
+}
+
+static void
+entry_make_due(struct qentry *e)
+{
+	evtimer_del(e->timer);
+	if (!e->on_run_list) {
+		TAILQ_INSERT_TAIL(&run_list, e, run);
+		e->on_run_list = 1;
+	}
+	runner_kick();
+}
+
+static void
+entry_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	entry_make_due(arg);
+}
+
+static void
+entry_free(struct qentry *e)
+{
+	if (e->on_run_list)
+		TAILQ_REMOVE(&run_list, e, run);
+	TAILQ_REMOVE(&all_list, e, all);
+	tdelete(e, &entry_index, entry_cmp);
+	event_free(e->timer);
+	free(e);
+}
+
+/* Schedule qid at `when` (0 or past: now). */
+static void
+qmgr_schedule(const char *qid, time_t when)
+{
+	struct qentry key, *e, **found;
+	time_t now = time(NULL);
+
+	if (!qid_valid(qid))
+		return;
+	(void)strlcpy(key.qid, qid, sizeof key.qid);	/* valid: fits */
+	if ((found = tfind(&key, &entry_index, entry_cmp)) != NULL)
+		e = *found;
+	else {
+		e = xcalloc(1, sizeof *e);
+		(void)strlcpy(e->qid, qid, sizeof e->qid);
+		e->timer = evtimer_new(base, entry_timer, e);
+		tsearch(e, &entry_index, entry_cmp);
+		TAILQ_INSERT_TAIL(&all_list, e, all);
+	}
+	if (when <= now)
+		entry_make_due(e);
+	else if (!e->on_run_list) {
+		struct timeval tv = { when - now, 0 };
+		evtimer_add(e->timer, &tv);
+	}
+}
+
+static void
+qmgr_runner(evutil_socket_t fd, short ev, void *arg)
+{
+	struct qentry *e = TAILQ_FIRST(&run_list);
+	time_t next;
+
+	if (e == NULL || stopping)
+		return;
+	TAILQ_REMOVE(&run_list, e, run);
+	e->on_run_list = 0;
+	switch (qrun_message(&qm, e->qid, &next)) {
+	case QRUN_REMOVED:
+	case QRUN_GONE:
+		entry_free(e);
+		break;
+	case QRUN_DEFERRED:
+		qmgr_schedule(e->qid, next);
+		break;
+	}
+	runner_kick();
+}
+
+/* When a message found at start-up is due: its recorded next retry. */
+static time_t
+qmgr_due(const char *qid)
+{
+	struct qstatus st;
+	time_t when = 0;
+
+	if (qstatus_load(qm.conf->spool, qid, &st) == 0)
+		when = st.next_retry;
+	qstatus_close(&st);
+	return when;
+}
+
+static void
+qmgr_scan_dir(const char *sub, void (*fn)(const char *qid))
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	(void)qpath_make(path, sizeof path, qm.conf->spool, sub, "");
+	if ((d = opendir(path)) == NULL) {
+		log_warn("queue: opendir %s", path);
+		return;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (qid_valid(de->d_name))
+			fn(de->d_name);
+	closedir(d);
+}
+
+static void
+scan_queue_one(const char *qid)
+{
+	struct qentry key, **found;
+
+	(void)strlcpy(key.qid, qid, sizeof key.qid);
+	if ((found = tfind(&key, &entry_index, entry_cmp)) == NULL)
+		qmgr_schedule(qid, qmgr_due(qid));
+}
+
+static void
+scan_delete_one(const char *qid)
+{
+	qrun_remove_deleted(&qm, qid);
+}
+
+/* A status file whose message is in none of queue/, hold/, delete/ was
+ * left by a crash between the two unlinks of a removal. */
+static void
+scan_status_one(const char *qid)
+{
+	static const char *dirs[] = { "queue", "hold", "delete", "incoming" };
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+		(void)qpath_make(path, sizeof path, qm.conf->spool, dirs[i], qid);
+		if (access(path, F_OK) == 0 || errno != ENOENT)
+			return;
+	}
+	(void)qpath_make(path, sizeof path, qm.conf->spool, "status", qid);
+	if (unlink(path) == 0)
+		log_info("%s queue: removed a leftover status file", qid);
+}
+
+static void
+qmgr_scan(void)
+{
+	qmgr_scan_dir("delete", scan_delete_one);
+	qmgr_scan_dir("queue", scan_queue_one);
+}
+
+static void
+qmgr_inotify(evutil_socket_t fd, short ev, void *arg)
+{
+	char buf[16 * 1024] __attribute__((aligned(__alignof__(struct
+	    inotify_event))));
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof buf)) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ie = (struct inotify_event *)p;
+
+			if (ie->mask & IN_Q_OVERFLOW)
+				qmgr_scan();
+			else if (ie->len && ie->wd == wd_queue)
+				qmgr_schedule(ie->name, 0);
+			else if (ie->len && ie->wd == wd_delete)
+				qrun_remove_deleted(&qm, ie->name);
+			p += sizeof *ie + ie->len;
+		}
+	}
+	if (n == -1 && errno != EAGAIN && errno != EINTR)
+		log_warn("queue: inotify read");
+}
+
+static void
+qmgr_flush(evutil_socket_t sig, short ev, void *arg)
+{
+	struct qentry *e;
+	unsigned n = 0;
+
+	qmgr_scan();
+	TAILQ_FOREACH(e, &all_list, all) {
+		entry_make_due(e);
+		n++;
+	}
+	log_info("queue: flush: %u messages due now", n);
+}
+
+static void
+qmgr_stop(evutil_socket_t sig, short ev, void *arg)
+{
+	log_info("queue: stopping (signal %d)", (int)sig);
+	stopping = 1;
+	event_base_loopbreak(base);
+}
+
+static void
+qmgr_drop_privileges(uid_t uid, gid_t gid)
+{
+	if (uid == (uid_t)-1)
+		return;
+	if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1 ||
+	    setresuid(uid, uid, uid) == -1)
+		fatal("queue: cannot drop privileges");
+	if (setuid(0) != -1)
+		fatalx("queue: privileges could be regained");
+}
+
+/* One queue manager per spool: a reloaded or restarted one waits here
+ * until the previous one (or an orphan) has let go.  `postern queue
+ * flush` asks the kernel who holds the lock (F_GETLK), so a stale pid
+ * in the file can never be signalled. */
+static int
+qmgr_lock(const char *spool)
+{
+	char path[PATH_MAX], pid[32];
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int fd, n;
+
+	(void)qpath_make(path, sizeof path, spool, QMGR_PIDFILE, "");
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) == -1)
+		fatal("queue: open %s", path);
+	if (fcntl(fd, F_SETLK, &fl) == -1) {
+		log_info("queue: waiting for the previous queue manager");
+		while (fcntl(fd, F_SETLKW, &fl) == -1)
+			if (errno != EINTR)
+				fatal("queue: lock %s", path);
+	}
+	n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, pid, (size_t)n, 0) != n)
+		log_warn("queue: write %s", path);
+	return fd;
+}
+
+static int
+qmgr_watch(const char *sub)
+{
+	char path[PATH_MAX];
+	int wd;
+
+	(void)qpath_make(path, sizeof path, qm.conf->spool, sub, "");
+	if ((wd = inotify_add_watch(inotify_fd, path, IN_MOVED_TO)) == -1)
+		fatal("queue: inotify watch %s", path);
+	return wd;
+}
+
+void
+qmgr_main(const struct conf *conf, unsigned procno, uid_t uid, gid_t gid)
+{
+	struct event *ev_term, *ev_int, *ev_usr1, *ev_usr2, *ev_ino;
+	sigset_t none;
+	int lockfd;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGHUP, SIG_IGN);	/* the master reloads */
+	signal(SIGPIPE, SIG_IGN);
+	qmgr_drop_privileges(uid, gid);
+	/* Two queue managers must never run at once: if the master dies,
+	 * so does this one.  (Set after the credential change, which
+	 * clears it.) */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() == 1)
+		_exit(0);
+	qm.conf = conf;
+	lockfd = qmgr_lock(conf->spool);
+	qid_init(procno);
+
+	if ((base = event_base_new()) == NULL)
+		fatalx("queue: event_base_new failed");
+	ev_runner = event_new(base, -1, 0, qmgr_runner, NULL);
+	if ((inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
+		fatal("queue: inotify_init1");
+	/* Watch before scanning, so nothing arrives unseen in between. */
+	wd_queue = qmgr_watch("queue");
+	wd_delete = qmgr_watch("delete");
+	ev_ino = event_new(base, inotify_fd, EV_READ | EV_PERSIST,
+	    qmgr_inotify, NULL);
+	event_add(ev_ino, NULL);
+	ev_term = evsignal_new(base, SIGTERM, qmgr_stop, NULL);
+	ev_int = evsignal_new(base, SIGINT, qmgr_stop, NULL);
+	ev_usr1 = evsignal_new(base, SIGUSR1, qmgr_stop, NULL);
+	ev_usr2 = evsignal_new(base, SIGUSR2, qmgr_flush, NULL);
+	evsignal_add(ev_term, NULL);
+	evsignal_add(ev_int, NULL);
+	evsignal_add(ev_usr1, NULL);
+	evsignal_add(ev_usr2, NULL);
+
+	rcpt_maps_init(&qm.maps, conf);
+	qmgr_scan_dir("status", scan_status_one);
+	qmgr_scan();
+	log_info("queue: manager running, mailboxes %s", conf->mailboxes);
+	event_base_dispatch(base);
+
+	while (!TAILQ_EMPTY(&all_list))
+		entry_free(TAILQ_FIRST(&all_list));
+	rcpt_maps_free(&qm.maps);
+	event_free(ev_term);
+	event_free(ev_int);
+	event_free(ev_usr1);
+	event_free(ev_usr2);
+	event_free(ev_ino);
+	event_free(ev_runner);
+	event_base_free(base);
+	close(inotify_fd);
+	close(lockfd);
+	log_debug("queue: exited");
+	exit(0);
+}
+
+int
+qmgr_prepare(const struct conf *c, uid_t uid, gid_t gid)
+{
+	static const char *dirs[] = { "hold", "delete", "status", "corrupt" };
+	char path[PATH_MAX];
+	int fd;
+
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+		(void)qpath_make(path, sizeof path, c->spool, dirs[i], "");
+		if (mkdir(path, 0700) == -1 && errno != EEXIST) {
+			log_warn("queue: mkdir %s", path);
+			return -1;
+		}
+		if (uid != (uid_t)-1 && chown(path, uid, gid) == -1) {
+			log_warn("queue: chown %s", path);
+			return -1;
+		}
+	}
+	/* The spool itself belongs to root: the pid file is made here. */
+	(void)qpath_make(path, sizeof path, c->spool, QMGR_PIDFILE, "");
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) == -1 ||
+	    (uid != (uid_t)-1 && fchown(fd, uid, gid) == -1)) {
+		log_warn("queue: %s", path);
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	/* Maildirs are created by the queue manager, as its user. */
+	if (mkdir_p(c->mailboxes, 0700) == -1 ||
+	    (uid != (uid_t)-1 && chown(c->mailboxes, uid, gid) == -1)) {
+		log_warn("queue: mailboxes %s", c->mailboxes);
+		return -1;
+	}
+	return 0;
+}

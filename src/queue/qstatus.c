@@ -1,0 +1,250 @@
+/*
+ * qstatus.c - per-message delivery records (see qstatus.h).  Runs in
+ * the queue manager (read and write) and in `postern queue` (read).
+ */
+#include "queue/qstatus.h"
+#include "lib/fsio.h"
+#include "lib/strutil.h"
+#include "lib/xalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define QSTATUS_RCPT_MAX	1000000
+
+void
+qstatus_key(char *dst, size_t dstsz, const char *kind, const char *target)
+{
+	size_t o = (size_t)snprintf(dst, dstsz, "%s:", kind);
+
+	for (const char *p = target; *p && o + 5 < dstsz; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c <= 0x20 || c >= 0x7f || c == '\\')
+			o += (size_t)snprintf(dst + o, dstsz - o, "\\x%02x", c);
+		else
+			dst[o++] = (char)c;
+	}
+	if (o < dstsz)
+		dst[o] = '\0';
+}
+
+static struct qstatus_rcpt *
+rcpt_slot(struct qstatus *st, unsigned long n)
+{
+	if (n >= QSTATUS_RCPT_MAX)
+		return NULL;
+	if (n >= st->nrcpts) {
+		st->rcpts = xreallocarray(st->rcpts, n + 1, sizeof *st->rcpts);
+		memset(st->rcpts + st->nrcpts, 0,
+		    (n + 1 - st->nrcpts) * sizeof *st->rcpts);
+		st->nrcpts = n + 1;
+	}
+	return &st->rcpts[n];
+}
+
+/* Split off the next space-separated word; the rest stays in *p. */
+static char *
+word(char **p)
+{
+	char *w = *p, *sp;
+
+	if (w == NULL)
+		return NULL;
+	if ((sp = strchr(w, ' ')) != NULL) {
+		*sp = '\0';
+		*p = sp + 1;
+	} else
+		*p = NULL;
+	return w;
+}
+
+static void
+apply_record(struct qstatus *st, char *line)
+{
+	char *p = line, *kind = word(&p), *n, *key;
+	struct qstatus_rcpt *r;
+
+	if (kind == NULL)
+		return;
+	if (strcmp(kind, "begin") == 0) {
+		char *name;
+		if ((n = word(&p)) == NULL || (key = word(&p)) == NULL ||
+		    (name = word(&p)) == NULL)
+			return;
+		st->begins = xreallocarray(st->begins, st->nbegins + 1,
+		    sizeof *st->begins);
+		st->begins[st->nbegins].rcpt = (unsigned)strtoul(n, NULL, 10);
+		st->begins[st->nbegins].key = xstrdup(key);
+		st->begins[st->nbegins].name = xstrdup(name);
+		st->nbegins++;
+	} else if (strcmp(kind, "done") == 0) {
+		if ((n = word(&p)) == NULL || (key = word(&p)) == NULL)
+			return;
+		if (!qstatus_is_done(st, key)) {
+			st->done = xreallocarray(st->done, st->ndone + 1,
+			    sizeof *st->done);
+			st->done[st->ndone++] = xstrdup(key);
+		}
+	} else if (strcmp(kind, "complete") == 0) {
+		if ((n = word(&p)) != NULL &&
+		    (r = rcpt_slot(st, strtoul(n, NULL, 10))) != NULL)
+			r->complete = 1;
+	} else if (strcmp(kind, "defer") == 0) {
+		char *dsn;
+		if ((n = word(&p)) == NULL || (key = word(&p)) == NULL ||
+		    (dsn = word(&p)) == NULL || word(&p) == NULL ||
+		    (r = rcpt_slot(st, strtoul(n, NULL, 10))) == NULL)
+			return;
+		free(r->dsn);
+		free(r->why);
+		r->dsn = xstrdup(dsn);
+		r->why = xstrdup(p ? p : "");
+	} else if (strcmp(kind, "retry") == 0) {
+		char *t = word(&p), *next = word(&p);
+		if (t == NULL || next == NULL)
+			return;
+		st->retries++;
+		st->last_attempt = (time_t)strtoll(t, NULL, 10);
+		st->next_retry = (time_t)strtoll(next, NULL, 10);
+	} else if (strcmp(kind, "warned") == 0)
+		st->warned = 1;
+}
+
+int
+qstatus_load(const char *spool, const char *qid, struct qstatus *st)
+{
+	char *text, *line, *nl;
+
+	memset(st, 0, sizeof *st);
+	st->fd = -1;
+	if ((size_t)snprintf(st->path, sizeof st->path, "%s/status/%s", spool,
+	    qid) >= sizeof st->path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((text = read_text_file(st->path, QSTATUS_MAX, NULL)) == NULL) {
+		struct stat sb;
+		if (stat(st->path, &sb) == -1 && errno == ENOENT)
+			return 0;
+		if (errno == 0)
+			errno = EINVAL;
+		return -1;
+	}
+	/* Only complete lines count: a torn last one was never synced. */
+	for (line = text; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+		*nl = '\0';
+		apply_record(st, line);
+	}
+	free(text);
+	return 0;
+}
+
+int
+qstatus_open(const char *spool, const char *qid, struct qstatus *st)
+{
+	struct stat sb;
+	char last;
+
+	if (qstatus_load(spool, qid, st) == -1)
+		return -1;
+	if ((st->fd = open(st->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+	    0600)) == -1)
+		return -1;
+	/* A torn line must not swallow the next record. */
+	if (fstat(st->fd, &sb) == 0 && sb.st_size > 0) {
+		int rfd = open(st->path, O_RDONLY | O_CLOEXEC);
+		if (rfd != -1) {
+			if (pread(rfd, &last, 1, sb.st_size - 1) == 1 &&
+			    last != '\n')
+				(void)write_full(st->fd, "\n", 1);
+			close(rfd);
+		}
+	}
+	return 0;
+}
+
+int
+qstatus_append(struct qstatus *st, int sync, const char *fmt, ...)
+{
+	char line[4096], copy[4096];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof line - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((size_t)n >= sizeof line - 1)
+		n = sizeof line - 2;	/* only the reason text is cut */
+	memcpy(copy, line, (size_t)n + 1);
+	line[n] = '\n';
+	if (write_full(st->fd, line, (size_t)n + 1) == -1)
+		return -1;
+	if (sync && fdatasync(st->fd) == -1)
+		return -1;
+	apply_record(st, copy);
+	return 0;
+}
+
+int
+qstatus_sync(struct qstatus *st)
+{
+	return fdatasync(st->fd);
+}
+
+void
+qstatus_close(struct qstatus *st)
+{
+	if (st->fd != -1)
+		close(st->fd);
+	for (size_t i = 0; i < st->ndone; i++)
+		free(st->done[i]);
+	free(st->done);
+	for (size_t i = 0; i < st->nbegins; i++) {
+		free(st->begins[i].key);
+		free(st->begins[i].name);
+	}
+	free(st->begins);
+	for (size_t i = 0; i < st->nrcpts; i++) {
+		free(st->rcpts[i].dsn);
+		free(st->rcpts[i].why);
+	}
+	free(st->rcpts);
+	memset(st, 0, sizeof *st);
+	st->fd = -1;
+}
+
+int
+qstatus_is_done(const struct qstatus *st, const char *key)
+{
+	for (size_t i = 0; i < st->ndone; i++)
+		if (strcmp(st->done[i], key) == 0)
+			return 1;
+	return 0;
+}
+
+const struct qstatus_begin *
+qstatus_find_begin(const struct qstatus *st, const char *key)
+{
+	/* The latest attempt is the one that may have reached the box. */
+	for (size_t i = st->nbegins; i-- > 0;)
+		if (strcmp(st->begins[i].key, key) == 0)
+			return &st->begins[i];
+	return NULL;
+}
+
+const struct qstatus_rcpt *
+qstatus_rcpt(const struct qstatus *st, size_t n)
+{
+	return n < st->nrcpts ? &st->rcpts[n] : NULL;
+}

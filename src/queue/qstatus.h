@@ -1,0 +1,74 @@
+/*
+ * qstatus.h - the per-message delivery record, status/QID (see
+ * src/queue/README): append-only text records, one per line, written
+ * only by the queue manager.
+ *
+ *   begin N KEY NAME               about to deliver rcpt N to KEY as
+ *                                  Maildir file NAME          (fsynced)
+ *   done N KEY DSN ACTION TIME WHY KEY finished: delivered or failed
+ *                                  (a DSN was queued first)   (fsynced)
+ *   complete N                     every target of rcpt N is done
+ *   defer N KEY DSN TIME WHY       a temporary failure (informational)
+ *   retry TIME NEXT                attempt at TIME; next one at NEXT
+ *   warned TIME                    the delay warning DSN was queued
+ *
+ * KEY names a delivery target: "user:NAME", "remote:ADDR",
+ * "fail:NAME" or "temp:NAME"; it never holds a space.  A torn last line
+ * (a crash in the middle of a write) is ignored.
+ */
+#ifndef POSTERN_QSTATUS_H
+#define POSTERN_QSTATUS_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <time.h>
+
+#define QSTATUS_MAX	(16 * 1024 * 1024)
+
+struct qstatus_begin {
+	unsigned	 rcpt;
+	char		*key;
+	char		*name;
+};
+
+struct qstatus_rcpt {
+	int		 complete;
+	char		*dsn;		/* last deferral, or NULL */
+	char		*why;
+};
+
+struct qstatus {
+	int		 fd;		/* -1 unless opened for appending */
+	char		 path[PATH_MAX];
+	char		**done;		/* keys */
+	size_t		 ndone;
+	struct qstatus_begin *begins;
+	size_t		 nbegins;
+	struct qstatus_rcpt *rcpts;	/* grown to the highest N seen */
+	size_t		 nrcpts;
+	unsigned	 retries;
+	time_t		 next_retry;	/* 0: none recorded */
+	time_t		 last_attempt;
+	int		 warned;
+};
+
+/* Read status/QID (absent means empty).  0, or -1 with errno. */
+int	qstatus_load(const char *spool, const char *qid, struct qstatus *);
+/* The same, then open it for appending (created 0600 if absent). */
+int	qstatus_open(const char *spool, const char *qid, struct qstatus *);
+/* Append one record (a line without '\n'); with sync, fdatasync it.
+ * The in-memory state is updated too. */
+int	qstatus_append(struct qstatus *, int sync, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+int	qstatus_sync(struct qstatus *);
+void	qstatus_close(struct qstatus *);
+int	qstatus_is_done(const struct qstatus *, const char *key);
+const struct qstatus_begin *qstatus_find_begin(const struct qstatus *,
+	    const char *key);
+const struct qstatus_rcpt *qstatus_rcpt(const struct qstatus *, size_t n);
+/* A target key: kind ("user", ...) ':' target, spaces and controls
+ * escaped as \xNN. */
+void	qstatus_key(char *dst, size_t dstsz, const char *kind,
+	    const char *target);
+
+#endif

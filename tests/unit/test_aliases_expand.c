@@ -1,0 +1,186 @@
+/*
+ * test_aliases_expand.c - alias expansion: nesting, loops, :include:
+ * files, duplicates, case, depth (src/deliver/aliases_expand.h).
+ * Table-driven: each row is an aliases file, a name, and the sorted
+ * results as "kind:target" joined by spaces.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "deliver/aliases_expand.h"
+
+static const char *users[] = { "alice", "bob", "carol", "root", NULL };
+
+static const char *
+test_user(void *arg, const char *local, const char *domain)
+{
+	for (size_t i = 0; users[i]; i++)
+		if (strcmp(users[i], local) == 0)
+			return users[i];
+	return NULL;
+}
+
+static int
+test_is_local(void *arg, const char *domain)
+{
+	return strcasecmp(domain, "example.test") == 0;
+}
+
+static int
+str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* "kind:target ..." sorted, for comparison with a row's want. */
+static void
+render(const struct alias_expansion *x, char *dst, size_t dstsz)
+{
+	static const char *kinds[] = { "user", "remote", "fail", "temp" };
+	char *items[64];
+	size_t n = x->n < 64 ? x->n : 64, o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char tmp[600];
+		snprintf(tmp, sizeof tmp, "%s:%s", kinds[x->r[i].kind],
+		    x->r[i].target);
+		items[i] = strdup(tmp);
+	}
+	qsort(items, n, sizeof *items, str_cmp);
+	dst[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		o += (size_t)snprintf(dst + o, dstsz - o, "%s%s", i ? " " : "",
+		    items[i]);
+		free(items[i]);
+	}
+}
+
+static void
+run(const char *file, const char *name, const char *want, unsigned depth)
+{
+	struct aliases al;
+	struct alias_expansion x;
+	struct alias_ctx ctx = { &al, test_user, test_is_local, NULL, depth };
+	char got[4096];
+
+	assert_int_equal(aliases_parse("test", file, &al, stderr), 0);
+	aliases_expand(&ctx, name, NULL, &x);
+	render(&x, got, sizeof got);
+	if (strcmp(got, want) != 0)
+		fail_msg("%s: got '%s', want '%s'", name, got, want);
+	alias_expansion_free(&x);
+	aliases_free(&al);
+}
+
+static void
+test_table(void **state)
+{
+	static const struct {
+		const char *file, *name, *want;
+	} rows[] = {
+		/* plain user, no alias */
+		{ "", "alice", "user:alice" },
+		{ "", "nobody", "fail:nobody" },
+		/* case-insensitive names and targets */
+		{ "Team: Alice, BOB\n", "team", "user:alice user:bob" },
+		{ "team: alice\n", "TEAM", "user:alice" },
+		/* nesting, and duplicates removed across branches */
+		{ "all: team, staff, alice\nteam: alice, bob\nstaff: bob, carol\n",
+		  "all", "user:alice user:bob user:carol" },
+		/* a user aliased to itself gets the mail in its mailbox */
+		{ "alice: alice, bob\n", "alice", "user:alice user:bob" },
+		/* a loop through names that are not users fails */
+		{ "a: b\nb: a\n", "a", "fail:a" },
+		/* a loop that reaches a user stops at the user */
+		{ "alice: team\nteam: alice, carol\n", "alice",
+		  "user:alice user:carol" },
+		/* local and remote addresses */
+		{ "x: bob@example.test, Far@Remote.Example\n", "x",
+		  "remote:far@remote.example user:bob" },
+		/* an unknown member fails alone */
+		{ "x: alice, ghost\n", "x", "fail:ghost user:alice" },
+		/* quoted names */
+		{ "x: \"carol\"\n", "x", "user:carol" },
+	};
+
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+		run(rows[i].file, rows[i].name, rows[i].want, 0);
+}
+
+static void
+test_depth(void **state)
+{
+	/* a0 -> a1 -> ... -> a30 -> alice: deeper than the limit */
+	char file[4096];
+	size_t o = 0;
+
+	for (int i = 0; i < 30; i++)
+		o += (size_t)snprintf(file + o, sizeof file - o, "a%d: a%d\n", i,
+		    i + 1);
+	snprintf(file + o, sizeof file - o, "a30: alice\n");
+	run(file, "a0", "fail:a20", 0);
+	run(file, "a25", "user:alice", 0);
+	run("a: b\nb: alice\n", "a", "fail:b", 1);
+}
+
+static char *
+write_tmp(const char *text)
+{
+	char *path = strdup("/tmp/test_aliases_expand.XXXXXX");
+	int fd = mkstemp(path);
+
+	assert_true(fd != -1);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+static void
+test_include(void **state)
+{
+	char *inc = write_tmp("# comment\ncarol, bob\n\n  alice  # trailing\n"
+	    "someone@remote.example\n");
+	char *self = write_tmp("placeholder\n");
+	char file[1024], want[1024];
+	FILE *f;
+
+	snprintf(file, sizeof file, "list: :include:%s\n", inc);
+	run(file, "list", "remote:someone@remote.example user:alice user:bob "
+	    "user:carol", 0);
+	/* an include that includes itself */
+	f = fopen(self, "w");
+	fprintf(f, ":include:%s\nalice\n", self);
+	fclose(f);
+	snprintf(file, sizeof file, "x: :include:%s\n", self);
+	snprintf(want, sizeof want, "fail::include:%s user:alice", self);
+	run(file, "x", want, 0);
+	/* a missing include file is temporary: retried, not bounced */
+	unlink(inc);
+	snprintf(file, sizeof file, "list: :include:%s, bob\n", inc);
+	snprintf(want, sizeof want, "temp::include:%s user:bob", inc);
+	run(file, "list", want, 0);
+	unlink(self);
+	free(inc);
+	free(self);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_depth),
+		cmocka_unit_test(test_include),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
