@@ -1,0 +1,470 @@
+"""Black-box harness for postern: the real binary on loopback, in a
+temporary spool, driven by independent clients (STYLE.md section 10).
+
+The binary is $POSTERN_BIN, or build-asan/postern in this work tree.
+Every server a test starts is stopped with SIGTERM at teardown; the test
+fails if the server exited non-zero or if its log holds a sanitizer
+report.  All traffic stays on 127.0.0.0/8 and every socket has a timeout.
+"""
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("POSTERN_BIN") or str(REPO / "build-asan" / "postern")
+HOSTNAME = "mail.example.test"
+DOMAIN = "example.test"
+NET_TIMEOUT = 10			# seconds, for every socket operation
+START_TIMEOUT = 15
+STOP_TIMEOUT = 30			# the master's own grace period is 20 s
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+EX_CONFIG = 78
+
+LOG_EVENT = re.compile(r"\b([0-9a-f]{16}) smtp ([a-z-]+)(?: (.*))?$")
+
+
+def free_port():
+    """A port nobody listens on right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_env():
+    env = dict(os.environ)
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+    return env
+
+
+def wait_for(pred, timeout, interval=0.05):
+    """Poll pred() until it is true or timeout seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
+
+
+def proc_state(pid):
+    """'R', 'S', 'Z', ... or None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+
+
+def child_pids(pid):
+    """Children of pid, from /proc/PID/task/*/children (or ps)."""
+    kids = set()
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids.update(int(x) for x in f.read().split())
+        return sorted(kids)
+    except OSError:
+        pass
+    out = subprocess.run(["ps", "--ppid", str(pid), "-o", "pid="],
+                         capture_output=True, text=True, timeout=10).stdout
+    return sorted(int(x) for x in out.split())
+
+
+def listen_inodes(port):
+    """Socket inodes of the TCP listeners on 127.0.0.1:port."""
+    want = f"0100007F:{port:04X}"
+    inodes = set()
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == want and fields[3] == "0A":
+                inodes.add(fields[9])
+    return inodes
+
+
+# ----------------------------------------------------------------------
+# spool helpers
+
+def split_spool_file(data):
+    """(envelope dict, content bytes).  The envelope is text records up
+    to the first empty line (src/queue/README); 'rcpt' is a list."""
+    head, sep, content = data.partition(b"\n\n")
+    assert sep, "spool file without the empty line after the envelope"
+    env = {"rcpt": []}
+    for line in head.decode("utf-8", "replace").split("\n"):
+        key, _, value = line.partition(" ")
+        if key == "rcpt":
+            env["rcpt"].append(value)
+        else:
+            env[key] = value
+    return env, content
+
+
+def split_received(content):
+    """(our Received: header with its continuation lines, the rest)."""
+    assert content.startswith(b"Received: "), content[:200]
+    pos = 0
+    while True:
+        eol = content.index(b"\r\n", pos) + 2
+        pos = eol
+        if content[pos:pos + 1] not in (b" ", b"\t"):
+            return content[:pos], content[pos:]
+
+
+class Server:
+    """One postern master (and its workers) in its own temporary tree."""
+
+    def __init__(self, extra=(), users=None, workers=2, listen=True):
+        self.dir = Path(tempfile.mkdtemp(prefix="postern-bb-"))
+        # pytest's tmp_path is under a 0700 directory: the workers, as
+        # user postern, could not reach the spool there.
+        os.chmod(self.dir, 0o755)
+        self.spool = self.dir / "spool"
+        self.conf = self.dir / "postern.conf"
+        self.logpath = self.dir / "postern.log"
+        self.smtp_port = free_port()
+        self.sub_port = free_port()
+        self.users_path = None
+        lines = [
+            f"hostname {HOSTNAME}",
+            f"domains {DOMAIN}",
+            f"spool {self.spool}",
+            "mynetworks 127.0.0.2/32",
+        ]
+        if listen:
+            lines += [
+                f"listen smtp on 127.0.0.1 port {self.smtp_port}",
+                f"listen submission on 127.0.0.1 port {self.sub_port}",
+            ]
+        lines.append(f"workers {workers}")
+        # Keep accepted mail in queue/ for the tests to read: no delivery.
+        lines.append("queue-manager off")
+        if users is not None:
+            self.users_path = self.dir / "users"
+            self.users_path.write_text("".join(u + "\n" for u in users))
+            lines.append(f"users {self.users_path}")
+        lines += list(extra)
+        self.conf.write_text("\n".join(lines) + "\n")
+        self.proc = None
+        self.logf = None
+        self.killed = False
+
+    # -- process control -------------------------------------------------
+
+    def start(self):
+        self.logf = open(self.logpath, "ab")
+        self.proc = subprocess.Popen(
+            [BIN, "serve", "-c", str(self.conf)], stdin=subprocess.DEVNULL,
+            stdout=self.logf, stderr=self.logf, env=server_env())
+        self.killed = False
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"postern exited with {self.proc.returncode} at start:\n"
+                    + self.log())
+            if self._greets():
+                return self
+            if time.monotonic() > deadline:
+                raise AssertionError("postern did not start listening:\n"
+                                     + self.log())
+            time.sleep(0.05)
+
+    def _greets(self):
+        """True once a worker answers on the smtp port with 220."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.smtp_port),
+                                          timeout=2) as s:
+                s.settimeout(2)
+                data = b""
+                while b"\r\n" not in data:
+                    chunk = s.recv(512)
+                    if not chunk:
+                        return False
+                    data += chunk
+                if not data.startswith(b"220 "):
+                    return False
+                s.sendall(b"QUIT\r\n")
+                return True
+        except OSError:
+            return False
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def children(self):
+        """Every process the master started (workers, auth process...)."""
+        return child_pids(self.proc.pid)
+
+    def workers(self):
+        """The children that hold the smtp listening socket: the workers
+        (the master's other helpers close the listeners)."""
+        inodes = listen_inodes(self.smtp_port)
+        out = []
+        for pid in self.children():
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    out.append(pid)
+                    break
+        return out
+
+    def terminate(self, timeout=STOP_TIMEOUT):
+        """SIGTERM the master (only it: it signals its workers) and wait.
+        Returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+            raise AssertionError(f"postern did not stop within {timeout}s"
+                                 "\n" + self.log())
+
+    def kill9(self):
+        """SIGKILL the master and its workers, as a crash would.  The
+        master is stopped first so that it cannot start new workers."""
+        master = self.proc.pid
+        if self.proc.poll() is None:
+            os.kill(master, signal.SIGSTOP)
+            kids = self.children()
+            for k in kids:
+                os.kill(k, signal.SIGKILL)
+            os.kill(master, signal.SIGKILL)
+            self.proc.wait(STOP_TIMEOUT)
+            for k in kids:
+                wait_for(lambda k=k: proc_state(k) in (None, "Z"), 10)
+        self.killed = True
+
+    def finish(self):
+        """Stop the server; return a list of problems (empty if none)."""
+        problems = []
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                try:
+                    self.terminate()
+                except AssertionError as e:
+                    problems.append(str(e))
+            rc = self.proc.returncode
+            if not self.killed and rc != 0:
+                problems.append(f"postern exited with status {rc}")
+        if self.logf:
+            self.logf.close()
+        text = self.log()
+        for m in SANITIZER_MARKERS:
+            if m in text:
+                problems.append(f"sanitizer report ({m!r}) in the log")
+                break
+        if problems:
+            problems.append("log:\n" + text[-20000:])
+        return problems
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- observation -----------------------------------------------------
+
+    def log(self):
+        try:
+            return self.logpath.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def events(self, kind=None, sid=None):
+        """Parsed session log lines: (session id, event, rest)."""
+        out = []
+        for line in self.log().splitlines():
+            m = LOG_EVENT.search(line)
+            if m and (kind is None or m.group(2) == kind) and \
+                    (sid is None or m.group(1) == sid):
+                out.append((m.group(1), m.group(2), m.group(3) or ""))
+        return out
+
+    def wait_log(self, pattern, timeout=10):
+        """The first match of regex pattern in the log, waiting for it."""
+        rx = re.compile(pattern, re.M)
+        m = wait_for(lambda: rx.search(self.log()), timeout)
+        assert m, f"no log line matching {pattern!r}:\n{self.log()}"
+        return m
+
+    def queue_ids(self):
+        try:
+            return sorted(os.listdir(self.spool / "queue"))
+        except FileNotFoundError:
+            return []
+
+    def incoming(self):
+        try:
+            return sorted(os.listdir(self.spool / "incoming"))
+        except FileNotFoundError:
+            return []
+
+    def read_queued(self, qid):
+        """(envelope, content after our Received: header, Received:)."""
+        data = (self.spool / "queue" / qid).read_bytes()
+        env, content = split_spool_file(data)
+        received, body = split_received(content)
+        return env, body, received
+
+    def connect(self, port=None, source=None):
+        return SMTPClient(port or self.smtp_port, source=source)
+
+
+# ----------------------------------------------------------------------
+# a raw SMTP client: bytes in, (code, text) out
+
+class SMTPClient:
+    def __init__(self, port, source=None, timeout=NET_TIMEOUT,
+                 greet=True):
+        self.sock = socket.create_connection(
+            ("127.0.0.1", port), timeout=timeout,
+            source_address=(source, 0) if source else None)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.greeting = self.reply() if greet else None
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(f"connection closed; pending {self.buf!r}")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def reply(self):
+        """One (possibly multi-line) reply: (code, text of all lines)."""
+        lines = []
+        while True:
+            line = self._line()
+            assert re.match(r"^\d{3}[ -]", line), f"bad reply line {line!r}"
+            lines.append(line)
+            if line[3] == " ":
+                return int(line[:3]), "\n".join(lines)
+
+    def cmd(self, line):
+        self.send(line + "\r\n")
+        return self.reply()
+
+    def ehlo(self, name="client.example"):
+        code, text = self.cmd(f"EHLO {name}")
+        assert code == 250, text
+        return text
+
+    def closed(self, timeout=NET_TIMEOUT):
+        """True if the server closes the connection (EOF or reset) within
+        timeout seconds with nothing more to say."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return self.buf == b""
+                self.buf += chunk
+        except ConnectionResetError:
+            return self.buf == b""
+        except socket.timeout:
+            return False
+
+
+def queued_id(text):
+    m = re.search(r"queued as ([0-9A-F]{16})\b", text)
+    assert m, f"no queue id in {text!r}"
+    return m.group(1)
+
+
+# ----------------------------------------------------------------------
+# fixtures
+
+@pytest.fixture(scope="session", autouse=True)
+def postern_environment():
+    if not os.access(BIN, os.X_OK):
+        pytest.exit(f"postern binary {BIN} not found: build it or set "
+                    "POSTERN_BIN", returncode=2)
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postern")
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home",
+                            "--shell", "/usr/sbin/nologin", "postern"],
+                           check=True, timeout=60)
+
+
+def _finish_all(servers):
+    """Stop the servers; the failure text carries their logs.  The temp
+    trees are removed unless POSTERN_KEEP is set (to look at a spool)."""
+    problems = []
+    for srv in servers:
+        p = srv.finish()
+        if p:
+            problems.append(f"server in {srv.dir}:\n" + "\n".join(p))
+        if not os.environ.get("POSTERN_KEEP"):
+            srv.cleanup()
+    return problems
+
+
+@pytest.fixture
+def postern():
+    """Factory: postern(extra=[config lines], users=[users file lines],
+    workers=N, start=True) returns a running Server."""
+    servers = []
+
+    def make(extra=(), users=None, workers=2, start=True):
+        srv = Server(extra=extra, users=users, workers=workers)
+        servers.append(srv)
+        return srv.start() if start else srv
+
+    yield make
+    problems = _finish_all(servers)
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def server(postern):
+    """A server with the default configuration."""
+    return postern()
+
+
+def module_server(**kw):
+    """The body of a module-scoped fixture (`yield from module_server()`):
+    one server for a module's tests, with the same end checks."""
+    srv = Server(**kw)
+    try:
+        srv.start()
+        yield srv
+    finally:
+        problems = _finish_all([srv])
+        if problems:
+            pytest.fail("\n\n".join(problems), pytrace=False)

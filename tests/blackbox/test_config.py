@@ -1,0 +1,167 @@
+"""`postern config check` and `postern serve` on good and bad files:
+errors name the file and line, a bad file never starts a server."""
+import socket
+import subprocess
+
+import pytest
+
+from conftest import BIN, EX_CONFIG, SANITIZER_MARKERS, Server, server_env
+
+RUN_TIMEOUT = 20
+
+
+def run(*args):
+    return subprocess.run([BIN, *args], capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT, env=server_env())
+
+
+def no_sanitizer_report(text):
+    return not any(m in text for m in SANITIZER_MARKERS)
+
+
+@pytest.fixture
+def conf_server():
+    """A Server object used only for its directory and config file."""
+    srv = Server(extra=["message-size-limit 10M", "max-recipients 50",
+                        "smtp-timeout 2m"])
+    yield srv
+    srv.cleanup()
+
+
+def write_conf(srv, extra_lines):
+    """Append lines to the config; returns the line number of the first."""
+    text = srv.conf.read_text()
+    first = text.count("\n") + 1
+    srv.conf.write_text(text + "".join(l + "\n" for l in extra_lines))
+    return first
+
+
+def test_check_good_file(conf_server):
+    srv = conf_server
+    r = run("config", "-c", str(srv.conf), "check")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert "hostname mail.example.test\n" in out
+    assert "domains example.test\n" in out
+    assert f"spool {srv.spool}\n" in out
+    assert "mynetworks 127.0.0.2/32\n" in out
+    assert (f"listen smtp on 127.0.0.1 port {srv.smtp_port} auth optional"
+            in out)
+    assert (f"listen submission on 127.0.0.1 port {srv.sub_port} "
+            "auth required" in out)
+    assert f"message-size-limit {10 * 1024 * 1024}\n" in out
+    assert "max-recipients 50\n" in out
+    assert "smtp-timeout 120s\n" in out
+    assert "workers 2\n" in out
+    assert f"{srv.conf}: ok" in out
+    assert no_sanitizer_report(r.stdout + r.stderr)
+
+
+def test_check_reports_every_error_with_its_line(conf_server):
+    srv = conf_server
+    first = write_conf(srv, [
+        "frobnicate yes",
+        "listen smtpx on 127.0.0.1 port 2525",
+        "message-size-limit 12Q",
+        "# a comment is fine",
+        "max-errors lots",
+    ])
+    r = run("config", "-c", str(srv.conf), "check")
+    assert r.returncode == EX_CONFIG, r.stdout + r.stderr
+    err = r.stderr
+    assert f"{srv.conf}:{first}: unknown directive 'frobnicate'" in err
+    assert f"{srv.conf}:{first + 1}: listen: unknown role 'smtpx'" in err
+    assert f"{srv.conf}:{first + 2}: message-size-limit: '12Q'" in err
+    assert f"{srv.conf}:{first + 4}: max-errors: 'lots'" in err
+    assert f"{srv.conf}:{first + 3}:" not in err
+    assert no_sanitizer_report(r.stdout + r.stderr)
+
+
+@pytest.mark.parametrize("line,message", [
+    ("frobnicate yes", "unknown directive 'frobnicate'"),
+    ("listen smtpx on 127.0.0.1", "listen: unknown role 'smtpx'"),
+    ("listen smtp on 127.0.0.1 port 0", "listen: '0' is neither a port"),
+    ("listen smtp on not-an-address", "listen: 'not-an-address' is not"),
+    ("message-size-limit 12Q", "message-size-limit: '12Q' is not a size"),
+    ("message-size-limit 1", "message-size-limit: '1' is not a size"),
+    ("message-size-limit", "message-size-limit: expected 1 argument"),
+    ("smtp-timeout 0s", "smtp-timeout: '0s'"),
+    ("spool relative/path", "spool: 'relative/path' is not an absolute"),
+    ("mynetworks 300.1.2.3/8", "mynetworks: '300.1.2.3/8'"),
+    ("workers 0", "workers: '0' is not a number"),
+])
+def test_check_single_errors(conf_server, line, message):
+    srv = conf_server
+    n = write_conf(srv, [line])
+    r = run("config", "-c", str(srv.conf), "check")
+    assert r.returncode == EX_CONFIG, r.stdout + r.stderr
+    assert f"{srv.conf}:{n}: {message}" in r.stderr, r.stderr
+
+
+def test_check_missing_file(tmp_path):
+    r = run("config", "-c", str(tmp_path / "nonexistent.conf"), "check")
+    assert r.returncode == EX_CONFIG
+    assert "nonexistent.conf" in r.stderr
+
+
+def port_is_closed(port):
+    with socket.socket() as s:
+        s.settimeout(2)
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_serve_refuses_bad_config(conf_server):
+    srv = conf_server
+    n = write_conf(srv, ["listen smtpx on 127.0.0.1 port 2525"])
+    r = run("serve", "-c", str(srv.conf))
+    assert r.returncode != 0
+    assert f"{srv.conf}:{n}: listen: unknown role 'smtpx'" in r.stderr
+    assert "not starting" in r.stderr
+    assert port_is_closed(srv.smtp_port)
+    assert port_is_closed(srv.sub_port)
+    assert not srv.spool.exists()
+
+
+def test_serve_bad_config_exit_status(conf_server):
+    srv = conf_server
+    write_conf(srv, ["frobnicate yes"])
+    r = run("serve", "-c", str(srv.conf))
+    assert r.returncode == EX_CONFIG
+    assert no_sanitizer_report(r.stderr), r.stderr
+
+
+def test_serve_port_in_use(conf_server):
+    srv = conf_server
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", srv.smtp_port))
+        busy.listen(1)
+        try:
+            r = run("serve", "-c", str(srv.conf))
+        except subprocess.TimeoutExpired:
+            pytest.fail("postern kept running with its port in use")
+    assert r.returncode != 0
+    assert (f"listen smtp 127.0.0.1:{srv.smtp_port}: Address already in use"
+            in r.stderr), r.stderr
+    assert "cannot bind" in r.stderr
+    assert no_sanitizer_report(r.stderr), r.stderr
+    # the other listener was not left open either
+    assert port_is_closed(srv.sub_port)
+
+
+def test_duplicate_listen_port(conf_server):
+    srv = conf_server
+    n = write_conf(srv, [f"listen submission on 127.0.0.1 port "
+                         f"{srv.smtp_port}"])
+    r = run("config", "-c", str(srv.conf), "check")
+    assert r.returncode == EX_CONFIG
+    assert f"{srv.conf}:{n}: listen: port {srv.smtp_port} is already used" \
+        in r.stderr, r.stderr
+
+
+def test_no_listen_directive(tmp_path):
+    conf = tmp_path / "c.conf"
+    conf.write_text("hostname mail.example.test\ndomains example.test\n"
+                    f"spool {tmp_path}/spool\n")
+    r = run("config", "-c", str(conf), "check")
+    assert r.returncode == EX_CONFIG
+    assert f"{conf}:1: no 'listen' directive" in r.stderr
