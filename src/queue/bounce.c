@@ -95,10 +95,18 @@ bounce_status(struct buf *b, const struct conf *c, const struct qenv *env,
 		rc |= buf_printf(b, "Action: %s\r\n", kind == BOUNCE_FAILED ?
 		    "failed" : "delayed");
 		rc |= buf_printf(b, "Status: %s\r\n", r[i].dsn);
-		/* Not an SMTP reply: a postern-specific diagnostic-type
+		if (r[i].remote_mta != NULL)
+			rc |= buf_printf(b, "Remote-MTA: dns; %s\r\n",
+			    r[i].remote_mta);
+		/* The remote server's reply is an "smtp" diagnostic; our
+		 * own reasons get a postern-specific diagnostic-type
 		 * (section 2.3.6). */
-		rc |= buf_printf(b, "Diagnostic-Code: X-Postern; %s\r\n",
-		    r[i].why);
+		if (r[i].smtp_diag != NULL)
+			rc |= buf_printf(b, "Diagnostic-Code: smtp; %s\r\n",
+			    r[i].smtp_diag);
+		else
+			rc |= buf_printf(b, "Diagnostic-Code: X-Postern; %s\r\n",
+			    r[i].why);
 		rc |= buf_printf(b, "Last-Attempt-Date: %s\r\n", date);
 		if (kind == BOUNCE_DELAYED) {
 			char until[64];

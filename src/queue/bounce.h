@@ -26,6 +26,9 @@ struct bounce_rcpt {
 	const char	*final;		/* the address tried (after aliases) */
 	const char	*dsn;		/* RFC 3463 status, "5.1.1" */
 	const char	*why;		/* diagnostic text */
+	const char	*remote_mta;	/* the server that answered, or NULL */
+	const char	*smtp_diag;	/* that server's reply ("550 5.1.1
+					   ..."), or NULL: why is ours */
 };
 
 /* Build the DSN for env and commit it to the spool (fsynced) before

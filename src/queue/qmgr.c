@@ -11,11 +11,20 @@
  * flush`).  SIGTERM, and SIGUSR1 (reload), end the process between two
  * messages.
  *
+ * Remote delivery runs on the same loop (deliver/remote.h): a pass
+ * hands a message's remote targets to the SMTP client and returns
+ * QRUN_INFLIGHT; the entry then waits, whatever timers, flushes or
+ * inotify events say, until the last remote_msg has come back
+ * (qmgr_landed), and the next pass acts on the recorded outcomes.  On
+ * SIGTERM/SIGUSR1 no new pass starts and the loop waits up to
+ * QMGR_DRAIN_SECS for the sessions under way.
+ *
  * XXX: deliveries run one at a time, each waiting for its fsyncs; a
  * pool of delivery threads would overlap them, as the workers' commit
  * threads do.
  */
 #include "queue/qmgr.h"
+#include "deliver/remote.h"
 #include "lib/fsio.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
@@ -42,10 +51,14 @@
 
 #include <event2/event.h>
 
+#define QMGR_DRAIN_SECS	10	/* at stop, for remote sessions */
+
 struct qentry {
 	char			 qid[QID_LEN + 1];
 	struct event		*timer;
 	int			 on_run_list;
+	int			 inflight;	/* remote deliveries under way */
+	int			 landed;	/* next pass: QRUN_F_RESULTS */
 	TAILQ_ENTRY(qentry)	 run;
 	TAILQ_ENTRY(qentry)	 all;
 };
@@ -58,6 +71,7 @@ static TAILQ_HEAD(, qentry)	 run_list = TAILQ_HEAD_INITIALIZER(run_list);
 static TAILQ_HEAD(, qentry)	 all_list = TAILQ_HEAD_INITIALIZER(all_list);
 static int			 inotify_fd = -1, wd_queue = -1, wd_delete = -1;
 static int			 stopping;
+static struct event		*ev_drain;
 
 static int
 entry_cmp(const void *a, const void *b)
@@ -77,6 +91,8 @@ static void
 entry_make_due(struct qentry *e)
 {
 	evtimer_del(e->timer);
+	if (e->inflight)
+		return;		/* qmgr_landed makes it due */
 	if (!e->on_run_list) {
 		TAILQ_INSERT_TAIL(&run_list, e, run);
 		e->on_run_list = 1;
@@ -120,7 +136,7 @@ qmgr_schedule(const char *qid, time_t when)
 		tsearch(e, &entry_index, entry_cmp);
 		TAILQ_INSERT_TAIL(&all_list, e, all);
 	}
-	if (when <= now)
+	if (when <= now || e->inflight)
 		entry_make_due(e);
 	else if (!e->on_run_list) {
 		struct timeval tv = { when - now, 0 };
@@ -133,12 +149,15 @@ qmgr_runner(evutil_socket_t fd, short ev, void *arg)
 {
 	struct qentry *e = TAILQ_FIRST(&run_list);
 	time_t next;
+	int flags;
 
 	if (e == NULL || stopping)
 		return;
 	TAILQ_REMOVE(&run_list, e, run);
 	e->on_run_list = 0;
-	switch (qrun_message(&qm, e->qid, &next)) {
+	flags = e->landed ? QRUN_F_RESULTS : 0;
+	e->landed = 0;
+	switch (qrun_message(&qm, e->qid, flags, &next)) {
 	case QRUN_REMOVED:
 	case QRUN_GONE:
 		entry_free(e);
@@ -146,8 +165,39 @@ qmgr_runner(evutil_socket_t fd, short ev, void *arg)
 	case QRUN_DEFERRED:
 		qmgr_schedule(e->qid, next);
 		break;
+	case QRUN_INFLIGHT:
+		e->inflight = 1;
+		break;
 	}
 	runner_kick();
+}
+
+/* The last remote_msg of qid's pass came back, its outcomes recorded:
+ * the pass that acts on them is due. */
+static void
+qmgr_landed(const char *qid)
+{
+	struct qentry key, **found;
+
+	if (stopping) {
+		if (qm.inflight == 0)
+			event_base_loopbreak(base);
+		return;
+	}
+	(void)strlcpy(key.qid, qid, sizeof key.qid);	/* from an entry */
+	if ((found = tfind(&key, &entry_index, entry_cmp)) == NULL)
+		return;
+	(*found)->inflight = 0;
+	(*found)->landed = 1;
+	entry_make_due(*found);
+}
+
+static void
+qmgr_drain_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	log_info("queue: %u remote deliveries still under way; they are "
+	    "retried at the next start", qm.inflight);
+	event_base_loopbreak(base);
 }
 
 /* When a message found at start-up is due: its recorded next retry. */
@@ -263,9 +313,22 @@ qmgr_flush(evutil_socket_t sig, short ev, void *arg)
 static void
 qmgr_stop(evutil_socket_t sig, short ev, void *arg)
 {
-	log_info("queue: stopping (signal %d)", (int)sig);
+	struct timeval tv = { QMGR_DRAIN_SECS, 0 };
+
+	if (stopping)
+		return;
 	stopping = 1;
-	event_base_loopbreak(base);
+	if (qm.inflight == 0) {
+		log_info("queue: stopping (signal %d)", (int)sig);
+		event_base_loopbreak(base);
+		return;
+	}
+	/* Let the SMTP sessions under way finish (and their outcomes be
+	 * recorded), within a bound: the master waits for us. */
+	log_info("queue: stopping (signal %d) after %u remote deliveries",
+	    (int)sig, qm.inflight);
+	ev_drain = evtimer_new(base, qmgr_drain_timeout, NULL);
+	evtimer_add(ev_drain, &tv);
 }
 
 static void
@@ -337,11 +400,15 @@ qmgr_main(const struct conf *conf, unsigned procno, uid_t uid, gid_t gid)
 	if (getppid() == 1)
 		_exit(0);
 	qm.conf = conf;
+	qm.landed = qmgr_landed;
 	lockfd = qmgr_lock(conf->spool);
 	qid_init(procno);
 
 	if ((base = event_base_new()) == NULL)
 		fatalx("queue: event_base_new failed");
+	if ((qm.remote = remote_new(base, conf)) == NULL)
+		log_warnx("queue: remote delivery cannot start; mail for "
+		    "other domains stays queued");
 	ev_runner = event_new(base, -1, 0, qmgr_runner, NULL);
 	if ((inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
 		fatal("queue: inotify_init1");
@@ -366,6 +433,13 @@ qmgr_main(const struct conf *conf, unsigned procno, uid_t uid, gid_t gid)
 	log_info("queue: manager running, mailboxes %s", conf->mailboxes);
 	event_base_dispatch(base);
 
+	/* Whatever is still in flight comes back as TEMPFAIL, unrecorded
+	 * (qm.stopping): the next start sends it again. */
+	qm.stopping = 1;
+	if (qm.remote != NULL)
+		remote_free(qm.remote);
+	if (ev_drain != NULL)
+		event_free(ev_drain);
 	while (!TAILQ_EMPTY(&all_list))
 		entry_free(TAILQ_FIRST(&all_list));
 	rcpt_maps_free(&qm.maps);

@@ -13,9 +13,18 @@
  *   3. When every recipient is done: queue/QID is unlinked and queue/
  *      fsynced before status/QID goes (a status file without a message
  *      is removed at start-up).
+ *   4. Remote targets not yet done are grouped by domain and handed to
+ *      the SMTP client (deliver/remote.h), one remote_msg per domain;
+ *      the message is then in flight (QRUN_INFLIGHT) and no pass runs
+ *      on it until every remote_msg has come back.  Each outcome is
+ *      recorded ("remote ..." records, fsynced) as it comes back, and
+ *      the next pass acts on the records as on a local delivery's
+ *      result: done, a DSN, or a deferral.  A crash before the record
+ *      means the target is simply tried again (SMTP's at-least-once).
  */
 #include "queue/qmgr.h"
 #include "deliver/local_maildir.h"
+#include "deliver/remote.h"
 #include "deliver/resolve.h"
 #include "lib/fsio.h"
 #include "lib/log.h"
@@ -45,6 +54,28 @@ struct failure {
 	char	*final;
 	char	*dsn;
 	char	*why;
+	char	*relay;		/* remote failures: "host[addr]:port" */
+};
+
+/* The remote_msgs of one pass; the message is in flight until every
+ * one of them has come back. */
+struct rflight {
+	struct qmgr	*q;
+	char		 qid[QID_LEN + 1];
+	unsigned	 pending;
+	int		 submitting;	/* the pass is still handing them out */
+};
+
+/* One remote_msg: the not-yet-done remote targets of one domain. */
+struct rgroup {
+	struct remote_msg	 m;		/* first: remote's view */
+	struct rflight		*flight;
+	char			*domain;
+	char			*from;
+	struct remote_rcpt	*rcpts;
+	size_t			*rcpt_of;	/* envelope rcpt of each */
+	char			**keys;
+	size_t			 n;
 };
 
 struct pass {
@@ -59,6 +90,9 @@ struct pass {
 	struct failure	*defers;	/* for the delay warning */
 	size_t		 ndefers;
 	int		 expired;
+	int		 flags;		/* QRUN_F_* */
+	struct rgroup	**groups;	/* remote targets to submit */
+	size_t		 ngroups;
 };
 
 time_t
@@ -111,6 +145,7 @@ failure_add(struct failure **v, size_t *n, size_t rcpt, const char *key,
 	(*v)[*n].final = xstrdup(final);
 	(*v)[*n].dsn = xstrdup(dsn);
 	(*v)[*n].why = xstrdup(why);
+	(*v)[*n].relay = NULL;
 	(*n)++;
 }
 
@@ -121,6 +156,7 @@ failures_free(struct failure *v, size_t n)
 		free(v[i].final);
 		free(v[i].dsn);
 		free(v[i].why);
+		free(v[i].relay);
 	}
 	free(v);
 }
@@ -170,6 +206,8 @@ pass_tempfail(struct pass *p, size_t i, const char *key, const char *final,
 		/* RFC 3463 4.4.7: delivery time expired */
 		failure_add(&p->fails, &p->nfails, i, key, final, "4.4.7",
 		    reason);
+		if (strcmp(relay, "local") != 0 && strcmp(relay, "none") != 0)
+			p->fails[p->nfails - 1].relay = xstrdup(relay);
 		p->expired = 1;
 		return;
 	}
@@ -178,6 +216,8 @@ pass_tempfail(struct pass *p, size_t i, const char *key, const char *final,
 	    (long long)p->now, ewhy) == -1)
 		log_warn("%s queue: status append", p->qid);
 	failure_add(&p->defers, &p->ndefers, i, key, final, dsn, why);
+	if (strcmp(relay, "local") != 0 && strcmp(relay, "none") != 0)
+		p->defers[p->ndefers - 1].relay = xstrdup(relay);
 	log_delivery(p, final, p->env.rcpts[i], relay, dsn, "deferred", why);
 }
 
@@ -246,6 +286,234 @@ pass_local(struct pass *p, size_t i, const char *key, const char *user,
 	    "delivered to maildir");
 }
 
+/* A relay name as one status-record word. */
+static void
+relay_word(char *dst, size_t dstsz, const char *relay)
+{
+	size_t o = 0;
+
+	if (relay == NULL || relay[0] == '\0')
+		relay = "none";
+	for (const char *s = relay; *s && o + 1 < dstsz; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		dst[o++] = c <= 0x20 || c >= 0x7f ? '?' : (char)c;
+	}
+	dst[o] = '\0';
+}
+
+static void
+rgroup_free(struct rgroup *g)
+{
+	for (size_t k = 0; k < g->n; k++) {
+		free(g->keys[k]);
+		free(g->rcpts[k].cookie);	/* our copy of the address */
+	}
+	free(g->keys);
+	free(g->rcpts);
+	free(g->rcpt_of);
+	free(g->domain);
+	free(g->from);
+	free(g);
+}
+
+/* The SMTP client is done with one remote_msg (on the queue manager's
+ * loop): record every outcome, so that a crash from here on loses
+ * none of them, and when the pass's last remote_msg is back, ask for
+ * the pass that acts on them. */
+static void
+rgroup_done(struct remote_msg *m, void *arg)
+{
+	static const char *outcome[] = {
+		[REMOTE_SENT] = "sent",
+		[REMOTE_TEMPFAIL] = "deferred",
+		[REMOTE_PERMFAIL] = "failed",
+	};
+	static const char *dflt[] = {
+		[REMOTE_SENT] = "2.0.0",
+		[REMOTE_TEMPFAIL] = "4.0.0",
+		[REMOTE_PERMFAIL] = "5.0.0",
+	};
+	struct rgroup *g = arg;
+	struct rflight *f = g->flight;
+	struct qmgr *q = f->q;
+	struct qstatus st;
+	char relay[320], dsn[16], ewhy[WHY_MAX * 4];
+	time_t now = time(NULL);
+
+	if (qstatus_open(q->conf->spool, f->qid, &st) == -1)
+		log_warn("%s queue: status file", f->qid);
+	else {
+		for (size_t k = 0; k < g->n; k++) {
+			const struct remote_rcpt *r = &g->rcpts[k];
+			unsigned o = (unsigned)r->outcome;
+
+			if (o > REMOTE_PERMFAIL) {
+				log_warnx("%s queue: remote outcome %u for <%s> "
+				    "out of range", f->qid, o, r->addr);
+				continue;
+			}
+			/* Stopping: whatever was cut short is tried again
+			 * at the next start, without a back-off. */
+			if (q->stopping && r->outcome == REMOTE_TEMPFAIL)
+				continue;
+			relay_word(dsn, sizeof dsn, r->dsn[0] ? r->dsn :
+			    dflt[o]);
+			relay_word(relay, sizeof relay, r->relay);
+			str_escape(ewhy, sizeof ewhy, r->why,
+			    strnlen(r->why, sizeof r->why));
+			if (qstatus_append(&st, 0, "remote %zu %s %s %s %lld %s "
+			    "%s", g->rcpt_of[k], g->keys[k], outcome[o], dsn,
+			    (long long)now, relay, ewhy) == -1)
+				log_warn("%s queue: status append", f->qid);
+		}
+		if (qstatus_sync(&st) == -1)
+			log_warn("%s queue: status fsync", f->qid);
+		qstatus_close(&st);
+	}
+	(void)m;
+	q->inflight--;
+	rgroup_free(g);
+	if (--f->pending == 0 && !f->submitting) {
+		if (q->landed != NULL)
+			q->landed(f->qid);
+		free(f);
+	}
+}
+
+/* Add a remote target to its domain's group, once per pass. */
+static void
+pass_group_add(struct pass *p, size_t i, const char *key, const char *addr,
+    const char *domain)
+{
+	struct rgroup *g = NULL;
+
+	for (size_t k = 0; k < p->ngroups; k++) {
+		for (size_t j = 0; j < p->groups[k]->n; j++)
+			if (strcmp(p->groups[k]->keys[j], key) == 0)
+				return;	/* the same address for another rcpt */
+		if (strcasecmp(p->groups[k]->domain, domain) == 0)
+			g = p->groups[k];
+	}
+	if (g == NULL) {
+		g = xcalloc(1, sizeof *g);
+		g->domain = xstrdup(domain);
+		str_lower(g->domain);
+		g->from = xstrdup(p->env.from);
+		p->groups = xreallocarray(p->groups, p->ngroups + 1,
+		    sizeof *p->groups);
+		p->groups[p->ngroups++] = g;
+	}
+	g->rcpts = xreallocarray(g->rcpts, g->n + 1, sizeof *g->rcpts);
+	g->rcpt_of = xreallocarray(g->rcpt_of, g->n + 1, sizeof *g->rcpt_of);
+	g->keys = xreallocarray(g->keys, g->n + 1, sizeof *g->keys);
+	memset(&g->rcpts[g->n], 0, sizeof g->rcpts[g->n]);
+	g->rcpts[g->n].cookie = xstrdup(addr);
+	g->rcpts[g->n].addr = g->rcpts[g->n].cookie;
+	g->rcpt_of[g->n] = i;
+	g->keys[g->n] = xstrdup(key);
+	g->n++;
+}
+
+/* Hand the pass's groups to the SMTP client.  1: in flight; 0: every
+ * one came back at once (recorded already); -1: nothing to send. */
+static int
+pass_submit(struct pass *p)
+{
+	struct rflight *f;
+	size_t n = p->ngroups;
+
+	if (n == 0)
+		return -1;
+	f = xcalloc(1, sizeof *f);
+	f->q = p->q;
+	(void)strlcpy(f->qid, p->qid, sizeof f->qid);	/* valid: fits */
+	f->submitting = 1;
+	for (size_t k = 0; k < n; k++) {
+		struct rgroup *g = p->groups[k];
+
+		g->flight = f;
+		(void)strlcpy(g->m.qid, p->qid, sizeof g->m.qid);
+		g->m.from = g->from;
+		g->m.domain = g->domain;
+		g->m.fd = p->fd;
+		g->m.offset = p->env.content;
+		g->m.size = p->env.size;
+		g->m.body_8bit = p->env.body_8bit;
+		g->m.rcpts = g->rcpts;
+		g->m.nrcpts = g->n;
+		g->m.done = rgroup_done;
+		g->m.arg = g;
+		f->pending++;
+		p->q->inflight++;
+		log_info("%s remote submit domain=%s nrcpt=%zu", p->qid,
+		    g->domain, g->n);
+		/* g may be gone when this returns. */
+		remote_submit(p->q->remote, &g->m);
+	}
+	free(p->groups);
+	p->groups = NULL;
+	p->ngroups = 0;
+	f->submitting = 0;
+	if (f->pending == 0) {
+		free(f);
+		return 0;
+	}
+	return 1;
+}
+
+/* A remote target: act on the outcome recorded when the SMTP client
+ * came back, or send it now. */
+static void
+pass_remote(struct pass *p, size_t i, const char *key, const char *target,
+    const char *final)
+{
+	const struct qstatus_remote *x = qstatus_find_remote(&p->st, key);
+	const char *at = strrchr(target, '@');
+
+	if (x != NULL) {
+		char *dsn = xstrdup(x->dsn), *relay = xstrdup(x->relay);
+		char *why = xstrdup(x->why);
+
+		if (strcmp(x->outcome, "sent") == 0) {
+			if (qstatus_append(&p->st, 1, "done %zu %s %s delivered "
+			    "%lld via %s: %s", i, key, dsn, (long long)p->now,
+			    relay, why) == -1)
+				log_warn("%s queue: status append", p->qid);
+			else
+				log_delivery(p, final, p->env.rcpts[i], relay,
+				    dsn, "sent", why);
+		} else if (strcmp(x->outcome, "failed") == 0) {
+			failure_add(&p->fails, &p->nfails, i, key, final, dsn,
+			    why);
+			p->fails[p->nfails - 1].relay = xstrdup(relay);
+		} else
+			pass_tempfail(p, i, key, final, relay, dsn, why);
+		free(dsn);
+		free(relay);
+		free(why);
+		return;
+	}
+	if (p->flags & QRUN_F_RESULTS) {
+		/* Came back, yet nothing recorded: status/ is in trouble;
+		 * retry after the back-off rather than at once. */
+		pass_tempfail(p, i, key, final, "none", "4.3.0",
+		    "the outcome of the last attempt could not be recorded");
+		return;
+	}
+	if (p->q->remote == NULL) {
+		pass_tempfail(p, i, key, final, "none", "4.3.5",
+		    "remote delivery is not configured (see the log)");
+		return;
+	}
+	if (at == NULL || at == target || at[1] == '\0') {
+		failure_add(&p->fails, &p->nfails, i, key, final, "5.1.3",
+		    "not a remote address");
+		return;
+	}
+	pass_group_add(p, i, key, target, at + 1);
+}
+
 /* Resolve envelope recipient i and act on each target not yet done. */
 static void
 pass_rcpt(struct pass *p, size_t i)
@@ -295,8 +563,7 @@ pass_rcpt(struct pass *p, size_t i)
 			pass_local(p, i, key, r->target, final);
 			break;
 		case ALIAS_R_REMOTE:
-			pass_tempfail(p, i, key, final, "none", "4.4.1",
-			    "remote delivery not available yet");
+			pass_remote(p, i, key, r->target, final);
 			break;
 		case ALIAS_R_FAIL:
 			failure_add(&p->fails, &p->nfails, i, key, final,
@@ -311,32 +578,76 @@ pass_rcpt(struct pass *p, size_t i)
 	alias_expansion_free(&x);
 }
 
+/* Room for what a DSN entry points to besides the failure itself. */
+struct bounce_extra {
+	char	host[256];
+	char	diag[WHY_MAX];
+};
+
+static int
+is_reply_code(const char *w)
+{
+	return (w[0] == '4' || w[0] == '5') && w[1] >= '0' && w[1] <= '9' &&
+	    w[2] >= '0' && w[2] <= '9' &&
+	    (w[3] == ' ' || w[3] == '-' || w[3] == '\0');
+}
+
+/* One DSN entry; for a remote failure, the remote MTA's name and its
+ * reply as an "smtp" Diagnostic-Code (RFC 3464 section 2.3.6), taken
+ * from "HOST[ADDR]:PORT said: 550 5.1.1 ... (in reply to ...)". */
+static void
+bounce_rcpt_fill(const struct pass *p, const struct failure *f,
+    struct bounce_rcpt *br, struct bounce_extra *x)
+{
+	const char *w = f->why, *said, *end;
+
+	br->orig = p->env.rcpts[f->rcpt];
+	br->final = f->final;
+	br->dsn = f->dsn;
+	br->why = f->why;
+	if (f->relay == NULL)
+		return;
+	/* "host[addr]:port" -> host */
+	snprintf(x->host, sizeof x->host, "%.*s",
+	    (int)strcspn(f->relay, "["), f->relay);
+	if (x->host[0] != '\0' && strcmp(x->host, "none") != 0)
+		br->remote_mta = x->host;
+	if ((said = strstr(w, " said: ")) != NULL)
+		w = said + 7;
+	if (!is_reply_code(w))
+		return;
+	if ((end = strstr(w, " (in reply to ")) == NULL)
+		end = w + strlen(w);
+	snprintf(x->diag, sizeof x->diag, "%.*s", (int)(end - w), w);
+	br->smtp_diag = x->diag;
+}
+
 /* Queue one DSN for the failures, then record them as done. */
 static void
 pass_bounce(struct pass *p)
 {
 	struct bounce_rcpt *br;
 	char dsnqid[QID_LEN + 1], ewhy[WHY_MAX];
+	struct bounce_extra *hosts;
 	int queued = 0;
 
 	if (p->nfails == 0)
 		return;
 	if (p->env.from[0] != '\0') {
 		br = xcalloc(p->nfails, sizeof *br);
-		for (size_t k = 0; k < p->nfails; k++) {
-			br[k].orig = p->env.rcpts[p->fails[k].rcpt];
-			br[k].final = p->fails[k].final;
-			br[k].dsn = p->fails[k].dsn;
-			br[k].why = p->fails[k].why;
-		}
+		hosts = xcalloc(p->nfails, sizeof *hosts);
+		for (size_t k = 0; k < p->nfails; k++)
+			bounce_rcpt_fill(p, &p->fails[k], &br[k], &hosts[k]);
 		if (bounce_queue(p->q->conf, &p->env, BOUNCE_FAILED, br,
 		    p->nfails, p->now, dsnqid) == -1) {
 			/* Nothing recorded: the next pass tries again. */
 			log_warn("%s queue: cannot queue the bounce", p->qid);
 			free(br);
+			free(hosts);
 			return;
 		}
 		free(br);
+		free(hosts);
 		queued = 1;
 	}
 	for (size_t k = 0; k < p->nfails; k++) {
@@ -346,8 +657,8 @@ pass_bounce(struct pass *p)
 		if (qstatus_append(&p->st, 0, "done %zu %s %s failed %lld %s",
 		    f->rcpt, f->key, f->dsn, (long long)p->now, ewhy) == -1)
 			log_warn("%s queue: status append", p->qid);
-		log_delivery(p, f->final, p->env.rcpts[f->rcpt], "local",
-		    f->dsn, "bounced", f->why);
+		log_delivery(p, f->final, p->env.rcpts[f->rcpt],
+		    f->relay ? f->relay : "local", f->dsn, "bounced", f->why);
 	}
 	if (qstatus_sync(&p->st) == -1)
 		log_warn("%s queue: status fsync", p->qid);
@@ -364,18 +675,16 @@ pass_delay_warning(struct pass *p)
 	const struct conf *c = p->q->conf;
 	struct bounce_rcpt *br;
 	char dsnqid[QID_LEN + 1];
+	struct bounce_extra *hosts;
 
 	if (c->delay_warning == 0 || p->st.warned || p->ndefers == 0 ||
 	    p->env.from[0] == '\0' ||
 	    p->now - p->env.arrival < (time_t)c->delay_warning)
 		return;
 	br = xcalloc(p->ndefers, sizeof *br);
-	for (size_t k = 0; k < p->ndefers; k++) {
-		br[k].orig = p->env.rcpts[p->defers[k].rcpt];
-		br[k].final = p->defers[k].final;
-		br[k].dsn = p->defers[k].dsn;
-		br[k].why = p->defers[k].why;
-	}
+	hosts = xcalloc(p->ndefers, sizeof *hosts);
+	for (size_t k = 0; k < p->ndefers; k++)
+		bounce_rcpt_fill(p, &p->defers[k], &br[k], &hosts[k]);
 	if (bounce_queue(c, &p->env, BOUNCE_DELAYED, br, p->ndefers, p->now,
 	    dsnqid) == 0) {
 		if (qstatus_append(&p->st, 1, "warned %lld",
@@ -386,6 +695,7 @@ pass_delay_warning(struct pass *p)
 	} else
 		log_warn("%s queue: cannot queue the delay warning", p->qid);
 	free(br);
+	free(hosts);
 }
 
 static void
@@ -424,7 +734,7 @@ pass_corrupt(struct pass *p, const char *why)
 }
 
 enum qrun_result
-qrun_message(struct qmgr *q, const char *qid, time_t *next)
+qrun_message(struct qmgr *q, const char *qid, int flags, time_t *next)
 {
 	const struct conf *c = q->conf;
 	struct pass p;
@@ -432,10 +742,12 @@ qrun_message(struct qmgr *q, const char *qid, time_t *next)
 	char path[PATH_MAX], why[256];
 	enum qrun_result res = QRUN_DEFERRED;
 	size_t pending = 0;
+	int flight = -1;
 
 	memset(&p, 0, sizeof p);
 	p.q = q;
 	p.qid = qid;
+	p.flags = flags;
 	p.now = time(NULL);
 	p.st.fd = -1;
 	*next = p.now + qrun_backoff(c, 1);
@@ -467,7 +779,8 @@ qrun_message(struct qmgr *q, const char *qid, time_t *next)
 		log_warn("%s queue: status file", qid);
 		goto out;
 	}
-	if (p.st.ndone == 0 && p.st.retries == 0 && p.st.nbegins == 0)
+	if (p.st.ndone == 0 && p.st.retries == 0 && p.st.nbegins == 0 &&
+	    p.st.nremote_records == 0)
 		log_info("%s queue active from=<%s> size=%lld nrcpt=%zu", qid,
 		    p.env.from, (long long)p.env.size, p.env.nrcpts);
 	rcpt_maps_refresh(&q->maps, p.now);
@@ -478,6 +791,9 @@ qrun_message(struct qmgr *q, const char *qid, time_t *next)
 		if (r == NULL || !r->complete)
 			pass_rcpt(&p, i);
 	}
+	/* Remote targets go out now; the failures found so far get their
+	 * DSN without waiting for them. */
+	flight = pass_submit(&p);
 	pass_bounce(&p);
 	/* Which recipients are finished now: none of their targets is
 	 * deferred (a failed DSN leaves its failures unrecorded too). */
@@ -518,6 +834,16 @@ qrun_message(struct qmgr *q, const char *qid, time_t *next)
 		res = QRUN_REMOVED;
 		goto out;
 	}
+	/* No "retry" record now: it would mark the remote outcomes still
+	 * to come (or just recorded) as acted on. */
+	if (flight == 1) {
+		res = QRUN_INFLIGHT;
+		goto out;
+	}
+	if (flight == 0) {
+		*next = p.now;		/* all back already: act on them */
+		goto out;
+	}
 	pass_delay_warning(&p);
 	*next = p.now + qrun_backoff(c, p.st.retries + 1);
 	/* Expire on time even with a long back-off. */
@@ -528,6 +854,9 @@ qrun_message(struct qmgr *q, const char *qid, time_t *next)
 	    (long long)*next) == -1)
 		log_warn("%s queue: status append", qid);
 out:
+	for (size_t k = 0; k < p.ngroups; k++)	/* only if never submitted */
+		rgroup_free(p.groups[k]);
+	free(p.groups);
 	failures_free(p.fails, p.nfails);
 	failures_free(p.defers, p.ndefers);
 	qstatus_close(&p.st);

@@ -66,6 +66,21 @@ word(char **p)
 }
 
 static void
+remotes_clear(struct qstatus *st)
+{
+	for (size_t i = 0; i < st->nremotes; i++) {
+		free(st->remotes[i].key);
+		free(st->remotes[i].outcome);
+		free(st->remotes[i].dsn);
+		free(st->remotes[i].relay);
+		free(st->remotes[i].why);
+	}
+	free(st->remotes);
+	st->remotes = NULL;
+	st->nremotes = 0;
+}
+
+static void
 apply_record(struct qstatus *st, char *line)
 {
 	char *p = line, *kind = word(&p), *n, *key;
@@ -106,10 +121,29 @@ apply_record(struct qstatus *st, char *line)
 		free(r->why);
 		r->dsn = xstrdup(dsn);
 		r->why = xstrdup(p ? p : "");
+	} else if (strcmp(kind, "remote") == 0) {
+		struct qstatus_remote *x;
+		char *outcome, *dsn, *relay;
+		if ((n = word(&p)) == NULL || (key = word(&p)) == NULL ||
+		    (outcome = word(&p)) == NULL || (dsn = word(&p)) == NULL ||
+		    word(&p) == NULL || (relay = word(&p)) == NULL)
+			return;
+		st->remotes = xreallocarray(st->remotes, st->nremotes + 1,
+		    sizeof *st->remotes);
+		x = &st->remotes[st->nremotes++];
+		x->rcpt = (unsigned)strtoul(n, NULL, 10);
+		x->key = xstrdup(key);
+		x->outcome = xstrdup(outcome);
+		x->dsn = xstrdup(dsn);
+		x->relay = xstrdup(relay);
+		x->why = xstrdup(p ? p : "");
+		st->nremote_records++;
 	} else if (strcmp(kind, "retry") == 0) {
 		char *t = word(&p), *next = word(&p);
 		if (t == NULL || next == NULL)
 			return;
+		/* The pass that wrote it acted on every remote outcome. */
+		remotes_clear(st);
 		st->retries++;
 		st->last_attempt = (time_t)strtoll(t, NULL, 10);
 		st->next_retry = (time_t)strtoll(next, NULL, 10);
@@ -220,6 +254,7 @@ qstatus_close(struct qstatus *st)
 		free(st->rcpts[i].why);
 	}
 	free(st->rcpts);
+	remotes_clear(st);
 	memset(st, 0, sizeof *st);
 	st->fd = -1;
 }
@@ -240,6 +275,15 @@ qstatus_find_begin(const struct qstatus *st, const char *key)
 	for (size_t i = st->nbegins; i-- > 0;)
 		if (strcmp(st->begins[i].key, key) == 0)
 			return &st->begins[i];
+	return NULL;
+}
+
+const struct qstatus_remote *
+qstatus_find_remote(const struct qstatus *st, const char *key)
+{
+	for (size_t i = st->nremotes; i-- > 0;)
+		if (strcmp(st->remotes[i].key, key) == 0)
+			return &st->remotes[i];
 	return NULL;
 }
 

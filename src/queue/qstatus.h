@@ -9,6 +9,12 @@
  *                                  (a DSN was queued first)   (fsynced)
  *   complete N                     every target of rcpt N is done
  *   defer N KEY DSN TIME WHY       a temporary failure (informational)
+ *   remote N KEY OUTCOME DSN TIME RELAY WHY
+ *                                  the SMTP client's outcome for the remote
+ *                                  target KEY (OUTCOME sent, failed or
+ *                                  deferred), recorded when it came back;
+ *                                  the next pass acts on it (pending until
+ *                                  a "retry" record follows)
  *   retry TIME NEXT                attempt at TIME; next one at NEXT
  *   warned TIME                    the delay warning DSN was queued
  *
@@ -31,6 +37,16 @@ struct qstatus_begin {
 	char		*name;
 };
 
+/* A remote outcome not yet acted on (qrun.c). */
+struct qstatus_remote {
+	unsigned	 rcpt;
+	char		*key;
+	char		*outcome;	/* "sent", "failed", "deferred" */
+	char		*dsn;
+	char		*relay;
+	char		*why;		/* escaped, as written */
+};
+
 struct qstatus_rcpt {
 	int		 complete;
 	char		*dsn;		/* last deferral, or NULL */
@@ -50,6 +66,9 @@ struct qstatus {
 	time_t		 next_retry;	/* 0: none recorded */
 	time_t		 last_attempt;
 	int		 warned;
+	struct qstatus_remote *remotes;	/* pending remote outcomes */
+	size_t		 nremotes;
+	unsigned	 nremote_records;	/* ever, pending or not */
 };
 
 /* Read status/QID (absent means empty).  0, or -1 with errno. */
@@ -64,6 +83,9 @@ int	qstatus_sync(struct qstatus *);
 void	qstatus_close(struct qstatus *);
 int	qstatus_is_done(const struct qstatus *, const char *key);
 const struct qstatus_begin *qstatus_find_begin(const struct qstatus *,
+	    const char *key);
+/* The latest pending remote outcome for key, or NULL. */
+const struct qstatus_remote *qstatus_find_remote(const struct qstatus *,
 	    const char *key);
 const struct qstatus_rcpt *qstatus_rcpt(const struct qstatus *, size_t n);
 /* A target key: kind ("user", ...) ':' target, spaces and controls

@@ -17,7 +17,11 @@ from conftest import BIN, DOMAIN, wait_for
 USERS = ["demo:!:::demo@example.test:", "alice:!:::alice@example.test,"
          "a.smith@example.test:", "bob:!:::bob@example.test:",
          "carol:!:::carol@example.test:"]
-FAST = ["queue-manager on", "retry-min 1s", "retry-max 2s", "admin demo"]
+# Remote mail goes to a loopback port where nobody listens: it stays
+# deferred (connection refused), and no test ever asks a real DNS server.
+FAST = ["queue-manager on", "retry-min 1s", "retry-max 2s", "admin demo",
+        "relay via 127.0.0.1:9"]
+DEFERRED_FAR = r"delivery to=<far@remote\.example> .*status=deferred \([^)]*refused"
 
 
 def mail_server(postern, extra=(), users=USERS, aliases=None, start=True):
@@ -194,8 +198,7 @@ def test_bounces_and_expiry(postern):
     # expired: remote recipients stay deferred until queue-lifetime
     send(srv, "alice@example.test", ["far@remote.example"], MSG,
          source="127.0.0.2")
-    srv.wait_log(r"delivery to=<far@remote\.example> relay=none .* "
-                 r"status=deferred \(remote delivery not available yet\)")
+    srv.wait_log(DEFERRED_FAR)
     (f,) = wait_files(srv, "alice", 1, timeout=20)
     text = dsn_parts(f.read_bytes())
     assert "Return-Path: <>" in text
@@ -246,13 +249,13 @@ def test_queue_tools_and_mailq(postern):
     srv = mail_server(postern, extra=["retry-min 1h", "retry-max 1h"])
     send(srv, "alice@example.test", ["far@remote.example"], MSG,
          source="127.0.0.2")
-    srv.wait_log(r"status=deferred \(remote delivery not available yet\)")
+    srv.wait_log(DEFERRED_FAR)
     (qid,) = srv.queue_ids()
     r = queue_cmd(srv, "list")
     assert r.returncode == 0, r.stderr
     assert re.search(qid + r"\s+\d+ .* alice@example\.test", r.stdout), \
         r.stdout
-    assert "remote delivery not available yet" in r.stdout
+    assert "refused" in r.stdout.lower(), r.stdout
     assert "far@remote.example" in r.stdout
     # mailq is the same list
     link = srv.dir / "mailq"
@@ -268,14 +271,14 @@ def test_queue_tools_and_mailq(postern):
     assert queue_cmd(srv, "release", qid).returncode == 0
     assert srv.queue_ids() == [qid]
     # released: tried again at once
-    assert wait_for(lambda: srv.log().count(
-        "status=deferred (remote delivery") >= 2, 10), srv.log()
+    assert wait_for(lambda: len(re.findall(DEFERRED_FAR, srv.log())) >= 2,
+                    10), srv.log()
     # flush asks the running queue manager for a retry now
     r = queue_cmd(srv, "flush")
     assert r.returncode == 0, r.stderr
     srv.wait_log(r"queue: flush: 1 messages due now")
-    assert wait_for(lambda: srv.log().count(
-        "status=deferred (remote delivery") >= 3, 10), srv.log()
+    assert wait_for(lambda: len(re.findall(DEFERRED_FAR, srv.log())) >= 3,
+                    10), srv.log()
     # delete: the queue manager removes it
     assert queue_cmd(srv, "delete", qid).returncode == 0
     srv.wait_log(qid + r" removed \(deleted by the administrator\)")

@@ -15,6 +15,7 @@
 #include "lib/base64.h"
 #include "sasl/sasl.h"
 #include "sasl/sasl_int.h"
+#include "sasl/sasl_client.h"
 
 /* A one-user backend: secrets computed from a known password. */
 static struct {
@@ -322,6 +323,111 @@ test_base64_strict(void **state)
 	assert_string_equal(enc, "Zm9vYg==");
 }
 
+static void
+test_client_scram_rfc7677(void **state)
+{
+	struct sasl_client c;
+	struct buf out;
+	int ir;
+	const char *sf = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+	    "s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+
+	buf_init(&out, 0);
+	sasl_client_init(&c, sasl_mech_lookup("SCRAM-SHA-256"), "user", "pencil");
+	sasl_client_set_nonce(&c, "rOprNGfwEbeRWgbNEkqO");
+	assert_int_equal(sasl_client_step(&c, NULL, 0, &out, &ir), SASL_CONTINUE);
+	assert_true(ir);
+	assert_string_equal(out.data, "n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+	assert_int_equal(sasl_client_step(&c, (const unsigned char *)sf,
+	    strlen(sf), &out, &ir), SASL_CONTINUE);
+	assert_string_equal(out.data, "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2R"
+	    "aTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
+	/* A server that proves the wrong thing is refused. */
+	{
+		struct sasl_client bad = c;
+		bad.saved.data = NULL;	/* shares nothing freed below */
+		const char *v = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G5=";
+		assert_int_equal(sasl_client_step(&bad, (const unsigned char *)v,
+		    strlen(v), &out, &ir), SASL_FAIL);
+	}
+	const char *v = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+	assert_int_equal(sasl_client_step(&c, (const unsigned char *)v,
+	    strlen(v), &out, &ir), SASL_OK);
+	sasl_client_free(&c);
+	/* A server nonce that does not extend ours is a protocol error. */
+	sasl_client_init(&c, sasl_mech_lookup("SCRAM-SHA-256"), "user", "pencil");
+	sasl_client_set_nonce(&c, "abcdefgh");
+	sasl_client_step(&c, NULL, 0, &out, &ir);
+	assert_int_equal(sasl_client_step(&c, (const unsigned char *)sf,
+	    strlen(sf), &out, &ir), SASL_MALFORMED);
+	sasl_client_free(&c);
+	buf_free(&out);
+}
+
+/* Every client mechanism against the server side, through the fake
+ * backend: right password in, wrong password out. */
+static void
+test_client_server_round_trip(void **state)
+{
+	static const char *mechs[] = { "PLAIN", "LOGIN", "CRAM-MD5",
+	    "SCRAM-SHA-256" };
+
+	set_user("hoge", "round trip pw");
+	sasl_cram_md5_secret("round trip pw", fake.cram, sizeof fake.cram);
+	{
+		static const unsigned char salt[] = "0123456789abcdef";
+		sasl_scram_secret("round trip pw", salt, 16, 4096, fake.scram,
+		    sizeof fake.scram);
+	}
+	for (size_t m = 0; m < sizeof mechs / sizeof mechs[0]; m++)
+		for (int wrong = 0; wrong < 2; wrong++) {
+			struct sasl_client c;
+			struct sasl_server s;
+			struct buf cout, sout;
+			enum sasl_status cs, ss;
+			int ir, rounds = 0;
+
+			buf_init(&cout, 0);
+			buf_init(&sout, 0);
+			sasl_client_init(&c, sasl_mech_lookup(mechs[m]), "hoge",
+			    wrong ? "not it" : "round trip pw");
+			sasl_server_init(&s, sasl_mech_lookup(mechs[m]), &fake_be,
+			    "h", "smtp");
+			cs = sasl_client_step(&c, NULL, 0, &cout, &ir);
+			ss = sasl_server_step(&s, ir ? (const unsigned char *)
+			    (cout.data ? cout.data : "") : NULL, cout.len, &sout);
+			while (ss == SASL_CONTINUE && cs == SASL_CONTINUE &&
+			    rounds++ < 5) {
+				cs = sasl_client_step(&c, (const unsigned char *)
+				    (sout.data ? sout.data : ""), sout.len, &cout,
+				    &ir);
+				if (cs == SASL_OK) {	/* SCRAM: acknowledge */
+					ss = sasl_server_step(&s,
+					    (const unsigned char *)"", 0, &sout);
+					break;
+				}
+				if (cs != SASL_CONTINUE)
+					break;
+				ss = sasl_server_step(&s, (const unsigned char *)
+				    (cout.data ? cout.data : ""), cout.len, &sout);
+			}
+			if ((ss == SASL_OK) != !wrong)
+				fail_msg("%s wrong=%d: server %d client %d",
+				    mechs[m], wrong, ss, cs);
+			sasl_client_free(&c);
+			sasl_server_free(&s);
+			buf_free(&cout);
+			buf_free(&sout);
+		}
+	assert_ptr_equal(sasl_client_choose("LOGIN PLAIN CRAM-MD5"),
+	    sasl_mech_lookup("CRAM-MD5"));
+	assert_ptr_equal(sasl_client_choose("LOGIN PLAIN"),
+	    sasl_mech_lookup("PLAIN"));
+	assert_ptr_equal(sasl_client_choose("GSSAPI XOAUTH2"), NULL);
+	assert_ptr_equal(sasl_client_choose("SCRAM-SHA-256-PLUS LOGIN"),
+	    sasl_mech_lookup("LOGIN"));
+}
+
 int
 main(void)
 {
@@ -331,6 +437,8 @@ main(void)
 		cmocka_unit_test(test_digest_md5_rfc2831),
 		cmocka_unit_test(test_plain_login),
 		cmocka_unit_test(test_base64_strict),
+		cmocka_unit_test(test_client_scram_rfc7677),
+		cmocka_unit_test(test_client_server_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

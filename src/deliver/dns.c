@@ -1,0 +1,279 @@
+/*
+ * dns.c - c-ares driven by libevent (see dns.h).  c-ares tells us which
+ * sockets to watch through its socket-state callback; each gets an
+ * event, and one timer covers c-ares' own retransmission timeouts.
+ */
+#include "deliver/dns.h"
+#include "lib/log.h"
+#include "lib/strutil.h"
+#include "lib/xalloc.h"
+
+#include <ares.h>
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/event.h>
+
+#define DNS_SOCKETS_MAX	16
+
+struct dns {
+	struct event_base	*base;
+	ares_channel		 channel;
+	struct event		*timer;
+	struct {
+		ares_socket_t	 fd;
+		struct event	*ev;
+	} socks[DNS_SOCKETS_MAX];
+};
+
+struct dns_query {
+	struct dns	*dns;
+	dns_mx_cb	 mx_cb;
+	dns_addr_cb	 addr_cb;
+	void		*arg;
+};
+
+static void	dns_rearm(struct dns *);
+
+const char *
+dns_status_str(enum dns_status st)
+{
+	static const char *names[] = { "ok", "no such domain",
+	    "no records", "null MX: the domain accepts no mail",
+	    "temporary DNS failure" };
+	return names[st];
+}
+
+static void
+dns_io(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns *d = arg;
+
+	ares_process_fd(d->channel,
+	    (what & EV_READ) ? fd : ARES_SOCKET_BAD,
+	    (what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
+	dns_rearm(d);
+}
+
+static void
+dns_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns *d = arg;
+
+	ares_process_fd(d->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	dns_rearm(d);
+}
+
+/* Schedule the timer for c-ares' next timeout, if any query waits. */
+static void
+dns_rearm(struct dns *d)
+{
+	struct timeval max = { 5, 0 }, tv, *t;
+
+	t = ares_timeout(d->channel, &max, &tv);
+	evtimer_add(d->timer, t);
+}
+
+static void
+dns_sock_state(void *data, ares_socket_t fd, int readable, int writable)
+{
+	struct dns *d = data;
+	int i, freeslot = -1;
+
+	for (i = 0; i < DNS_SOCKETS_MAX; i++) {
+		if (d->socks[i].ev && d->socks[i].fd == fd)
+			break;
+		if (!d->socks[i].ev && freeslot == -1)
+			freeslot = i;
+	}
+	if (i < DNS_SOCKETS_MAX) {
+		event_free(d->socks[i].ev);
+		d->socks[i].ev = NULL;
+	} else
+		i = freeslot;
+	if (!readable && !writable)
+		return;
+	if (i == -1) {
+		log_warnx("dns: more than %d resolver sockets", DNS_SOCKETS_MAX);
+		return;
+	}
+	d->socks[i].fd = fd;
+	d->socks[i].ev = event_new(d->base, fd, EV_PERSIST |
+	    (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0), dns_io, d);
+	event_add(d->socks[i].ev, NULL);
+}
+
+struct dns *
+dns_new(struct event_base *base, const char *resolver)
+{
+	struct dns *d = xcalloc(1, sizeof *d);
+	struct ares_options opt;
+	static int initialized;
+
+	if (!initialized && ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS)
+		fatalx("dns: cannot initialise c-ares");
+	initialized = 1;
+	memset(&opt, 0, sizeof opt);
+	opt.sock_state_cb = dns_sock_state;
+	opt.sock_state_cb_data = d;
+	opt.timeout = 3000;		/* ms per try */
+	opt.tries = 3;
+	d->base = base;
+	if (ares_init_options(&d->channel, &opt, ARES_OPT_SOCK_STATE_CB |
+	    ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES) != ARES_SUCCESS)
+		fatalx("dns: cannot create a resolver");
+	if (resolver && *resolver &&
+	    ares_set_servers_ports_csv(d->channel, resolver) != ARES_SUCCESS)
+		fatalx("dns: bad resolver address '%s'", resolver);
+	d->timer = evtimer_new(base, dns_tick, d);
+	return d;
+}
+
+void
+dns_free(struct dns *d)
+{
+	if (d == NULL)
+		return;
+	ares_destroy(d->channel);	/* runs pending callbacks (cancelled) */
+	for (int i = 0; i < DNS_SOCKETS_MAX; i++)
+		if (d->socks[i].ev)
+			event_free(d->socks[i].ev);
+	event_free(d->timer);
+	free(d);
+}
+
+static enum dns_status
+dns_map_error(int status)
+{
+	switch (status) {
+	case ARES_SUCCESS:
+		return DNS_OK;
+	case ARES_ENOTFOUND:
+		return DNS_NXDOMAIN;
+	case ARES_ENODATA:
+		return DNS_NODATA;
+	default:
+		return DNS_TEMPFAIL;
+	}
+}
+
+void
+dns_mx_order(struct dns_mx *mx, size_t n)
+{
+	/* Shuffle first, then a stable insertion sort by preference:
+	 * equal preferences stay in random order. */
+	for (size_t i = n; i > 1; i--) {
+		size_t j = arc4random_uniform((uint32_t)i);
+		struct dns_mx t = mx[i - 1];
+		mx[i - 1] = mx[j];
+		mx[j] = t;
+	}
+	for (size_t i = 1; i < n; i++) {
+		struct dns_mx t = mx[i];
+		size_t j = i;
+		while (j > 0 && mx[j - 1].pref > t.pref) {
+			mx[j] = mx[j - 1];
+			j--;
+		}
+		mx[j] = t;
+	}
+}
+
+static void
+dns_mx_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct dns_query *q = arg;
+	struct ares_mx_reply *reply = NULL, *r;
+	struct dns_mx mx[DNS_MX_MAX];
+	size_t n = 0;
+	enum dns_status st = dns_map_error(status);
+
+	if (st == DNS_OK) {
+		int prc = ares_parse_mx_reply(abuf, alen, &reply);
+		if (prc != ARES_SUCCESS)
+			st = prc == ARES_ENODATA ? DNS_NODATA : DNS_TEMPFAIL;
+	}
+	for (r = reply; st == DNS_OK && r && n < DNS_MX_MAX; r = r->next) {
+		strlcpy(mx[n].host, r->host ? r->host : "", sizeof mx[n].host);
+		mx[n].pref = r->priority;
+		n++;
+	}
+	if (reply)
+		ares_free_data(reply);
+	if (st == DNS_OK && n == 0)
+		st = DNS_NODATA;
+	/* RFC 7505: a single MX for the root with preference 0. */
+	if (st == DNS_OK && n == 1 && (mx[0].host[0] == '\0' ||
+	    strcmp(mx[0].host, ".") == 0))
+		st = DNS_NULLMX;
+	if (st == DNS_OK)
+		dns_mx_order(mx, n);
+	if (status != ARES_EDESTRUCTION)
+		q->mx_cb(q->arg, st, mx, st == DNS_OK ? n : 0);
+	free(q);
+}
+
+void
+dns_lookup_mx(struct dns *d, const char *domain, dns_mx_cb cb, void *arg)
+{
+	struct dns_query *q = xcalloc(1, sizeof *q);
+
+	q->dns = d;
+	q->mx_cb = cb;
+	q->arg = arg;
+	ares_query(d->channel, domain, ns_c_in, ns_t_mx, dns_mx_done, q);
+	dns_rearm(d);
+}
+
+static void
+dns_addr_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
+{
+	struct dns_query *q = arg;
+	struct dns_addr addrs[DNS_ADDR_MAX];
+	size_t n = 0;
+	enum dns_status st = dns_map_error(status);
+
+	/* IPv6 first, then IPv4 (RFC 6724 would refine this). */
+	for (int pass = 0; st == DNS_OK && ai && pass < 2; pass++)
+		for (struct ares_addrinfo_node *nd = ai->nodes; nd &&
+		    n < DNS_ADDR_MAX; nd = nd->ai_next) {
+			if (nd->ai_family != (pass == 0 ? AF_INET6 : AF_INET) ||
+			    nd->ai_addrlen > sizeof addrs[n].ss)
+				continue;
+			memcpy(&addrs[n].ss, nd->ai_addr, nd->ai_addrlen);
+			addrs[n].len = nd->ai_addrlen;
+			n++;
+		}
+	if (ai)
+		ares_freeaddrinfo(ai);
+	if (st == DNS_OK && n == 0)
+		st = DNS_NODATA;
+	if (status != ARES_EDESTRUCTION)
+		q->addr_cb(q->arg, st, addrs, st == DNS_OK ? n : 0);
+	free(q);
+}
+
+void
+dns_lookup_addr(struct dns *d, const char *host, uint16_t port, dns_addr_cb cb,
+    void *arg)
+{
+	struct dns_query *q = xcalloc(1, sizeof *q);
+	struct ares_addrinfo_hints hints;
+	char service[8];
+
+	q->dns = d;
+	q->addr_cb = cb;
+	q->arg = arg;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = ARES_AI_NUMERICSERV;
+	snprintf(service, sizeof service, "%u", port);
+	ares_getaddrinfo(d->channel, host, service, &hints, dns_addr_done, q);
+	dns_rearm(d);
+}

@@ -1,0 +1,55 @@
+/*
+ * dns.h - asynchronous DNS for remote delivery (c-ares on the queue
+ * manager's event loop): MX records in delivery order (RFC 5321 section
+ * 5.1: by preference, random among equals), null MX (RFC 7505), and the
+ * A/AAAA addresses of a host.
+ */
+#ifndef POSTERN_DNS_H
+#define POSTERN_DNS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct dns;
+
+enum dns_status {
+	DNS_OK,
+	DNS_NXDOMAIN,	/* the name does not exist: permanent */
+	DNS_NODATA,	/* the name exists, no records of that type */
+	DNS_NULLMX,	/* "MX 0 .": the domain takes no mail (permanent) */
+	DNS_TEMPFAIL,	/* timeout, SERVFAIL, refused: try later */
+};
+
+#define DNS_MX_MAX	16
+#define DNS_ADDR_MAX	16
+
+struct dns_mx {
+	char		host[256];
+	unsigned	pref;
+};
+
+struct dns_addr {
+	struct sockaddr_storage	ss;
+	socklen_t		len;
+};
+
+typedef void (*dns_mx_cb)(void *arg, enum dns_status, const struct dns_mx *,
+	    size_t n);
+typedef void (*dns_addr_cb)(void *arg, enum dns_status,
+	    const struct dns_addr *, size_t n);
+
+/* resolver: "" for /etc/resolv.conf, else "ADDR[:PORT]" or "[V6]:PORT". */
+struct dns	*dns_new(struct event_base *, const char *resolver);
+void		 dns_free(struct dns *);
+const char	*dns_status_str(enum dns_status);
+void		 dns_lookup_mx(struct dns *, const char *domain, dns_mx_cb,
+		    void *arg);
+/* IPv6 and IPv4 addresses of host, with port filled in. */
+void		 dns_lookup_addr(struct dns *, const char *host, uint16_t port,
+		    dns_addr_cb, void *arg);
+/* Sort MX records into delivery order (exposed for unit tests). */
+void		 dns_mx_order(struct dns_mx *, size_t n);
+
+#endif

@@ -1,0 +1,590 @@
+/*
+ * remote.c - remote delivery scheduling (see remote.h), in the queue
+ * manager.  Messages wait in a destination: the domain's MX hosts
+ * ("mx:DOMAIN") or a smarthost rule ("via:N").  A destination opens up
+ * to remote-connections PER-DOMAIN connections (and all together up to
+ * TOTAL); each connection walks the MX hosts in order and their
+ * addresses (RFC 5321 section 5.1) until one greets and accepts EHLO,
+ * then takes the destination's messages one after the other over the
+ * same session, and says QUIT when none is left.
+ *
+ * Credentials files are read by the master, as root, before the queue
+ * manager drops privileges (remote_load_credentials); the queue manager
+ * keeps them in memory only.
+ */
+#include "deliver/remote.h"
+#include "deliver/dns.h"
+#include "deliver/smtp_client.h"
+#include "lib/fsio.h"
+#include "lib/log.h"
+#include "lib/strutil.h"
+#include "lib/xalloc.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#define CRED_USER_MAX	256
+#define CRED_PASS_MAX	1024
+
+/* Loaded by the master, inherited by the queue manager. */
+static struct credential {
+	char	user[CRED_USER_MAX];
+	char	pass[CRED_PASS_MAX];
+} *credentials;
+static size_t ncredentials;
+
+struct rdest {
+	struct remote		*r;
+	char			 key[300];
+	const struct relay_rule	*rule;		/* NULL: direct, no options */
+	size_t			 rule_index;
+	char			 domain[256];
+	struct remote_msg	*head, **tail;
+	size_t			 nqueued;
+	unsigned		 nconns;
+	TAILQ_ENTRY(rdest)	 entry;
+};
+
+struct rconn {
+	struct remote		*r;
+	struct rdest		*d;
+	struct smtp_client	*client;
+	struct remote_msg	*msg;		/* the transaction under way */
+	TAILQ_ENTRY(rconn)	 entry;
+	struct dns_mx		 mx[DNS_MX_MAX];
+	size_t			 nmx, imx;
+	struct dns_addr		 addrs[DNS_ADDR_MAX];
+	size_t			 naddrs, iaddr;
+	char			 host[256];	/* the one being tried */
+	int			 last_perm;
+	char			 last_dsn[16];
+	char			 last_err[512];
+};
+
+struct remote {
+	struct event_base	*base;
+	const struct conf	*conf;
+	struct dns		*dns;
+	SSL_CTX			*tls_ctx;
+	unsigned		 nconns;
+	size_t			 inflight;
+	TAILQ_HEAD(, rdest)	 dests;
+	TAILQ_HEAD(, rconn)	 conns;
+};
+
+static void	rconn_next_host(struct rconn *);
+static void	rdest_kick(struct rdest *);
+
+/* ---------------------------------------------------------------- */
+/* credentials                                                        */
+
+/* One line "LOGIN PASSWORD"; the password is the rest of the line. */
+static int
+cred_read(const char *path, struct credential *cr, FILE *errf)
+{
+	struct stat st;
+	char *text, *nl, *sp;
+
+	if (stat(path, &st) == -1) {
+		if (errf)
+			fprintf(errf, "%s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (st.st_mode & 077) {
+		if (errf)
+			fprintf(errf, "%s: readable by others (mode %04o); it holds "
+			    "a password: chmod 600 it\n", path,
+			    (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	if ((text = read_text_file(path, 4096, errf)) == NULL)
+		return -1;
+	if ((nl = strchr(text, '\n')) != NULL)
+		*nl = '\0';
+	if (nl && nl > text && nl[-1] == '\r')
+		nl[-1] = '\0';
+	sp = strchr(text, ' ');
+	if (sp == NULL || sp == text || sp[1] == '\0' ||
+	    (size_t)(sp - text) >= sizeof cr->user ||
+	    strlen(sp + 1) >= sizeof cr->pass) {
+		if (errf)
+			fprintf(errf, "%s: expected one line 'LOGIN PASSWORD'\n",
+			    path);
+		OPENSSL_cleanse(text, strlen(text));
+		free(text);
+		return -1;
+	}
+	memcpy(cr->user, text, (size_t)(sp - text));
+	cr->user[sp - text] = '\0';
+	strlcpy(cr->pass, sp + 1, sizeof cr->pass);
+	OPENSSL_cleanse(text, strlen(text));
+	free(text);
+	return 0;
+}
+
+int
+remote_check_config(const struct conf *c, FILE *errf)
+{
+	struct credential *creds;
+	int problems = 0;
+
+	creds = xcalloc(c->nrelay_rules ? c->nrelay_rules : 1, sizeof *creds);
+	for (size_t i = 0; i < c->nrelay_rules; i++)
+		if (c->relay_rules[i].auth_file[0] &&
+		    cred_read(c->relay_rules[i].auth_file, &creds[i], errf) == -1)
+			problems++;
+	/* Only a complete set replaces the one in use. */
+	if (problems) {
+		OPENSSL_cleanse(creds, (c->nrelay_rules ? c->nrelay_rules : 1) *
+		    sizeof *creds);
+		free(creds);
+		return problems;
+	}
+	if (credentials) {
+		OPENSSL_cleanse(credentials, ncredentials * sizeof *credentials);
+		free(credentials);
+	}
+	credentials = creds;
+	ncredentials = c->nrelay_rules;
+	return problems;
+}
+
+/* ---------------------------------------------------------------- */
+/* messages                                                           */
+
+static void
+rmsg_done(struct remote *r, struct remote_msg *m)
+{
+	r->inflight--;
+	close(m->fd);
+	m->fd = -1;
+	m->done(m, m->arg);
+}
+
+/* Every recipient of m gets the same outcome. */
+static void
+rmsg_set_all(struct remote_msg *m, int perm, const char *dsn, const char *why,
+    const char *relay)
+{
+	for (size_t i = 0; i < m->nrcpts; i++) {
+		m->rcpts[i].outcome = perm ? REMOTE_PERMFAIL : REMOTE_TEMPFAIL;
+		strlcpy(m->rcpts[i].dsn, dsn, sizeof m->rcpts[i].dsn);
+		strlcpy(m->rcpts[i].why, why, sizeof m->rcpts[i].why);
+		strlcpy(m->rcpts[i].relay, relay, sizeof m->rcpts[i].relay);
+	}
+}
+
+static void
+rmsg_fail(struct remote *r, struct remote_msg *m, int perm, const char *dsn,
+    const char *why, const char *relay)
+{
+	rmsg_set_all(m, perm, dsn, why, relay);
+	rmsg_done(r, m);
+}
+
+static struct remote_msg *
+rdest_pop(struct rdest *d)
+{
+	struct remote_msg *m = d->head;
+
+	if (m) {
+		d->head = m->next;
+		if (d->head == NULL)
+			d->tail = &d->head;
+		d->nqueued--;
+		m->next = NULL;
+	}
+	return m;
+}
+
+/* The destination cannot be reached: everything waiting for it fails
+ * alike (the next messages would meet the same fate). */
+static void
+rdest_fail_all(struct rdest *d, int perm, const char *dsn, const char *why,
+    const char *relay)
+{
+	struct remote_msg *list = NULL, **tail = &list, *m;
+
+	while ((m = rdest_pop(d)) != NULL) {
+		*tail = m;
+		tail = &m->next;
+	}
+	/* The callbacks may submit again: the list is ours now. */
+	while ((m = list) != NULL) {
+		list = m->next;
+		m->next = NULL;
+		rmsg_fail(d->r, m, perm, dsn, why, relay);
+	}
+}
+
+/* ---------------------------------------------------------------- */
+/* connections                                                        */
+
+static void
+rconn_free(struct rconn *k)
+{
+	struct remote *r = k->r;
+	struct rdest *d = k->d, *e;
+
+	if (k->client)
+		smtp_client_free(k->client);
+	TAILQ_REMOVE(&r->conns, k, entry);
+	r->nconns--;
+	d->nconns--;
+	free(k);
+	/* A slot is free: whoever waits may use it. */
+	TAILQ_FOREACH(e, &r->dests, entry)
+		if (e->nqueued)
+			rdest_kick(e);
+}
+
+/* Nothing left to try: fail what waits, give up the slot. */
+static void
+rconn_give_up(struct rconn *k)
+{
+	log_info("remote: %s: %s", k->d->key, k->last_err);
+	rdest_fail_all(k->d, k->last_perm, k->last_dsn, k->last_err, "none");
+	rconn_free(k);
+}
+
+static void	rconn_take_next(struct rconn *);
+
+static void
+rconn_tx_done(struct smtp_client *c, struct remote_msg *m, int reusable,
+    void *arg)
+{
+	struct rconn *k = arg;
+
+	k->msg = NULL;
+	rmsg_done(k->r, m);
+	if (!reusable) {
+		smtp_client_free(c);
+		k->client = NULL;
+		rconn_free(k);		/* kicks the destination again */
+		return;
+	}
+	rconn_take_next(k);
+}
+
+static void
+rconn_take_next(struct rconn *k)
+{
+	struct remote_msg *m = rdest_pop(k->d);
+
+	if (m == NULL) {
+		/* No more work: leave politely. */
+		smtp_client_quit(k->client);
+		k->client = NULL;
+		rconn_free(k);
+		return;
+	}
+	k->msg = m;
+	smtp_client_send(k->client, m, rconn_tx_done, k);
+}
+
+static void	rconn_try_addr(struct rconn *);
+
+static void
+rconn_ready(struct smtp_client *c, int ok, const struct smtp_client_error *err,
+    void *arg)
+{
+	struct rconn *k = arg;
+
+	if (ok) {
+		log_debug("remote: %s: session with %s", k->d->key,
+		    smtp_client_peer(c));
+		rconn_take_next(k);
+		return;
+	}
+	smtp_client_free(c);
+	k->client = NULL;
+	k->last_perm = err->perm;
+	strlcpy(k->last_dsn, err->dsn, sizeof k->last_dsn);
+	strlcpy(k->last_err, err->text, sizeof k->last_err);
+	log_info("remote: %s: %s", k->d->key, err->text);
+	if (err->perm) {
+		/* e.g. the smarthost refused our credentials: no other
+		 * address will think otherwise. */
+		rconn_give_up(k);
+		return;
+	}
+	k->iaddr++;
+	rconn_try_addr(k);
+}
+
+static void
+rconn_try_addr(struct rconn *k)
+{
+	struct remote *r = k->r;
+	const struct relay_rule *rule = k->d->rule;
+	struct smtp_client_cfg cfg;
+	const struct credential *cr = NULL;
+
+	if (k->iaddr >= k->naddrs) {
+		k->imx++;
+		rconn_next_host(k);
+		return;
+	}
+	if (rule && rule->auth_file[0] && k->d->rule_index < ncredentials)
+		cr = &credentials[k->d->rule_index];
+	memset(&cfg, 0, sizeof cfg);
+	cfg.helo = r->conf->hostname;
+	cfg.tls_ctx = r->tls_ctx;
+	cfg.servername = k->host;
+	cfg.tls_implicit = rule ? rule->tls_implicit : 0;
+	cfg.tls_verify = rule ? rule->tls_verify : 0;
+	cfg.auth_user = cr && cr->user[0] ? cr->user : NULL;
+	cfg.auth_pass = cr ? cr->pass : NULL;
+	cfg.timeout = (unsigned)r->conf->remote_timeout;
+	cfg.connect_timeout = (unsigned)r->conf->remote_connect_timeout;
+	k->client = smtp_client_connect(r->base,
+	    (struct sockaddr *)&k->addrs[k->iaddr].ss, k->addrs[k->iaddr].len,
+	    &cfg, rconn_ready, k);
+}
+
+static void
+rconn_addrs(void *arg, enum dns_status st, const struct dns_addr *a, size_t n)
+{
+	struct rconn *k = arg;
+
+	if (st != DNS_OK) {
+		k->last_perm = 0;
+		strlcpy(k->last_dsn, "4.4.3", sizeof k->last_dsn);
+		snprintf(k->last_err, sizeof k->last_err, "cannot find the "
+		    "address of %s: %s", k->host, dns_status_str(st));
+		k->imx++;
+		rconn_next_host(k);
+		return;
+	}
+	memcpy(k->addrs, a, n * sizeof *a);
+	k->naddrs = n;
+	k->iaddr = 0;
+	rconn_try_addr(k);
+}
+
+static void
+rconn_next_host(struct rconn *k)
+{
+	const struct relay_rule *rule = k->d->rule;
+
+	if (k->imx >= k->nmx) {
+		rconn_give_up(k);
+		return;
+	}
+	strlcpy(k->host, k->mx[k->imx].host, sizeof k->host);
+	dns_lookup_addr(k->r->dns, k->host, rule && !rule->direct ? rule->port :
+	    25, rconn_addrs, k);
+}
+
+static void
+rconn_mx(void *arg, enum dns_status st, const struct dns_mx *mx, size_t n)
+{
+	struct rconn *k = arg;
+	const char *dom = k->d->domain;
+
+	switch (st) {
+	case DNS_OK:
+		memcpy(k->mx, mx, n * sizeof *mx);
+		k->nmx = n;
+		break;
+	case DNS_NODATA:
+		/* No MX: the domain itself is the implicit MX (RFC 5321
+		 * section 5.1). */
+		strlcpy(k->mx[0].host, dom, sizeof k->mx[0].host);
+		k->mx[0].pref = 0;
+		k->nmx = 1;
+		break;
+	case DNS_NXDOMAIN:
+		k->last_perm = 1;
+		strlcpy(k->last_dsn, "5.1.2", sizeof k->last_dsn);
+		snprintf(k->last_err, sizeof k->last_err, "domain %s does not "
+		    "exist (DNS: %s)", dom, dns_status_str(st));
+		rconn_give_up(k);
+		return;
+	case DNS_NULLMX:
+		/* RFC 7505 section 4.2 */
+		k->last_perm = 1;
+		strlcpy(k->last_dsn, "5.1.10", sizeof k->last_dsn);
+		snprintf(k->last_err, sizeof k->last_err, "domain %s publishes "
+		    "a null MX: it accepts no mail", dom);
+		rconn_give_up(k);
+		return;
+	case DNS_TEMPFAIL:
+		k->last_perm = 0;
+		strlcpy(k->last_dsn, "4.4.3", sizeof k->last_dsn);
+		snprintf(k->last_err, sizeof k->last_err, "MX lookup for %s "
+		    "failed: %s", dom, dns_status_str(st));
+		rconn_give_up(k);
+		return;
+	}
+	k->imx = 0;
+	rconn_next_host(k);
+}
+
+static void
+rconn_start(struct rdest *d)
+{
+	struct remote *r = d->r;
+	struct rconn *k = xcalloc(1, sizeof *k);
+
+	k->r = r;
+	k->d = d;
+	TAILQ_INSERT_TAIL(&r->conns, k, entry);
+	r->nconns++;
+	d->nconns++;
+	strlcpy(k->last_dsn, "4.4.1", sizeof k->last_dsn);
+	strlcpy(k->last_err, "no host could be reached", sizeof k->last_err);
+	if (d->rule && !d->rule->direct) {
+		strlcpy(k->mx[0].host, d->rule->host, sizeof k->mx[0].host);
+		k->nmx = 1;
+		rconn_next_host(k);
+	} else
+		dns_lookup_mx(r->dns, d->domain, rconn_mx, k);
+}
+
+static void
+rdest_kick(struct rdest *d)
+{
+	struct remote *r = d->r;
+	unsigned per = r->conf->remote_connections_per_domain;
+
+	while (d->nqueued > d->nconns && d->nconns < per &&
+	    r->nconns < r->conf->remote_connections)
+		rconn_start(d);
+}
+
+/* ---------------------------------------------------------------- */
+/* entry points                                                       */
+
+static const struct relay_rule *
+remote_rule(const struct conf *c, const char *domain, size_t *index)
+{
+	const struct relay_rule *def = NULL;
+
+	for (size_t i = 0; i < c->nrelay_rules; i++) {
+		const struct relay_rule *r = &c->relay_rules[i];
+
+		if (r->domain[0] == '\0' && def == NULL) {
+			def = r;
+			*index = i;
+		} else if (r->domain[0] && strcasecmp(r->domain, domain) == 0) {
+			*index = i;
+			return r;
+		}
+	}
+	return def;
+}
+
+struct remote *
+remote_new(struct event_base *base, const struct conf *c)
+{
+	struct remote *r = xcalloc(1, sizeof *r);
+
+	r->base = base;
+	r->conf = c;
+	r->dns = dns_new(base, c->resolver);
+	TAILQ_INIT(&r->dests);
+	TAILQ_INIT(&r->conns);
+	if ((r->tls_ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+		fatalx("remote: cannot create a TLS context");
+	SSL_CTX_set_min_proto_version(r->tls_ctx, TLS1_2_VERSION);
+	/* The system's trust store, for destinations with "tls verify". */
+	SSL_CTX_set_default_verify_paths(r->tls_ctx);
+	SSL_CTX_set_mode(r->tls_ctx, SSL_MODE_RELEASE_BUFFERS);
+	return r;
+}
+
+void
+remote_submit(struct remote *r, struct remote_msg *m)
+{
+	const struct relay_rule *rule;
+	struct rdest *d;
+	size_t idx = 0;
+	char key[300];
+
+	int fd;
+
+	m->next = NULL;
+	if ((fd = dup(m->fd)) == -1) {
+		char why[128];
+
+		snprintf(why, sizeof why, "cannot use the queue file: %s",
+		    strerror(errno));
+		rmsg_set_all(m, 0, "4.3.0", why, "none");
+		m->done(m, m->arg);
+		return;
+	}
+	m->fd = fd;
+	r->inflight++;
+	rule = remote_rule(r->conf, m->domain, &idx);
+	if (rule && !rule->direct)
+		snprintf(key, sizeof key, "via:%zu %s:%u", idx, rule->host,
+		    rule->port);
+	else
+		snprintf(key, sizeof key, "mx %.250s", m->domain);
+	TAILQ_FOREACH(d, &r->dests, entry)
+		if (strcmp(d->key, key) == 0)
+			break;
+	if (d == NULL) {
+		d = xcalloc(1, sizeof *d);
+		d->r = r;
+		strlcpy(d->key, key, sizeof d->key);
+		d->rule = rule;
+		d->rule_index = idx;
+		strlcpy(d->domain, m->domain, sizeof d->domain);
+		str_lower(d->domain);
+		d->tail = &d->head;
+		TAILQ_INSERT_TAIL(&r->dests, d, entry);
+	}
+	*d->tail = m;
+	d->tail = &m->next;
+	d->nqueued++;
+	rdest_kick(d);
+}
+
+size_t
+remote_inflight(const struct remote *r)
+{
+	return r->inflight;
+}
+
+void
+remote_free(struct remote *r)
+{
+	struct rdest *d;
+	struct rconn *k;
+
+	/* Pending lookups are cancelled without their callbacks. */
+	dns_free(r->dns);
+	r->dns = NULL;
+	/* Transactions under way and messages not yet taken are answered
+	 * "try later"; nothing new starts (limits set to zero). */
+	while ((k = TAILQ_FIRST(&r->conns)) != NULL) {
+		if (k->client)
+			smtp_client_free(k->client);
+		k->client = NULL;
+		if (k->msg)
+			rmsg_fail(r, k->msg, 0, "4.3.2", "the queue manager is "
+			    "stopping", "none");
+		TAILQ_REMOVE(&r->conns, k, entry);
+		free(k);
+	}
+	while ((d = TAILQ_FIRST(&r->dests)) != NULL) {
+		rdest_fail_all(d, 0, "4.3.2", "the queue manager is stopping",
+		    "none");
+		TAILQ_REMOVE(&r->dests, d, entry);
+		free(d);
+	}
+	SSL_CTX_free(r->tls_ctx);
+	free(r);
+}

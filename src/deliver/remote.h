@@ -1,0 +1,71 @@
+/*
+ * remote.h - remote delivery in the queue manager's event loop: MX
+ * lookup (or a smarthost), outbound SMTP sessions with opportunistic or
+ * required TLS and SASL, connection reuse per destination, and limits on
+ * parallel connections.  The queue manager submits one message's remote
+ * recipients for one domain at a time and gets every recipient's outcome
+ * back in one callback; it records them (it alone writes status/).
+ */
+#ifndef POSTERN_REMOTE_H
+#define POSTERN_REMOTE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "conf/conf.h"
+
+struct event_base;
+struct remote;
+
+enum remote_outcome {
+	REMOTE_SENT,		/* 2xx for this recipient and for the data */
+	REMOTE_TEMPFAIL,	/* retry later (4xx, no answer, DNS trouble) */
+	REMOTE_PERMFAIL,	/* bounce (5xx, no such domain, null MX) */
+};
+
+struct remote_rcpt {
+	const char		*addr;		/* in: the address to send to */
+	void			*cookie;	/* in: the caller's, untouched */
+	enum remote_outcome	 outcome;	/* out */
+	char			 dsn[16];	/* out: "2.0.0", "5.1.1", ... */
+	char			 why[512];	/* out: the remote reply or our reason */
+	char			 relay[300];	/* out: "host[addr]:port" or "none" */
+};
+
+struct remote_msg;
+typedef void (*remote_done_fn)(struct remote_msg *, void *arg);
+
+struct remote_msg {
+	/* in */
+	char			 qid[32];
+	const char		*from;		/* "" for <> */
+	const char		*domain;	/* every rcpt is in this domain */
+	int			 fd;		/* the queue file; remote works on
+						 * (and closes) a dup of it */
+	off_t			 offset;	/* where the content starts */
+	off_t			 size;		/* content octets */
+	int			 body_8bit;	/* BODY=8BITMIME was declared */
+	struct remote_rcpt	*rcpts;
+	size_t			 nrcpts;
+	remote_done_fn		 done;		/* runs once, on the loop */
+	void			*arg;
+	/* remote's own */
+	struct remote_msg	*next;
+	void			*priv;
+};
+
+/* Check and load the relay rules' credentials files (mode 0600 or
+ * stricter, one line "LOGIN PASSWORD"); returns the number of problems,
+ * described on errf as "FILE: what"; on problems the credentials in
+ * use stay as they were.  The master calls it as root
+ * before it forks the queue manager, which inherits the credentials in
+ * memory and never opens the files itself. */
+int		 remote_check_config(const struct conf *, FILE *errf);
+struct remote	*remote_new(struct event_base *, const struct conf *);
+void		 remote_submit(struct remote *, struct remote_msg *);
+/* Messages submitted and not yet done. */
+size_t		 remote_inflight(const struct remote *);
+/* Stop: every message in flight is answered REMOTE_TEMPFAIL. */
+void		 remote_free(struct remote *);
+
+#endif

@@ -1,0 +1,338 @@
+"""Real peers for the remote delivery tests (notes in
+/work/shared/notes/test-peers.md): dnsmasq serving MX/A/AAAA records on a
+loopback port, a private Postfix instance with Cyrus SASL, and two tiny
+misbehaving SMTP servers (a 421 greeting, a silent one).  Everything
+listens on 127.0.0.0/8 only, every wait is bounded, and every process is
+stopped by its own PID."""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from conftest import wait_for
+
+TOOL_TIMEOUT = 30
+
+
+def require_root(what):
+    """Binding port 25 on 127.0.0.x needs root."""
+    import pytest
+    if os.geteuid() != 0:
+        pytest.skip(f"{what} needs root (port 25 on 127.0.0.x); "
+                    "run the suite as root as CI does")
+
+
+def port_open(addr, port, timeout=0.5):
+    try:
+        with socket.create_connection((addr, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def stop_pid(pid, timeout=10):
+    """SIGTERM one process we started; SIGKILL it if it lingers."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    if not wait_for(lambda: not _alive(pid), timeout):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+# ----------------------------------------------------------------------
+# DNS: dnsmasq from dnsmasq-base
+
+class DNS:
+    """dnsmasq answering only from its command line: --mx-host and
+    --host-record; every other name under .test is NXDOMAIN (--local)."""
+
+    def __init__(self, mx=(), hosts=(), local="test"):
+        self.bin = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+        self.port = _free_udp_port()
+        self.args = [self.bin, "--keep-in-foreground", f"--port={self.port}",
+                     "--listen-address=127.0.0.1", "--bind-interfaces",
+                     "--no-resolv", "--no-hosts", "--pid-file=",
+                     f"--local=/{local}/", "--user=root", "--log-facility=-"]
+        self.args += [f"--mx-host={m}" for m in mx]
+        self.args += [f"--host-record={h}" for h in hosts]
+        self.proc = None
+
+    def start(self, logpath):
+        import pytest
+        if not os.access(self.bin, os.X_OK):
+            pytest.skip("dnsmasq is not installed (Debian: dnsmasq-base)")
+        self.log = open(logpath, "ab")
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=self.log)
+        ok = wait_for(lambda: self.proc.poll() is not None or
+                      self._answers(), 10)
+        assert ok and self.proc.poll() is None, \
+            "dnsmasq did not start:\n" + Path(logpath).read_text()
+        return self
+
+    def _answers(self):
+        # a query for the root's SOA: any answer means it is up
+        q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x06\x00\x01"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.3)
+            try:
+                s.sendto(q, ("127.0.0.1", self.port))
+                return len(s.recv(512)) >= 12
+            except OSError:
+                return False
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            stop_pid(self.proc.pid)
+            self.proc.wait(10)
+        if self.proc:
+            self.log.close()
+
+
+def _free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # the same port must be free for TCP too (dnsmasq binds both)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+        try:
+            t.bind(("127.0.0.1", port))
+        except OSError:
+            return _free_udp_port()
+    return port
+
+
+# ----------------------------------------------------------------------
+# misbehaving SMTP servers, in a thread of the test process
+
+class FakeSMTP:
+    """mode "silent": accept and say nothing; "421": greet with 421 and
+    close.  Counts connections."""
+
+    def __init__(self, addr, port, mode):
+        self.addr, self.port, self.mode = addr, port, mode
+        self.connections = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((addr, port))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.stopping = False
+        self.held = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            if self.mode == "421":
+                try:
+                    c.sendall(b"421 4.3.2 busy.example.test Service not "
+                              b"available, try the next one\r\n")
+                except OSError:
+                    pass
+                c.close()
+            else:
+                self.held.append(c)     # silent: keep it open, say nothing
+
+    def close(self):
+        self.stopping = True
+        self.thread.join(5)
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+# ----------------------------------------------------------------------
+# Postfix: a private instance (postfix -c DIR) with Cyrus SASL
+
+POSTFIX_DIR = Path(f"/tmp/postern-bb-postfix-{os.getpid()}")
+DEFAULT_MAIN_CF = Path("/etc/postfix/main.cf")
+
+
+class Postfix:
+    """smtpd on ADDR:25 (STARTTLS offered) takes mail for relay_domains;
+    ADDR:587 requires TLS and SASL (sasldb).  Every accepted message is
+    put on hold (check_client_access static:HOLD), so tests read it in
+    queue/hold/ and nothing is ever delivered onward.  Its directory is
+    this run's own and is listed in the default instance's
+    alternate_config_directories only while it runs."""
+
+    def __init__(self, addr, relay_domains, sasl_users):
+        self.addr = addr
+        self.dir = POSTFIX_DIR
+        self.relay_domains = relay_domains
+        self.sasl_users = sasl_users        # [(user, realm, password)]
+        self.master_pid = None
+
+    @staticmethod
+    def available():
+        return shutil.which("postfix") and shutil.which("saslpasswd2") and \
+            os.path.exists("/usr/lib/postfix/sbin/master")
+
+    def _register(self):
+        """Postfix only runs a config directory that the default
+        instance lists in alternate_config_directories."""
+        text = DEFAULT_MAIN_CF.read_text() if DEFAULT_MAIN_CF.exists() \
+            else ""
+        if str(self.dir) in text:
+            return
+        DEFAULT_MAIN_CF.parent.mkdir(parents=True, exist_ok=True)
+        lines = [ln for ln in text.splitlines()
+                 if not ln.startswith("alternate_config_directories")]
+        old = [x for ln in text.splitlines()
+               if ln.startswith("alternate_config_directories")
+               for x in re.split(r"[,\s]+", ln.split("=", 1)[1]) if x]
+        dirs = " ".join(old + [str(self.dir)])
+        lines.append(f"alternate_config_directories = {dirs}")
+        DEFAULT_MAIN_CF.write_text("\n".join(lines) + "\n")
+
+    def start(self):
+        d = self.dir
+        if d.exists():
+            shutil.rmtree(d)
+        (d / "sasl").mkdir(parents=True)
+        (d / "queue").mkdir()
+        (d / "data").mkdir()
+        shutil.chown(d / "data", "postfix")
+        self._register()
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                        "-nodes", "-days", "2", "-subj",
+                        "/CN=pf.example.test", "-keyout", str(d / "key.pem"),
+                        "-out", str(d / "cert.pem")], check=True,
+                       capture_output=True, timeout=TOOL_TIMEOUT)
+        os.chmod(d / "key.pem", 0o600)
+        (d / "main.cf").write_text(f"""\
+compatibility_level = 3.6
+queue_directory = {d}/queue
+data_directory = {d}/data
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+myhostname = pf.example.test
+mydestination =
+relay_domains = {" ".join(self.relay_domains)}
+mynetworks = 127.0.0.254/32
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated,
+    reject_unauth_destination
+smtpd_data_restrictions = check_client_access static:HOLD
+in_flow_delay = 0
+smtpd_error_sleep_time = 0
+alias_maps =
+alias_database =
+local_recipient_maps =
+smtputf8_enable = no
+biff = no
+maillog_file = {d}/maillog
+maillog_file_prefixes = {d}
+smtpd_tls_cert_file = {d}/cert.pem
+smtpd_tls_key_file = {d}/key.pem
+smtpd_tls_security_level = may
+smtpd_sasl_type = cyrus
+smtpd_sasl_path = smtpd
+cyrus_sasl_config_path = {d}/sasl
+smtpd_sasl_auth_enable = no
+""")
+        dist = Path("/usr/share/postfix/master.cf.dist").read_text()
+        keep = [ln for ln in dist.splitlines()
+                if not (ln.startswith("smtp ") and " inet " in ln)]
+        keep += [
+            f"{self.addr}:25 inet n - n - - smtpd",
+            f"{self.addr}:587 inet n - n - - smtpd",
+            "  -o smtpd_tls_security_level=encrypt",
+            "  -o smtpd_sasl_auth_enable=yes",
+            "  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject",
+            "  -o smtpd_recipient_restrictions=permit_sasl_authenticated,"
+            "reject",
+        ]
+        (d / "master.cf").write_text("\n".join(keep) + "\n")
+        sasldb = d / "sasldb2"
+        (d / "sasl" / "smtpd.conf").write_text(
+            "pwcheck_method: auxprop\nauxprop_plugin: sasldb\n"
+            "mech_list: PLAIN LOGIN CRAM-MD5 DIGEST-MD5\n"
+            f"sasldb_path: {sasldb}\n")
+        for user, realm, password in self.sasl_users:
+            subprocess.run(["saslpasswd2", "-f", str(sasldb), "-c", "-p",
+                            "-u", realm, user], input=password + "\n",
+                           text=True, check=True, capture_output=True,
+                           timeout=TOOL_TIMEOUT)
+        shutil.chown(sasldb, "postfix")
+        os.chmod(sasldb, 0o600)
+        r = subprocess.run(["postfix", "-c", str(d), "start"],
+                           capture_output=True, text=True,
+                           timeout=TOOL_TIMEOUT)
+        assert r.returncode == 0, f"postfix start: {r.stdout}{r.stderr}" + \
+            self.log()
+        pidfile = d / "queue" / "pid" / "master.pid"
+        assert wait_for(lambda: pidfile.exists() and
+                        pidfile.read_text().strip(), 10), "no master.pid"
+        self.master_pid = int(pidfile.read_text().split()[0])
+        assert wait_for(lambda: port_open(self.addr, 25) and
+                        port_open(self.addr, 587), 10), \
+            "postfix is not listening\n" + self.log()
+        return self
+
+    def stop(self):
+        if self.master_pid:
+            stop_pid(self.master_pid, timeout=15)
+            self.master_pid = None
+        self._unregister()
+        if not os.environ.get("POSTERN_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _unregister(self):
+        try:
+            text = DEFAULT_MAIN_CF.read_text()
+        except OSError:
+            return
+        out = []
+        for ln in text.splitlines():
+            if ln.startswith("alternate_config_directories"):
+                dirs = [x for x in re.split(r"[,\s]+", ln.split("=", 1)[1])
+                        if x and x != str(self.dir)]
+                if not dirs:
+                    continue
+                ln = "alternate_config_directories = " + " ".join(dirs)
+            out.append(ln)
+        DEFAULT_MAIN_CF.write_text("\n".join(out) + "\n")
+
+    def log(self):
+        try:
+            return (self.dir / "maillog").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def held(self):
+        """The raw bytes of every message on hold."""
+        out = []
+        for root, _, files in os.walk(self.dir / "queue" / "hold"):
+            for f in files:
+                try:
+                    out.append((Path(root) / f).read_bytes())
+                except OSError:
+                    pass
+        return out

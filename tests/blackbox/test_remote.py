@@ -1,0 +1,527 @@
+"""Remote delivery end to end (issue 5): postern A delivers to MX hosts
+found through a real DNS server (dnsmasq) and through smarthosts with
+SMTP AUTH, and the peers are real servers: a second postern B (port 25
+on NET.2 with STARTTLS, on NET.3 without; 587/465 on NET.9) and
+Postfix (port 25 and 587 with Cyrus SASL on NET.4), plus two
+misbehaving servers (a 421 greeting, a silent one) in this process.
+
+NET is a 127.X.Y prefix of this run's own.  Binding port 25 needs root: without it the module is
+skipped.  All traffic stays on 127.0.0.0/8; every wait is bounded."""
+import os
+import re
+import shutil
+import smtplib
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from conftest import BIN, Server, _finish_all, free_port, wait_for
+from peers import DNS, FakeSMTP, Postfix, port_open, require_root
+
+# Each run takes its own 127.X.Y.0/24, so that two runs of the suite on
+# one machine never meet on port 25.
+NET = f"127.{100 + os.getpid() % 150}.{os.getpid() // 150 % 250}"
+
+
+def ip(n):
+    return f"{NET}.{n}"
+
+
+def ip_rx(n):
+    return re.escape(ip(n))
+
+
+RELAY_PASSWORD = "relay pass 42"
+PF_PASSWORD = "postfix pass 7"
+
+B_DOMAINS = ["b.test", "plain.test", "twomx.test", "nomx.test", "v6.test"]
+MX = [
+    "b.test,mx.b.test,10",
+    "plain.test,mx.plain.test,10",
+    "pf.test,mx.pf.test,10",
+    "twomx.test,busy.twomx.test,10", "twomx.test,mx.b.test,20",
+    "refused.test,mx.refused.test,10",
+    "silent.test,mx.silent.test,10",
+    "nullmx.test,.,0",                      # RFC 7505: MX 0 "."
+    "v6.test,mx.v6.test,10",
+    "hang.test,mx.hang.test,10",
+]
+HOSTS = [
+    f"mx.b.test,{ip(2)}",
+    f"mx.plain.test,{ip(3)}",
+    f"mx.pf.test,{ip(4)}",
+    f"busy.twomx.test,{ip(5)}",
+    f"mx.refused.test,{ip(7)}",
+    f"mx.silent.test,{ip(8)}",
+    f"nomx.test,{ip(2)}",                  # no MX: the A record
+    f"mx.v6.test,{ip(2)},::1",              # AAAA first, nobody there
+    f"mx.hang.test,{ip(12)}",
+]
+
+
+def user_add(srv, name, password, *addrs):
+    args = [BIN, "user", "-c", str(srv.conf), "add", name,
+            "--password-stdin"]
+    for a in addrs:
+        args += ["--address", a]
+    r = subprocess.run(args, input=password + "\n", capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+def write_credentials(path, line):
+    path.write_text(line + "\n")
+    os.chmod(path, 0o600)
+
+
+class Lab:
+    pass
+
+
+@pytest.fixture(scope="module")
+def lab():
+    require_root("remote delivery to port 25")
+    lab = Lab()
+    servers, stop = [], []
+    try:
+        # -- DNS -------------------------------------------------------
+        lab.dns = DNS(mx=MX, hosts=HOSTS)
+        tmplog = f"/tmp/postern-bb-dnsmasq-{os.getpid()}.log"
+        lab.dns.start(tmplog)
+        stop.append(lab.dns.stop)
+
+        # -- the misbehaving servers ------------------------------------
+        lab.busy = FakeSMTP(ip(5), 25, "421")
+        stop.append(lab.busy.close)
+        lab.silent = FakeSMTP(ip(8), 25, "silent")
+        stop.append(lab.silent.close)
+
+        # -- Postfix ------------------------------------------------------
+        lab.pf = None
+        if Postfix.available():
+            lab.pf = Postfix(ip(4), ["pf.test", "pfsub.test",
+                                           "badauth.test"],
+                             [("relayuser", "pf.test", PF_PASSWORD)])
+            stop.append(lab.pf.stop)
+            lab.pf.start()
+
+        # -- postern B: MX for B_DOMAINS, smarthost on NET.9 ------------
+        lab.sub_port, lab.ssl_port = free_port(), free_port()
+        b = Server(extra=[
+            "domains " + " ".join(B_DOMAINS),
+            f"listen smtp on {ip(2)} port 25",
+            f"listen smtp on {ip(3)} port 25 tls off",
+            f"listen submission on {ip(9)} port {lab.sub_port} "
+            "sender-check off",
+            f"listen submissions on {ip(9)} port {lab.ssl_port} "
+            "sender-check off",
+        ], users=["bob:!:::bob@b.test,bob@plain.test,bob@twomx.test,"
+                  "bob@nomx.test,bob@v6.test:",
+                  "carol:!:::carol@b.test:"])
+        servers.append(b)
+        user_add(b, "relay", RELAY_PASSWORD)
+        b.start()
+        lab.b = b
+
+        # -- postern A: the one under test --------------------------------
+        a = Server(extra=[
+            "queue-manager on", "retry-min 1s", "retry-max 2s",
+            "admin alice", "mynetworks 127.0.0.1/32",
+            f"resolver 127.0.0.1:{lab.dns.port}",
+            "remote-timeout 2s", "remote-connect-timeout 2s",
+        ], users=["alice:!:::alice@example.test:"])
+        servers.append(a)
+        a.mail = a.dir / "mail"
+        cred_b = a.dir / "relay-b.auth"
+        cred_pf = a.dir / "relay-pf.auth"
+        cred_bad = a.dir / "relay-bad.auth"
+        write_credentials(cred_b, f"relay {RELAY_PASSWORD}")
+        write_credentials(cred_pf, f"relayuser@pf.test {PF_PASSWORD}")
+        write_credentials(cred_bad, "relayuser@pf.test not-the-password")
+        lab.down_port = free_port()
+        with open(a.conf, "a") as f:
+            f.write("\n".join([
+                f"mailboxes {a.mail}",
+                f"relay for sub.test via {ip(9)}:{lab.sub_port} "
+                f"auth {cred_b}",
+                f"relay for subs.test via {ip(9)}:{lab.ssl_port} "
+                f"tls implicit auth {cred_b}",
+                f"relay for pfsub.test via {ip(4)}:submission "
+                f"auth {cred_pf}",
+                f"relay for badauth.test via {ip(4)}:587 auth {cred_bad}",
+                f"relay for down.test via {ip(11)}:{lab.down_port} "
+                f"auth {cred_b}",
+            ]) + "\n")
+        lab.cred_b = cred_b
+        a.start()
+        lab.a = a
+        lab.servers = servers
+        yield lab
+    finally:
+        problems = _finish_all(servers)
+        for fn in reversed(stop):
+            fn()
+        if problems:
+            pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+# ----------------------------------------------------------------------
+# helpers
+
+def token():
+    return "t" + uuid.uuid4().hex[:12]
+
+
+def message(tok, sender="alice@example.test"):
+    return (f"From: {sender}\r\nSubject: {tok}\r\n\r\nbody of {tok}\r\n"
+            f".a line with a leading dot\r\n").encode()
+
+
+def send(lab, rcpts, tok, sender="alice@example.test"):
+    with smtplib.SMTP("127.0.0.1", lab.a.smtp_port, timeout=10) as s:
+        s.ehlo("client.example")
+        refused = s.sendmail(sender, rcpts, message(tok, sender))
+        assert not refused, refused
+
+
+def spool_with(srv, tok, timeout=15):
+    """B's (or C's) queued files that contain tok: [(envelope, bytes)]."""
+    def find():
+        out = []
+        for qid in srv.queue_ids():
+            try:
+                data = (srv.spool / "queue" / qid).read_bytes()
+            except FileNotFoundError:
+                continue
+            if tok.encode() in data:
+                head = data.split(b"\n\n", 1)[0].decode()
+                env = {"rcpt": []}
+                for line in head.split("\n"):
+                    k, _, v = line.partition(" ")
+                    if k == "rcpt":
+                        env["rcpt"].append(v)
+                    else:
+                        env[k] = v
+                out.append((env, data))
+        return out
+    found = wait_for(find, timeout)
+    assert found, f"{tok} never reached {srv.dir}\n--- A's log:\n" + \
+        _a_log_tail(srv)
+    return found
+
+
+_LAB = {}
+
+
+def _a_log_tail(_srv):
+    a = _LAB.get("a")
+    return a.log()[-6000:] if a else ""
+
+
+@pytest.fixture(autouse=True)
+def _remember(lab):
+    _LAB["a"] = lab.a
+
+
+def bounce_for(lab, tok, timeout=15):
+    """The DSN in alice's Maildir that reports the message tok."""
+    d = lab.a.mail / "alice" / "new"
+
+    def find():
+        try:
+            for f in d.iterdir():
+                data = f.read_bytes()
+                if tok.encode() in data and b"multipart/report" in data:
+                    return data.decode("utf-8", "replace")
+        except FileNotFoundError:
+            pass
+        return None
+    text = wait_for(find, timeout)
+    assert text, f"no bounce for {tok} in {d}\n" + lab.a.log()[-6000:]
+    return text
+
+
+def queue_list(lab):
+    r = subprocess.run([BIN, "queue", "-c", str(lab.a.conf), "list"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def queued_qid(lab, tok):
+    for qid in lab.a.queue_ids():
+        try:
+            if tok.encode() in (lab.a.spool / "queue" / qid).read_bytes():
+                return qid
+        except FileNotFoundError:
+            pass
+    return None
+
+
+def delete_from_queue(lab, qid):
+    subprocess.run([BIN, "queue", "-c", str(lab.a.conf), "delete", qid],
+                   capture_output=True, text=True, timeout=30)
+
+
+def sent_line(lab, rcpt, relay_rx):
+    return lab.a.wait_log(
+        r"([0-9A-F]{16}) delivery to=<" + re.escape(rcpt) + r"> relay=" +
+        relay_rx + r" delay=[0-9.]+s dsn=2\.\d\.\d+ status=sent \(([^)\n]*\b25\d[ -][^)\n]*)",
+        timeout=15)
+
+
+# ----------------------------------------------------------------------
+# MX delivery
+
+def test_mx_with_starttls_to_postern(lab):
+    tok = token()
+    send(lab, ["bob@b.test"], tok)
+    ((env, data),) = spool_with(lab.b, tok)
+    assert env["rcpt"] == ["bob@b.test"]
+    assert env["from"] == "alice@example.test"
+    assert env["protocol"] == "ESMTPS", env        # STARTTLS was used
+    assert env["client"].startswith("127.")
+    # dot-stuffing undone on the other side: the content is the same
+    assert b"\r\n.a line with a leading dot\r\n" in data
+    m = sent_line(lab, "bob@b.test", r"mx\.b\.test\[" + ip_rx(2) + r"\]:25")
+    qid = m.group(1)
+    lab.a.wait_log(qid + r" removed$")
+    assert qid in lab.a.log()
+    assert not (lab.a.spool / "status" / qid).exists()
+
+
+def test_mx_without_tls(lab):
+    tok = token()
+    send(lab, ["bob@plain.test"], tok)
+    ((env, _),) = spool_with(lab.b, tok)
+    assert env["protocol"] == "ESMTP", env         # B offered no STARTTLS
+    sent_line(lab, "bob@plain.test", r"mx\.plain\.test\[" + ip_rx(3) + r"\]:25")
+
+
+def test_no_mx_falls_back_to_the_a_record(lab):
+    tok = token()
+    send(lab, ["bob@nomx.test"], tok)
+    spool_with(lab.b, tok)
+    sent_line(lab, "bob@nomx.test", r"nomx\.test\[" + ip_rx(2) + r"\]:25")
+
+
+def test_aaaa_first_then_ipv4(lab):
+    tok = token()
+    send(lab, ["bob@v6.test"], tok)
+    spool_with(lab.b, tok)
+    sent_line(lab, "bob@v6.test", r"mx\.v6\.test\[" + ip_rx(2) + r"\]:25")
+
+
+def test_mx_to_postfix(lab):
+    if lab.pf is None:
+        pytest.skip("postfix/sasl2-bin not installed (scripts/deps.sh test)")
+    tok = token()
+    send(lab, ["someone@pf.test"], tok)
+    assert wait_for(lambda: any(tok.encode() in h for h in lab.pf.held()),
+                    15), lab.a.log()[-4000:] + lab.pf.log()[-3000:]
+    sent_line(lab, "someone@pf.test", r"mx\.pf\.test\[" + ip_rx(4) + r"\]:25")
+    assert re.search(r"to=<someone@pf\.test> proto=ESMTP", lab.pf.log())
+
+
+def test_421_greeting_then_the_next_mx(lab):
+    before = lab.busy.connections
+    tok = token()
+    send(lab, ["bob@twomx.test"], tok)
+    spool_with(lab.b, tok)
+    assert lab.busy.connections > before      # the first MX was tried
+    sent_line(lab, "bob@twomx.test", r"mx\.b\.test\[" + ip_rx(2) + r"\]:25")
+
+
+def test_one_rcpt_refused_others_delivered(lab):
+    tok = token()
+    send(lab, ["bob@b.test", "nobody@b.test", "carol@b.test"], tok)
+    ((env, _),) = spool_with(lab.b, tok)
+    assert sorted(env["rcpt"]) == ["bob@b.test", "carol@b.test"]
+    dsn = bounce_for(lab, tok)
+    assert "Final-Recipient: rfc822; nobody@b.test" in dsn
+    assert "Status: 5.1.1" in dsn
+    assert re.search(r"Diagnostic-Code: smtp; 550[ -]5\.1\.1", dsn), dsn
+    assert "Remote-MTA: dns; mx.b.test" in dsn
+    assert "bob@b.test" not in dsn.split("Content-Type: text/rfc822-headers")[0]
+    lab.a.wait_log(r"delivery to=<nobody@b\.test> relay=mx\.b\.test"
+                   r"\[" + ip_rx(2) + r"\]:25 delay=[0-9.]+s dsn=5\.1\.1 "
+                   r"status=bounced \([^\n]*550 5\.1\.1")
+
+
+def test_nxdomain_bounces(lab):
+    tok = token()
+    send(lab, ["x@nx.test"], tok)
+    dsn = bounce_for(lab, tok)
+    assert "Final-Recipient: rfc822; x@nx.test" in dsn
+    assert re.search(r"Status: 5\.1\.2", dsn), dsn
+    lab.a.wait_log(r"delivery to=<x@nx\.test> relay=\S+ delay=[0-9.]+s "
+                   r"dsn=5\.1\.2 status=bounced")
+
+
+def test_null_mx_bounces(lab):
+    tok = token()
+    send(lab, ["x@nullmx.test"], tok)
+    dsn = bounce_for(lab, tok)
+    assert "Final-Recipient: rfc822; x@nullmx.test" in dsn
+    assert re.search(r"Status: 5\.\d\.\d+", dsn), dsn
+    assert "null MX" in dsn
+
+
+def test_connection_refused_is_deferred(lab):
+    tok = token()
+    send(lab, ["x@refused.test"], tok)
+    m = lab.a.wait_log(r"([0-9A-F]{16}) delivery to=<x@refused\.test> "
+                       r"relay=\S+ delay=[0-9.]+s dsn=4\.\d\.\d+ "
+                       r"status=deferred \(([^)]*)")
+    qid = m.group(1)
+    assert "refused" in m.group(2).lower(), m.group(2)
+    # retried with back-off, and `postern queue list` says why
+    lab.a.wait_log(qid + r" delivery to=<x@refused\.test>[^\n]*deferred"
+                   r"(?:.|\n)*" + qid + r" delivery to=<x@refused\.test>"
+                   r"[^\n]*deferred", timeout=10)
+    out = queue_list(lab)
+    assert qid in out and "refused" in out.lower(), out
+    delete_from_queue(lab, qid)
+
+
+def test_silent_server_times_out(lab):
+    t0 = time.monotonic()
+    tok = token()
+    send(lab, ["x@silent.test"], tok)
+    m = lab.a.wait_log(r"([0-9A-F]{16}) delivery to=<x@silent\.test> "
+                       r"relay=\S+ delay=[0-9.]+s dsn=4\.\d\.\d+ "
+                       r"status=deferred \(([^)]*)", timeout=15)
+    assert time.monotonic() - t0 < 10          # remote-timeout 2s
+    assert lab.silent.connections >= 1
+    delete_from_queue(lab, m.group(1))
+
+
+# ----------------------------------------------------------------------
+# smarthosts
+
+def test_relay_via_postern_587_with_auth(lab):
+    tok = token()
+    send(lab, ["friend@sub.test"], tok)
+    ((env, _),) = spool_with(lab.b, tok)
+    assert env["listener"] == "submission"
+    assert env["protocol"] == "ESMTPSA", env      # STARTTLS, then AUTH
+    assert env["rcpt"] == ["friend@sub.test"]
+    assert re.search(r"smtp auth user=relay mech=\S+ result=ok",
+                     lab.b.log())
+    sent_line(lab, "friend@sub.test",
+              ip_rx(9) + r"\[" + ip_rx(9) + r"\]:" + str(lab.sub_port))
+
+
+def test_relay_via_postern_465_implicit_tls(lab):
+    tok = token()
+    send(lab, ["friend@subs.test"], tok)
+    ((env, _),) = spool_with(lab.b, tok)
+    assert env["listener"] == "submissions"
+    assert env["protocol"] == "ESMTPSA", env
+    sent_line(lab, "friend@subs.test",
+              ip_rx(9) + r"\[" + ip_rx(9) + r"\]:" + str(lab.ssl_port))
+
+
+def test_relay_via_postfix_submission_with_cyrus_sasl(lab):
+    if lab.pf is None:
+        pytest.skip("postfix/sasl2-bin not installed (scripts/deps.sh test)")
+    tok = token()
+    send(lab, ["friend@pfsub.test"], tok)
+    assert wait_for(lambda: any(tok.encode() in h for h in lab.pf.held()),
+                    15), lab.a.log()[-4000:] + lab.pf.log()[-3000:]
+    assert re.search(r"sasl_method=\S+, sasl_username=relayuser@pf\.test",
+                     lab.pf.log()), lab.pf.log()[-3000:]
+    sent_line(lab, "friend@pfsub.test",
+              ip_rx(4) + r"\[" + ip_rx(4) + r"\]:587")
+
+
+def test_relay_wrong_password_bounces_with_535(lab):
+    if lab.pf is None:
+        pytest.skip("postfix/sasl2-bin not installed (scripts/deps.sh test)")
+    tok = token()
+    send(lab, ["friend@badauth.test"], tok)
+    dsn = bounce_for(lab, tok)
+    assert "Final-Recipient: rfc822; friend@badauth.test" in dsn
+    assert "535" in dsn, dsn
+    assert "authentication failed" in dsn.lower(), dsn
+    assert not any(tok.encode() in h for h in lab.pf.held())
+
+
+def test_smarthost_down_then_up(lab):
+    tok = token()
+    send(lab, ["friend@down.test"], tok)
+    m = lab.a.wait_log(r"([0-9A-F]{16}) delivery to=<friend@down\.test> "
+                       r"relay=\S+ delay=[0-9.]+s dsn=4\.\d\.\d+ "
+                       r"status=deferred")
+    qid = m.group(1)
+    out = queue_list(lab)
+    assert qid in out and "friend@down.test" in out, out
+    # the smarthost comes up: a third postern on NET.11
+    c = Server(extra=[f"listen submission on {ip(11)} port "
+                      f"{lab.down_port} sender-check off"], users=[])
+    try:
+        user_add(c, "relay", RELAY_PASSWORD)
+        c.start()
+        assert wait_for(lambda: port_open(ip(11), lab.down_port), 10)
+        ((env, _),) = spool_with(c, tok, timeout=20)
+        assert env["protocol"] == "ESMTPSA"
+        sent_line(lab, "friend@down.test",
+                  ip_rx(11) + r"\[" + ip_rx(11) + r"\]:" + str(lab.down_port))
+        lab.a.wait_log(qid + r" removed$")
+    finally:
+        problems = _finish_all([c])
+        assert not problems, problems
+
+
+def test_bounce_to_a_remote_sender_goes_out_by_smtp(lab):
+    tok = token()
+    send(lab, ["x@nx.test"], tok, sender="bob@b.test")
+    # the DSN is a message from <> to bob@b.test, delivered to B's MX
+    found = spool_with(lab.b, tok)
+    envs = [e for e, d in found if b"multipart/report" in d]
+    assert envs, found
+    assert envs[0]["from"] == "" and envs[0]["rcpt"] == ["bob@b.test"]
+
+
+def test_crash_while_in_flight_retries_the_recipient(lab):
+    """While a message is in flight no other pass starts (a flush does
+    not send it twice); after kill -9 the recipient has no recorded
+    outcome and is simply sent again at start-up."""
+    hang = FakeSMTP(ip(12), 25, "silent")
+    a2 = Server(extra=[
+        "queue-manager on", "retry-min 1s", "retry-max 2s",
+        f"resolver 127.0.0.1:{lab.dns.port}", "remote-timeout 60s",
+        "mynetworks 127.0.0.1/32"])
+    try:
+        with open(a2.conf, "a") as f:
+            f.write(f"mailboxes {a2.dir / 'mail'}\n")
+        a2.start()
+        tok = token()
+        with smtplib.SMTP("127.0.0.1", a2.smtp_port, timeout=10) as s:
+            s.sendmail("x@example.org", ["y@hang.test"], message(tok))
+        assert wait_for(lambda: hang.connections == 1, 10), a2.log()
+        subprocess.run([BIN, "queue", "-c", str(a2.conf), "flush"],
+                       capture_output=True, timeout=30)
+        time.sleep(2.5)                 # retry-min 1s: would have fired
+        assert hang.connections == 1, a2.log()
+        (qid,) = a2.queue_ids()
+        a2.kill9()
+        status = a2.spool / "status" / qid
+        if status.exists():
+            assert "\nremote " not in "\n" + status.read_text()
+        a2.start()
+        assert wait_for(lambda: hang.connections == 2, 10), a2.log()
+        # the server goes away: the outcome comes back, deferred
+        hang.close()
+        hang = None
+        a2.wait_log(qid + r" delivery to=<y@hang\.test> relay=\S+ "
+                    r"delay=[0-9.]+s dsn=4\.\d\.\d+ status=deferred")
+        assert "remote 0 remote:y@hang.test deferred" in \
+            (a2.spool / "status" / qid).read_text()
+    finally:
+        if hang is not None:
+            hang.close()
+        problems = _finish_all([a2])
+        assert not problems, problems

@@ -1,0 +1,81 @@
+"""Smarthost credentials files (`relay via HOST auth FILE`): `postern
+config check` reports a file that is missing, readable by group or
+others, or not one "LOGIN PASSWORD" line as "FILE: ...", and `postern
+serve` refuses to start on it.  No network peers needed."""
+import os
+import subprocess
+
+import pytest
+
+from conftest import BIN, EX_CONFIG, Server, server_env
+
+TIMEOUT = 30
+
+
+def config_with(tmp_dir_server, cred):
+    with open(tmp_dir_server.conf, "a") as f:
+        f.write(f"relay via 127.0.0.1:2587 auth {cred}\n"
+                f"relay for other.test direct\n")
+
+
+@pytest.fixture
+def srv():
+    s = Server()
+    yield s
+    s.cleanup()
+
+
+def check(srv):
+    return subprocess.run([BIN, "config", "-c", str(srv.conf), "check"],
+                          capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def serve(srv):
+    """serve must refuse before it binds anything: it exits by itself."""
+    try:
+        return subprocess.run([BIN, "serve", "-c", str(srv.conf)],
+                              capture_output=True, text=True,
+                              timeout=TIMEOUT, env=server_env())
+    except subprocess.TimeoutExpired:
+        pytest.fail("postern serve started despite a bad credentials file")
+
+
+@pytest.mark.parametrize("case", ["mode", "missing", "malformed", "empty"])
+def test_bad_credentials_file(srv, case):
+    cred = srv.dir / "smarthost.auth"
+    if case == "mode":
+        cred.write_text("hoge secret password\n")
+        os.chmod(cred, 0o640)
+        want = "readable by others"
+    elif case == "missing":
+        want = "No such file"
+    elif case == "malformed":
+        cred.write_text("just-a-login\n")
+        os.chmod(cred, 0o600)
+        want = "LOGIN PASSWORD"
+    else:
+        cred.write_text("")
+        os.chmod(cred, 0o600)
+        want = "LOGIN PASSWORD"
+    config_with(srv, cred)
+    r = check(srv)
+    assert r.returncode == EX_CONFIG, r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    assert f"{cred}: " in out and want in out, out
+    assert "secret" not in out
+    r = serve(srv)
+    assert r.returncode != 0
+    assert f"{cred}: " in r.stderr and want in r.stderr, r.stderr
+    assert "secret" not in r.stderr
+
+
+def test_good_credentials_file(srv):
+    cred = srv.dir / "smarthost.auth"
+    cred.write_text("hoge@isp.example correct horse battery\n")
+    os.chmod(cred, 0o600)
+    config_with(srv, cred)
+    r = check(srv)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"relay via 127.0.0.1:2587 auth {cred}" in r.stdout
+    assert "relay for other.test direct" in r.stdout
+    assert "correct horse" not in r.stdout + r.stderr
