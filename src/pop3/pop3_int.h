@@ -1,0 +1,114 @@
+/*
+ * pop3_int.h - what the parts of the POP3 session share: the session
+ * itself (pop3_session.c: I/O, states, closing), the AUTHORIZATION
+ * state's commands (pop3_login.c) and the TRANSACTION state's
+ * (pop3_mail.c).  Not for use outside src/pop3.
+ */
+#ifndef POSTERN_POP3_INT_H
+#define POSTERN_POP3_INT_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "pop3/maildir_read.h"
+#include "pop3/pop3_cmd.h"
+#include "pop3/pop3_reply.h"
+#include "pop3/pop3_session.h"
+#include "pop3/pop3_stuff.h"
+#include "sasl/sasl.h"
+
+/* RFC 2449 section 4 allows 255 octets a command line; passwords and
+ * AUTH initial responses get more room, SASL responses the RFC 4954
+ * size. */
+#define POP3_LINE_MAX		1024
+#define POP3_AUTH_LINE_MAX	12288
+/* RFC 1939 section 3: the autologout timer is at least 10 minutes. */
+#define POP3_TIMEOUT		600
+/* RETR streams the file: more is read once the output is below LOW,
+ * and never past HIGH (for STLS, in the TLS layer's buffer too). */
+#define POP3_OUT_LOW		(16 * 1024)
+#define POP3_OUT_HIGH		(64 * 1024)
+#define POP3_CHUNK		(16 * 1024)
+
+enum pop3_state {
+	POP3_ST_AUTHORIZATION,	/* greeted; USER may have been given */
+	POP3_ST_AUTH_WAIT,	/* credentials at the auth process */
+	POP3_ST_AUTH_INPUT,	/* "+ " sent: the next line answers it */
+	POP3_ST_TRANSACTION,	/* logged in, mailbox locked */
+	POP3_ST_SENDING,	/* streaming RETR or TOP; input waits */
+	POP3_ST_QUIT,		/* last reply on its way, then close */
+};
+
+#define POP3_F_TLS		0x01	/* TLS is active */
+#define POP3_F_SKIP_LINE	0x02	/* discarding an over-long line */
+#define POP3_F_USER		0x04	/* USER accepted; PASS may follow */
+
+struct pop3_session {
+	uint64_t		 id;
+	struct worker		*w;
+	const struct listener	*l;
+	struct bufferevent	*bev;
+	struct sockaddr_storage	 ss;
+	char			 addr[64];
+	unsigned		 port;
+	enum pop3_state		 state;
+	int			 flags;
+	char			 user[SASL_USER_MAX + 1];
+	char			 apop_stamp[256];	/* "" when APOP is off;
+							 * < APOP_TIMESTAMP_MAX */
+	const char		*login_mech;	/* "USER", "APOP" or SASL's */
+	uint64_t		 auth_reqid;
+	struct maildir_box	 box;
+	int			 box_open;
+	/* the message being sent */
+	int			 msg_fd;
+	size_t			 msg_index;
+	off_t			 msg_off;
+	int			 msg_top;
+	struct pop3_stuff	 stuff;
+	unsigned		 nerrors, nretr, ndele;
+	const char		*cmdline;	/* escaped, for failed-command logs */
+	const char		*close_reason;
+	struct event		*close_ev;
+	TAILQ_ENTRY(pop3_session) entry;
+};
+
+/* pop3_session.c */
+void	pop3_enter_state(struct pop3_session *, enum pop3_state);
+void	pop3_reply(struct pop3_session *, enum pop3_reply_id, const char *arg);
+void	pop3_printf(struct pop3_session *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	pop3_close_after_reply(struct pop3_session *, const char *reason);
+void	pop3_free(struct pop3_session *);
+/* Reading resumes through a deferred callback, never from the caller's
+ * stack. */
+void	pop3_resume(struct pop3_session *);
+void	pop3_setup_bev(struct pop3_session *);
+
+/* pop3_login.c */
+int	pop3_login_allowed(const struct pop3_session *);
+void	pop3_cmd_user(struct pop3_session *, char *);
+void	pop3_cmd_pass(struct pop3_session *, char *);
+void	pop3_cmd_apop(struct pop3_session *, char *);
+void	pop3_cmd_auth(struct pop3_session *, char *);
+void	pop3_cmd_capa(struct pop3_session *, char *);
+void	pop3_cmd_stls(struct pop3_session *, char *);
+void	pop3_auth_input(struct pop3_session *, const char *, size_t);
+
+/* pop3_mail.c */
+void	pop3_cmd_quit(struct pop3_session *, char *);
+void	pop3_cmd_stat(struct pop3_session *, char *);
+void	pop3_cmd_list(struct pop3_session *, char *);
+void	pop3_cmd_retr(struct pop3_session *, char *);
+void	pop3_cmd_dele(struct pop3_session *, char *);
+void	pop3_cmd_noop(struct pop3_session *, char *);
+void	pop3_cmd_rset(struct pop3_session *, char *);
+void	pop3_cmd_top(struct pop3_session *, char *);
+void	pop3_cmd_uidl(struct pop3_session *, char *);
+/* Output drained below POP3_OUT_LOW while sending: add more. */
+void	pop3_pump(struct pop3_session *);
+void	pop3_msg_close(struct pop3_session *);
+
+#endif

@@ -1,0 +1,302 @@
+/*
+ * pop3_mail.c - the TRANSACTION state (RFC 1939 section 5) over the
+ * session's Maildir snapshot, and the UPDATE state that QUIT enters
+ * (section 6).  RETR and TOP stream the file: a chunk is read, stuffed
+ * (pop3_stuff.c) and written whenever the output has drained below
+ * POP3_OUT_LOW, so a message of any size costs a bounded buffer.
+ */
+#include "pop3/pop3_int.h"
+#include "lib/log.h"
+#include "lib/xalloc.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+/* "msg" as a message number that exists and is not deleted; replies
+ * itself and returns -1 otherwise. */
+static int
+pop3_msg_arg(struct pop3_session *s, const char *arg, size_t *index)
+{
+	unsigned long n;
+
+	if (pop3_cmd_number(arg, &n) == -1) {
+		pop3_reply(s, P_SYNTAX, NULL);
+		return -1;
+	}
+	if (n == 0 || n > s->box.nmsgs) {
+		pop3_reply(s, P_NO_SUCH_MSG, NULL);
+		return -1;
+	}
+	if (s->box.msgs[n - 1].deleted) {
+		pop3_reply(s, P_MSG_DELETED, arg);
+		return -1;
+	}
+	*index = n - 1;
+	return 0;
+}
+
+static void
+pop3_count(struct pop3_session *s, size_t *n, uint64_t *octets)
+{
+	*n = 0;
+	*octets = 0;
+	for (size_t i = 0; i < s->box.nmsgs; i++)
+		if (!s->box.msgs[i].deleted) {
+			(*n)++;
+			*octets += s->box.msgs[i].size;
+		}
+}
+
+void
+pop3_cmd_stat(struct pop3_session *s, char *arg)
+{
+	char text[64];
+	size_t n;
+	uint64_t octets;
+
+	if (*arg) {
+		pop3_reply(s, P_SYNTAX, NULL);
+		return;
+	}
+	pop3_count(s, &n, &octets);
+	/* RFC 1939 section 5: "+OK nn mm", nothing after. */
+	snprintf(text, sizeof text, "%zu %" PRIu64, n, octets);
+	pop3_reply(s, P_OK, text);
+}
+
+/* LIST and UIDL: one line for msg, or a listing of every message. */
+static void
+pop3_scan(struct pop3_session *s, char *arg, int uidl)
+{
+	char *av[POP3_ARGS_MAX];
+	char text[128];
+	size_t i;
+	int ac = pop3_cmd_split(arg, av, POP3_ARGS_MAX);
+
+	if (ac < 0 || ac > 1) {
+		pop3_reply(s, P_SYNTAX, NULL);
+		return;
+	}
+	if (ac == 1) {
+		if (pop3_msg_arg(s, av[0], &i) == -1)
+			return;
+		if (uidl)
+			snprintf(text, sizeof text, "%zu %s", i + 1,
+			    s->box.msgs[i].uid);
+		else
+			snprintf(text, sizeof text, "%zu %" PRIu64, i + 1,
+			    s->box.msgs[i].size);
+		pop3_reply(s, P_OK, text);
+		return;
+	}
+	pop3_reply(s, uidl ? P_UIDL_FOLLOWS : P_LIST_FOLLOWS, NULL);
+	for (i = 0; i < s->box.nmsgs; i++) {
+		if (s->box.msgs[i].deleted)
+			continue;
+		if (uidl)
+			pop3_printf(s, "%zu %s\r\n", i + 1, s->box.msgs[i].uid);
+		else
+			pop3_printf(s, "%zu %" PRIu64 "\r\n", i + 1,
+			    s->box.msgs[i].size);
+	}
+	pop3_printf(s, ".\r\n");
+}
+
+void
+pop3_cmd_list(struct pop3_session *s, char *arg)
+{
+	pop3_scan(s, arg, 0);
+}
+
+void
+pop3_cmd_uidl(struct pop3_session *s, char *arg)
+{
+	pop3_scan(s, arg, 1);
+}
+
+void
+pop3_msg_close(struct pop3_session *s)
+{
+	if (s->msg_fd != -1) {
+		close(s->msg_fd);
+		s->msg_fd = -1;
+	}
+}
+
+/* Start streaming message i; body_lines -1 for RETR. */
+static void
+pop3_send_msg(struct pop3_session *s, size_t i, long body_lines)
+{
+	char text[32];
+
+	if ((s->msg_fd = maildir_box_open_msg(&s->box, i)) == -1) {
+		char num[24];
+
+		snprintf(num, sizeof num, "%zu", i + 1);
+		if (errno == ENOENT)
+			pop3_reply(s, P_MSG_GONE, num);
+		else {
+			log_warn("%016" PRIx64 " pop3 open cur/%s", s->id,
+			    s->box.msgs[i].name);
+			pop3_reply(s, P_MAILBOX_TEMPFAIL, NULL);
+		}
+		return;
+	}
+	s->msg_index = i;
+	s->msg_off = 0;
+	s->msg_top = body_lines >= 0;
+	pop3_stuff_init(&s->stuff, body_lines);
+	if (body_lines < 0) {
+		snprintf(text, sizeof text, "%" PRIu64, s->box.msgs[i].size);
+		pop3_reply(s, P_RETR_FOLLOWS, text);
+	} else
+		pop3_reply(s, P_TOP_FOLLOWS, NULL);
+	pop3_enter_state(s, POP3_ST_SENDING);
+	bufferevent_disable(s->bev, EV_READ);
+	pop3_pump(s);
+}
+
+void
+pop3_pump(struct pop3_session *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct buf b;
+	char chunk[POP3_CHUNK];
+	int done = 0;
+
+	buf_init(&b, 0);
+	while (!done && evbuffer_get_length(out) < POP3_OUT_HIGH) {
+		ssize_t n = pread(s->msg_fd, chunk, sizeof chunk, s->msg_off);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			/* The +OK has gone out: the only honest end now is
+			 * to close the connection (RFC 1939 gives no other). */
+			log_warn("%016" PRIx64 " pop3 read cur/%s", s->id,
+			    s->box.msgs[s->msg_index].name);
+			buf_free(&b);
+			pop3_close_after_reply(s, "read-error");
+			return;
+		}
+		if (n > 0) {
+			s->msg_off += n;
+			(void)pop3_stuff_feed(&s->stuff, chunk, (size_t)n, &b);
+		}
+		if (n == 0 || s->stuff.done) {
+			(void)pop3_stuff_finish(&s->stuff, &b);
+			done = 1;
+		}
+		if (b.len > 0)
+			evbuffer_add(out, b.data, b.len);
+		buf_reset(&b);
+	}
+	buf_free(&b);
+	if (!done)
+		return;		/* pop3_write_cb calls again */
+	log_info("%016" PRIx64 " pop3 %s msg=%zu uid=%s octets=%" PRIu64,
+	    s->id, s->msg_top ? "top" : "retr", s->msg_index + 1,
+	    s->box.msgs[s->msg_index].uid, (uint64_t)s->msg_off);
+	if (!s->msg_top)
+		s->nretr++;
+	pop3_msg_close(s);
+	pop3_enter_state(s, POP3_ST_TRANSACTION);
+	pop3_resume(s);
+}
+
+void
+pop3_cmd_retr(struct pop3_session *s, char *arg)
+{
+	size_t i;
+
+	if (pop3_msg_arg(s, arg, &i) == 0)
+		pop3_send_msg(s, i, -1);
+}
+
+/* RFC 1939 section 7: TOP msg n, n >= 0 body lines after the header. */
+void
+pop3_cmd_top(struct pop3_session *s, char *arg)
+{
+	char *av[POP3_ARGS_MAX];
+	unsigned long lines;
+	size_t i;
+	int ac = pop3_cmd_split(arg, av, POP3_ARGS_MAX);
+
+	if (ac != 2 || pop3_cmd_number(av[1], &lines) == -1) {
+		pop3_reply(s, P_SYNTAX, NULL);
+		return;
+	}
+	if (pop3_msg_arg(s, av[0], &i) == 0)
+		pop3_send_msg(s, i, (long)lines);
+}
+
+void
+pop3_cmd_dele(struct pop3_session *s, char *arg)
+{
+	size_t i;
+	char num[24];
+
+	if (pop3_msg_arg(s, arg, &i) == -1)
+		return;
+	s->box.msgs[i].deleted = 1;
+	s->ndele++;
+	snprintf(num, sizeof num, "%zu", i + 1);
+	pop3_reply(s, P_DELETED, num);
+}
+
+void
+pop3_cmd_noop(struct pop3_session *s, char *arg)
+{
+	pop3_reply(s, P_OK, "");
+}
+
+void
+pop3_cmd_rset(struct pop3_session *s, char *arg)
+{
+	char text[64];
+	size_t n;
+	uint64_t octets;
+
+	for (size_t i = 0; i < s->box.nmsgs; i++)
+		s->box.msgs[i].deleted = 0;
+	s->ndele = 0;
+	pop3_count(s, &n, &octets);
+	snprintf(text, sizeof text, "%zu messages (%" PRIu64 " octets)", n,
+	    octets);
+	pop3_reply(s, P_OK, text);
+}
+
+/* RFC 1939 section 6: QUIT in TRANSACTION enters UPDATE, where (and
+ * only where) the deleted messages are removed. */
+void
+pop3_cmd_quit(struct pop3_session *s, char *arg)
+{
+	char text[64];
+	size_t kept;
+	uint64_t octets;
+	long removed;
+
+	if (s->state != POP3_ST_TRANSACTION) {
+		pop3_reply(s, P_BYE, NULL);
+		pop3_close_after_reply(s, "quit");
+		return;
+	}
+	removed = maildir_box_expunge(&s->box);
+	pop3_count(s, &kept, &octets);
+	log_info("%016" PRIx64 " pop3 quit user=%s deleted=%ld kept=%zu%s",
+	    s->id, s->user, removed < 0 ? 0 : removed, kept,
+	    removed < 0 ? " result=update-failed" : "");
+	if (removed < 0)
+		pop3_reply(s, P_UPDATE_FAILED, NULL);
+	else {
+		snprintf(text, sizeof text, "%zu messages left", kept);
+		pop3_reply(s, P_BYE_UPDATE, text);
+	}
+	pop3_close_after_reply(s, "quit");
+}

@@ -1,0 +1,151 @@
+"""Helpers for the POP3 black-box tests (test_pop3*.py): a server with
+pop3/pop3s listeners, Maildirs and users made with `postern user`, a
+raw POP3 client, and seeding of Maildir files."""
+import os
+import pwd
+import re
+import socket
+import ssl
+import subprocess
+from pathlib import Path
+
+from conftest import BIN, NET_TIMEOUT, Server, free_port, wait_for
+
+PASSWORD = "correct horse 42"
+
+
+def tls_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def postern_user(srv, *args, password=None):
+    return subprocess.run([BIN, "user", "-c", str(srv.conf), *args],
+                          input=password, capture_output=True, text=True,
+                          timeout=60)
+
+
+def pop3_server(extra=(), users=("hoge", "fuga"), pop3_opts="",
+                start=True):
+    """A Server with `listen pop3` (STLS) and `listen pop3s`, local
+    delivery into its own mailboxes directory, and users whose password
+    is PASSWORD."""
+    srv = Server(users=[])
+    srv.pop3_port = free_port()
+    srv.pop3s_port = free_port()
+    srv.mail = srv.dir / "mail"
+    with open(srv.conf, "a") as f:
+        f.write("\n".join([
+            f"listen pop3 on 127.0.0.1 port {srv.pop3_port} {pop3_opts}",
+            f"listen pop3s on 127.0.0.1 port {srv.pop3s_port}",
+            "queue-manager on",
+            f"mailboxes {srv.mail}",
+        ] + list(extra)) + "\n")
+    for name in users:
+        r = postern_user(srv, "add", name, "--password-stdin", "--address",
+                         f"{name}@example.test", password=PASSWORD + "\n")
+        assert r.returncode == 0, r.stderr
+    return srv.start() if start else srv
+
+
+def _owner():
+    """(uid, gid) the workers run as: postern when we are root."""
+    if os.geteuid() != 0:
+        return None
+    pw = pwd.getpwnam("postern")
+    return pw.pw_uid, pw.pw_gid
+
+
+def seed(srv, user, name, data, sub="new"):
+    """Put a message file into <mailboxes>/<user>/<sub>/ as delivery
+    would (owned by the workers' user)."""
+    box = srv.mail / user
+    owner = _owner()
+    for d in (srv.mail, box, box / "tmp", box / "new", box / "cur"):
+        d.mkdir(mode=0o700, exist_ok=True)
+        if owner:
+            os.chown(d, *owner)
+    path = box / sub / name
+    path.write_bytes(data)
+    os.chmod(path, 0o600)
+    if owner:
+        os.chown(path, *owner)
+    return path
+
+
+def box_files(srv, user, sub="cur"):
+    try:
+        return sorted(p.name for p in (srv.mail / user / sub).iterdir())
+    except FileNotFoundError:
+        return []
+
+
+class POP3Raw:
+    """Bytes in, lines out; for the dialogues poplib cannot have."""
+
+    def __init__(self, port, source=None, timeout=NET_TIMEOUT, tls=False):
+        self.sock = socket.create_connection(
+            ("127.0.0.1", port), timeout=timeout,
+            source_address=(source, 0) if source else None)
+        self.sock.settimeout(timeout)
+        if tls:
+            self.sock = tls_context().wrap_socket(self.sock)
+        self.buf = b""
+        self.greeting = self.line()
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data):
+        self.sock.sendall(data.encode() if isinstance(data, str) else data)
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(f"connection closed; pending {self.buf!r}")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def cmd(self, line):
+        self.send(line + "\r\n")
+        return self.line()
+
+    def multi(self):
+        """The lines of a multi-line response, dot-unstuffed."""
+        out = []
+        while True:
+            line = self.line()
+            if line == ".":
+                return out
+            out.append(line[1:] if line.startswith(".") else line)
+
+    def starttls(self):
+        assert self.cmd("STLS").startswith("+OK")
+        self.sock = tls_context().wrap_socket(self.sock)
+
+    def login(self, user="hoge", password=PASSWORD):
+        assert self.cmd(f"USER {user}").startswith("+OK")
+        return self.cmd(f"PASS {password}")
+
+    def closed(self, timeout=NET_TIMEOUT):
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (ConnectionResetError, ssl.SSLError):
+            return True
+        except socket.timeout:
+            return False

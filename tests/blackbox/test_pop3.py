@@ -1,0 +1,396 @@
+"""POP3 (issue 6): RFC 1939 over the Maildir of local delivery, on 110
+with STLS and 995 with implicit TLS.  Independent clients: poplib,
+curl, fetchmail, openssl s_client; the raw client for what they cannot
+say.  Logins go through the auth process like SMTP AUTH."""
+import base64
+import hashlib
+import os
+import poplib
+import re
+import shutil
+import smtplib
+import subprocess
+import time
+
+import pytest
+
+from conftest import NET_TIMEOUT, _finish_all, wait_for
+from pop3_helpers import (PASSWORD, POP3Raw, box_files, pop3_server,
+                          postern_user, seed, tls_context)
+
+TOOL_TIMEOUT = 30
+
+MSG1 = (b"Return-Path: <a@remote.example>\r\nSubject: one\r\n\r\n"
+        b"first body line\r\n.leading dot\r\n..two dots\r\n.\r\nend\r\n")
+MSG2 = (b"Subject: two\r\nX-8bit: \xe3\x81\x82\r\n\r\n"
+        + b"".join(b"line %d \xff\r\n" % i for i in range(1, 21)))
+MSG3 = b"Subject: three\r\n\r\n" + b"x" * 998 + b"\r\n" * 3
+
+
+@pytest.fixture(scope="module")
+def srv():
+    s = pop3_server(extra=["apop on"], users=("hoge", "fuga", "lockd",
+                                              "inuse", "tester", "carol",
+                                              "bigbox"))
+    # APOP needs the secret `postern user passwd` keeps when apop is on.
+    assert "apop=" in s.users_path.read_text()
+    seed(s, "hoge", "1700000001.M1P1Q1.test", MSG1)
+    seed(s, "hoge", "1700000002.M2P1Q1.test", MSG2)
+    seed(s, "hoge", "1700000003.M3P1Q1.test:2,S", MSG3, sub="cur")
+    try:
+        yield s
+    finally:
+        problems = _finish_all([s])
+        if problems:
+            pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+def poplib_stls(srv, user="hoge"):
+    p = poplib.POP3("127.0.0.1", srv.pop3_port, timeout=NET_TIMEOUT)
+    p.stls(context=tls_context())
+    p.user(user)
+    p.pass_(PASSWORD)
+    return p
+
+
+def retr_bytes(p, n):
+    resp, lines, octets = p.retr(n)
+    return b"".join(l + b"\r\n" for l in lines), octets, resp
+
+
+# ---------------------------------------------------------------------------
+
+def test_capa_and_cleartext_refused_before_stls(srv):
+    with POP3Raw(srv.pop3_port) as c:
+        assert re.match(r"^\+OK .* <\d+\.[0-9a-f]{16}\.\d+@mail\.example\.test>$",
+                        c.greeting), c.greeting
+        assert c.cmd("CAPA").startswith("+OK")
+        caps = c.multi()
+        assert "STLS" in caps and "UIDL" in caps and "TOP" in caps, caps
+        assert "RESP-CODES" in caps and "AUTH-RESP-CODE" in caps
+        assert "USER" not in caps and not any(l.startswith("SASL")
+                                              for l in caps), caps
+        assert c.cmd("USER hoge") == ("-ERR [AUTH] Plaintext authentication "
+                                      "is only allowed after STLS")
+        assert c.cmd("PASS x").startswith("-ERR")
+        assert c.cmd("AUTH PLAIN AGhvZ2UAeA==").startswith("-ERR [AUTH]")
+        assert c.cmd("STAT") == "-ERR Command not valid in this state"
+        assert c.cmd("XTND XMIT") == "-ERR Unknown command"
+        c.starttls()
+        assert c.cmd("CAPA").startswith("+OK")
+        caps = c.multi()
+        assert "STLS" not in caps and "USER" in caps, caps
+        assert "SASL PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256" in caps, caps
+        assert c.cmd("STLS").startswith("-ERR")
+        assert c.cmd("QUIT") == "+OK Bye"
+    srv.wait_log(r"pop3 tls version=TLSv1\.[23]")
+
+
+def test_stls_discards_pipelined_input(srv):
+    """RFC 2595: what came in the clear after STLS is not a command."""
+    with POP3Raw(srv.pop3_port) as c:
+        c.send("STLS\r\nUSER hoge\r\n")
+        assert c.line().startswith("+OK")
+        c.sock = tls_context().wrap_socket(c.sock)
+        # Had "USER hoge" survived, PASS would be accepted now.
+        assert c.cmd(f"PASS {PASSWORD}") == "-ERR Send USER first"
+        assert c.login().startswith("+OK")
+
+
+def test_poplib_user_pass_stat_list_retr_top_uidl(srv):
+    p = poplib_stls(srv)
+    try:
+        count, size = p.stat()
+        assert (count, size) == (3, len(MSG1) + len(MSG2) + len(MSG3))
+        resp, listing, _ = p.list()
+        assert [l.split() for l in listing] == [
+            [b"1", str(len(MSG1)).encode()], [b"2", str(len(MSG2)).encode()],
+            [b"3", str(len(MSG3)).encode()]]
+        assert p.list(2) == f"+OK 2 {len(MSG2)}".encode()
+        for n, msg in ((1, MSG1), (2, MSG2), (3, MSG3)):
+            data, octets, resp = retr_bytes(p, n)
+            assert data == msg, (n, data)
+            assert resp == f"+OK {len(msg)} octets".encode()
+        resp, lines, _ = p.top(2, 3)
+        assert lines == [b"Subject: two", b"X-8bit: \xe3\x81\x82", b"",
+                         b"line 1 \xff", b"line 2 \xff", b"line 3 \xff"]
+        resp, lines, _ = p.top(1, 0)
+        assert lines == [b"Return-Path: <a@remote.example>", b"Subject: one",
+                         b""]
+        resp, uids, _ = p.uidl()
+        assert [u.split()[1] for u in uids] == [
+            b"1700000001.M1P1Q1.test", b"1700000002.M2P1Q1.test",
+            b"1700000003.M3P1Q1.test"]
+        assert p.uidl(3) == b"+OK 3 1700000003.M3P1Q1.test"
+        with pytest.raises(poplib.error_proto, match=r"No such message"):
+            p.retr(4)
+        with pytest.raises(poplib.error_proto, match=r"No such message"):
+            p.retr(0)
+        p.noop()
+    finally:
+        p.quit()
+    # Reading moved new/ to cur/ with the info suffix; nothing deleted.
+    assert box_files(srv, "hoge", "new") == []
+    assert box_files(srv, "hoge") == ["1700000001.M1P1Q1.test:2,",
+                                      "1700000002.M2P1Q1.test:2,",
+                                      "1700000003.M3P1Q1.test:2,S"]
+    srv.wait_log(r"pop3 login user=hoge mech=USER messages=3 octets=\d+")
+    srv.wait_log(rf"pop3 retr msg=1 uid=1700000001\.M1P1Q1\.test "
+                 rf"octets={len(MSG1)}")
+    srv.wait_log(r"pop3 quit user=hoge deleted=0 kept=3")
+
+
+def test_pop3s_implicit_tls(srv):
+    p = poplib.POP3_SSL("127.0.0.1", srv.pop3s_port, context=tls_context(),
+                        timeout=NET_TIMEOUT)
+    try:
+        assert p.sock.version() in ("TLSv1.2", "TLSv1.3")
+        assert "STLS" not in p.capa() and "USER" in p.capa()
+        p.user("hoge")
+        p.pass_(PASSWORD)
+        assert p.stat()[0] == 3
+        assert retr_bytes(p, 1)[0] == MSG1
+    finally:
+        p.quit()
+
+
+def test_apop(srv):
+    p = poplib.POP3("127.0.0.1", srv.pop3_port, timeout=NET_TIMEOUT)
+    try:
+        # APOP sends no password: allowed without TLS (RFC 1939 7).
+        p.apop("hoge", PASSWORD)
+        assert p.stat()[0] == 3
+    finally:
+        p.quit()
+    p = poplib.POP3("127.0.0.1", srv.pop3_port, timeout=NET_TIMEOUT)
+    try:
+        with pytest.raises(poplib.error_proto, match=r"\[AUTH\]"):
+            p.apop("hoge", "wrong password")
+        with pytest.raises(poplib.error_proto, match=r"Syntax"):
+            p._shortcmd("APOP hoge nothex")
+    finally:
+        p.quit()
+    srv.wait_log(r"pop3 login user=hoge mech=APOP")
+    srv.wait_log(r"authd: auth failed user=hoge address=127\.0\.0\.1 "
+                 r"mech=APOP")
+
+
+def test_sasl_auth_plain_login_and_cancel(srv):
+    with POP3Raw(srv.pop3s_port, tls=True) as c:
+        assert c.cmd("AUTH PLAIN") == "+ "
+        assert c.cmd("*") == "-ERR Authentication cancelled"
+        assert c.cmd("AUTH LOGIN").startswith("+ ")
+        assert c.cmd(base64.b64encode(b"hoge").decode()).startswith("+ ")
+        assert c.cmd(base64.b64encode(b"wrong").decode()) == \
+            "-ERR [AUTH] Authentication failed"
+        assert c.cmd("AUTH PLAIN !!!") == "-ERR Invalid base64 data"
+        ir = base64.b64encode(f"\0hoge\0{PASSWORD}".encode()).decode()
+        assert c.cmd(f"AUTH PLAIN {ir}").startswith("+OK Logged in, 3 ")
+        assert c.cmd("STAT").startswith("+OK 3 ")
+        assert c.cmd("AUTH PLAIN").startswith("-ERR Command not valid")
+        assert c.cmd("QUIT").startswith("+OK")
+    log = srv.log()
+    assert PASSWORD not in log and ir not in log
+    srv.wait_log(r"pop3 login user=hoge mech=PLAIN")
+
+
+def test_dele_rset_drop_and_quit(srv):
+    for i in range(3):
+        seed(srv, "fuga", f"1700000{i}00.M{i}P9Q9.test", b"Subject: %d\r\n\r\n"
+             b"body\r\n" % i)
+    # Deleted, then undeleted by RSET, then deleted, then the connection
+    # drops: RFC 1939 section 6, nothing is removed.
+    with POP3Raw(srv.pop3s_port, tls=True) as c:
+        assert c.login("fuga").startswith("+OK")
+        assert c.cmd("DELE 1") == "+OK Message 1 deleted"
+        assert c.cmd("DELE 1") == "-ERR Message 1 is deleted"
+        assert c.cmd("RETR 1") == "-ERR Message 1 is deleted"
+        assert c.cmd("STAT").startswith("+OK 2 ")
+        assert c.cmd("RSET").startswith("+OK 3 messages")
+        assert c.cmd("STAT").startswith("+OK 3 ")
+        assert c.cmd("DELE 2") == "+OK Message 2 deleted"
+        c.cmd("LIST")
+        assert [l.split()[0] for l in c.multi()] == ["1", "3"]
+    srv.wait_log(r"pop3 disconnect reason=\S+ user=fuga retr=0 dele=1")
+    assert len(box_files(srv, "fuga")) == 3
+    # DELE then QUIT: gone from the disk before the +OK.
+    with POP3Raw(srv.pop3s_port, tls=True) as c:
+        assert c.login("fuga").startswith("+OK")
+        assert c.cmd("DELE 2") == "+OK Message 2 deleted"
+        assert c.cmd("QUIT") == "+OK Bye, 2 messages left"
+        files = box_files(srv, "fuga")
+        assert len(files) == 2 and not any("M1P9Q9" in f for f in files)
+    srv.wait_log(r"pop3 quit user=fuga deleted=1 kept=2")
+
+
+def test_in_use_and_locked_user(srv):
+    with POP3Raw(srv.pop3s_port, tls=True) as a:
+        assert a.login("inuse").startswith("+OK")
+        with POP3Raw(srv.pop3s_port, tls=True) as b:
+            assert b.login("inuse") == ("-ERR [IN-USE] Mailbox is in use by "
+                                        "another session")
+            # Still in AUTHORIZATION: it may try again later.
+            a.cmd("QUIT")
+            assert b.login("inuse").startswith("+OK")
+    # The auth process notices a changed users file within a second.
+    def login_lockd():
+        with POP3Raw(srv.pop3s_port, tls=True) as c:
+            return c.login("lockd")
+    assert postern_user(srv, "lock", "lockd").returncode == 0
+    time.sleep(1.1)
+    assert login_lockd() == "-ERR [AUTH] Authentication failed"
+    assert postern_user(srv, "unlock", "lockd").returncode == 0
+    assert wait_for(lambda: login_lockd().startswith("+OK"), 5)
+    srv.wait_log(r"pop3 login user=inuse mech=USER result=in-use")
+
+
+def test_curl_pop3_stls_and_pop3s(srv):
+    if not shutil.which("curl"):
+        pytest.skip("curl is not installed")
+    r = subprocess.run(["curl", "-sS", "--ssl-reqd", "-k",
+                        f"pop3://127.0.0.1:{srv.pop3_port}/1",
+                        "-u", f"hoge:{PASSWORD}"],
+                       capture_output=True, timeout=TOOL_TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == MSG1
+    r = subprocess.run(["curl", "-sS", "-k", f"pop3s://127.0.0.1:{srv.pop3s_port}/",
+                        "-u", f"hoge:{PASSWORD}"],
+                       capture_output=True, timeout=TOOL_TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split(b"\r\n")[:3] == [
+        b"1 %d" % len(MSG1), b"2 %d" % len(MSG2), b"3 %d" % len(MSG3)]
+    # curl's own SASL: it picks a mechanism from CAPA.
+    r = subprocess.run(["curl", "-sS", "-k", f"pop3s://127.0.0.1:{srv.pop3s_port}/2",
+                        "--login-options", "AUTH=SCRAM-SHA-256",
+                        "-u", f"hoge:{PASSWORD}"],
+                       capture_output=True, timeout=TOOL_TIMEOUT)
+    if r.returncode == 0:
+        assert r.stdout == MSG2
+    r = subprocess.run(["curl", "-sS", "-k", f"pop3s://127.0.0.1:{srv.pop3s_port}/1",
+                        "--login-options", "AUTH=CRAM-MD5",
+                        "-u", f"hoge:{PASSWORD}"],
+                       capture_output=True, timeout=TOOL_TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == MSG1
+
+
+def test_openssl_s_client(srv):
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    script = f"USER hoge\r\nPASS {PASSWORD}\r\nSTAT\r\nQUIT\r\n".encode()
+    for args in (["-starttls", "pop3", "-connect",
+                  f"127.0.0.1:{srv.pop3_port}"],
+                 ["-connect", f"127.0.0.1:{srv.pop3s_port}"]):
+        r = subprocess.run(["openssl", "s_client", "-quiet"] + args,
+                           input=script, capture_output=True,
+                           timeout=TOOL_TIMEOUT)
+        out = r.stdout.decode(errors="replace")
+        assert "+OK Logged in, 3 messages" in out, out + r.stderr.decode()
+        assert "+OK 3 " in out and "+OK Bye" in out, out
+
+
+def test_fetchmail_into_an_mda(srv, tmp_path):
+    if not shutil.which("fetchmail"):
+        pytest.skip("fetchmail is not installed (scripts/deps.sh test)")
+    for i in range(2):
+        seed(srv, "tester", f"1700001{i}00.M{i}P7Q7.test",
+             b"Subject: fetch %d\r\n\r\n.dot line\r\nbody %d\r\n" % (i, i))
+    out = tmp_path / "mbox"
+    rc = tmp_path / "fetchmailrc"
+    rc.write_text(f'poll 127.0.0.1 service {srv.pop3s_port} protocol pop3 '
+                  f'user "tester" password "{PASSWORD}" ssl no sslcertck '
+                  f'mda "/bin/sh -c \'cat >> {out}\'"\n')
+    os.chmod(rc, 0o600)
+    env = dict(os.environ, HOME=str(tmp_path), FETCHMAILHOME=str(tmp_path))
+    r = subprocess.run(["fetchmail", "-f", str(rc), "--nosyslog",
+                        "--nodetach", "-v"], capture_output=True,
+                       env=env, timeout=TOOL_TIMEOUT)
+    assert r.returncode == 0, (r.stdout + r.stderr).decode(errors="replace")
+    text = out.read_bytes()
+    assert b"Subject: fetch 0" in text and b"Subject: fetch 1" in text
+    assert b"\n.dot line" in text and b"\n..dot line" not in text
+    # fetchmail deletes what it fetched (no "keep"): at QUIT.
+    assert box_files(srv, "tester") == []
+    srv.wait_log(r"pop3 quit user=tester deleted=2 kept=0")
+
+
+def test_submit_deliver_retrieve_byte_identical(srv):
+    """587 with AUTH -> queue manager -> Maildir -> POP3 RETR."""
+    body = (b"From: hoge@example.test\r\nTo: fuga@example.test\r\n"
+            b"Subject: round trip\r\n\r\n.one dot\r\n..two dots\r\n.\r\n"
+            b"8-bit \xe3\x81\x82 \xff\xfe\r\n" + b"y" * 990 + b"\r\nlast\r\n")
+    with smtplib.SMTP("127.0.0.1", srv.sub_port, timeout=NET_TIMEOUT) as s:
+        s.starttls(context=tls_context())
+        s.login("hoge", PASSWORD)
+        s.sendmail("hoge@example.test", ["carol@example.test"], body,
+                   mail_options=["BODY=8BITMIME"])
+    ok = wait_for(lambda: box_files(srv, "carol", "new"), 20)
+    assert ok, srv.log()[-5000:]
+    new = box_files(srv, "carol", "new")[0]
+    on_disk = (srv.mail / "carol" / "new" / new).read_bytes()
+    p = poplib.POP3_SSL("127.0.0.1", srv.pop3s_port, context=tls_context(),
+                        timeout=NET_TIMEOUT)
+    try:
+        p.user("carol")
+        p.pass_(PASSWORD)
+        resp, uids, _ = p.uidl()
+        n = [u.split()[0] for u in uids if u.split()[1] ==
+             new.split(":")[0].encode()][0]
+        data, octets, resp = retr_bytes(p, int(n))
+    finally:
+        p.quit()
+    assert data == on_disk
+    assert resp == f"+OK {len(on_disk)} octets".encode()
+    assert data.endswith(body), data[-300:]
+    assert data.startswith(b"Return-Path: <hoge@example.test>\r\n"
+                           b"Delivered-To: carol@example.test\r\n")
+
+
+def test_protocol_edges(srv):
+    with POP3Raw(srv.pop3s_port, tls=True) as c:
+        assert c.cmd("") == "-ERR Unknown command"
+        assert c.cmd("USER " + "u" * 70) == "-ERR Syntax error in arguments"
+        c.send("NOOP " + "x" * 5000 + "\r\n")
+        assert c.line() == "-ERR Line too long"
+        assert c.login().startswith("+OK")
+        for bad in ("RETR", "RETR x", "RETR -1", "TOP 1", "TOP 1 -1",
+                    "LIST 1 2"):
+            assert c.cmd(bad) == "-ERR Syntax error in arguments", bad
+        # Ten protocol errors (max-errors) end the session.
+        assert c.cmd("RETR 99") == "-ERR No such message"
+        assert c.cmd("STAT 1") == "-ERR Syntax error in arguments"
+        assert c.cmd("DELE") == ("-ERR Too many errors, closing connection")
+        assert c.closed()
+    with POP3Raw(srv.pop3s_port, tls=True) as c:
+        assert c.login().startswith("+OK")
+        # Pipelined: every reply comes, in order (RFC 2449 PIPELINING).
+        c.send("STAT\r\nUIDL 1\r\nTOP 1 0\r\nNOOP\r\n")
+        assert c.line().startswith("+OK 3 ")
+        assert c.line().startswith("+OK 1 1700000001")
+        assert c.line() == "+OK Top of message follows"
+        c.multi()
+        assert c.line() == "+OK"
+        assert c.cmd("QUIT").startswith("+OK Bye")
+
+
+def test_large_message_streams_byte_identical(srv):
+    """A message bigger than any buffer: streamed, over STLS (a TLS
+    filter) and over 995, with the octet count LIST gave."""
+    line = b".dotted \xe3\x81\x82 " + b"z" * 200 + b"\r\n"
+    big = b"Subject: big\r\n\r\n" + line * 25000          # about 5 MB
+    seed(srv, "bigbox", "1700002000.M1P1Q1.test", big)
+    for tls in ("stls", "pop3s"):
+        if tls == "stls":
+            p = poplib.POP3("127.0.0.1", srv.pop3_port, timeout=NET_TIMEOUT)
+            p.stls(context=tls_context())
+        else:
+            p = poplib.POP3_SSL("127.0.0.1", srv.pop3s_port,
+                                context=tls_context(), timeout=NET_TIMEOUT)
+        try:
+            p.user("bigbox")
+            p.pass_(PASSWORD)
+            assert p.list(1) == f"+OK 1 {len(big)}".encode()
+            data, octets, resp = retr_bytes(p, 1)
+            assert len(data) == len(big) and data == big
+        finally:
+            p.quit()

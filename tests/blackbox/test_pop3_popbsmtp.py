@@ -1,0 +1,112 @@
+"""POP before SMTP (issue 6, DESIGN.md): a POP3 login opens relay on the
+smtp listener for the client's address for `pop-before-smtp DURATION`;
+never on submission, never after a failed login, and the grant outlives
+a restart.  Each test uses its own 127.0.0.x so that grants do not mix."""
+import os
+import time
+
+import pytest
+
+from conftest import _finish_all, wait_for
+from pop3_helpers import PASSWORD, POP3Raw, pop3_server
+
+
+def server(duration):
+    # cleartext-auth loopback: the raw client logs in without TLS, from
+    # whichever 127.0.0.x it binds.
+    return pop3_server(extra=[f"pop-before-smtp {duration}"], users=("hoge",),
+                       pop3_opts="cleartext-auth loopback")
+
+
+def relay_rcpt(srv, source, port=None):
+    with srv.connect(port=port, source=source) as c:
+        c.ehlo()
+        code, text = c.cmd("MAIL FROM:<old-client@example.test>")
+        if code != 250:
+            return code, text
+        return c.cmd("RCPT TO:<someone@remote.example>")
+
+
+def pop_login(srv, source, password=PASSWORD):
+    with POP3Raw(srv.pop3_port, source=source) as c:
+        r = c.login("hoge", password)
+        c.cmd("QUIT")
+        return r
+
+
+@pytest.fixture
+def short():
+    s = server("2s")
+    try:
+        yield s
+    finally:
+        problems = _finish_all([s])
+        if problems:
+            pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+def test_grant_opens_relay_then_expires(short):
+    src = "127.0.0.5"
+    code, text = relay_rcpt(short, src)
+    assert (code, text[:9]) == (554, "554 5.7.1"), text
+    assert pop_login(short, src).startswith("+OK")
+    t0 = time.monotonic()
+    m = short.wait_log(r"pop3 grant address=127\.0\.0\.5 until=(\S+)")
+    assert (short.spool / "grants" / "127.0.0.5").exists()
+    code, text = relay_rcpt(short, src)
+    assert code == 250, text
+    # Another address gains nothing from it.
+    assert relay_rcpt(short, "127.0.0.9")[0] == 554
+    # Submission still wants AUTH: a grant is no substitute.
+    code, text = relay_rcpt(short, src, port=short.sub_port)
+    assert code == 530, text
+    # After the duration it is over, and the sweep... is not needed for
+    # that: the check reads the expiry itself.
+    time.sleep(max(0.0, 2.2 - (time.monotonic() - t0)))
+    code, text = relay_rcpt(short, src)
+    assert (code, text[:9]) == (554, "554 5.7.1"), text
+
+
+def test_failed_login_grants_nothing(short):
+    src = "127.0.0.6"
+    r = pop_login(short, src, password="wrong")
+    assert r == "-ERR [AUTH] Authentication failed"
+    assert relay_rcpt(short, src)[0] == 554
+    assert not (short.spool / "grants" / "127.0.0.6").exists()
+    assert "grant address=127.0.0.6" not in short.log()
+
+
+def test_grant_survives_restart():
+    srv = server("10m")
+    try:
+        src = "127.0.0.7"
+        assert pop_login(srv, src).startswith("+OK")
+        srv.wait_log(r"pop3 grant address=127\.0\.0\.7 until=")
+        assert srv.terminate() == 0
+        srv.logf.close()
+        srv.start()
+        code, text = relay_rcpt(srv, src)
+        assert code == 250, text
+        assert relay_rcpt(srv, "127.0.0.8")[0] == 554
+    finally:
+        problems = _finish_all([srv])
+        if problems:
+            pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+def test_expired_grant_is_swept_at_start():
+    srv = server("10m")
+    srv.terminate()
+    srv.logf.close()
+    try:
+        grants = srv.spool / "grants"
+        (grants / "127.0.0.11").write_text("until 1000\n")
+        srv.start()
+        srv.wait_log(r"popbsmtp: grant address=127\.0\.0\.11 expired at "
+                     r"1970-01-01T00:16:40Z")
+        assert not (grants / "127.0.0.11").exists()
+        assert relay_rcpt(srv, "127.0.0.11")[0] == 554
+    finally:
+        problems = _finish_all([srv])
+        if problems:
+            pytest.fail("\n\n".join(problems), pytrace=False)
