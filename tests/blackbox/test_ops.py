@@ -1,0 +1,264 @@
+"""Operations (issue 7): the pid file and systemd readiness, what
+`postern config check` reports beyond syntax, the man pages render
+without warnings, and `make install` puts everything in place."""
+import os
+import re
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import BIN, EX_CONFIG, REPO, Server, _finish_all
+
+RUN_TIMEOUT = 60
+
+
+def config_check(srv):
+    return subprocess.run([BIN, "config", "-c", str(srv.conf), "check"],
+                          capture_output=True, text=True, timeout=RUN_TIMEOUT)
+
+
+def add_conf(srv, *lines):
+    with open(srv.conf, "a") as f:
+        f.write("".join(l + "\n" for l in lines))
+
+
+@pytest.fixture
+def conf_server():
+    srv = Server()
+    yield srv
+    srv.cleanup()
+
+
+# ---------------------------------------------------------------------------
+
+def test_pid_file_and_systemd_notify(monkeypatch):
+    srv = Server()
+    pidfile = srv.dir / "postern.pid"
+    add_conf(srv, f"pid-file {pidfile}")
+    sock_path = srv.dir / "notify.sock"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(sock_path))
+    notify.settimeout(15)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(sock_path))
+    try:
+        srv.start()
+        msg = notify.recv(4096).decode()
+        assert "READY=1" in msg.split("\n"), msg
+        assert f"MAINPID={srv.pid}" in msg.split("\n"), msg
+        assert pidfile.read_text() == f"{srv.pid}\n"
+        assert srv.terminate() == 0
+        assert notify.recv(4096) == b"STOPPING=1"
+        assert not pidfile.exists(), "the pid file must go at exit"
+    finally:
+        notify.close()
+        problems = _finish_all([srv])
+        assert not problems, problems
+
+
+def test_config_check_clean(conf_server):
+    r = config_check(conf_server)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "error:" not in r.stdout
+
+
+@pytest.mark.parametrize("case", [
+    "users-readable", "submit-auth-readable", "open-relay",
+    "submission-auth-optional", "submissions-auth-off", "mailboxes-mode",
+    "missing-cert"])
+def test_config_check_errors(conf_server, case):
+    srv = conf_server
+    if case == "users-readable":
+        users = srv.dir / "users"
+        users.write_text("hoge:!:::hoge@example.test:\n")
+        users.chmod(0o644)
+        add_conf(srv, f"users {users}")
+        want = r"error: users \S+ has mode 0644: it holds password hashes"
+    elif case == "submit-auth-readable":
+        creds = srv.dir / "creds"
+        creds.write_text("hoge secret\n")
+        creds.chmod(0o640)
+        add_conf(srv, f"submit via 127.0.0.1:587 auth {creds}")
+        want = r"error: submit auth \S+ has mode 0640: others can read it"
+    elif case == "open-relay":
+        add_conf(srv, "mynetworks 0.0.0.0/0")
+        want = (r"error: listen smtp \(line \d+, port \d+\): mynetworks "
+                r"contains 0\.0\.0\.0/0.*open relay")
+    elif case == "submission-auth-optional":
+        text = srv.conf.read_text().replace(
+            f"port {srv.sub_port}", f"port {srv.sub_port} auth optional")
+        srv.conf.write_text(text)
+        want = r"error: listen submission \(line \d+, port \d+\): auth optional"
+    elif case == "submissions-auth-off":
+        add_conf(srv, "listen submissions on 127.0.0.1 port 24650 auth off")
+        want = r"error: listen submissions \(line \d+, port 24650\): auth off"
+    elif case == "mailboxes-mode":
+        mb = srv.dir / "mail"
+        mb.mkdir()
+        mb.chmod(0o777)
+        add_conf(srv, f"mailboxes {mb}")
+        want = r"error: mailboxes \S+ is writable by everyone"
+    elif case == "missing-cert":
+        add_conf(srv, f"tls cert {srv.dir}/none.pem key {srv.dir}/none.key")
+        want = r"error: certificate \S+none\.pem: No such file"
+    r = config_check(srv)
+    assert r.returncode == EX_CONFIG, r.stdout + r.stderr
+    assert re.search(want, r.stdout), r.stdout
+
+
+def make_cert(srv, days, cn="mail.example.test", name="cert"):
+    cert, key = srv.dir / f"{name}.pem", srv.dir / f"{name}.key"
+    args = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key),
+            "-out", str(cert), "-subj", f"/CN={cn}"]
+    if days < 0:
+        # openssl req cannot back-date: python3-cryptography can
+        expired_cert(cert, key, cn)
+    else:
+        args += ["-days", str(days)]
+        r = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+    key.chmod(0o600)
+    add_conf(srv, f"tls cert {cert} key {key}")
+    return cert
+
+
+def expired_cert(cert, key, cn):
+    try:
+        import datetime
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+    except ImportError:
+        pytest.skip("python3-cryptography is needed for an expired "
+                    "certificate")
+    k = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    c = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+         .public_key(k.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(datetime.datetime(2020, 1, 1))
+         .not_valid_after(datetime.datetime(2020, 2, 1))
+         .sign(k, hashes.SHA256()))
+    cert.write_bytes(c.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(k.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+
+
+@pytest.mark.parametrize("days,level,want", [
+    (365, "warning", r"is self-signed"),
+    (10, "warning", r"expires on \d{4}-\d\d-\d\d .*in less than 30 days"),
+    (-1, "error", r"expired on 2020-02-01"),
+])
+def test_config_check_certificate(conf_server, days, level, want):
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    srv = conf_server
+    cert = make_cert(srv, days)
+    r = config_check(srv)
+    assert re.search(rf"^note: certificate {re.escape(str(cert))}: subject "
+                     r"/CN=mail\.example\.test, expires ", r.stdout, re.M), \
+        r.stdout
+    assert re.search(rf"^{level}: certificate \S+ {want}", r.stdout, re.M), \
+        r.stdout
+    assert r.returncode == (EX_CONFIG if level == "error" else 0), r.stdout
+
+
+def test_config_check_maildrop_mode(conf_server):
+    srv = conf_server
+    md = srv.spool / "maildrop"
+    md.mkdir(parents=True)
+    md.chmod(0o777)
+    r = config_check(srv)
+    assert re.search(r"^warning: \S+/maildrop has mode 0777, not 3733",
+                     r.stdout, re.M), r.stdout
+
+
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("page", ["postern.8", "postern.conf.5"])
+def test_man_pages_render_without_warnings(page):
+    if not shutil.which("man"):
+        pytest.skip("man-db is not installed")
+    env = dict(os.environ, MANWIDTH="80")
+    r = subprocess.run(["man", "--warnings", "-E", "UTF-8", "-l",
+                        str(REPO / "docs" / page)], capture_output=True,
+                       text=True, env=env, timeout=RUN_TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "", r.stderr
+    assert "postern" in r.stdout
+
+
+def test_man_page_names_every_directive():
+    """postern.conf(5) documents every keyword of the parser's table."""
+    src = (REPO / "src" / "conf" / "conf_parse.c").read_text()
+    table = re.search(r"conf_keywords\[\] = \{(.*?)\n\};", src, re.S).group(1)
+    keywords = re.findall(r'\{ "([a-z0-9-]+)"', table)
+    page = (REPO / "docs" / "postern.conf.5").read_text().replace("\\-", "-")
+    missing = [k for k in keywords
+               if not re.search(rf"^\.(?:BI?|BR|TP\n\.BI?) {re.escape(k)}\b",
+                                page, re.M)]
+    assert not missing, f"not in postern.conf(5): {missing}"
+
+
+def test_make_install(tmp_path):
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    dest = tmp_path / "root"
+    r = subprocess.run(["make", "-C", str(REPO), "install-files",
+                        f"DESTDIR={dest}", "PREFIX=/usr",
+                        f"INSTALL_BIN={BIN}"], capture_output=True,
+                       text=True, timeout=RUN_TIMEOUT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    sbin = dest / "usr" / "sbin"
+    assert os.access(sbin / "postern", os.X_OK)
+    for name in ("sendmail", "mailq", "newaliases"):
+        assert os.readlink(sbin / name) == "postern"
+    assert (dest / "usr/share/man/man8/postern.8").exists()
+    assert (dest / "usr/share/man/man5/postern.conf.5").exists()
+    assert (dest / "usr/share/doc/postern/postern.conf").exists()
+    conf = dest / "etc/postern/postern.conf"
+    assert "listen submission" in conf.read_text()
+    unit = (dest / "lib/systemd/system/postern.service").read_text()
+    assert "Type=notify" in unit
+    assert "ExecStart=/usr/sbin/postern serve" in unit
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
+    # An administrator's configuration is never overwritten.
+    conf.write_text("# mine\n")
+    r = subprocess.run(["make", "-C", str(REPO), "install-files",
+                        f"DESTDIR={dest}", "PREFIX=/usr",
+                        f"INSTALL_BIN={BIN}"], capture_output=True,
+                       text=True, timeout=RUN_TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert conf.read_text() == "# mine\n"
+    # The installed binary answers as sendmail.
+    r = subprocess.run([str(sbin / "sendmail"), "-Z"], capture_output=True,
+                       text=True, timeout=RUN_TIMEOUT)
+    assert r.returncode == 64 and "usage: sendmail" in r.stderr
+
+
+def test_default_configuration_is_safe(tmp_path):
+    """etc/postern.conf parses, and its only problems are the files an
+    installation has not made yet."""
+    text = (REPO / "etc" / "postern.conf").read_text()
+    text = text.replace("/var/spool/postern", str(tmp_path / "spool"))
+    text = text.replace("/var/mail/postern", str(tmp_path / "mail"))
+    text = text.replace("/etc/postern/", str(tmp_path) + "/")
+    text = text.replace("/run/postern.pid", str(tmp_path / "postern.pid"))
+    (tmp_path / "users").write_text("")
+    (tmp_path / "users").chmod(0o640)
+    (tmp_path / "aliases").write_text("root: hoge\n")
+    conf = tmp_path / "postern.conf"
+    conf.write_text(text)
+    r = subprocess.run([BIN, "config", "-c", str(conf), "check"],
+                       capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "error:" not in r.stdout
+    assert re.search(r"^listen submission on \* port 587 auth required", r.stdout, re.M)
+    assert re.search(r"^listen submissions on \* port 465 auth required tls implicit",
+                     r.stdout, re.M)
+    assert re.search(r"^listen smtp on \* port 25 ", r.stdout, re.M)
+    assert "mynetworks 127.0.0.0/8 ::1/128\n" in r.stdout
