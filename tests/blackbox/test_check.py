@@ -1,0 +1,205 @@
+"""`postern check HOST` (issue 8) against servers made by the harness: a
+safe configuration passes every check; an open relay (`mynetworks
+0.0.0.0/0`) and an open submission port (`auth optional`) are FAILs;
+--json is machine-readable; exit 0/1/2/64.  Nothing is ever sent: the
+queue stays empty."""
+import json
+import re
+import subprocess
+
+import pytest
+
+from conftest import BIN, Server, _finish_all, free_port
+
+PASSWORD = "correct horse 42"
+CHECK_TIMEOUT = 120
+
+
+def make_server(extra=(), sub_opts="", pop3=False):
+    srv = Server(extra=[f"listen submissions on 127.0.0.1 port {free_port()}"]
+                 + list(extra), users=[])
+    srv.ssl_port = int(re.search(r"listen submissions on 127.0.0.1 port (\d+)",
+                                 srv.conf.read_text()).group(1))
+    if sub_opts:
+        line = f"listen submission on 127.0.0.1 port {srv.sub_port}"
+        srv.conf.write_text(srv.conf.read_text().replace(
+            line, f"{line} {sub_opts}"))
+    if pop3:
+        srv.pop3_port = free_port()
+        with open(srv.conf, "a") as f:
+            f.write(f"listen pop3 on 127.0.0.1 port {srv.pop3_port}\n"
+                    f"mailboxes {srv.dir / 'mail'}\n")
+    r = subprocess.run([BIN, "user", "-c", str(srv.conf), "add", "hoge",
+                        "--password-stdin", "--address", "hoge@example.test"],
+                       input=PASSWORD + "\n", capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    return srv.start()
+
+
+@pytest.fixture
+def servers():
+    made = []
+
+    def make(**kw):
+        s = make_server(**kw)
+        made.append(s)
+        return s
+
+    yield make
+    problems = _finish_all(made)
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+def ports(srv):
+    return (f"smtp={srv.smtp_port},submission={srv.sub_port},"
+            f"submissions={srv.ssl_port}")
+
+
+def check(srv, *args, password=None, portspec=None):
+    cmd = [BIN, "check", "127.0.0.1", "--ports", portspec or ports(srv),
+           "--local-rcpt", "hoge@example.test", "--timeout", "5", *args]
+    return subprocess.run(cmd, input=password, capture_output=True,
+                          text=True, timeout=CHECK_TIMEOUT)
+
+
+def verdicts(out):
+    """{(service, check): [verdicts]} from --json output."""
+    res = json.loads(out)
+    assert isinstance(res, list) and res
+    got = {}
+    for r in res:
+        assert set(r) >= {"host", "port", "service", "check", "verdict",
+                          "detail", "advice"}, r
+        assert r["verdict"] in ("PASS", "INFO", "WARN", "FAIL"), r
+        got.setdefault((r["service"], r["check"]), []).append(r["verdict"])
+    return res, got
+
+
+def test_safe_server_passes_everything(servers):
+    srv = servers()
+    r = check(srv, "--user", "hoge", "--password-stdin",
+              password=PASSWORD + "\n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "FAIL" not in r.stdout, r.stdout
+    out = r.stdout
+    # the telnet session of the documents, line by line
+    assert re.search(r"^PASS .*/smtp +banner +220 ", out, re.M), out
+    assert re.search(r"^PASS .*/submission +mail-before-auth .*530 5\.7\.0",
+                     out, re.M), out
+    assert re.search(r"^PASS .*/submission +auth-before-tls", out, re.M), out
+    assert re.search(r"^PASS .*/submission +starttls +TLSv1\.[23] ", out,
+                     re.M), out
+    assert re.search(r"^PASS .*/submissions +implicit-tls +TLSv1", out,
+                     re.M), out
+    assert re.search(r"^PASS .*/smtp +local-rcpt", out, re.M), out
+    assert len(re.findall(r"^PASS .*/smtp +open-relay", out, re.M)) == 6, out
+    assert re.search(r"^PASS .*/submission +auth-login .*235", out, re.M), out
+    assert re.search(r"^PASS .*/submissions +test-transaction", out,
+                     re.M), out
+    # the self-signed certificate is a warning with advice, not a failure
+    assert re.search(r"^WARN .*cert-trust +self-signed", out, re.M), out
+    assert "-> clients that verify" in out
+    # "nothing is sent": no DATA, nothing queued
+    assert srv.queue_ids() == [] and srv.incoming() == []
+    assert "data=" not in " ".join(e[2] for e in srv.events("disconnect"))
+
+
+def test_json_output(servers):
+    srv = servers()
+    r = check(srv, "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    res, got = verdicts(r.stdout)
+    assert got[("submission", "mail-before-auth")] == ["PASS"]
+    assert got[("submissions", "mail-before-auth")] == ["PASS"]
+    assert got[("smtp", "open-relay")] == ["PASS"] * 6
+    assert got[("smtp", "local-rcpt")] == ["PASS"]
+    assert all(x["host"] == "127.0.0.1" for x in res)
+    assert {x["port"] for x in res} == {srv.smtp_port, srv.sub_port,
+                                        srv.ssl_port}
+
+
+def test_open_relay_is_a_fail(servers):
+    srv = servers(extra=["mynetworks 0.0.0.0/0"])
+    r = check(srv, "--json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    res, got = verdicts(r.stdout)
+    assert "FAIL" in got[("smtp", "open-relay")], got
+    fail = [x for x in res if x["check"] == "open-relay"
+            and x["verdict"] == "FAIL"]
+    assert any("<postern-check@example.net>" in x["detail"] for x in fail)
+    assert all("open relay" in x["advice"] for x in fail)
+    # and in the text form, with its advice
+    r = check(srv)
+    assert r.returncode == 1
+    assert re.search(r"^FAIL .*/smtp +open-relay +RCPT TO:<postern-check@"
+                     r"example\.net> accepted without AUTH", r.stdout,
+                     re.M), r.stdout
+    assert srv.queue_ids() == []
+
+
+def test_auth_optional_submission_is_a_fail(servers):
+    srv = servers(sub_opts="auth optional")
+    r = check(srv, "--json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    res, got = verdicts(r.stdout)
+    assert got[("submission", "mail-before-auth")] == ["FAIL"], got
+    # 465 is still configured right
+    assert got[("submissions", "mail-before-auth")] == ["PASS"], got
+    d = [x for x in res if x["service"] == "submission"
+         and x["check"] == "mail-before-auth"][0]
+    assert "open submission" in d["advice"]
+
+
+def test_wrong_password_fails_the_login(servers):
+    srv = servers()
+    r = check(srv, "--user", "hoge", "--password-stdin", "--json",
+              password="wrong\n", portspec=f"submission={srv.sub_port}")
+    assert r.returncode == 1, r.stdout + r.stderr
+    _, got = verdicts(r.stdout)
+    assert got[("submission", "auth-login")] == ["FAIL"]
+    assert ("submission", "test-transaction") not in got
+
+
+def test_pop3(servers):
+    srv = servers(pop3=True)
+    r = check(srv, "--user", "hoge", "--password-stdin", "--json",
+              password=PASSWORD + "\n", portspec=f"pop3={srv.pop3_port}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    _, got = verdicts(r.stdout)
+    assert got[("pop3", "banner")] == ["PASS"]
+    assert got[("pop3", "stls")] == ["PASS"]
+    assert got[("pop3", "pop-login")] == ["PASS"]
+    assert got[("pop3", "user-before-tls")] == ["PASS"], r.stdout
+
+
+def test_unreachable_is_2():
+    a, b = free_port(), free_port()
+    r = subprocess.run([BIN, "check", "127.0.0.1", "--ports",
+                        f"smtp={a},submission={b}", "--timeout", "3"],
+                       capture_output=True, text=True, timeout=CHECK_TIMEOUT)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert re.search(r"^FAIL .*/smtp +connect +refused", r.stdout, re.M)
+    assert "unreachable on every port" in r.stdout
+    r = subprocess.run([BIN, "check", "127.0.0.1", "--json", "--ports",
+                        f"smtp={a}"], capture_output=True, text=True,
+                       timeout=CHECK_TIMEOUT)
+    assert r.returncode == 2
+    assert json.loads(r.stdout)[0]["verdict"] == "FAIL"
+
+
+@pytest.mark.parametrize("args", [
+    [],
+    ["127.0.0.1", "--ports", "2525"],		# not a well-known port
+    ["127.0.0.1", "--ports", "imap=143"],
+    ["127.0.0.1", "--user", "hoge"],		# no --password-stdin
+    ["127.0.0.1", "--timeout", "0"],
+    ["127.0.0.1", "--bogus"],
+    ["127.0.0.1", "--from", "not-an-address"],
+])
+def test_usage_is_64(args):
+    r = subprocess.run([BIN, "check", *args], capture_output=True,
+                       text=True, timeout=30, input="")
+    assert r.returncode == 64, (args, r.stdout, r.stderr)
+    assert r.stderr
