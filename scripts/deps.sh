@@ -6,7 +6,7 @@
 set -eu
 
 BUILD="build-essential cmake ninja-build pkg-config libevent-dev libssl-dev libcrypt-dev libc-ares-dev"
-TEST="libcmocka-dev python3 python3-pytest swaks curl openssl msmtp"
+TEST="libcmocka-dev clang libclang-rt-14-dev valgrind python3 python3-pytest swaks curl openssl msmtp s-nail groff-base man-db dnsmasq-base postfix sasl2-bin libsasl2-modules fetchmail nftables iproute2"
 
 want="$BUILD"
 [ "${1:-build}" = test ] && want="$BUILD $TEST"
@@ -36,5 +36,9 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
+# Postfix is a test peer only: install it unconfigured and unstarted
+# (the tests run private instances with `postfix -c DIR`).
+echo "postfix postfix/main_mailer_type select No configuration" |
+	$SUDO debconf-set-selections
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 ensure_user

@@ -6,8 +6,10 @@
  *   postern user   [-c FILE] ...      manage the users file
  */
 #include "admin/cli.h"
+#include "admin/msp.h"
 #include "conf/conf.h"
 #include "lib/log.h"
+#include "policy/access.h"
 #include "proc/master.h"
 
 #include <libgen.h>
@@ -28,6 +30,13 @@ usage(FILE *f)
 	    "       postern user   [-c FILE] passwd|lock|unlock|del|show NAME | expire NAME DATE|never | list\n"
 	    "       postern queue  [-c FILE] list|flush|delete ID|hold ID|release ID\n"
 	    "       postern aliases [-c FILE]         check aliases, rebuild the index\n"
+	    "       postern check  HOST [--user U --password-stdin] [--ports 25,587,465[,110,995]]\n"
+	    "                      [--json] [--timeout S] [--from ADDR --local-rcpt ADDR --foreign-rcpt ADDR]\n"
+	    "       postern probe  [-c FILE] [HOST] [--timeout S] [--ports 25,587,465]\n"
+	    "       postern op25b-rules --customers PREFIX... [--static PREFIX...] [--mail-servers ADDR...] [--protect-relay]\n"
+	    "       postern access [-c FILE] check ADDRESS|helo:NAME|from:SENDER|to:RCPT...\n"
+	    "       postern sendmail [-c FILE] [-t] [-i] [-f FROM] [-F NAME] [RCPT...]\n"
+	    "                                         submit a message (also -bs, -bp, -bi, -q)\n"
 	    "       postern version\n"
 	    "The default configuration file is " CONF_DEFAULT_PATH ".\n");
 }
@@ -47,6 +56,20 @@ cmd_serve(const char *conf_path, int verbose)
 		free(c);
 		return EX_CONFIG;
 	}
+	/* The access map is the server's to load, but a broken one stops
+	 * the start, as a broken configuration does (docs/access.md). */
+	if (c->access[0]) {
+		struct access_map *m = access_map_load(c->access, stderr, &nerr);
+
+		if (m == NULL) {
+			fprintf(stderr, "postern: %s: %d error%s; not starting\n",
+			    c->access, nerr, nerr == 1 ? "" : "s");
+			conf_free(c);
+			free(c);
+			return EX_CONFIG;
+		}
+		access_map_unref(m);
+	}
 	return master_run(c, verbose);
 }
 
@@ -56,6 +79,13 @@ main(int argc, char **argv)
 	const char *conf_path = CONF_DEFAULT_PATH, *sub;
 	int verbose = 0, ch;
 	char *prog = argc > 0 ? basename(argv[0]) : "postern";
+
+	/* Programs that run sendmail cannot pass -c; MAIL_CONFIG-like. */
+	if (getenv("POSTERN_CONFIG") && getenv("POSTERN_CONFIG")[0])
+		conf_path = getenv("POSTERN_CONFIG");
+	/* argv[0] sendmail: the MSP with sendmail's options (msp.c). */
+	if (strcmp(prog, "sendmail") == 0)
+		return msp_main(argc, argv, conf_path, 0);
 
 	/* argv[0] mailq and newaliases (DESIGN.md: the MSP names). */
 	if (strcmp(prog, "mailq") == 0 || strcmp(prog, "newaliases") == 0) {
@@ -90,6 +120,15 @@ main(int argc, char **argv)
 		printf("postern %s\n", POSTERN_VERSION);
 		return 0;
 	}
+	if (strcmp(sub, "sendmail") == 0)
+		return msp_main(argc - 1, argv + 1, conf_path, 1);
+	/* These take long options of their own (and probe its -c). */
+	if (strcmp(sub, "check") == 0)
+		return cli_check(argc - 2, argv + 2);
+	if (strcmp(sub, "probe") == 0)
+		return cli_probe(argc - 2, argv + 2, conf_path);
+	if (strcmp(sub, "op25b-rules") == 0)
+		return cli_op25b_rules(argc - 2, argv + 2);
 	argc--;
 	argv++;
 	optind = 1;
@@ -117,6 +156,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(sub, "config") == 0)
 		return cli_config(argc, argv, conf_path);
+	if (strcmp(sub, "access") == 0)
+		return cli_access(argc, argv, conf_path);
 	if (strcmp(sub, "user") == 0)
 		return cli_user(argc, argv, conf_path);
 	if (strcmp(sub, "queue") == 0)

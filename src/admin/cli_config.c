@@ -4,9 +4,12 @@
  * problems as "FILE:LINE: what" and then the effective settings.
  */
 #include "admin/cli.h"
+#include "admin/config_audit.h"
 #include "auth/userdb.h"
 #include "conf/conf.h"
 #include "deliver/aliases.h"
+#include "policy/access.h"
+#include "deliver/remote.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -63,18 +66,27 @@ cli_config(int argc, char **argv, const char *conf_path)
 		nerr += aliases_load(c.aliases, &al, stdout) ? 1 : 0;
 		aliases_free(&al);
 	}
+	/* relay ... auth FILE: mode, presence, one "LOGIN PASSWORD" line */
+	nerr += remote_check_config(&c, stdout);
+	if (c.access[0]) {
+		int aerr = 0;
+		struct access_map *m = access_map_load(c.access, stdout, &aerr);
+
+		if (m == NULL)
+			nerr += aerr ? aerr : 1;
+		else {
+			nwarn += access_map_lint(m, stdout);
+			access_map_unref(m);
+		}
+	}
 	if (!c.users[0] && !c.aliases[0] && c.ndomains) {
 		printf("warning: neither 'users' nor 'aliases' is set: every "
 		    "local part of %s%s is accepted\n", c.domains[0],
 		    c.ndomains > 1 ? " (and the other local domains)" : "");
 		nwarn++;
 	}
-	for (size_t i = 0; i < c.nmynetworks; i++)
-		if (c.mynetworks[i].bits == 0) {
-			printf("warning: mynetworks contains a /0 prefix: that "
-			    "is an open relay for the whole internet\n");
-			nwarn++;
-		}
+	/* directories, permissions, certificate, open relays */
+	nerr += config_audit(&c, stdout, &nwarn);
 	printf("# effective settings\n");
 	conf_print(&c, stdout);
 	printf("%s: %s (%d warning%s)\n", c.path, nerr ? "errors" : "ok",

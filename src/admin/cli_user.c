@@ -15,6 +15,7 @@
  * its next look (it watches the file's mtime) and never sees half a file.
  */
 #include "admin/cli.h"
+#include "auth/apop.h"
 #include "auth/pwhash.h"
 #include "auth/userdb.h"
 #include "conf/conf.h"
@@ -139,6 +140,17 @@ set_password(const struct conf *c, struct user_entry *u, const char *password)
 			return -1;
 		}
 		buf_printf(&b, "%s%s=%s", b.len ? ";" : "", kinds[i].kind, secret);
+		OPENSSL_cleanse(secret, sizeof secret);
+	}
+	/* APOP needs the password itself (RFC 1939 section 7): kept only
+	 * when the administrator turned APOP on. */
+	if (c->apop) {
+		if (apop_make_secret(password, secret, sizeof secret) == -1) {
+			fprintf(stderr, "postern: password too long for APOP\n");
+			buf_free(&b);
+			return -1;
+		}
+		buf_printf(&b, "%sapop=%s", b.len ? ";" : "", secret);
 		OPENSSL_cleanse(secret, sizeof secret);
 	}
 	free(u->hash);
@@ -337,7 +349,8 @@ cli_user(int argc, char **argv, const char *conf_path)
 
 		if (!userdb_name_valid(name)) {
 			fprintf(stderr, "postern: '%s': a user name is 1-64 "
-			    "letters, digits, '.', '_' or '-'\n", name);
+			    "letters, digits, '.', '_' or '-', not starting with "
+			    "'.'\n", name);
 			rc = EX_DATAERR;
 			goto out_db;
 		}

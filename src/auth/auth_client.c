@@ -193,6 +193,37 @@ auth_client_start(const char *mech, const char *peer, uint32_t flags,
 	return p->reqid;
 }
 
+uint64_t
+auth_client_apop(const char *user, const char *peer, uint32_t flags,
+    const char *timestamp, const char *digest, auth_client_cb cb, void *arg)
+{
+	struct auth_pending *p = xcalloc(1, sizeof *p);
+	struct msg *m = xmalloc(sizeof *m);
+
+	p->reqid = ac.next_reqid++;
+	p->cb = cb;
+	p->arg = arg;
+	TAILQ_INSERT_TAIL(&ac.pending, p, entry);
+	msg_init(m, MSG_AUTH_APOP, p->reqid);
+	msg_put_str(m, user);
+	msg_put_str(m, peer);
+	msg_put_u32(m, flags);
+	msg_put_str(m, timestamp);
+	msg_put_str(m, digest);
+	if (auth_client_send(m) == -1) {
+		if (ac.fd != -1)
+			log_warn("auth: send");
+		TAILQ_REMOVE(&ac.pending, p, entry);
+		free(p);
+		free(m);
+		if (ac.fd != -1)
+			auth_client_lost();
+		return 0;
+	}
+	free(m);
+	return p->reqid;
+}
+
 void
 auth_client_step(uint64_t reqid, const uint8_t *data, size_t len)
 {

@@ -8,6 +8,7 @@
  * It never talks to the network.
  */
 #include "auth/authd.h"
+#include "auth/apop.h"
 #include "auth/pwhash.h"
 #include "auth/throttle.h"
 #include "auth/userdb.h"
@@ -31,6 +32,11 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
 
 #define AUTHD_MAX_EXCHANGES	1024	/* per connection (worker) */
 
@@ -74,6 +80,73 @@ authd_usable_user(const char *name)
 	return u;
 }
 
+/*
+ * Verified passwords, remembered for a minute: a yescrypt verification
+ * costs milliseconds of CPU on purpose, and a client that logs in for
+ * every message would pay it each time.  An entry is the HMAC-SHA256,
+ * under a key drawn at random when the process starts and never
+ * written anywhere, of the user name, the password and the stored hash;
+ * no password and nothing a guess could be checked against offline is
+ * kept.  Only successes are remembered (a wrong password always costs
+ * the full verification, so guessing gets no faster), a changed hash
+ * no longer matches, and any change of the users file empties the
+ * cache, so passwd, lock and del take effect at once.
+ */
+#define AUTHD_CACHE_SLOTS	1024
+#define AUTHD_CACHE_TTL		60	/* seconds */
+
+static struct {
+	unsigned char	 key[32];
+	int		 keyed;
+	struct timespec	 users_mtime;	/* the file the entries came from */
+	struct {
+		unsigned char	 mac[32];
+		time_t		 expires;
+	} slot[AUTHD_CACHE_SLOTS];
+} authd_cache;
+
+static int
+authd_cache_mac(const char *user, const char *password, const char *hash,
+    unsigned char mac[32])
+{
+	EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = m ? EVP_MAC_CTX_new(m) : NULL;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+		OSSL_PARAM_construct_end(),
+	};
+	size_t n = 0;
+	int rc = -1;
+
+	if (ctx && EVP_MAC_init(ctx, authd_cache.key, sizeof authd_cache.key,
+	    params) == 1 &&
+	    EVP_MAC_update(ctx, (const unsigned char *)user, strlen(user) + 1) == 1 &&
+	    EVP_MAC_update(ctx, (const unsigned char *)password,
+	    strlen(password) + 1) == 1 &&
+	    EVP_MAC_update(ctx, (const unsigned char *)hash, strlen(hash)) == 1 &&
+	    EVP_MAC_final(ctx, mac, &n, 32) == 1 && n == 32)
+		rc = 0;
+	EVP_MAC_CTX_free(ctx);
+	EVP_MAC_free(m);
+	return rc;
+}
+
+/* The slot for mac, emptied first if the users file has changed. */
+static size_t
+authd_cache_slot(const unsigned char mac[32])
+{
+	const struct timespec *t = &authd.maps.users_mtime;
+	uint32_t h;
+
+	if (t->tv_sec != authd_cache.users_mtime.tv_sec ||
+	    t->tv_nsec != authd_cache.users_mtime.tv_nsec) {
+		memset(authd_cache.slot, 0, sizeof authd_cache.slot);
+		authd_cache.users_mtime = *t;
+	}
+	memcpy(&h, mac, sizeof h);
+	return h % AUTHD_CACHE_SLOTS;
+}
+
 static int
 authd_verify_password(void *arg, const char *user, const char *password)
 {
@@ -81,6 +154,10 @@ authd_verify_password(void *arg, const char *user, const char *password)
 	 * users cost the same time as wrong passwords. */
 	static char dummy[128];
 	const struct user_entry *u = authd_usable_user(user);
+	unsigned char mac[32];
+	time_t now = time(NULL);
+	size_t i;
+	int ok;
 
 	if (dummy[0] == '\0' && pwhash_make("postern-timing-dummy", dummy,
 	    sizeof dummy) == -1)
@@ -89,7 +166,23 @@ authd_verify_password(void *arg, const char *user, const char *password)
 		(void)pwhash_verify(password, dummy);
 		return 0;
 	}
-	return pwhash_verify(password, u->hash);
+	if (!authd_cache.keyed) {
+		if (RAND_bytes(authd_cache.key, sizeof authd_cache.key) != 1)
+			return pwhash_verify(password, u->hash);
+		authd_cache.keyed = 1;
+	}
+	if (authd_cache_mac(user, password, u->hash, mac) == -1)
+		return pwhash_verify(password, u->hash);
+	i = authd_cache_slot(mac);
+	if (authd_cache.slot[i].expires > now &&
+	    CRYPTO_memcmp(authd_cache.slot[i].mac, mac, sizeof mac) == 0)
+		return 1;
+	if ((ok = pwhash_verify(password, u->hash)) == 1) {
+		memcpy(authd_cache.slot[i].mac, mac, sizeof mac);
+		authd_cache.slot[i].expires = now + AUTHD_CACHE_TTL;
+	}
+	OPENSSL_cleanse(mac, sizeof mac);
+	return ok;
 }
 
 /* secrets field: kind=value;kind=value */
@@ -264,8 +357,9 @@ authd_handle_start(struct authd_conn *c, struct msg *m)
 	x->reqid = m->reqid;
 	x->conn = c;
 	strlcpy(x->peer, peer, sizeof x->peer);
+	/* The service name enters DIGEST-MD5's digest-uri (RFC 2831). */
 	sasl_server_init(&x->sasl, mech, &authd_backend, authd.conf->hostname,
-	    "smtp");
+	    (flags & MSG_AUTH_F_POP3) ? "pop" : "smtp");
 	TAILQ_INSERT_TAIL(&c->exchanges, x, entry);
 	c->nexchanges++;
 	authd_step(x, ir, irlen, has_ir != 0);
@@ -301,6 +395,67 @@ authd_handle_cancel(struct authd_conn *c, struct msg *m)
 	return 0;
 }
 
+/* POP3 APOP (RFC 1939 section 7): one step, checked against the
+ * "apop" secret, with the same throttle and failure delay as SASL. */
+static int
+authd_handle_apop(struct authd_conn *c, struct msg *m)
+{
+	char user[SASL_USER_MAX + 1], peer[64], stamp[APOP_TIMESTAMP_MAX + 1];
+	char digest[APOP_DIGEST_LEN + 8], secret[1024], esc[SASL_USER_MAX * 4 + 1];
+	uint32_t flags;
+	struct authd_exchange *x;
+	time_t now = time(NULL);
+	int ok;
+
+	if (msg_get_str(m, user, sizeof user) == -1 ||
+	    msg_get_str(m, peer, sizeof peer) == -1 ||
+	    msg_get_u32(m, &flags) == -1 ||
+	    msg_get_str(m, stamp, sizeof stamp) == -1 ||
+	    msg_get_str(m, digest, sizeof digest) == -1 || msg_end(m) == -1)
+		return -1;
+	if (authd_exchange_find(c, m->reqid) != NULL)
+		return -1;
+	if (throttle_blocked(peer, now)) {
+		log_info("authd: auth refused address=%s: blocked after too "
+		    "many failures", peer);
+		authd_send_result(c, m->reqid, AUTH_RESULT_BLOCKED, NULL);
+		return 0;
+	}
+	if (!authd.conf->apop || c->nexchanges >= AUTHD_MAX_EXCHANGES) {
+		authd_send_result(c, m->reqid, AUTH_RESULT_MALFORMED, NULL);
+		return 0;
+	}
+	/* authd_get_secret refuses locked and expired accounts. */
+	ok = authd_get_secret(NULL, user, "apop", secret, sizeof secret) > 0 &&
+	    apop_check(stamp, secret, digest);
+	OPENSSL_cleanse(secret, sizeof secret);
+	str_escape(esc, sizeof esc, user, strlen(user));
+	if (ok) {
+		throttle_success(peer);
+		log_info("authd: auth ok user=%s address=%s mech=APOP", user,
+		    peer);
+		authd_send_result(c, m->reqid, AUTH_RESULT_OK, user);
+		return 0;
+	}
+	x = xcalloc(1, sizeof *x);
+	x->reqid = m->reqid;
+	x->conn = c;
+	strlcpy(x->peer, peer, sizeof x->peer);
+	TAILQ_INSERT_TAIL(&c->exchanges, x, entry);
+	c->nexchanges++;
+	{
+		unsigned failures = throttle_fail(peer, now);
+		struct timeval tv = { failures < 5 ? failures : 5, 0 };
+
+		log_info("authd: auth failed user=%s address=%s mech=APOP "
+		    "failures=%u%s", esc[0] ? esc : "-", peer, failures,
+		    throttle_blocked(peer, now) ? " blocked" : "");
+		x->delay = evtimer_new(authd.base, authd_delayed_fail, x);
+		evtimer_add(x->delay, &tv);
+	}
+	return 0;
+}
+
 static void
 authd_conn_free(struct authd_conn *c)
 {
@@ -329,6 +484,9 @@ authd_conn_read(evutil_socket_t fd, short ev, void *arg)
 			break;
 		case MSG_AUTH_CANCEL:
 			bad = authd_handle_cancel(c, m) == -1;
+			break;
+		case MSG_AUTH_APOP:
+			bad = authd_handle_apop(c, m) == -1;
 			break;
 		default:
 			bad = 1;

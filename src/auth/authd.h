@@ -32,6 +32,10 @@ void	 auth_client_init(struct event_base *, const struct conf *);
 uint64_t auth_client_start(const char *mech, const char *peer, uint32_t flags,
 	    const uint8_t *ir, size_t irlen, int has_ir, auth_client_cb, void *arg);
 void	 auth_client_step(uint64_t reqid, const uint8_t *data, size_t len);
+/* POP3 APOP: one request, answered by a result only (flags as for
+ * auth_client_start).  0 if the auth process cannot be reached. */
+uint64_t auth_client_apop(const char *user, const char *peer, uint32_t flags,
+	    const char *timestamp, const char *digest, auth_client_cb, void *arg);
 /* Forget an exchange: its callback will not run. */
 void	 auth_client_cancel(uint64_t reqid);
 void	 auth_client_shutdown(void);

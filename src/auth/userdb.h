@@ -39,7 +39,7 @@ struct userdb {
 int	userdb_parse(const char *name, const char *text, struct userdb *out,
 	    FILE *errf);
 int	userdb_load(const char *path, struct userdb *out, FILE *errf);
-/* 1-64 letters, digits, '.', '_' or '-'. */
+/* 1-64 letters, digits, '.', '_' or '-', not starting with '.'. */
 int	userdb_name_valid(const char *);
 void	userdb_free(struct userdb *);
 const struct user_entry *userdb_lookup(const struct userdb *, const char *name);

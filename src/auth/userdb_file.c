@@ -21,7 +21,9 @@ userdb_name_valid(const char *s)
 {
 	size_t n = strlen(s);
 
-	if (n == 0 || n > 64)
+	/* The name is also a directory below `mailboxes`: no ".", "..",
+	 * nor hidden names. */
+	if (n == 0 || n > 64 || s[0] == '.')
 		return 0;
 	for (; *s; s++)
 		if (!isalnum((unsigned char)*s) && !strchr("._-", *s))
@@ -54,6 +56,11 @@ parse_date(const char *s, time_t *out)
 	 * move ("2024-02-30" -> March 1) does not exist. */
 	mday = tm.tm_mday;
 	mon = tm.tm_mon;
+	/* Before 1970, 1969-12-31 would end at second 0, which means
+	 * "never"; and years below 1000 do not print back as four digits
+	 * (found by tests/fuzz/fuzz_userdb.c). */
+	if (tm.tm_year < 70)
+		return -1;
 	if (timegm(&tm) == -1 || tm.tm_mday != mday || tm.tm_mon != mon)
 		return -1;
 	/* Valid through the whole day named, in UTC. */
@@ -115,7 +122,8 @@ userdb_parse(const char *name, const char *text, struct userdb *db, FILE *errf)
 		if (nf != USERDB_FIELDS || s != NULL)
 			why = "expected 6 fields name:hash:expires:flags:addresses:secrets";
 		else if (!userdb_name_valid(field[0]))
-			why = "user name must be 1-64 letters, digits, '.', '_' or '-'";
+			why = "user name must be 1-64 letters, digits, '.', '_' or "
+			    "'-', not starting with '.'";
 		else if (parse_date(field[2], &u.expires) == -1)
 			why = "expiry date must be YYYY-MM-DD or empty";
 		else if (field[3][0] && strcmp(field[3], "locked") != 0)

@@ -18,6 +18,20 @@
 #define CONF_DEFAULT_PATH	"/etc/postern/postern.conf"
 #define CONF_NAME_MAX		256
 
+/* relay [for DOMAIN] direct [tls verify]
+ * relay [for DOMAIN] via HOST[:PORT|SERVICE] [tls implicit] [tls verify]
+ *       [auth FILE] */
+struct relay_rule {
+	char		 domain[CONF_NAME_MAX];	/* "" = every other domain */
+	int		 direct;		/* MX delivery */
+	char		 host[CONF_NAME_MAX];	/* smarthost, for via */
+	uint16_t	 port;
+	int		 tls_implicit;		/* TLS from the first byte */
+	int		 tls_verify;		/* refuse an unverified peer */
+	char		 auth_file[PATH_MAX];	/* "LOGIN PASSWORD", mode 0600 */
+	int		 line;
+};
+
 struct conf {
 	char		 path[PATH_MAX];
 	char		 hostname[CONF_NAME_MAX];
@@ -27,6 +41,7 @@ struct conf {
 	char		 mailboxes[PATH_MAX];
 	char		 users[PATH_MAX];
 	char		 aliases[PATH_MAX];
+	char		 access[PATH_MAX];	/* access map (docs/access.md); "" = none */
 	struct netprefix *mynetworks;
 	size_t		 nmynetworks;
 	struct listen_conf *listeners;
@@ -35,8 +50,16 @@ struct conf {
 	char		 tls_cert[PATH_MAX];
 	char		 tls_key[PATH_MAX];
 	uint64_t	 pop_before_smtp;	/* seconds; 0 = off */
-	char		 relay[PATH_MAX];	/* "direct" or the via clause */
+	unsigned	 pop_before_smtp_ipv6_prefix; /* bits an IPv6 grant covers */
+	int		 apop;			/* POP3 APOP (RFC 1939 section 7) */
+	struct relay_rule *relay_rules;		/* the default one first */
+	size_t		 nrelay_rules;
+	uint64_t	 remote_connect_timeout;	/* seconds */
+	uint64_t	 remote_timeout;	/* 0: RFC 5321 4.5.3.2 per command */
+	unsigned	 remote_connections;	/* in total */
+	unsigned	 remote_connections_per_domain;
 	char		 resolver[CONF_NAME_MAX];
+	char		 probe_host[CONF_NAME_MAX];	/* postern probe's default */
 
 	unsigned	 auth_mechanisms;	/* bit per enum sasl_mech_id */
 	unsigned	 auth_max_failures;	/* per client address, then block */
@@ -50,6 +73,13 @@ struct conf {
 	uint64_t	 smtp_timeout;		/* seconds idle per command */
 	unsigned	 max_errors;		/* then 421 and close */
 	unsigned	 max_sessions;		/* per worker process */
+	/* Abuse limits (src/policy/connlimit.h, ratelimit.h); 0 = off.
+	 * Clients in mynetworks are exempt from the per-address ones. */
+	unsigned	 max_connections_per_ip;	/* at once, all workers */
+	unsigned	 user_rate_limit_messages;	/* per user per hour */
+	unsigned	 user_rate_limit_recipients;	/* per user per hour */
+	unsigned	 ip_rate_limit;		/* messages per address per hour,
+						 * unauthenticated sessions */
 
 	/* Queue manager and local delivery (src/queue/README). */
 	char		 admin[64];		/* local user for the default aliases */
@@ -59,6 +89,16 @@ struct conf {
 	uint64_t	 queue_lifetime;	/* seconds; then bounce */
 	uint64_t	 delay_warning;		/* seconds; 0 = never warn */
 	unsigned	 hop_limit;		/* Received: headers; more = loop */
+
+	/* Operations and the sendmail command (postern(8)). */
+	char		 pid_file[PATH_MAX];	/* "" = none */
+	/* submit via HOST[:PORT|SERVICE] [tls implicit] [tls verify]
+	 *        [auth FILE]: the sendmail command submits over SMTP */
+	char		 submit_host[CONF_NAME_MAX];	/* "" = maildrop */
+	uint16_t	 submit_port;
+	int		 submit_tls_implicit;
+	int		 submit_tls_verify;
+	char		 submit_auth[PATH_MAX];	/* "LOGIN PASSWORD", mode 0600 */
 };
 
 /* Parse a file; on error, messages "FILE:LINE: what" go to errf and the

@@ -88,6 +88,12 @@ valid_domain(const char *d)
 }
 
 static void
+kw_access(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	copy_path(ctx, c->access, sizeof c->access, av[0], av[1]);
+}
+
+static void
 kw_admin(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 {
 	/* A local user name (the users file's syntax), not an address. */
@@ -352,6 +358,29 @@ kw_max_sessions(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 }
 
 static void
+kw_max_connections_per_ip(struct conf_ctx *ctx, struct conf *c, char **av,
+    size_t ac)
+{
+	conf_uint(ctx, av[0], av[1], 0, 1000000, &c->max_connections_per_ip);
+}
+
+/* user-rate-limit MESSAGES RECIPIENTS (per hour; 0 0 turns it off) */
+static void
+kw_user_rate_limit(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	if (conf_uint(ctx, av[0], av[1], 0, 10000000,
+	    &c->user_rate_limit_messages) == 0)
+		conf_uint(ctx, av[0], av[2], 0, 10000000,
+		    &c->user_rate_limit_recipients);
+}
+
+static void
+kw_ip_rate_limit(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	conf_uint(ctx, av[0], av[1], 0, 10000000, &c->ip_rate_limit);
+}
+
+static void
 kw_message_size_limit(struct conf_ctx *ctx, struct conf *c, char **av,
     size_t ac)
 {
@@ -382,12 +411,30 @@ kw_mynetworks(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 	}
 }
 
+/* pop-before-smtp DURATION [ipv6-prefix BITS] */
 static void
 kw_pop_before_smtp(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 {
 	if (parse_duration(av[1], &c->pop_before_smtp) == -1)
 		conf_error(ctx, "pop-before-smtp: '%s' is not a duration "
 		    "(like 15m)", av[1]);
+	if (ac == 3 || (ac == 4 && strcmp(av[2], "ipv6-prefix") != 0))
+		conf_error(ctx, "pop-before-smtp: expected 'pop-before-smtp "
+		    "DURATION [ipv6-prefix BITS]'");
+	else if (ac == 4)
+		conf_uint(ctx, "pop-before-smtp ipv6-prefix", av[3], 16, 128,
+		    &c->pop_before_smtp_ipv6_prefix);
+}
+
+static void
+kw_apop(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	if (strcmp(av[1], "on") == 0)
+		c->apop = 1;
+	else if (strcmp(av[1], "off") == 0)
+		c->apop = 0;
+	else
+		conf_error(ctx, "apop: must be on or off, not '%s'", av[1]);
 }
 
 static void
@@ -411,22 +458,105 @@ kw_queue_manager(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 static void
 kw_relay(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 {
-	size_t o = 0;
+	struct relay_rule r;
+	size_t i = 1;
 
-	if (strcmp(av[1], "direct") == 0) {
-		if (ac != 2)
-			conf_error(ctx, "relay direct: takes no options");
-	} else if (strcmp(av[1], "via") != 0 || ac < 3) {
-		conf_error(ctx, "relay: must be 'direct' or 'via HOST[:PORT] "
-		    "[tls implicit] [auth FILE]'");
+	memset(&r, 0, sizeof r);
+	r.line = ctx->line;
+	if (i + 1 < ac && strcmp(av[i], "for") == 0) {
+		if (!valid_domain(av[i + 1])) {
+			conf_error(ctx, "relay for: '%s' is not a domain",
+			    av[i + 1]);
+			return;
+		}
+		strlcpy(r.domain, av[i + 1], sizeof r.domain);
+		str_lower(r.domain);
+		i += 2;
+	}
+	if (i < ac && strcmp(av[i], "direct") == 0) {
+		r.direct = 1;
+		i++;
+	} else if (i + 1 < ac && strcmp(av[i], "via") == 0) {
+		char *colon = strrchr(av[i + 1], ':');
+
+		/* HOST, HOST:PORT, HOST:SERVICE; [v6]:PORT */
+		if (colon && strchr(av[i + 1], ']') < colon) {
+			*colon = '\0';
+			if (listen_service_port(colon + 1, &r.port) == -1) {
+				conf_error(ctx, "relay via: '%s' is neither a port "
+				    "nor a service in /etc/services", colon + 1);
+				return;
+			}
+		} else
+			r.port = 25;
+		if (strlcpy(r.host, av[i + 1], sizeof r.host) >= sizeof r.host ||
+		    !r.host[0]) {
+			conf_error(ctx, "relay via: bad host");
+			return;
+		}
+		i += 2;
+	} else {
+		conf_error(ctx, "relay: expected '[for DOMAIN] direct' or "
+		    "'[for DOMAIN] via HOST[:PORT] [tls implicit] [tls verify] "
+		    "[auth FILE]'");
 		return;
 	}
-	c->relay[0] = '\0';
-	for (size_t i = 1; i < ac; i++)
-		o = strlcat(c->relay, av[i], sizeof c->relay),
-		o = strlcat(c->relay, i + 1 < ac ? " " : "", sizeof c->relay);
-	if (o >= sizeof c->relay)
-		conf_error(ctx, "relay: too long");
+	while (i < ac) {
+		if (i + 1 < ac && strcmp(av[i], "tls") == 0 &&
+		    strcmp(av[i + 1], "verify") == 0)
+			r.tls_verify = 1;
+		else if (i + 1 < ac && strcmp(av[i], "tls") == 0 &&
+		    strcmp(av[i + 1], "implicit") == 0 && !r.direct)
+			r.tls_implicit = 1;
+		else if (i + 1 < ac && strcmp(av[i], "auth") == 0 && !r.direct) {
+			if (copy_path(ctx, r.auth_file, sizeof r.auth_file,
+			    "relay auth", av[i + 1]) == -1)
+				return;
+		} else {
+			conf_error(ctx, "relay: unexpected '%s'", av[i]);
+			return;
+		}
+		i += 2;
+	}
+	/* The last rule for a domain (or the default) wins; the default
+	 * stays first so lookups can fall back to it. */
+	for (size_t k = 0; k < c->nrelay_rules; k++)
+		if (strcmp(c->relay_rules[k].domain, r.domain) == 0) {
+			c->relay_rules[k] = r;
+			return;
+		}
+	c->relay_rules = xreallocarray(c->relay_rules, c->nrelay_rules + 1,
+	    sizeof *c->relay_rules);
+	c->relay_rules[c->nrelay_rules++] = r;
+}
+
+static void
+kw_remote_connect_timeout(struct conf_ctx *ctx, struct conf *c, char **av,
+    size_t ac)
+{
+	if (parse_duration(av[1], &c->remote_connect_timeout) == -1 ||
+	    c->remote_connect_timeout == 0 || c->remote_connect_timeout > 600)
+		conf_error(ctx, "%s: '%s' is not a duration from 1s to 10m",
+		    av[0], av[1]);
+}
+
+static void
+kw_remote_timeout(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	if (parse_duration(av[1], &c->remote_timeout) == -1 ||
+	    c->remote_timeout > 3600)
+		conf_error(ctx, "%s: '%s' is not a duration up to 1h (0: the "
+		    "RFC 5321 values)", av[0], av[1]);
+}
+
+static void
+kw_remote_connections(struct conf_ctx *ctx, struct conf *c, char **av,
+    size_t ac)
+{
+	if (conf_uint(ctx, av[0], av[1], 1, 10000, &c->remote_connections) == 0 &&
+	    ac == 3)
+		conf_uint(ctx, av[0], av[2], 1, 10000,
+		    &c->remote_connections_per_domain);
 }
 
 static void
@@ -434,6 +564,14 @@ kw_resolver(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 {
 	if (strlcpy(c->resolver, av[1], sizeof c->resolver) >= sizeof c->resolver)
 		conf_error(ctx, "resolver: too long");
+}
+
+static void
+kw_probe_host(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	if (strlcpy(c->probe_host, av[1], sizeof c->probe_host) >=
+	    sizeof c->probe_host)
+		conf_error(ctx, "probe-host: too long");
 }
 
 static void
@@ -461,6 +599,61 @@ static void
 kw_spool(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 {
 	copy_path(ctx, c->spool, sizeof c->spool, av[0], av[1]);
+}
+
+static void
+kw_pid_file(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	copy_path(ctx, c->pid_file, sizeof c->pid_file, av[0], av[1]);
+}
+
+/* submit via HOST[:PORT|SERVICE] [tls implicit] [tls verify] [auth FILE]
+ * (the sendmail command; port 587 unless given) */
+static void
+kw_submit(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	char *colon;
+
+	if (strcmp(av[1], "via") != 0 || ac < 3) {
+		conf_error(ctx, "submit: expected 'submit via HOST[:PORT] "
+		    "[tls implicit] [tls verify] [auth FILE]'");
+		return;
+	}
+	colon = strrchr(av[2], ':');
+	c->submit_port = 587;
+	if (colon && strchr(av[2], ']') < colon) {
+		*colon = '\0';
+		if (listen_service_port(colon + 1, &c->submit_port) == -1) {
+			conf_error(ctx, "submit via: '%s' is neither a port nor "
+			    "a service in /etc/services", colon + 1);
+			return;
+		}
+	}
+	if (av[2][0] == '[' && av[2][strlen(av[2]) - 1] == ']') {
+		av[2][strlen(av[2]) - 1] = '\0';
+		av[2]++;
+	}
+	if (!av[2][0] || strlcpy(c->submit_host, av[2],
+	    sizeof c->submit_host) >= sizeof c->submit_host) {
+		conf_error(ctx, "submit via: bad host");
+		c->submit_host[0] = '\0';
+		return;
+	}
+	for (size_t i = 3; i < ac; i += 2) {
+		if (i + 1 < ac && strcmp(av[i], "tls") == 0 &&
+		    strcmp(av[i + 1], "implicit") == 0)
+			c->submit_tls_implicit = 1;
+		else if (i + 1 < ac && strcmp(av[i], "tls") == 0 &&
+		    strcmp(av[i + 1], "verify") == 0)
+			c->submit_tls_verify = 1;
+		else if (i + 1 < ac && strcmp(av[i], "auth") == 0)
+			copy_path(ctx, c->submit_auth, sizeof c->submit_auth,
+			    "submit auth", av[i + 1]);
+		else {
+			conf_error(ctx, "submit: unexpected '%s'", av[i]);
+			return;
+		}
+	}
 }
 
 static void
@@ -499,33 +692,44 @@ static const struct conf_keyword {
 	conf_handler	 fn;
 	size_t		 minargs, maxargs;	/* words after the keyword */
 } conf_keywords[] = {
+	{ "access",		kw_access,		1, 1 },
 	{ "admin",		kw_admin,		1, 1 },
 	{ "aliases",		kw_aliases,		1, 1 },
+	{ "apop",		kw_apop,		1, 1 },
 	{ "auth-mechanisms",	kw_auth_mechanisms,	1, CONF_MAX_WORDS },
 	{ "auth-throttle",	kw_auth_throttle,	2, 2 },
 	{ "delay-warning",	kw_delay_warning,	1, 1 },
 	{ "domains",		kw_domains,		1, CONF_MAX_WORDS },
 	{ "hop-limit",		kw_hop_limit,		1, 1 },
 	{ "hostname",		kw_hostname,		1, 1 },
+	{ "ip-rate-limit",	kw_ip_rate_limit,	1, 1 },
 	{ "listen",		kw_listen,		1, CONF_MAX_WORDS },
 	{ "log",		kw_log,			1, 1 },
 	{ "mailboxes",		kw_mailboxes,		1, 1 },
+	{ "max-connections-per-ip", kw_max_connections_per_ip, 1, 1 },
 	{ "max-errors",		kw_max_errors,		1, 1 },
 	{ "max-recipients",	kw_max_recipients,	1, 1 },
 	{ "max-sessions",	kw_max_sessions,	1, 1 },
 	{ "message-size-limit",	kw_message_size_limit,	1, 1 },
 	{ "mynetworks",		kw_mynetworks,		1, CONF_MAX_WORDS },
-	{ "pop-before-smtp",	kw_pop_before_smtp,	1, 1 },
+	{ "pid-file",		kw_pid_file,		1, 1 },
+	{ "pop-before-smtp",	kw_pop_before_smtp,	1, 3 },
+	{ "probe-host",		kw_probe_host,		1, 1 },
 	{ "queue-lifetime",	kw_queue_lifetime,	1, 1 },
 	{ "queue-manager",	kw_queue_manager,	1, 1 },
 	{ "relay",		kw_relay,		1, CONF_MAX_WORDS },
+	{ "remote-connect-timeout", kw_remote_connect_timeout, 1, 1 },
+	{ "remote-connections",	kw_remote_connections,	1, 2 },
+	{ "remote-timeout",	kw_remote_timeout,	1, 1 },
 	{ "resolver",		kw_resolver,		1, 1 },
 	{ "retry-max",		kw_retry_max,		1, 1 },
 	{ "retry-min",		kw_retry_min,		1, 1 },
 	{ "smtp-timeout",	kw_smtp_timeout,	1, 1 },
 	{ "spool",		kw_spool,		1, 1 },
+	{ "submit",		kw_submit,		2, 8 },
 	{ "tls",		kw_tls,			4, 4 },
 	{ "user",		kw_user,		1, 1 },
+	{ "user-rate-limit",	kw_user_rate_limit,	2, 2 },
 	{ "users",		kw_users,		1, 1 },
 	{ "workers",		kw_workers,		1, 1 },
 };
@@ -546,16 +750,24 @@ conf_defaults(struct conf *c)
 	strlcpy(c->spool, "/var/spool/postern", sizeof c->spool);
 	strlcpy(c->mailboxes, "/var/mail/postern", sizeof c->mailboxes);
 	strlcpy(c->user, "postern", sizeof c->user);
-	strlcpy(c->relay, "direct", sizeof c->relay);
 	c->workers = 0;				/* 0: one per core */
 	c->message_size_limit = 25ULL * 1024 * 1024;
 	c->max_recipients = 1000;		/* RFC 5321 4.5.3.1.8: >= 100 */
 	c->smtp_timeout = 300;			/* RFC 5321 4.5.3.2.7 */
 	c->max_errors = 10;
 	c->max_sessions = 10000;
+	/* Far above what a person or a normal peer sends in an hour. */
+	c->max_connections_per_ip = 50;
+	c->user_rate_limit_messages = 500;
+	c->user_rate_limit_recipients = 2000;
+	c->ip_rate_limit = 1000;
+	c->remote_connect_timeout = 30;
+	c->remote_connections = 50;		/* RFC 5321 4.5.3.2 asks for */
+	c->remote_connections_per_domain = 10;	/* restraint per destination */
 	/* DIGEST-MD5 is historic (RFC 6331): only when asked for. */
 	c->auth_mechanisms = 1u << SASL_PLAIN | 1u << SASL_LOGIN |
 	    1u << SASL_CRAM_MD5 | 1u << SASL_SCRAM_SHA_256;
+	c->pop_before_smtp_ipv6_prefix = 128;	/* the exact address */
 	c->auth_max_failures = 10;
 	c->auth_block_time = 900;
 	c->queue_manager = 1;
@@ -661,6 +873,7 @@ conf_free(struct conf *c)
 	free(c->domains);
 	free(c->mynetworks);
 	free(c->listeners);
+	free(c->relay_rules);
 	memset(c, 0, sizeof *c);
 }
 
@@ -699,6 +912,8 @@ conf_print(const struct conf *c, FILE *f)
 		fprintf(f, "users %s\n", c->users);
 	if (c->aliases[0])
 		fprintf(f, "aliases %s\n", c->aliases);
+	if (c->access[0])
+		fprintf(f, "access %s\n", c->access);
 	fprintf(f, "mynetworks");
 	for (size_t i = 0; i < c->nmynetworks; i++) {
 		char host[64];
@@ -719,11 +934,34 @@ conf_print(const struct conf *c, FILE *f)
 	}
 	fprintf(f, "message-size-limit %llu\nmax-recipients %u\n"
 	    "smtp-timeout %llus\nmax-errors %u\nmax-sessions %u\n"
-	    "user %s\nworkers %u\nlog %s\nrelay %s\n",
+	    "user %s\nworkers %u\nlog %s\n",
 	    (unsigned long long)c->message_size_limit, c->max_recipients,
 	    (unsigned long long)c->smtp_timeout, c->max_errors,
 	    c->max_sessions, c->user, c->workers,
-	    c->log_syslog ? "syslog" : "stderr", c->relay);
+	    c->log_syslog ? "syslog" : "stderr");
+	fprintf(f, "max-connections-per-ip %u\nuser-rate-limit %u %u\n"
+	    "ip-rate-limit %u\n", c->max_connections_per_ip,
+	    c->user_rate_limit_messages, c->user_rate_limit_recipients,
+	    c->ip_rate_limit);
+	if (c->nrelay_rules == 0)
+		fprintf(f, "relay direct\n");
+	for (size_t i = 0; i < c->nrelay_rules; i++) {
+		const struct relay_rule *r = &c->relay_rules[i];
+
+		fprintf(f, "relay%s%s", r->domain[0] ? " for " : "", r->domain);
+		if (r->direct)
+			fprintf(f, " direct");
+		else
+			fprintf(f, " via %s:%u%s%s%s", r->host, r->port,
+			    r->tls_implicit ? " tls implicit" : "",
+			    r->auth_file[0] ? " auth " : "", r->auth_file);
+		fprintf(f, "%s\n", r->tls_verify ? " tls verify" : "");
+	}
+	fprintf(f, "remote-connect-timeout %llus\nremote-timeout %llus\n"
+	    "remote-connections %u %u\n",
+	    (unsigned long long)c->remote_connect_timeout,
+	    (unsigned long long)c->remote_timeout, c->remote_connections,
+	    c->remote_connections_per_domain);
 	fprintf(f, "auth-mechanisms");
 	for (unsigned i = 0; i < SASL__COUNT; i++)
 		if (c->auth_mechanisms & (1u << i))
@@ -731,12 +969,17 @@ conf_print(const struct conf *c, FILE *f)
 	fprintf(f, "\nauth-throttle %u %llus\n", c->auth_max_failures,
 	    (unsigned long long)c->auth_block_time);
 	if (c->pop_before_smtp)
-		fprintf(f, "pop-before-smtp %llus\n",
-		    (unsigned long long)c->pop_before_smtp);
+		fprintf(f, "pop-before-smtp %llus ipv6-prefix %u\n",
+		    (unsigned long long)c->pop_before_smtp,
+		    c->pop_before_smtp_ipv6_prefix);
+	if (c->apop)
+		fprintf(f, "apop on\n");
 	if (c->tls_cert[0])
 		fprintf(f, "tls cert %s key %s\n", c->tls_cert, c->tls_key);
 	if (c->resolver[0])
 		fprintf(f, "resolver %s\n", c->resolver);
+	if (c->probe_host[0])
+		fprintf(f, "probe-host %s\n", c->probe_host);
 	if (c->admin[0])
 		fprintf(f, "admin %s\n", c->admin);
 	fprintf(f, "queue-manager %s\nretry-min %llus\nretry-max %llus\n"
@@ -745,4 +988,11 @@ conf_print(const struct conf *c, FILE *f)
 	    (unsigned long long)c->retry_min, (unsigned long long)c->retry_max,
 	    (unsigned long long)c->queue_lifetime,
 	    (unsigned long long)c->delay_warning, c->hop_limit);
+	if (c->pid_file[0])
+		fprintf(f, "pid-file %s\n", c->pid_file);
+	if (c->submit_host[0])
+		fprintf(f, "submit via %s:%u%s%s%s%s\n", c->submit_host,
+		    c->submit_port, c->submit_tls_implicit ? " tls implicit" : "",
+		    c->submit_tls_verify ? " tls verify" : "",
+		    c->submit_auth[0] ? " auth " : "", c->submit_auth);
 }

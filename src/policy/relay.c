@@ -5,6 +5,7 @@
  * and a local part holding '%', '!' or '@' is never a local name.
  */
 #include "policy/relay.h"
+#include "policy/popbsmtp.h"
 #include "deliver/aliases_default.h"
 #include "deliver/aliases_index.h"
 #include "lib/log.h"
@@ -112,8 +113,9 @@ rcpt_maps_known(const struct rcpt_maps *m, const char *local)
 int
 relay_client_trusted(const struct conf *c, const struct relay_client *rc)
 {
-	return rc->authenticated ||
-	    netprefix_match_list(c->mynetworks, c->nmynetworks, rc->peer);
+	return rc->authenticated || rc->access_relay ||
+	    netprefix_match_list(c->mynetworks, c->nmynetworks, rc->peer) ||
+	    (rc->pop_grant_ok && popbsmtp_granted(c, rc->peer, time(NULL)));
 }
 
 enum smtp_reply_id

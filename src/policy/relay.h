@@ -32,6 +32,11 @@ struct rcpt_maps {
 struct relay_client {
 	const struct sockaddr *peer;
 	int		 authenticated;
+	int		 access_relay;	/* an access rule says RELAY, on the
+					 * smtp role (docs/access.md) */
+	/* A POP-before-SMTP grant counts (the smtp listener only: on the
+	 * submission ports nothing replaces AUTH). */
+	int		 pop_grant_ok;
 };
 
 void	rcpt_maps_init(struct rcpt_maps *, const struct conf *);

@@ -6,16 +6,26 @@
  */
 #include "proc/master.h"
 #include "lib/log.h"
+#include "lib/strutil.h"
 #include "lib/xalloc.h"
 #include "auth/authd.h"
+#include "deliver/remote.h"
 #include "tls/tls.h"
 #include "proc/worker.h"
+#include "proc/sdnotify.h"
+#include "queue/pickup.h"
 #include "queue/qmgr.h"
 #include "queue/qstore.h"
+#include "policy/connlimit.h"
+#include "policy/ratelimit.h"
+#include "policy/popbsmtp.h"
+#include "policy/access.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -33,6 +43,7 @@ struct child {
 	time_t	 started;
 	int	 draining;	/* an old generation finishing its sessions */
 	int	 qmgr;		/* the queue manager, not a worker */
+	int	 pickup;	/* the maildrop reader (src/queue/pickup.h) */
 };
 
 static struct child	*children;
@@ -73,7 +84,10 @@ master_spawn(struct conf *c, struct listener *ls, size_t nls, unsigned index,
 	pid_t pid;
 
 	next_procno = next_procno % 4095 + 1;
+	connlimit_before_fork();	/* the worker's column of counts */
 	pid = fork();
+	if (pid != 0)
+		connlimit_after_fork(pid);
 	if (pid == -1) {
 		log_warn("master: fork");
 		return -1;
@@ -90,6 +104,7 @@ master_spawn(struct conf *c, struct listener *ls, size_t nls, unsigned index,
 	children[nchildren].started = time(NULL);
 	children[nchildren].draining = 0;
 	children[nchildren].qmgr = 0;
+	children[nchildren].pickup = 0;
 	nchildren++;
 	return pid;
 }
@@ -128,6 +143,36 @@ master_spawn_qmgr(struct conf *c, uid_t uid, gid_t gid)
 	return pid;
 }
 
+/* The pickup process (src/queue/pickup.h): like the queue manager, a
+ * new one waits on the maildrop's lock for the previous one. */
+static pid_t
+master_spawn_pickup(struct conf *c, uid_t uid, gid_t gid)
+{
+	pid_t pid;
+
+	next_procno = next_procno % 4095 + 1;
+	pid = fork();
+	if (pid == -1) {
+		log_warn("master: fork");
+		return -1;
+	}
+	if (pid == 0) {
+		for (size_t i = 0; i < master_nls; i++)
+			close(master_ls[i].fd);
+		if (authd_fd != -1)
+			close(authd_fd);
+		pickup_main(c, next_procno, uid, gid);
+	}
+	children = xreallocarray(children, nchildren + 1, sizeof *children);
+	memset(&children[nchildren], 0, sizeof children[nchildren]);
+	children[nchildren].pid = pid;
+	children[nchildren].kind = CHILD_WORKER;	/* drains like one */
+	children[nchildren].started = time(NULL);
+	children[nchildren].pickup = 1;
+	nchildren++;
+	return pid;
+}
+
 static void
 master_signal_all(int sig, int draining_too)
 {
@@ -152,6 +197,8 @@ master_reap(struct conf *c, struct listener *ls, size_t nls, uid_t uid,
 			;
 		if (i == nchildren)
 			continue;
+		/* Whatever connections it counted are gone with it. */
+		connlimit_child_exited(pid);
 		struct child dead = children[i];
 		children[i] = children[--nchildren];
 		if (stopping || dead.draining)
@@ -165,6 +212,16 @@ master_reap(struct conf *c, struct listener *ls, size_t nls, uid_t uid,
 			if (time(NULL) - dead.started < 2)
 				sleep(1);
 			master_spawn_qmgr(c, uid, gid);
+			continue;
+		}
+		if (dead.pickup) {
+			log_warnx("master: pickup (pid %d) %s %d; restarting it",
+			    (int)pid, WIFSIGNALED(status) ? "killed by signal" :
+			    "exited with status", WIFSIGNALED(status) ?
+			    WTERMSIG(status) : WEXITSTATUS(status));
+			if (time(NULL) - dead.started < 2)
+				sleep(1);
+			master_spawn_pickup(c, uid, gid);
 			continue;
 		}
 		if (WIFSIGNALED(status))
@@ -230,6 +287,21 @@ master_reload(struct conf **cp, struct listener *ls, size_t nls, uid_t uid,
 		free(c);
 		return;
 	}
+	/* New workers load the access map afresh: a broken one would leave
+	 * them with none, so keep the running generation and its table. */
+	if (c->access[0]) {
+		int nerr = 0;
+		struct access_map *m = access_map_load(c->access, stderr, &nerr);
+
+		if (m == NULL) {
+			log_warnx("master: %s has %d error%s; keeping the running "
+			    "configuration", c->access, nerr, nerr == 1 ? "" : "s");
+			conf_free(c);
+			free(c);
+			return;
+		}
+		access_map_unref(m);
+	}
 	if (!listeners_equal(old, c)) {
 		log_warnx("master: listeners changed in %s; that needs a "
 		    "restart, keeping the running configuration", old->path);
@@ -241,6 +313,15 @@ master_reload(struct conf **cp, struct listener *ls, size_t nls, uid_t uid,
 	if (tls_prepare(c) == -1) {
 		log_warnx("master: TLS certificate problem; keeping the running "
 		    "configuration");
+		conf_free(c);
+		free(c);
+		return;
+	}
+	/* Last check: it also loads the relay credentials that the next
+	 * queue manager inherits (only when all of them are good). */
+	if (remote_check_config(c, stderr) != 0) {
+		log_warnx("master: relay credentials problem; keeping the "
+		    "running configuration");
 		conf_free(c);
 		free(c);
 		return;
@@ -257,12 +338,15 @@ master_reload(struct conf **cp, struct listener *ls, size_t nls, uid_t uid,
 		kill(children[i].pid, children[i].kind == CHILD_AUTHD ?
 		    SIGTERM : SIGUSR1);
 	}
+	(void)popbsmtp_prepare(c, uid, gid);	/* it logs a failure */
 	master_spawn_authd(c);
 	n = worker_count(c);
 	for (i = 0; i < n; i++)
 		master_spawn(c, ls, nls, (unsigned)i, uid, gid);
 	if (qmgr_prepare(c, uid, gid) == 0)
 		master_spawn_qmgr(c, uid, gid);
+	if (pickup_prepare(c, uid, gid) == 0)
+		master_spawn_pickup(c, uid, gid);
 	/* The old workers have their own copy of the old configuration. */
 	conf_free(old);
 	free(old);
@@ -279,6 +363,8 @@ master_run(struct conf *c, int verbose)
 	sigset_t set;
 	int nls, stopping = 0;
 	time_t stop_deadline = 0;
+	/* as written at start: a reload does not move it */
+	static char pid_file[PATH_MAX];
 	unsigned n;
 
 	log_init(c->log_syslog ? LOG_DEST_SYSLOG : LOG_DEST_STDERR, verbose);
@@ -296,10 +382,18 @@ master_run(struct conf *c, int verbose)
 		uid = pw->pw_uid;
 		gid = pw->pw_gid;
 	}
+	/* A smarthost's credentials file must be there, well formed and
+	 * private before anything starts (problems as "FILE: what"). */
+	if (remote_check_config(c, stderr) != 0)
+		fatalx("master: remote delivery is misconfigured; see above");
 	if (qstore_prepare(c->spool, uid, gid) == -1)
 		fatalx("master: cannot prepare the spool %s", c->spool);
 	if (qmgr_prepare(c, uid, gid) == -1)
 		fatalx("master: cannot prepare the queue manager's directories");
+	if (pickup_prepare(c, uid, gid) == -1)
+		fatalx("master: cannot prepare the maildrop");
+	if (popbsmtp_prepare(c, uid, gid) == -1)
+		fatalx("master: cannot prepare the POP-before-SMTP grants");
 	if (tls_prepare(c) == -1)
 		fatalx("master: TLS is not usable; see above");
 	if ((nls = listener_bind_all(c->listeners, c->nlisteners, &ls,
@@ -320,6 +414,11 @@ master_run(struct conf *c, int verbose)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* Shared by every child forked from here on, reloads included:
+	 * per-address connection counts and sending rates
+	 * (docs/privsep.md). */
+	connlimit_init();
+	ratelimit_init();
 	master_spawn_authd(c);
 	n = worker_count(c);
 	for (unsigned i = 0; i < n; i++)
@@ -327,8 +426,20 @@ master_run(struct conf *c, int verbose)
 			fatalx("master: cannot start workers");
 	if (master_spawn_qmgr(c, uid, gid) == -1)
 		fatalx("master: cannot start the queue manager");
+	if (master_spawn_pickup(c, uid, gid) == -1)
+		fatalx("master: cannot start the pickup process");
 	log_info("master: started %u workers, hostname %s, config %s", n,
 	    c->hostname, c->path);
+	/* Listeners bound, children started: tell whoever waits. */
+	(void)strlcpy(pid_file, c->pid_file, sizeof pid_file); /* same size */
+	if (pid_file[0])
+		(void)pidfile_write(pid_file);
+	{
+		char ready[64];
+		snprintf(ready, sizeof ready, "READY=1\nMAINPID=%d",
+		    (int)getpid());
+		(void)sdnotify_send(ready);
+	}
 
 	for (;;) {
 		struct timespec tick = { 1, 0 };
@@ -339,6 +450,7 @@ master_run(struct conf *c, int verbose)
 		case SIGINT:
 			if (!stopping) {
 				log_info("master: stopping");
+				(void)sdnotify_send("STOPPING=1");
 				stopping = 1;
 				stop_deadline = time(NULL) + MASTER_STOP_GRACE;
 				master_signal_all(SIGTERM, 1);
@@ -365,6 +477,8 @@ master_run(struct conf *c, int verbose)
 		close(ls[i].fd);
 	free(ls);
 	free(children);
+	if (pid_file[0])
+		pidfile_remove(pid_file);
 	log_info("master: stopped");
 	/* The configuration is ours: a reload may have replaced the one
 	 * the caller passed in (master_reload frees the old one). */

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 /* Bump whenever the enum below or any message's layout changes. */
-#define MSG_VERSION	1
+#define MSG_VERSION	2
 #define MSG_MAX		16384
 
 enum msg_type {
@@ -21,11 +21,13 @@ enum msg_type {
 	MSG_AUTH_CANCEL,	/* reqid */
 	MSG_AUTH_CHALLENGE,	/* reqid, data */
 	MSG_AUTH_RESULT,	/* reqid, result, user */
+	MSG_AUTH_APOP,		/* reqid, user, peer, flags, timestamp, digest */
 };
 
 /* MSG_AUTH_START flags */
 #define MSG_AUTH_F_TLS		0x01
 #define MSG_AUTH_F_LOOPBACK	0x02
+#define MSG_AUTH_F_POP3		0x04	/* SASL service "pop", not "smtp" */
 
 enum msg_auth_result {
 	AUTH_RESULT_OK,

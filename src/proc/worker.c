@@ -13,6 +13,8 @@
 #include "queue/qcommit.h"
 #include "queue/qid.h"
 #include "smtp/smtp_session.h"
+#include "pop3/pop3_session.h"
+#include "policy/popbsmtp.h"
 #include "auth/authd.h"
 #include "tls/tls.h"
 
@@ -42,7 +44,12 @@ worker_accept(struct evconnlistener *evl, evutil_socket_t fd,
 {
 	struct worker_listener *wl = arg;
 
-	smtp_session_accept(wl->w, wl->l, fd, sa, (socklen_t)salen);
+	/* One event loop serves both protocols; the listener's role says
+	 * which one this connection speaks. */
+	if (wl->l->conf->role == ROLE_POP3 || wl->l->conf->role == ROLE_POP3S)
+		pop3_session_accept(wl->w, wl->l, fd, sa, (socklen_t)salen);
+	else
+		smtp_session_accept(wl->w, wl->l, fd, sa, (socklen_t)salen);
 }
 
 static void
@@ -102,6 +109,7 @@ worker_sigterm(evutil_socket_t sig, short ev, void *arg)
 	w->stopping = 1;
 	worker_stop_accepting();
 	smtp_session_shutdown_all(w);
+	pop3_session_shutdown_all(w);
 	if (w->nsessions == 0)
 		event_base_loopbreak(w->base);
 }
@@ -155,11 +163,15 @@ worker_main(const struct conf *conf, struct listener *ls, size_t nls,
 			    sizeof err)) == NULL)
 				fatalx("worker: %s", err);
 		}
+	/* The access map too: a file only root can read still applies
+	 * (changes to it then need SIGHUP; docs/access.md). */
+	access_table_init(&w.access, conf->access);
 	worker_drop_privileges(uid, gid);
 
 	w.conf = conf;
 	w.index = index;
 	TAILQ_INIT(&w.smtp_sessions);
+	TAILQ_INIT(&w.pop3_sessions);
 	qid_init(procno);
 	if ((w.base = event_base_new()) == NULL)
 		fatalx("worker: event_base_new failed");
@@ -167,6 +179,7 @@ worker_main(const struct conf *conf, struct listener *ls, size_t nls,
 		fatal("worker: commit threads");
 	rcpt_maps_init(&w.maps, conf);
 	auth_client_init(w.base, conf);
+	popbsmtp_worker_init(w.base, conf, index);
 
 	wls = xcalloc(nls, sizeof *wls);
 	nwls = nls;
@@ -191,7 +204,9 @@ worker_main(const struct conf *conf, struct listener *ls, size_t nls,
 
 	qcommit_shutdown();
 	auth_client_shutdown();
+	popbsmtp_worker_shutdown();
 	rcpt_maps_free(&w.maps);
+	access_table_free(&w.access);
 	SSL_CTX_free(w.tls_ctx);
 	event_free(ev_term);
 	event_free(ev_int);

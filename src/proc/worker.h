@@ -13,19 +13,23 @@
 
 #include "conf/conf.h"
 #include "listen/listener.h"
+#include "policy/access.h"
 #include "policy/relay.h"
 
 struct smtp_session;
+struct pop3_session;
 
 struct worker {
 	const struct conf	*conf;
 	struct event_base	*base;
 	unsigned		 index;		/* 0..workers-1 */
 	struct rcpt_maps	 maps;
+	struct access_table	 access;	/* `access FILE`, reloaded on change */
 	SSL_CTX			*tls_ctx;	/* NULL if no listener uses TLS */
 	unsigned		 nsessions;
 	int			 stopping;	/* SIGTERM: closing everything */
 	TAILQ_HEAD(, smtp_session) smtp_sessions;
+	TAILQ_HEAD(, pop3_session) pop3_sessions;
 };
 
 /* Runs in the child: drop privileges, loop until told to stop. */

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,80 @@ qstore_write(struct qfile *qf, const void *p, size_t n)
 	qf->buflen += n;
 }
 
+/*
+ * Group commit of the directory flush.  Commits run on several threads;
+ * each one, once its rename is done, joins the open batch of its
+ * directory.  One member of a batch (whoever finds no flush running)
+ * closes it and fsyncs the directory once for all of them; the others
+ * wait for that result.  A batch is closed only after all its members
+ * have renamed, so the one fsync covers every rename in it, and
+ * batches are flushed one after another.  Commits that arrive while a
+ * flush runs form the next batch: under load one directory fsync
+ * serves many messages instead of each paying its own.
+ */
+struct dsync_batch {
+	int		 done, rc, err;
+	unsigned	 refs;
+};
+
+static struct dsync_dir {
+	char		 path[PATH_MAX];
+	int		 syncing;
+	struct dsync_batch *open;
+} dsync_dirs[4];
+static pthread_mutex_t dsync_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t dsync_cond = PTHREAD_COND_INITIALIZER;
+
+static int
+qstore_sync_dir(const char *dir)
+{
+	struct dsync_dir *d = NULL;
+	struct dsync_batch *b;
+	int rc, err;
+
+	pthread_mutex_lock(&dsync_lock);
+	for (size_t i = 0; i < sizeof dsync_dirs / sizeof dsync_dirs[0]; i++)
+		if (strcmp(dsync_dirs[i].path, dir) == 0 ||
+		    (dsync_dirs[i].path[0] == '\0' &&
+		    strlcpy(dsync_dirs[i].path, dir, sizeof dsync_dirs[i].path) <
+		    sizeof dsync_dirs[i].path)) {
+			d = &dsync_dirs[i];
+			break;
+		}
+	if (d == NULL) {
+		/* More directories than slots: flush alone. */
+		pthread_mutex_unlock(&dsync_lock);
+		return fsync_dir(dir);
+	}
+	if ((b = d->open) == NULL)
+		b = d->open = xcalloc(1, sizeof *b);
+	b->refs++;
+	while (!b->done) {
+		if (!d->syncing && d->open == b) {
+			d->syncing = 1;
+			d->open = NULL;		/* later arrivals: next batch */
+			pthread_mutex_unlock(&dsync_lock);
+			rc = fsync_dir(dir);
+			err = errno;
+			pthread_mutex_lock(&dsync_lock);
+			b->rc = rc;
+			b->err = err;
+			b->done = 1;
+			d->syncing = 0;
+			pthread_cond_broadcast(&dsync_cond);
+			break;
+		}
+		pthread_cond_wait(&dsync_cond, &dsync_lock);
+	}
+	rc = b->rc;
+	err = b->err;
+	if (--b->refs == 0)
+		free(b);
+	pthread_mutex_unlock(&dsync_lock);
+	errno = err;
+	return rc;
+}
+
 int
 qstore_commit(struct qfile *qf)
 {
@@ -100,13 +175,15 @@ qstore_commit(struct qfile *qf)
 	}
 	qf->fd = -1;
 	if (qpath(from, sizeof from, qf->spool, "incoming", qf->qid) == -1 ||
-	    qpath(to, sizeof to, qf->spool, "queue", qf->qid) == -1 ||
-	    (size_t)snprintf(dir, sizeof dir, "%s/queue", qf->spool) >= sizeof dir)
+	    qpath(to, sizeof to, qf->spool, qf->hold ? "hold" : "queue",
+	    qf->qid) == -1 ||
+	    (size_t)snprintf(dir, sizeof dir, "%s/%s", qf->spool,
+	    qf->hold ? "hold" : "queue") >= sizeof dir)
 		goto tempfail;
 	/* Never replace a queued message, even if ids ever collided. */
 	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == -1)
 		goto tempfail;
-	if (fsync_dir(dir) == -1) {
+	if (qstore_sync_dir(dir) == -1) {
 		/* The rename may or may not survive a crash; the client will
 		 * get a 4xx and retry, so take the message back out. */
 		saved = errno;

@@ -21,6 +21,8 @@ struct qfile {
 	char		 qid[QID_LEN + 1];
 	char		 spool[PATH_MAX];
 	uint64_t	 size;		/* octets after the envelope */
+	int		 hold;		/* commit into hold/, not queue/ (an
+					 * access rule's HOLD) */
 	size_t		 buflen;
 	char		*buf;		/* QSTORE_BUFSZ */
 };

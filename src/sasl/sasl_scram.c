@@ -144,7 +144,7 @@ scram_first(struct sasl_server *s, const unsigned char *in, size_t n,
 	buf_putc(&s->saved, '\n');
 	if (strncmp(bare, "n=", 2) != 0 ||
 	    (comma = memchr(bare, ',', (size_t)(msg + n - bare))) == NULL ||
-	    strncmp(comma, ",r=", 3) != 0)
+	    msg + n - comma < 3 || strncmp(comma, ",r=", 3) != 0)
 		return SASL_MALFORMED;
 	if (scram_unescape(bare + 2, (size_t)(comma - bare - 2), s->user,
 	    sizeof s->user) == -1 || !sasl_user_valid(s->user, strlen(s->user)))
@@ -207,7 +207,9 @@ scram_final(struct sasl_server *s, const unsigned char *in, size_t n,
 	gs2len = (size_t)(cfb - 1 - gs2);
 	cfblen = (size_t)(sf - 1 - cfb);
 	base64_encode(c64, (const unsigned char *)gs2, gs2len);
-	if (strncmp(msg, "c=", 2) != 0 || n < 2 + strlen(c64) ||
+	/* Input is not NUL-terminated: every strncmp below stays inside
+	 * it (an over-read found by tests/fuzz/fuzz_sasl.c). */
+	if (strncmp(msg, "c=", 2) != 0 || n < 2 + strlen(c64) + 3 ||
 	    strncmp(msg + 2, c64, strlen(c64)) != 0 ||
 	    strncmp(msg + 2 + strlen(c64), ",r=", 3) != 0)
 		return SASL_MALFORMED;
@@ -224,6 +226,10 @@ scram_final(struct sasl_server *s, const unsigned char *in, size_t n,
 		p = nonce + rlen + 3;
 	}
 	without_proof = (size_t)(p - 3 - msg);
+	/* The proof is one key long: check the length before decoding into
+	 * the fixed buffer (found by tests/fuzz/fuzz_sasl.c). */
+	if ((size_t)(msg + n - p) != BASE64_ENCODED_LEN(SCRAM_KEYLEN))
+		return SASL_MALFORMED;
 	plen = base64_decode(proof, p, (size_t)(msg + n - p));
 	if (plen != SCRAM_KEYLEN)
 		return SASL_MALFORMED;

@@ -21,11 +21,17 @@ REPLY(R_SHUTDOWN,		421, "4.3.2", "Service shutting down, closing connection")
 REPLY(R_TIMEOUT,		421, "4.4.2", "Timeout exceeded, closing connection")
 REPLY(R_TOO_MANY_ERRORS,	421, "4.7.0", "Too many errors, closing connection")
 REPLY(R_TOO_MANY_SESSIONS,	421, "4.3.2", "Too many connections, try again later")
+REPLY(R_TOO_MANY_CONN_IP,	421, "4.7.0", "Too many connections from your address, try again later")
+REPLY(R_RATE_LIMITED,		450, "4.7.1", "Sending rate limit exceeded, try again later")
 REPLY(R_QUEUE_TEMPFAIL,		451, "4.3.0", "Local error in processing: message not queued, try again later")
 REPLY(R_TOO_MANY_RCPTS,		452, "4.5.3", "Too many recipients")
 REPLY(R_QUEUE_FULL,		452, "4.3.1", "Insufficient system storage")
 REPLY(R_AUTH_TEMPFAIL,		454, "4.7.0", "Temporary authentication failure")
 REPLY(R_AUTH_BLOCKED,		421, "4.7.0", "Too many authentication failures, closing connection")
+REPLY(R_ACCESS_CLIENT_TEMPFAIL,	421, "4.7.1", "Client host refused: %s, closing connection")
+REPLY(R_ACCESS_HELO_TEMPFAIL,	450, "4.7.1", "Helo command rejected: %s")
+REPLY(R_ACCESS_SENDER_TEMPFAIL,	450, "4.7.1", "Sender address rejected: %s")
+REPLY(R_ACCESS_RCPT_TEMPFAIL,	450, "4.7.1", "Recipient address rejected: %s")
 
 /* Permanent failures: syntax and sequence */
 REPLY(R_UNRECOGNIZED,		500, "5.5.1", "Command unrecognized")
@@ -61,3 +67,11 @@ REPLY(R_SENDER_NOT_OWNED,	553, "5.7.1", "Sender address rejected: not owned by u
 REPLY(R_ETRN_REFUSED,		502, "5.7.0", "ETRN is not permitted on this port")
 REPLY(R_MSG_TOO_BIG,		552, "5.3.4", "Message size exceeds fixed limit")
 REPLY(R_NO_VALID_RCPTS,		554, "5.5.1", "No valid recipients")
+
+/* Permanent failures: the access map (docs/access.md); %s is the rule's
+ * text or "Access denied" */
+REPLY(R_ACCESS_CLIENT_REJECT,	554, "5.7.1", "Client host rejected: %s")
+REPLY(R_ACCESS_QUIT_ONLY,	503, "5.7.1", "Client host rejected: only QUIT is accepted")
+REPLY(R_ACCESS_HELO_REJECT,	554, "5.7.1", "Helo command rejected: %s")
+REPLY(R_ACCESS_SENDER_REJECT,	554, "5.7.1", "Sender address rejected: %s")
+REPLY(R_ACCESS_RCPT_REJECT,	554, "5.7.1", "Recipient address rejected: %s")

@@ -21,7 +21,12 @@
 #include "lib/base64.h"
 #include "sasl/sasl.h"
 #include "tls/tls.h"
+#include "policy/access.h"
+#include "policy/access_check.h"
 #include "policy/relay.h"
+#include "policy/client_key.h"
+#include "policy/connlimit.h"
+#include "policy/ratelimit.h"
 #include "queue/qcommit.h"
 #include "queue/qid.h"
 #include "queue/qstore.h"
@@ -33,6 +38,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -72,6 +78,12 @@ static const char *smtp_state_names[] = {
 #define SMTP_F_AUTH		0x04	/* authenticated */
 #define SMTP_F_SKIP_LINE	0x08	/* discarding an over-long line */
 #define SMTP_F_ORPHAN		0x10	/* connection gone, commit in flight */
+#define SMTP_F_CONNCOUNT	0x20	/* counted in connlimit: release */
+
+/* RFC 5321 4.5.3.1.10: a client told 452 for too many recipients sends
+ * the rest in another transaction, so those 452s are not errors; past
+ * this many extra RCPTs they are a flood and count again. */
+#define SMTP_RCPT_OVERSHOOT_MAX	20000
 
 struct smtp_tx {
 	char		 qid[QID_LEN + 1];
@@ -86,6 +98,9 @@ struct smtp_tx {
 	struct buf	 head;		/* the header block, for sender-check
 					 * header; complete when head_done */
 	int		 head_done;
+	/* Access rules that took the message (docs/access.md): it is
+	 * dropped after DATA, or committed into hold/.  DISCARD wins. */
+	const struct access_rule *discard, *hold;
 };
 
 struct smtp_session {
@@ -108,6 +123,17 @@ struct smtp_session {
 	const char		*cmdline;	/* escaped, for failed-command logs */
 	const char		*close_reason;
 	struct event		*close_ev;	/* closing: free at the latest then */
+	/* A line (command, AUTH response or DATA line) must be complete
+	 * within smtp-timeout of its first octet: the read timeout alone
+	 * restarts with every octet, so a trickle would never end. */
+	struct event		*deadline_ev;
+	unsigned		 rcpt_overshoot;
+	/* The access map as it was at connect, kept for the session (its
+	 * rules are what tx->discard and tx->hold point to), and what the
+	 * client address's rule does on this listener. */
+	struct access_map	*amap;
+	const struct access_rule *client_rule;
+	enum access_action	 client_access;
 	TAILQ_ENTRY(smtp_session) entry;
 };
 
@@ -116,6 +142,7 @@ static void	smtp_free(struct smtp_session *);
 static void	smtp_read_cb(struct bufferevent *, void *);
 static void	smtp_write_cb(struct bufferevent *, void *);
 static void	smtp_event_cb(struct bufferevent *, short, void *);
+static void	smtp_deadline_update(struct smtp_session *, int, int);
 
 /* ---------------------------------------------------------------- */
 /* replies, state, closing                                           */
@@ -258,6 +285,14 @@ smtp_free(struct smtp_session *s)
 		event_free(s->close_ev);
 		s->close_ev = NULL;
 	}
+	if (s->deadline_ev) {
+		event_free(s->deadline_ev);
+		s->deadline_ev = NULL;
+	}
+	if (s->flags & SMTP_F_CONNCOUNT) {
+		connlimit_release((const struct sockaddr *)&s->ss);
+		s->flags &= ~SMTP_F_CONNCOUNT;
+	}
 	if (s->bev) {
 		smtp_log_disconnect(s);
 		bufferevent_free(s->bev);
@@ -270,9 +305,139 @@ smtp_free(struct smtp_session *s)
 		return;
 	}
 	smtp_tx_free(s);
+	access_map_unref(s->amap);
 	TAILQ_REMOVE(&w->smtp_sessions, s, entry);
 	free(s);
 	worker_session_closed(w);
+}
+
+/* ---------------------------------------------------------------- */
+/* the access map (docs/access.md)                                    */
+
+static void
+smtp_log_access(struct smtp_session *s, enum access_stage st,
+    const char *key, const struct access_verdict *v)
+{
+	char where[PATH_MAX + 16], k[256];
+
+	access_rule_where(s->amap, v->rule, where, sizeof where);
+	str_escape(k, sizeof k, key, strlen(key));
+	log_info("%016" PRIx64 " smtp access stage=%s key=<%s> rule=%s "
+	    "action=%s%s", s->id, access_stage_name(st), k, where,
+	    access_action_name(v->rule->action),
+	    v->action != v->rule->action ? " (no relay without AUTH on this "
+	    "listener)" : "");
+}
+
+/* Before the greeting: the client address's rule.  Returns 1 when the
+ * rule answered instead of the 220. */
+static int
+smtp_access_connect(struct smtp_session *s)
+{
+	struct access_verdict v;
+
+	access_table_refresh(&s->w->access, time(NULL));
+	s->amap = access_map_ref(s->w->access.map);
+	access_decide(access_lookup_addr(s->amap,
+	    (const struct sockaddr *)&s->ss), ACCESS_AT_CONNECT,
+	    s->l->conf->role, &v);
+	s->client_rule = v.rule;
+	s->client_access = v.action;
+	if (v.rule == NULL)
+		return 0;
+	smtp_log_access(s, ACCESS_AT_CONNECT, s->addr, &v);
+	if (v.action == ACCESS_TEMPFAIL) {
+		smtp_reply(s, v.reply, v.text);
+		smtp_close_after_reply(s, "access-tempfail");
+		return 1;
+	}
+	/* RFC 5321 section 3.1: after a 554 greeting, wait for QUIT and
+	 * answer 503 to the rest (smtp_dispatch); max-errors ends it. */
+	if (v.action == ACCESS_REJECT) {
+		smtp_reply(s, v.reply, v.text);
+		return 1;
+	}
+	return 0;
+}
+
+/* One rule's verdict inside a transaction: -1 after a refusal, else 0
+ * with DISCARD and HOLD noted. */
+static int
+smtp_access_apply(struct smtp_session *s, enum access_stage st,
+    const char *key, const struct access_verdict *v,
+    const struct access_rule **discard, const struct access_rule **hold)
+{
+	if (v->rule == NULL)
+		return 0;
+	smtp_log_access(s, st, key, v);
+	switch (v->action) {
+	case ACCESS_REJECT:
+	case ACCESS_TEMPFAIL:
+		smtp_reply(s, v->reply, v->text);
+		return -1;
+	case ACCESS_DISCARD:
+		if (*discard == NULL)
+			*discard = v->rule;
+		break;
+	case ACCESS_HOLD:
+		if (*hold == NULL)
+			*hold = v->rule;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* MAIL: the client's DISCARD or HOLD, then the HELO name's and the
+ * sender's rules, which a client OK or RELAY rule switches off. */
+static int
+smtp_access_mail(struct smtp_session *s, const struct mailaddr *from,
+    const struct access_rule **discard, const struct access_rule **hold)
+{
+	struct access_verdict v;
+	char key[SMTP_PATH_MAX + 1];
+	enum listen_role role = s->l->conf->role;
+
+	*discard = s->client_access == ACCESS_DISCARD ? s->client_rule : NULL;
+	*hold = s->client_access == ACCESS_HOLD ? s->client_rule : NULL;
+	if (s->amap == NULL || s->client_access == ACCESS_OK ||
+	    s->client_access == ACCESS_RELAY)
+		return 0;
+	access_decide(access_lookup_helo(s->amap, s->helo), ACCESS_AT_HELO,
+	    role, &v);
+	if (smtp_access_apply(s, ACCESS_AT_HELO, s->helo, &v, discard,
+	    hold) == -1)
+		return -1;
+	access_mail_key(from, key, sizeof key);
+	access_decide(access_lookup_mail(s->amap, ACCESS_K_FROM, key),
+	    ACCESS_AT_MAIL, role, &v);
+	return smtp_access_apply(s, ACCESS_AT_MAIL, key, &v, discard, hold);
+}
+
+/* RCPT: the recipient's rule.  -1 after a refusal; else v says whether
+ * it opens the relay (RELAY) or takes the message (DISCARD, HOLD) once
+ * the recipient is accepted.  For a client with OK or RELAY only a
+ * recipient's RELAY still counts. */
+static int
+smtp_access_rcpt(struct smtp_session *s, const struct mailaddr *to,
+    struct access_verdict *v)
+{
+	char key[SMTP_PATH_MAX + 1];
+	const struct access_rule *none = NULL, *unused = NULL;
+
+	access_mail_key(to, key, sizeof key);
+	access_decide(access_lookup_mail(s->amap, ACCESS_K_TO, key),
+	    ACCESS_AT_RCPT, s->l->conf->role, v);
+	if (v->rule && v->action != ACCESS_RELAY &&
+	    (s->client_access == ACCESS_OK || s->client_access == ACCESS_RELAY))
+		access_decide(NULL, ACCESS_AT_RCPT, s->l->conf->role, v);
+	if (v->action == ACCESS_DISCARD || v->action == ACCESS_HOLD) {
+		/* Noted by the caller once the recipient passes. */
+		smtp_log_access(s, ACCESS_AT_RCPT, key, v);
+		return 0;
+	}
+	return smtp_access_apply(s, ACCESS_AT_RCPT, key, v, &none, &unused);
 }
 
 /* ---------------------------------------------------------------- */
@@ -454,6 +619,44 @@ smtp_cmd_ehlo(struct smtp_session *s, char *arg)
 	smtp_greet(s, arg, 1);
 }
 
+/*
+ * Sending limits (policy/ratelimit.h): an authenticated user's messages
+ * and recipients per hour, and an unauthenticated client's messages per
+ * hour on a listener without mandatory AUTH (port 25), mynetworks
+ * exempt.  A message counts at MAIL, a recipient at its 250: what a
+ * hijacked account or a flooding client tries is what costs it.
+ */
+static int
+smtp_check_rate(struct smtp_session *s, enum ratelimit_kind kind)
+{
+	const struct conf *c = s->w->conf;
+	char key[RATELIMIT_KEY_MAX];
+	unsigned max;
+
+	if (s->flags & SMTP_F_AUTH) {
+		max = kind == RL_MESSAGES ? c->user_rate_limit_messages :
+		    c->user_rate_limit_recipients;
+		(void)snprintf(key, sizeof key, "user:%s", s->user);
+	} else {
+		struct relay_client rc = {
+		    .peer = (const struct sockaddr *)&s->ss };
+		size_t n = strlcpy(key, "ip:", sizeof key);
+
+		if (kind != RL_MESSAGES || s->l->conf->auth == AUTH_REQUIRED ||
+		    relay_client_trusted(c, &rc) ||
+		    client_key_format((const struct sockaddr *)&s->ss, key + n,
+		    sizeof key - n) == -1)
+			return 1;
+		max = c->ip_rate_limit;
+	}
+	if (ratelimit_take(key, kind, 1, max, time(NULL)))
+		return 1;
+	log_info("%016" PRIx64 " smtp rate-limit %s kind=%s limit=%u/h",
+	    s->id, key, kind == RL_MESSAGES ? "messages" : "recipients", max);
+	smtp_reply(s, R_RATE_LIMITED, NULL);
+	return 0;
+}
+
 static void
 smtp_cmd_mail(struct smtp_session *s, char *arg)
 {
@@ -462,6 +665,7 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 	size_t nparams;
 	int body_8bit = 0;
 	const struct conf *c = s->w->conf;
+	const struct access_rule *discard, *hold;
 
 	if (s->tx) {
 		smtp_reply(s, R_NESTED_MAIL, NULL);
@@ -495,6 +699,8 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 			return;
 		}
 	}
+	if (!smtp_check_rate(s, RL_MESSAGES))
+		return;
 	for (size_t i = 0; i < nparams; i++) {
 		const char *k = params[i].key, *v = params[i].value;
 
@@ -527,9 +733,13 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 			return;
 		}
 	}
+	if (smtp_access_mail(s, &from, &discard, &hold) == -1)
+		return;
 	s->tx = xcalloc(1, sizeof *s->tx);
 	s->tx->from = from;
 	s->tx->body_8bit = body_8bit;
+	s->tx->discard = discard;
+	s->tx->hold = hold;
 	smtp_enter_state(s, SMTP_ST_MAIL);
 	smtp_reply(s, R_SENDER_OK, NULL);
 }
@@ -540,6 +750,7 @@ smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 	struct smtp_param params[SMTP_PARAMS_MAX];
 	struct mailaddr to;
 	struct relay_client rc;
+	struct access_verdict av;
 	size_t nparams;
 	enum smtp_reply_id verdict;
 	char addr[SMTP_PATH_MAX + 1];
@@ -559,16 +770,29 @@ smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 	}
 	if (tx->nrcpts >= s->w->conf->max_recipients) {
 		smtp_reply(s, R_TOO_MANY_RCPTS, NULL);
+		if (s->rcpt_overshoot++ < SMTP_RCPT_OVERSHOOT_MAX)
+			s->nerrors--;	/* counted by smtp_reply */
 		return;
 	}
+	if (smtp_access_rcpt(s, &to, &av) == -1)
+		return;
 	rc.peer = (const struct sockaddr *)&s->ss;
 	rc.authenticated = (s->flags & SMTP_F_AUTH) != 0;
+	rc.access_relay = s->client_access == ACCESS_RELAY ||
+	    av.action == ACCESS_RELAY;
+	rc.pop_grant_ok = s->l->conf->role == ROLE_SMTP;
 	rcpt_maps_refresh(&s->w->maps, time(NULL));
 	verdict = relay_check_rcpt(&s->w->maps, &rc, &to);
 	if (verdict != R_RCPT_OK) {
 		smtp_reply(s, verdict, NULL);
 		return;
 	}
+	if (!smtp_check_rate(s, RL_RECIPIENTS))
+		return;
+	if (av.action == ACCESS_DISCARD && tx->discard == NULL)
+		tx->discard = av.rule;
+	else if (av.action == ACCESS_HOLD && tx->hold == NULL)
+		tx->hold = av.rule;
 	smtp_addr_format(&to, addr, sizeof addr);
 	tx->rcpts = xreallocarray(tx->rcpts, tx->nrcpts + 1, sizeof *tx->rcpts);
 	tx->rcpts[tx->nrcpts++] = xstrdup(addr);
@@ -768,6 +992,7 @@ smtp_cmd_starttls(struct smtp_session *s, char *arg)
 	s->flags |= SMTP_F_TLS;
 	smtp_enter_state(s, SMTP_ST_CONNECTED);
 	smtp_setup_bev(s);
+	smtp_deadline_update(s, 1, 1);		/* the handshake */
 }
 
 /* The auth process answered: a challenge or the outcome.  Reading
@@ -980,6 +1205,10 @@ smtp_dispatch(struct smtp_session *s, char *line, size_t len)
 		smtp_close_after_reply(s, "junk-commands");
 		goto done;
 	}
+	if (s->client_access == ACCESS_REJECT && cmd.def->id != CMD_QUIT) {
+		smtp_reply(s, R_ACCESS_QUIT_ONLY, NULL);
+		goto done;
+	}
 	if (s->state == SMTP_ST_CONNECTED && !(cmd.def->flags & CMD_F_PRE_HELO)) {
 		smtp_reply(s, R_NEED_HELO, NULL);
 		goto done;
@@ -1016,8 +1245,9 @@ smtp_data_out(void *arg, const char *p, size_t n)
 	}
 }
 
+/* event: queued or discarded; note (or NULL) ends the line. */
 static void
-smtp_log_queued(struct smtp_session *s)
+smtp_log_queued(struct smtp_session *s, const char *event, const char *note)
 {
 	const struct smtp_tx *tx = s->tx;
 	char from[SMTP_PATH_MAX + 1], to[1024];
@@ -1029,9 +1259,28 @@ smtp_log_queued(struct smtp_session *s)
 		    i ? "," : "", tx->rcpts[i]);
 	if (o >= sizeof to - 1)
 		strlcpy(to + sizeof to - 5, "...", 5);
-	log_info("%016" PRIx64 " smtp queued qid=%s from=<%s> to=%s nrcpt=%zu "
-	    "size=%" PRIu64, s->id, tx->qid, from, o ? to : "", tx->nrcpts,
-	    tx->dr.size);
+	log_info("%016" PRIx64 " smtp %s qid=%s from=<%s> to=%s nrcpt=%zu "
+	    "size=%" PRIu64 "%s%s", s->id, event, tx->qid, from, o ? to : "",
+	    tx->nrcpts, tx->dr.size, note ? " " : "", note ? note : "");
+}
+
+/* An access rule said DISCARD: the client hears the usual 250, nothing
+ * is kept, and the log says which rule did it. */
+static void
+smtp_discard(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	char note[PATH_MAX + 64];
+	size_t n = strlcpy(note, "status=discarded (discarded by access rule ",
+	    sizeof note);
+
+	access_rule_where(s->amap, tx->discard, note + n, sizeof note - n);
+	(void)strlcat(note, ")", sizeof note);	/* a long path: cut is fine */
+	qstore_abort(&tx->qf);
+	tx->qf_open = 0;
+	smtp_log_queued(s, "discarded", note);
+	smtp_reply(s, R_QUEUED, tx->qid);
+	smtp_reset_tx(s);
 }
 
 static void
@@ -1041,8 +1290,17 @@ smtp_commit_done(void *arg, int result, int err)
 	struct smtp_tx *tx = s->tx;
 
 	tx->qf_open = 0;		/* committed or removed by qstore */
-	if (result == 0) {
-		smtp_log_queued(s);
+	if (result == 0 && tx->hold) {
+		char note[PATH_MAX + 64];
+		size_t n = strlcpy(note, "status=held (held by access rule ",
+		    sizeof note);
+
+		access_rule_where(s->amap, tx->hold, note + n, sizeof note - n);
+		(void)strlcat(note, ")", sizeof note);
+		smtp_log_queued(s, "queued", note);
+		s->nqueued++;
+	} else if (result == 0) {
+		smtp_log_queued(s, "queued", NULL);
 		s->nqueued++;
 	} else {
 		errno = err;
@@ -1071,6 +1329,34 @@ smtp_commit_done(void *arg, int result, int err)
 	smtp_process_input(s);
 }
 
+/* The line deadline (see deadline_ev): a finished line stops it; a
+ * partial one starts it unless it is already running. */
+static void
+smtp_deadline_update(struct smtp_session *s, int line_done, int partial)
+{
+	struct timeval tv = { (time_t)s->w->conf->smtp_timeout, 0 };
+
+	if (line_done || !partial)
+		evtimer_del(s->deadline_ev);
+	if (partial && !evtimer_pending(s->deadline_ev, NULL))
+		evtimer_add(s->deadline_ev, &tv);
+}
+
+static void
+smtp_deadline_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	/* Waiting for the disk or the auth process, or leaving anyway:
+	 * not the client's fault.  Reading resumes through
+	 * smtp_process_input, which starts the deadline again. */
+	if (s->state == SMTP_ST_QUIT || s->state == SMTP_ST_COMMIT ||
+	    s->state == SMTP_ST_AUTH_WAIT)
+		return;
+	smtp_reply(s, R_TIMEOUT, NULL);
+	smtp_close_after_reply(s, "line-deadline");
+}
+
 /* Feed what has arrived to the DATA reader. */
 static void
 smtp_data_input(struct smtp_session *s)
@@ -1078,6 +1364,7 @@ smtp_data_input(struct smtp_session *s)
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	struct smtp_tx *tx = s->tx;
 	enum data_result r = DATA_MORE;
+	int line_done = 0;
 
 	while (r == DATA_MORE && evbuffer_get_length(in) > 0) {
 		struct evbuffer_iovec v;
@@ -1087,10 +1374,13 @@ smtp_data_input(struct smtp_session *s)
 			break;
 		r = data_reader_feed(&tx->dr, v.iov_base, v.iov_len, &used,
 		    smtp_data_out, s);
+		if (memchr(v.iov_base, '\n', used) != NULL)
+			line_done = 1;
 		evbuffer_drain(in, used);
 	}
 	switch (r) {
 	case DATA_MORE:
+		smtp_deadline_update(s, line_done, tx->dr.state != DATA_BOL);
 		return;
 	case DATA_BARE_EOL:
 		qstore_abort(&tx->qf);
@@ -1113,6 +1403,11 @@ smtp_data_input(struct smtp_session *s)
 		smtp_reset_tx(s);
 		return;
 	}
+	if (tx->discard) {
+		smtp_discard(s);
+		return;
+	}
+	tx->qf.hold = tx->hold != NULL;		/* committed into hold/ */
 	smtp_enter_state(s, SMTP_ST_COMMIT);
 	bufferevent_disable(s->bev, EV_READ);
 	qcommit_submit(&tx->qf, smtp_commit_done, s);
@@ -1152,8 +1447,12 @@ smtp_process_input(struct smtp_session *s)
 		}
 		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 		len = eol.pos == -1 ? evbuffer_get_length(in) : (size_t)eol.pos;
-		if (eol.pos == -1 && len <= max)
-			return;		/* wait for the rest of the line */
+		if (eol.pos == -1 && len <= max) {
+			/* wait for the rest of the line */
+			smtp_deadline_update(s, 0, len > 0 ||
+			    (s->flags & SMTP_F_SKIP_LINE));
+			return;
+		}
 		if ((s->flags & SMTP_F_SKIP_LINE) || len + eol_len > max) {
 			/* Too long, whole or not: drop it, one reply per line,
 			 * and keep memory bounded while its tail arrives. */
@@ -1173,6 +1472,7 @@ smtp_process_input(struct smtp_session *s)
 			continue;
 		}
 		evbuffer_remove(in, line, len + eol_len);
+		smtp_deadline_update(s, 1, 0);
 		line[len] = '\0';
 		if (len && line[len - 1] == '\r')
 			line[--len] = '\0';
@@ -1209,6 +1509,7 @@ smtp_event_cb(struct bufferevent *bev, short events, void *arg)
 
 		tls_describe(bufferevent_openssl_get_ssl(bev), desc, sizeof desc);
 		log_info("%016" PRIx64 " smtp tls %s", s->id, desc);
+		smtp_deadline_update(s, 1, 0);
 		return;
 	}
 	if ((events & BEV_EVENT_ERROR) && bufferevent_openssl_get_ssl(bev)) {
@@ -1264,7 +1565,12 @@ smtp_session_accept(struct worker *w, const struct listener *l, int fd,
 	struct smtp_session *s;
 	char line[512];
 	size_t n;
+	int one = 1;
 
+	/* Replies leave as soon as they are written: with Nagle a reply (or
+	 * the TLS records after a handshake) could wait for the client's
+	 * delayed ACK, 40 ms on Linux. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	s = xcalloc(1, sizeof *s);
 	s->id = ((uint64_t)arc4random() << 32) | arc4random();
 	s->w = w;
@@ -1295,6 +1601,12 @@ smtp_session_accept(struct worker *w, const struct listener *l, int fd,
 	TAILQ_INSERT_TAIL(&w->smtp_sessions, s, entry);
 	w->nsessions++;
 	smtp_setup_bev(s);
+	s->deadline_ev = evtimer_new(w->base, smtp_deadline_cb, s);
+	if (s->deadline_ev == NULL)
+		fatalx("smtp: evtimer_new failed");
+	/* The TLS handshake is one "line": it must end in time too. */
+	if (l->conf->tls == TLS_IMPLICIT)
+		smtp_deadline_update(s, 0, 1);
 	log_info("%016" PRIx64 " smtp connect address=%s port=%u listener=%s",
 	    s->id, s->addr, s->port, l->name);
 
@@ -1303,6 +1615,23 @@ smtp_session_accept(struct worker *w, const struct listener *l, int fd,
 		smtp_close_after_reply(s, "too-many-sessions");
 		return;
 	}
+	if (!netprefix_match_list(w->conf->mynetworks, w->conf->nmynetworks,
+	    sa)) {
+		int rc = connlimit_acquire(sa, w->conf->max_connections_per_ip);
+
+		if (rc == -1) {
+			log_info("%016" PRIx64 " smtp connection-limit address=%s "
+			    "limit=%u", s->id, s->addr,
+			    w->conf->max_connections_per_ip);
+			smtp_reply(s, R_TOO_MANY_CONN_IP, NULL);
+			smtp_close_after_reply(s, "too-many-connections-per-ip");
+			return;
+		}
+		if (rc == 1)
+			s->flags |= SMTP_F_CONNCOUNT;
+	}
+	if (smtp_access_connect(s))
+		return;
 	n = (size_t)snprintf(line, sizeof line, "220 %s ESMTP postern\r\n",
 	    w->conf->hostname);
 	evbuffer_add(bufferevent_get_output(s->bev), line, n);

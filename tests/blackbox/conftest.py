@@ -24,7 +24,14 @@ BIN = os.environ.get("POSTERN_BIN") or str(REPO / "build-asan" / "postern")
 HOSTNAME = "mail.example.test"
 DOMAIN = "example.test"
 NET_TIMEOUT = 10			# seconds, for every socket operation
-START_TIMEOUT = 15
+# POSTERN_VALGRIND=1: run the server under valgrind memcheck (a build
+# without sanitizers: `make memcheck`); a report fails the test.
+VALGRIND = os.environ.get("POSTERN_VALGRIND") == "1"
+VALGRIND_CMD = ["valgrind", "--error-exitcode=99", "--leak-check=full",
+                "--errors-for-leak-kinds=definite", "--trace-children=yes",
+                "--num-callers=30"]
+VALGRIND_REPORT = re.compile(r"ERROR SUMMARY: [1-9]")
+START_TIMEOUT = 60 if VALGRIND else 15
 STOP_TIMEOUT = 30			# the master's own grace period is 20 s
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
 EX_CONFIG = 78
@@ -163,7 +170,8 @@ class Server:
     def start(self):
         self.logf = open(self.logpath, "ab")
         self.proc = subprocess.Popen(
-            [BIN, "serve", "-c", str(self.conf)], stdin=subprocess.DEVNULL,
+            (VALGRIND_CMD if VALGRIND else [])
+            + [BIN, "serve", "-c", str(self.conf)], stdin=subprocess.DEVNULL,
             stdout=self.logf, stderr=self.logf, env=server_env())
         self.killed = False
         deadline = time.monotonic() + START_TIMEOUT
@@ -268,6 +276,8 @@ class Server:
         if self.logf:
             self.logf.close()
         text = self.log()
+        if VALGRIND and VALGRIND_REPORT.search(text):
+            problems.append("valgrind memcheck report in the log")
         for m in SANITIZER_MARKERS:
             if m in text:
                 problems.append(f"sanitizer report ({m!r}) in the log")
@@ -468,3 +478,9 @@ def module_server(**kw):
         problems = _finish_all([srv])
         if problems:
             pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "memcheck: a representative test also run under valgrind "
+        "memcheck by `make memcheck` (POSTERN_VALGRIND=1)")

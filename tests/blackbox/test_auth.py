@@ -432,12 +432,44 @@ def test_certificate_reloaded_on_sighup():
     srv.conf.write_text(srv.conf.read_text() +
                         f"tls cert {cert} key {key}\n")
     srv.start()
+    held = None
     try:
         assert "first.example.test" in served_cn()
+        # A session that stays open across the reload (issue 7).
+        held = starttls(srv.connect(srv.sub_port))
+        held.ehlo()
         make_cert("second.example.test")
+        r = postern_user(srv, "add", "late", "--password-stdin", "--address",
+                         "late@example.test", password="l8te pass\n")
+        assert r.returncode == 0, r.stderr
         srv.proc.send_signal(signal.SIGHUP)
         srv.wait_log(r"master: reloaded")
         assert wait_for(lambda: "second.example.test" in served_cn(), 10)
+        # The new user logs in on a new connection...
+        with smtplib.SMTP("127.0.0.1", srv.sub_port, timeout=NET_TIMEOUT) as s:
+            s.starttls(context=tls_context())
+            s.login("late", "l8te pass")
+            s.sendmail("late@example.test", ["someone@example.org"],
+                       b"Subject: after reload\r\n\r\nhi\r\n")
+        # ...and the old session was not dropped: it still works.  (Its
+        # worker reconnects to the new auth process within a second;
+        # until then AUTH gets 454, which clients retry.)
+        def held_auth():
+            code, text = held.cmd(
+                f"AUTH PLAIN {plain_ir('late', 'l8te pass')}")
+            assert code in (235, 454), text
+            return code == 235
+        assert wait_for(held_auth, 10, interval=0.5)
+        assert held.cmd("MAIL FROM:<late@example.test>")[0] == 250
+        assert held.cmd("RCPT TO:<late@example.test>")[0] == 250
+        assert held.cmd("DATA")[0] == 354
+        code, text = held.cmd("Subject: held\r\n\r\nstill here\r\n.")
+        assert code == 250, text
+        # A draining worker lets the transaction finish, then ends the
+        # session politely (421 4.3.2); a client reconnects for more.
+        assert held.cmd("QUIT")[0] in (221, 421)
     finally:
+        if held is not None:
+            held.close()
         problems = _finish_all([srv])
         assert not problems, problems

@@ -149,7 +149,12 @@ test_full_config(void **state)
 	assert_int_equal(c.pop_before_smtp, 900);
 	assert_string_equal(c.tls_cert, "/etc/ssl/postern.crt");
 	assert_string_equal(c.tls_key, "/etc/ssl/private/postern.key");
-	assert_string_equal(c.relay, "via smtp.example.net:587 tls implicit");
+	assert_int_equal(c.nrelay_rules, 1);
+	assert_string_equal(c.relay_rules[0].host, "smtp.example.net");
+	assert_int_equal(c.relay_rules[0].port, 587);
+	assert_int_equal(c.relay_rules[0].tls_implicit, 1);
+	assert_int_equal(c.relay_rules[0].direct, 0);
+	assert_string_equal(c.relay_rules[0].domain, "");
 	assert_string_equal(c.resolver, "127.0.0.53");
 	assert_int_equal(c.max_recipients, 200);
 	assert_int_equal(c.max_errors, 5);
@@ -172,7 +177,7 @@ test_defaults(void **state)
 	    &errs), 0);
 	free(errs);
 	assert_string_equal(c.spool, "/var/spool/postern");
-	assert_string_equal(c.relay, "direct");
+	assert_int_equal(c.nrelay_rules, 0);	/* no rule: direct */
 	assert_int_equal(c.message_size_limit, 25ULL * 1024 * 1024);
 	assert_int_equal(c.smtp_timeout, 300);
 	assert_int_equal(c.pop_before_smtp, 0);
@@ -230,7 +235,7 @@ test_values(void **state)
 		else if (strcmp(cases[i].field, "pbs") == 0)
 			got = c.pop_before_smtp;
 		else if (strcmp(cases[i].field, "relay-direct") == 0)
-			got = strcmp(c.relay, "direct") == 0;
+			got = c.nrelay_rules == 1 && c.relay_rules[0].direct;
 		else if (strcmp(cases[i].field, "syslog") == 0)
 			got = (uint64_t)c.log_syslog;
 		else if (strcmp(cases[i].field, "hostname") == 0)
@@ -294,7 +299,12 @@ static const struct err_case err_cases[] = {
 	{ OKHEAD "pop-before-smtp soon\n", 1,
 	    "t.conf:3: pop-before-smtp: 'soon' is not a duration (like 15m)" },
 	{ OKHEAD "pop-before-smtp 15 m\n", 1,
-	    "t.conf:3: pop-before-smtp: expected 1 argument, got 2" },
+	    "t.conf:3: pop-before-smtp: expected 'pop-before-smtp DURATION "
+	    "[ipv6-prefix BITS]'" },
+	{ OKHEAD "pop-before-smtp 15m ipv6-prefix 8\n", 1,
+	    "t.conf:3: pop-before-smtp ipv6-prefix: '8' is not a number from "
+	    "16 to 128" },
+	{ OKHEAD "apop yes\n", 1, "t.conf:3: apop: must be on or off, not 'yes'" },
 	{ OKHEAD "spool var/spool/postern\n", 1,
 	    "t.conf:3: spool: 'var/spool/postern' is not an absolute path" },
 	{ OKHEAD "aliases ./aliases\n", 1,
@@ -360,13 +370,19 @@ static const struct err_case err_cases[] = {
 	{ OKHEAD "hostname \"mx.example.org\n", 1,
 	    "t.conf:3: unterminated quoted string" },
 	{ OKHEAD "relay via\n", 1,
-	    "t.conf:3: relay: must be 'direct' or 'via HOST[:PORT] "
-	    "[tls implicit] [auth FILE]'" },
+	    "t.conf:3: relay: expected '[for DOMAIN] direct' or " },
 	{ OKHEAD "relay sideways\n", 1,
-	    "t.conf:3: relay: must be 'direct' or 'via HOST[:PORT] "
-	    "[tls implicit] [auth FILE]'" },
+	    "t.conf:3: relay: expected '[for DOMAIN] direct' or " },
 	{ OKHEAD "relay direct now\n", 1,
-	    "t.conf:3: relay direct: takes no options" },
+	    "t.conf:3: relay: unexpected 'now'" },
+	{ OKHEAD "relay direct auth /etc/x\n", 1,
+	    "t.conf:3: relay: unexpected 'auth'" },
+	{ OKHEAD "relay via smtp.example:nosuchservice\n", 1,
+	    "t.conf:3: relay via: 'nosuchservice' is neither a port" },
+	{ OKHEAD "relay for bad_domain direct\n", 1,
+	    "t.conf:3: relay for: 'bad_domain' is not a domain" },
+	{ OKHEAD "relay via smtp.example auth relative/path\n", 1,
+	    "t.conf:3: relay auth: 'relative/path' is not an absolute path" },
 	{ OKHEAD "max-recipients 0\n", 1,
 	    "t.conf:3: max-recipients: '0' is not a number from 1 to 100000" },
 	{ OKHEAD "workers 4x\n", 1,

@@ -108,7 +108,7 @@ struct bad_case {
 };
 
 #define FIELDS	"expected 6 fields name:hash:expires:flags:addresses:secrets"
-#define NAME	"user name must be 1-64 letters, digits, '.', '_' or '-'"
+#define NAME	"user name must be 1-64 letters, digits, '.', '_' or '-', not starting with '.'"
 #define DATE	"expiry date must be YYYY-MM-DD or empty"
 #define FLAG	"flags must be empty or 'locked'"
 
@@ -120,6 +120,9 @@ static const struct bad_case bad_cases[] = {
 	{ ":h::::\n", 1, 0, "users:1: " NAME },
 	{ "a b:h::::\n", 1, 0, "users:1: " NAME },
 	{ "a@b:h::::\n", 1, 0, "users:1: " NAME },
+	{ ".:h::::\n", 1, 0, "users:1: " NAME },	/* names are directories */
+	{ "..:h::::\n", 1, 0, "users:1: " NAME },
+	{ ".hidden:h::::\n", 1, 0, "users:1: " NAME },
 	{ "r\xc3\xa9mi:h::::\n", 1, 0, "users:1: " NAME },
 	{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	    ":h::::\n", 1, 0, "users:1: " NAME },
