@@ -10,14 +10,16 @@
  *   postern user [-c FILE] list
  *
  * Every change is a read-modify-write under an exclusive lock on
- * FILE.lock, written atomically (temp file, fsync, rename), mode 0640 and
- * group of the unprivileged user, so the running server picks it up on
- * its next look (it watches the file's mtime) and never sees half a file.
+ * FILE.lock, written atomically (temp file, fsync, rename), mode 0600:
+ * only the auth process reads it, and publishes a view without hashes
+ * for the workers.  The running server picks it up within a second or
+ * two (it watches the file's mtime) and never sees half a file.
  */
 #include "admin/cli.h"
 #include "auth/apop.h"
 #include "auth/pwhash.h"
 #include "auth/userdb.h"
+#include "auth/userdb_pg.h"
 #include "conf/conf.h"
 #include "lib/buf.h"
 #include "lib/fsio.h"
@@ -29,7 +31,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,7 +185,6 @@ write_users(const struct conf *c, const struct userdb *db)
 {
 	struct buf b;
 	char line[8192];
-	struct passwd *pw;
 	int rc;
 
 	buf_init(&b, 0);
@@ -199,17 +199,12 @@ write_users(const struct conf *c, const struct userdb *db)
 		}
 		buf_printf(&b, "%s\n", line);
 	}
-	rc = write_file_atomic(c->users, b.data, b.len, 0640);
+	/* Only the auth process reads it: the workers see a view without
+	 * hashes (auth/userview.h). */
+	rc = write_file_atomic(c->users, b.data, b.len, 0600);
 	buf_free(&b);
 	if (rc == -1) {
 		fprintf(stderr, "postern: cannot write %s: %s\n", c->users,
-		    strerror(errno));
-		return -1;
-	}
-	/* Readable by the server's unprivileged processes, nobody else. */
-	if (geteuid() == 0 && (pw = getpwnam(c->user)) != NULL &&
-	    chown(c->users, 0, pw->pw_gid) == -1) {
-		fprintf(stderr, "postern: chown %s: %s\n", c->users,
 		    strerror(errno));
 		return -1;
 	}
@@ -317,6 +312,15 @@ cli_user(int argc, char **argv, const char *conf_path)
 		rc = EX_CONFIG;
 		goto out_conf;
 	}
+	/* A users database: read it all, write back one row (the change)
+	 * in one statement; PostgreSQL orders concurrent writers. */
+	if (userdb_pg_is_url(c.users)) {
+		if (userdb_pg_load_all(c.users, &db, stderr) != 0) {
+			rc = EX_UNAVAILABLE;
+			goto out_conf;
+		}
+		goto loaded;
+	}
 	if ((size_t)snprintf(lockpath, sizeof lockpath, "%s.lock", c.users) >=
 	    sizeof lockpath) {
 		fprintf(stderr, "postern: %s: path too long\n", c.users);
@@ -337,6 +341,7 @@ cli_user(int argc, char **argv, const char *conf_path)
 		rc = EX_DATAERR;
 		goto out_lock;
 	}
+loaded:
 	if (name && strcmp(verb, "add") != 0 &&
 	    (u = (struct user_entry *)userdb_lookup(&db, name)) == NULL) {
 		fprintf(stderr, "postern: no user '%s' in %s\n", name, c.users);
@@ -419,7 +424,9 @@ cli_user(int argc, char **argv, const char *conf_path)
 		    (db.nusers - i - 1) * sizeof *db.users);
 		db.users[db.nusers - 1] = gone;
 		db.nusers--;
-		wrc = write_users(&c, &db);
+		wrc = userdb_pg_is_url(c.users) ?
+		    userdb_pg_delete(c.users, gone.name, stderr) :
+		    write_users(&c, &db);
 		db.nusers++;
 		if (wrc == -1) {
 			rc = EX_IOERR;
@@ -435,7 +442,8 @@ cli_user(int argc, char **argv, const char *conf_path)
 		rc = user_usage();
 		goto out_db;
 	}
-	if (changed && write_users(&c, &db) == -1) {
+	if (changed && (userdb_pg_is_url(c.users) ?
+	    userdb_pg_store(c.users, u, stderr) : write_users(&c, &db)) == -1) {
 		rc = EX_IOERR;
 		goto out_db;
 	}
@@ -446,7 +454,8 @@ out_db:
 	OPENSSL_cleanse(password, sizeof password);
 	userdb_free(&db);
 out_lock:
-	close(lockfd);
+	if (lockfd != -1)
+		close(lockfd);
 out_conf:
 	conf_free(&c);
 	free(o.addresses);

@@ -131,10 +131,15 @@ audit_files(struct audit *a, const struct conf *c)
 {
 	struct stat st;
 
-	/* Password hashes and SCRAM keys: like /etc/shadow. */
+	/* Password hashes and SCRAM keys: like /etc/shadow.  Only the auth
+	 * process (root) reads it; group read is a warning, others an error. */
 	if (c->users[0] && stat(c->users, &st) == 0 && (st.st_mode & 006))
 		audit_say(a, 1, "users %s has mode %04o: it holds password "
-		    "hashes and must not be readable by others (chmod 640)",
+		    "hashes and must not be readable by others (chmod 600)",
+		    c->users, (unsigned)(st.st_mode & 07777));
+	else if (c->users[0] && stat(c->users, &st) == 0 && (st.st_mode & 060))
+		audit_say(a, 0, "users %s has mode %04o: only root needs to "
+		    "read it; the workers use a view without hashes (chmod 600)",
 		    c->users, (unsigned)(st.st_mode & 07777));
 	if (c->aliases[0] && stat(c->aliases, &st) == 0 && (st.st_mode & 022))
 		audit_say(a, 1, "aliases %s has mode %04o: others could "

@@ -12,15 +12,19 @@
 #include "auth/pwhash.h"
 #include "auth/throttle.h"
 #include "auth/userdb.h"
+#include "auth/userdb_pg.h"
+#include "auth/userview.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
 #include "policy/relay.h"
 #include "proc/msg.h"
 #include "sasl/sasl.h"
+#include "state/state.h"
 
 #include <errno.h>
 #include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,8 +65,39 @@ static struct {
 	const struct conf	*conf;
 	struct event_base	*base;
 	struct rcpt_maps	 maps;		/* its users part */
+	unsigned		 published;	/* users generation in the view */
+	gid_t			 view_gid;	/* group that reads the view */
+	struct event		*view_timer;
+	struct userdb_pg	*pg;		/* users postgresql://; else NULL */
 	TAILQ_HEAD(, authd_conn) conns;
 } authd;
+
+/* Reload the users source if it changed, and publish the hash-free view
+ * the workers read (auth/userview.h). */
+static void
+authd_users_refresh(time_t now)
+{
+	rcpt_maps_refresh(&authd.maps, now);
+	if (authd.pg)	/* at most once per users-cache (docs/scaling.md) */
+		(void)userdb_pg_refresh(authd.pg, &authd.maps.users,
+		    &authd.maps.users_generation, now);
+	if (authd.conf->users[0] &&
+	    authd.maps.users_generation != authd.published &&
+	    userview_publish(authd.conf, &authd.maps.users,
+	    authd.view_gid) == 0)
+		authd.published = authd.maps.users_generation;
+}
+
+/* A lock or a new user must reach the workers without waiting for the
+ * next login. */
+static void
+authd_view_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	struct timeval tv = { 0, 500000 };
+
+	authd_users_refresh(time(NULL));
+	evtimer_add(authd.view_timer, &tv);
+}
 
 /* ---------------------------------------------------------------- */
 /* the users file, as the SASL mechanisms see it                      */
@@ -73,7 +108,7 @@ authd_usable_user(const char *name)
 	const struct user_entry *u;
 	time_t now = time(NULL);
 
-	rcpt_maps_refresh(&authd.maps, now);
+	authd_users_refresh(now);
 	u = userdb_lookup(&authd.maps.users, name);
 	if (u == NULL || u->locked || (u->expires && now >= u->expires))
 		return NULL;
@@ -162,6 +197,9 @@ authd_verify_password(void *arg, const char *user, const char *password)
 	if (dummy[0] == '\0' && pwhash_make("postern-timing-dummy", dummy,
 	    sizeof dummy) == -1)
 		return -1;
+	/* The users database cannot be asked: nobody is let in. */
+	if (authd.pg && !userdb_pg_usable(authd.pg))
+		return -1;
 	if (u == NULL) {
 		(void)pwhash_verify(password, dummy);
 		return 0;
@@ -194,6 +232,8 @@ authd_get_secret(void *arg, const char *user, const char *kind, char *dst,
 	size_t klen = strlen(kind);
 	const char *p;
 
+	if (authd.pg && !userdb_pg_usable(authd.pg))
+		return -1;
 	if (u == NULL)
 		return 0;
 	for (p = u->secrets; p && *p; ) {
@@ -284,21 +324,21 @@ authd_step(struct authd_exchange *x, const uint8_t *in, size_t n, int has_in)
 		buf_free(&out);
 		return;
 	case SASL_OK:
-		throttle_success(x->peer);
+		state_auth_success(x->peer);
 		log_info("authd: auth ok user=%s address=%s mech=%s",
 		    x->sasl.user, x->peer, x->sasl.mech->name);
 		authd_send_result(c, x->reqid, AUTH_RESULT_OK, x->sasl.user);
 		break;
 	case SASL_FAIL: {
 		char user[SASL_USER_MAX * 4 + 1];
-		unsigned failures = throttle_fail(x->peer, now);
+		unsigned failures = state_auth_fail(x->peer, now);
 		struct timeval tv = { failures < 5 ? failures : 5, 0 };
 
 		str_escape(user, sizeof user, x->sasl.user, strlen(x->sasl.user));
 		log_info("authd: auth failed user=%s address=%s mech=%s "
 		    "failures=%u%s", user[0] ? user : "-", x->peer,
 		    x->sasl.mech->name, failures,
-		    throttle_blocked(x->peer, now) ? " blocked" : "");
+		    state_auth_blocked(x->peer, now) > 0 ? " blocked" : "");
 		/* Each failure makes the next answer slower. */
 		x->delay = evtimer_new(authd.base, authd_delayed_fail, x);
 		evtimer_add(x->delay, &tv);
@@ -330,6 +370,7 @@ authd_handle_start(struct authd_conn *c, struct msg *m)
 	const struct sasl_mech *mech;
 	struct authd_exchange *x;
 	char peer[64];
+	long blocked;
 
 	if (msg_get_str(m, mechname, sizeof mechname) == -1 ||
 	    msg_get_str(m, peer, sizeof peer) == -1 ||
@@ -338,7 +379,12 @@ authd_handle_start(struct authd_conn *c, struct msg *m)
 		return -1;
 	if (authd_exchange_find(c, m->reqid) != NULL)
 		return -1;
-	if (throttle_blocked(peer, time(NULL))) {
+	/* Blocks that cannot be read (shared state down) let nobody in. */
+	if ((blocked = state_auth_blocked(peer, time(NULL))) < 0) {
+		authd_send_result(c, m->reqid, AUTH_RESULT_TEMPFAIL, NULL);
+		return 0;
+	}
+	if (blocked) {
 		log_info("authd: auth refused address=%s: blocked after too "
 		    "many failures", peer);
 		authd_send_result(c, m->reqid, AUTH_RESULT_BLOCKED, NULL);
@@ -405,6 +451,7 @@ authd_handle_apop(struct authd_conn *c, struct msg *m)
 	uint32_t flags;
 	struct authd_exchange *x;
 	time_t now = time(NULL);
+	long blocked;
 	int ok;
 
 	if (msg_get_str(m, user, sizeof user) == -1 ||
@@ -415,7 +462,11 @@ authd_handle_apop(struct authd_conn *c, struct msg *m)
 		return -1;
 	if (authd_exchange_find(c, m->reqid) != NULL)
 		return -1;
-	if (throttle_blocked(peer, now)) {
+	if ((blocked = state_auth_blocked(peer, now)) < 0) {
+		authd_send_result(c, m->reqid, AUTH_RESULT_TEMPFAIL, NULL);
+		return 0;
+	}
+	if (blocked) {
 		log_info("authd: auth refused address=%s: blocked after too "
 		    "many failures", peer);
 		authd_send_result(c, m->reqid, AUTH_RESULT_BLOCKED, NULL);
@@ -431,7 +482,7 @@ authd_handle_apop(struct authd_conn *c, struct msg *m)
 	OPENSSL_cleanse(secret, sizeof secret);
 	str_escape(esc, sizeof esc, user, strlen(user));
 	if (ok) {
-		throttle_success(peer);
+		state_auth_success(peer);
 		log_info("authd: auth ok user=%s address=%s mech=APOP", user,
 		    peer);
 		authd_send_result(c, m->reqid, AUTH_RESULT_OK, user);
@@ -444,12 +495,12 @@ authd_handle_apop(struct authd_conn *c, struct msg *m)
 	TAILQ_INSERT_TAIL(&c->exchanges, x, entry);
 	c->nexchanges++;
 	{
-		unsigned failures = throttle_fail(peer, now);
+		unsigned failures = state_auth_fail(peer, now);
 		struct timeval tv = { failures < 5 ? failures : 5, 0 };
 
 		log_info("authd: auth failed user=%s address=%s mech=APOP "
 		    "failures=%u%s", esc[0] ? esc : "-", peer, failures,
-		    throttle_blocked(peer, now) ? " blocked" : "");
+		    state_auth_blocked(peer, now) > 0 ? " blocked" : "");
 		x->delay = evtimer_new(authd.base, authd_delayed_fail, x);
 		evtimer_add(x->delay, &tv);
 	}
@@ -589,8 +640,16 @@ authd_main(const struct conf *conf, int listen_fd)
 	TAILQ_INIT(&authd.conns);
 	if ((authd.base = event_base_new()) == NULL)
 		fatalx("authd: event_base_new failed");
-	throttle_init(conf->auth_max_failures, (unsigned)conf->auth_block_time);
+	state_auth_init(conf);
+	if (userdb_pg_is_url(conf->users))
+		authd.pg = userdb_pg_new(conf->users, (unsigned)conf->users_cache);
 	rcpt_maps_init(&authd.maps, conf);
+	if (geteuid() == 0) {
+		struct passwd *pw = getpwnam(conf->user);
+		authd.view_gid = pw ? pw->pw_gid : 0;
+	}
+	authd.view_timer = evtimer_new(authd.base, authd_view_tick, NULL);
+	authd_view_tick(-1, 0, NULL);
 	ev_listen = event_new(authd.base, listen_fd, EV_READ | EV_PERSIST,
 	    authd_accept, NULL);
 	ev_term = evsignal_new(authd.base, SIGTERM, authd_sigterm, NULL);
@@ -601,6 +660,8 @@ authd_main(const struct conf *conf, int listen_fd)
 	event_base_dispatch(authd.base);
 	while (!TAILQ_EMPTY(&authd.conns))
 		authd_conn_free(TAILQ_FIRST(&authd.conns));
+	event_free(authd.view_timer);
+	userdb_pg_free(authd.pg);
 	event_free(ev_listen);
 	event_free(ev_term);
 	event_free(ev_int);

@@ -6,8 +6,10 @@
  */
 #include "policy/relay.h"
 #include "policy/popbsmtp.h"
+#include "state/state.h"
 #include "deliver/aliases_default.h"
 #include "deliver/aliases_index.h"
+#include "auth/userview.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
 
@@ -49,6 +51,17 @@ rcpt_maps_init(struct rcpt_maps *m, const struct conf *c)
 {
 	memset(m, 0, sizeof *m);
 	m->conf = c;
+	strlcpy(m->users_path, c->users, sizeof m->users_path);
+	rcpt_maps_refresh(m, 0);
+}
+
+void
+rcpt_maps_init_view(struct rcpt_maps *m, const struct conf *c)
+{
+	memset(m, 0, sizeof *m);
+	m->conf = c;
+	if (c->users[0])
+		userview_path(c, m->users_path, sizeof m->users_path);
 	rcpt_maps_refresh(m, 0);
 }
 
@@ -67,16 +80,17 @@ rcpt_maps_refresh(struct rcpt_maps *m, time_t now)
 	if (now != 0 && now == m->checked)
 		return;
 	m->checked = now;
-	if (c->users[0] && mtime_changed(c->users, &m->users_mtime)) {
+	if (m->users_path[0] && mtime_changed(m->users_path, &m->users_mtime)) {
 		struct userdb db;
-		if (userdb_load(c->users, &db, stderr) == 0) {
+		if (userdb_load(m->users_path, &db, stderr) == 0) {
 			userdb_free(&m->users);
 			m->users = db;
+			m->users_generation++;
 			log_debug("users: loaded %zu users from %s", db.nusers,
-			    c->users);
+			    m->users_path);
 		} else {
 			log_warnx("users: %s has errors; keeping the previous "
-			    "table", c->users);
+			    "table", m->users_path);
 			userdb_free(&db);
 		}
 	}
@@ -115,7 +129,7 @@ relay_client_trusted(const struct conf *c, const struct relay_client *rc)
 {
 	return rc->authenticated || rc->access_relay ||
 	    netprefix_match_list(c->mynetworks, c->nmynetworks, rc->peer) ||
-	    (rc->pop_grant_ok && popbsmtp_granted(c, rc->peer, time(NULL)));
+	    (rc->pop_grant_ok && state_grant_check(c, rc->peer, time(NULL)));
 }
 
 enum smtp_reply_id

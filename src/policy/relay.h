@@ -22,6 +22,8 @@
  * check and the queue manager's delivery use the same maps. */
 struct rcpt_maps {
 	const struct conf *conf;
+	char		 users_path[PATH_MAX];	/* the file or the view */
+	unsigned	 users_generation;	/* loads so far */
 	struct userdb	 users;
 	struct aliases	 aliases;
 	struct timespec	 users_mtime, aliases_mtime, aliases_idx_mtime;
@@ -39,7 +41,11 @@ struct relay_client {
 	int		 pop_grant_ok;
 };
 
+/* From the users file itself: the auth process and the admin tools. */
 void	rcpt_maps_init(struct rcpt_maps *, const struct conf *);
+/* From the hash-free users view (auth/userview.h): the workers and the
+ * queue manager. */
+void	rcpt_maps_init_view(struct rcpt_maps *, const struct conf *);
 void	rcpt_maps_free(struct rcpt_maps *);
 void	rcpt_maps_refresh(struct rcpt_maps *, time_t now);
 /* Is this local part (lower case, no domain) a user or alias here? */

@@ -9,6 +9,8 @@
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
 #include "auth/authd.h"
+#include "auth/userview.h"
+#include "auth/userdb_pg.h"
 #include "deliver/remote.h"
 #include "tls/tls.h"
 #include "proc/worker.h"
@@ -401,6 +403,19 @@ master_run(struct conf *c, int verbose)
 		fatalx("master: cannot bind the configured listeners");
 	if ((authd_fd = authd_listen(c, uid, gid)) == -1)
 		fatalx("master: cannot create the auth socket");
+	/* The workers' first look at the users must find the view; the auth
+	 * process keeps it current from then on.  A users database is read by
+	 * the auth process alone, which publishes the view at its start. */
+	if (c->users[0] && !userdb_pg_is_url(c->users)) {
+		struct userdb db;
+
+		if (userdb_load(c->users, &db, stderr) == 0)
+			(void)userview_publish(c, &db, gid);
+		else
+			log_warnx("master: %s has errors; workers start without "
+			    "users", c->users);
+		userdb_free(&db);
+	}
 	master_ls = ls;
 	master_nls = (size_t)nls;
 	for (int i = 0; i < nls; i++)

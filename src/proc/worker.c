@@ -177,7 +177,7 @@ worker_main(const struct conf *conf, struct listener *ls, size_t nls,
 		fatalx("worker: event_base_new failed");
 	if (qcommit_init(w.base, QCOMMIT_THREADS) == -1)
 		fatal("worker: commit threads");
-	rcpt_maps_init(&w.maps, conf);
+	rcpt_maps_init_view(&w.maps, conf);
 	auth_client_init(w.base, conf);
 	popbsmtp_worker_init(w.base, conf, index);
 

@@ -427,7 +427,7 @@ qmgr_main(const struct conf *conf, unsigned procno, uid_t uid, gid_t gid)
 	evsignal_add(ev_usr1, NULL);
 	evsignal_add(ev_usr2, NULL);
 
-	rcpt_maps_init(&qm.maps, conf);
+	rcpt_maps_init_view(&qm.maps, conf);
 	qmgr_scan_dir("status", scan_status_one);
 	qmgr_scan();
 	log_info("queue: manager running, mailboxes %s", conf->mailboxes);

@@ -82,9 +82,31 @@ def plain_ir(user, password):
 
 # ---------------------------------------------------------------------------
 
+def users_view(srv):
+    return srv.spool / "private" / "users.view"
+
+
+def settle(srv, name, pred):
+    """Wait until the auth process has published the change to `name`
+    in the workers' view, then for the workers' next look (1 s)."""
+    def line():
+        for l in users_view(srv).read_text().splitlines():
+            if l.startswith(name + ":"):
+                return l
+        return None
+    assert wait_for(lambda: pred(line()), 10), users_view(srv).read_text()
+    time.sleep(1.1)
+
+
 def test_users_file_is_written_safely(srv):
     st = os.stat(srv.users_path)
-    assert st.st_mode & 0o777 == 0o640
+    assert st.st_mode & 0o777 == 0o600, "only the auth process reads it"
+    # The workers read a view without hashes or secrets.
+    view = users_view(srv)
+    assert view.stat().st_mode & 0o777 == 0o640
+    vtext = view.read_text()
+    assert "hoge:x:::hoge@example.test:" in vtext
+    assert "$y$" not in vtext and "scram" not in vtext
     text = srv.users_path.read_text()
     assert PASSWORD not in text
     line = [l for l in text.splitlines() if l.startswith("hoge:")][0]
@@ -293,7 +315,7 @@ def test_locked_expired_and_revoked(srv):
     assert postern_user(srv, "lock", "locked1").returncode == 0
     yesterday = (datetime.date.today() - datetime.timedelta(days=2)).isoformat()
     assert postern_user(srv, "expire", "expired1", yesterday).returncode == 0
-    time.sleep(1.1)       # the server looks at the file at most once a second
+    settle(srv, "expired1", lambda l: l and ":" + yesterday + ":" in l)
     for name in ("locked1", "expired1"):
         with starttls(srv.connect(srv.sub_port)) as c:
             c.ehlo()
@@ -306,11 +328,11 @@ def test_locked_expired_and_revoked(srv):
         assert c.cmd("MAIL FROM:<revoked1@example.test>")[0] == 250
         assert c.cmd("RSET")[0] == 250
         assert postern_user(srv, "lock", "revoked1").returncode == 0
-        time.sleep(1.1)
+        settle(srv, "revoked1", lambda l: l and ":locked:" in l)
         code, text = c.cmd("MAIL FROM:<revoked1@example.test>")
         assert code == 535 and "5.7.8" in text, text
     assert postern_user(srv, "unlock", "locked1").returncode == 0
-    time.sleep(1.1)
+    settle(srv, "locked1", lambda l: l and ":locked:" not in l)
     with starttls(srv.connect(srv.sub_port)) as c:
         c.ehlo()
         assert c.cmd(f"AUTH PLAIN {plain_ir('locked1', PASSWORD)}")[0] == 235
@@ -323,7 +345,7 @@ def test_user_added_while_running(srv):
     r = postern_user(srv, "add", "newbie", "--password-stdin", "--address",
                      "newbie@example.test", password="n3w password\n")
     assert r.returncode == 0, r.stderr
-    time.sleep(1.1)
+    settle(srv, "newbie", lambda l: l is not None)
     with smtplib.SMTP("127.0.0.1", srv.sub_port, timeout=NET_TIMEOUT) as s:
         s.starttls(context=tls_context())
         s.login("newbie", "n3w password")

@@ -249,7 +249,7 @@ def test_default_configuration_is_safe(tmp_path):
     text = text.replace("/etc/postern/", str(tmp_path) + "/")
     text = text.replace("/run/postern.pid", str(tmp_path / "postern.pid"))
     (tmp_path / "users").write_text("")
-    (tmp_path / "users").chmod(0o640)
+    (tmp_path / "users").chmod(0o600)
     (tmp_path / "aliases").write_text("root: hoge\n")
     conf = tmp_path / "postern.conf"
     conf.write_text(text)

@@ -237,7 +237,7 @@ def test_in_use_and_locked_user(srv):
         with POP3Raw(srv.pop3s_port, tls=True) as c:
             return c.login("lockd")
     assert postern_user(srv, "lock", "lockd").returncode == 0
-    time.sleep(1.1)
+    time.sleep(1.1)       # the auth process reads the users file itself
     assert login_lockd() == "-ERR [AUTH] Authentication failed"
     assert postern_user(srv, "unlock", "lockd").returncode == 0
     assert wait_for(lambda: login_lockd().startswith("+OK"), 5)
