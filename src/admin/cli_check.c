@@ -280,7 +280,9 @@ smtp_auth(struct session *s, const char *mechs)
 		code = smtp_cmd(s, "auth-login", "AUTH %s", m->name);
 	/* A bounded exchange: no mechanism needs more than three steps. */
 	for (int round = 0; code == 334 && round < 4; round++) {
-		const char *ch = last_line(&s->r) + 3;
+		const char *ch = last_line(&s->r);
+
+		ch += strlen(ch) >= 3 ? 3 : strlen(ch);	/* past "334" */
 		long n;
 
 		while (*ch == ' ')

@@ -593,8 +593,16 @@ msp_send(const struct conf *c, struct msp_msg *mm, int verbose, char *name,
 
 	if (c->submit_host[0]) {
 		caller_identity(login, sizeof login, gecos, sizeof gecos);
-		snprintf(dflt, sizeof dflt, "%s@%s", login, msp_origin(c));
-		snprintf(name, namesz, "(submitted to %s)", c->submit_host);
+		if ((size_t)snprintf(dflt, sizeof dflt, "%s@%s", login,
+		    msp_origin(c)) >= sizeof dflt) {
+			fprintf(stderr, "sendmail: the default sender address "
+			    "is too long\n");
+			return EX_SOFTWARE;
+		}
+		/* A label for messages only: a cut one is harmless. */
+		if ((size_t)snprintf(name, namesz, "(submitted to %s)",
+		    c->submit_host) >= namesz)
+			name[namesz - 1] = '\0';
 		return msp_submit(c, mm, dflt, verbose);
 	}
 	return msp_maildrop(c, mm, verbose, name, namesz);

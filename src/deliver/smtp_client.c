@@ -167,8 +167,9 @@ sc_describe(struct smtp_client *c, char *dst, size_t dstsz, const char *cmd)
 	for (; *r && n + 1 < sizeof text; r++)
 		text[n++] = *r == '\n' ? ' ' : *r;
 	text[n] = '\0';
-	snprintf(dst, dstsz, "%s said: %d %s (in reply to %s command)", c->peer,
-	    c->reply_code, text, cmd);
+	/* Bounded parts: a DSN's Diagnostic-Code, not a transcript. */
+	snprintf(dst, dstsz, "%.200s said: %d %.250s (in reply to %.15s command)",
+	    c->peer, c->reply_code, text, cmd);
 }
 
 static void
