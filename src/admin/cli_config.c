@@ -6,6 +6,7 @@
 #include "admin/cli.h"
 #include "admin/config_audit.h"
 #include "auth/userdb.h"
+#include "auth/userdb_pg.h"
 #include "conf/conf.h"
 #include "deliver/aliases.h"
 #include "policy/access.h"
@@ -56,7 +57,7 @@ cli_config(int argc, char **argv, const char *conf_path)
 		return EX_CONFIG;
 	}
 	nerr += check_dir("spool", c.spool);
-	if (c.users[0]) {
+	if (c.users[0] && !userdb_pg_is_url(c.users)) {
 		struct userdb db;
 		nerr += userdb_load(c.users, &db, stdout) ? 1 : 0;
 		userdb_free(&db);

@@ -39,7 +39,9 @@ struct conf {
 	size_t		 ndomains;
 	char		 spool[PATH_MAX];
 	char		 mailboxes[PATH_MAX];
-	char		 users[PATH_MAX];
+	char		 users[PATH_MAX];	/* a file or postgresql://... */
+	uint64_t	 users_cache;		/* seconds, for a users database */
+	char		 state[CONF_NAME_MAX];	/* "" = local, or redis://... */
 	char		 aliases[PATH_MAX];
 	char		 access[PATH_MAX];	/* access map (docs/access.md); "" = none */
 	struct netprefix *mynetworks;

@@ -674,10 +674,43 @@ kw_user(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 		conf_error(ctx, "user: name too long");
 }
 
+/* users FILE | users postgresql://... (docs/scaling.md) */
 static void
 kw_users(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 {
-	copy_path(ctx, c->users, sizeof c->users, av[0], av[1]);
+	if (strncmp(av[1], "postgresql://", 13) != 0 &&
+	    strncmp(av[1], "postgres://", 11) != 0) {
+		copy_path(ctx, c->users, sizeof c->users, av[0], av[1]);
+		return;
+	}
+	if (strlcpy(c->users, av[1], sizeof c->users) >= sizeof c->users)
+		conf_error(ctx, "users: URL too long");
+}
+
+/* users-cache DURATION: how long the auth process trusts what it read
+ * from a users database before it asks again. */
+static void
+kw_users_cache(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	if (parse_duration(av[1], &c->users_cache) == -1 ||
+	    c->users_cache == 0 || c->users_cache > 3600)
+		conf_error(ctx, "users-cache: '%s' is not a duration from 1s "
+		    "to 1h", av[1]);
+}
+
+/* state redis://HOST[:PORT][/DB] | state local */
+static void
+kw_state(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	if (strcmp(av[1], "local") == 0) {
+		c->state[0] = '\0';
+		return;
+	}
+	if (strncmp(av[1], "redis://", 8) != 0 || av[1][8] == '\0')
+		conf_error(ctx, "state: expected 'local' or "
+		    "'redis://HOST[:PORT][/DB]', not '%s'", av[1]);
+	else if (strlcpy(c->state, av[1], sizeof c->state) >= sizeof c->state)
+		conf_error(ctx, "state: URL too long");
 }
 
 static void
@@ -726,11 +759,13 @@ static const struct conf_keyword {
 	{ "retry-min",		kw_retry_min,		1, 1 },
 	{ "smtp-timeout",	kw_smtp_timeout,	1, 1 },
 	{ "spool",		kw_spool,		1, 1 },
+	{ "state",		kw_state,		1, 1 },
 	{ "submit",		kw_submit,		2, 8 },
 	{ "tls",		kw_tls,			4, 4 },
 	{ "user",		kw_user,		1, 1 },
 	{ "user-rate-limit",	kw_user_rate_limit,	2, 2 },
 	{ "users",		kw_users,		1, 1 },
+	{ "users-cache",	kw_users_cache,		1, 1 },
 	{ "workers",		kw_workers,		1, 1 },
 };
 
@@ -776,6 +811,7 @@ conf_defaults(struct conf *c)
 	c->queue_lifetime = 5 * 86400;
 	c->delay_warning = 4 * 3600;
 	c->hop_limit = 50;			/* RFC 5321 6.3: "large" */
+	c->users_cache = 5;			/* docs/scaling.md */
 }
 
 /* Settings that only make sense together. */
@@ -909,7 +945,10 @@ conf_print(const struct conf *c, FILE *f)
 		fprintf(f, " %s", c->domains[i]);
 	fprintf(f, "\nspool %s\nmailboxes %s\n", c->spool, c->mailboxes);
 	if (c->users[0])
-		fprintf(f, "users %s\n", c->users);
+		fprintf(f, "users %s\nusers-cache %llus\n", c->users,
+		    (unsigned long long)c->users_cache);
+	if (c->state[0])
+		fprintf(f, "state %s\n", c->state);
 	if (c->aliases[0])
 		fprintf(f, "aliases %s\n", c->aliases);
 	if (c->access[0])

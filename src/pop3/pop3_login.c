@@ -19,6 +19,7 @@
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
 #include "policy/popbsmtp.h"
+#include "state/state.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -91,7 +92,7 @@ pop3_login_done(struct pop3_session *s, const char *user)
 	    "octets=%" PRIu64, s->id, s->user, s->login_mech, s->box.nmsgs,
 	    octets);
 	/* DESIGN.md: a POP3 login opens relay on port 25 for a while. */
-	(void)popbsmtp_grant(c, (const struct sockaddr *)&s->ss, s->id,
+	(void)state_grant_add(c, (const struct sockaddr *)&s->ss, s->id,
 	    time(NULL));
 	snprintf(counts, sizeof counts, "%zu messages (%" PRIu64 " octets)",
 	    s->box.nmsgs, octets);

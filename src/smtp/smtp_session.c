@@ -27,6 +27,7 @@
 #include "policy/client_key.h"
 #include "policy/connlimit.h"
 #include "policy/ratelimit.h"
+#include "state/state.h"
 #include "queue/qcommit.h"
 #include "queue/qid.h"
 #include "queue/qstore.h"
@@ -649,7 +650,7 @@ smtp_check_rate(struct smtp_session *s, enum ratelimit_kind kind)
 			return 1;
 		max = c->ip_rate_limit;
 	}
-	if (ratelimit_take(key, kind, 1, max, time(NULL)))
+	if (state_rate_take(c, key, kind, 1, max, time(NULL)))
 		return 1;
 	log_info("%016" PRIx64 " smtp rate-limit %s kind=%s limit=%u/h",
 	    s->id, key, kind == RL_MESSAGES ? "messages" : "recipients", max);

@@ -1,0 +1,414 @@
+/*
+ * userdb_pg.c - the users on PostgreSQL (see userdb_pg.h and
+ * sql/001_users.sql).  Runs in the auth process (reads) and in
+ * `postern user` (writes); never in a worker.
+ *
+ * XXX: libpq is used synchronously; in the auth process that blocks its
+ * event loop for a query every users-cache seconds (one integer when
+ * nothing changed, the whole table when something did).  A database
+ * that is refused costs nothing; one that does not answer costs up to
+ * connect_timeout (2 s) once per users-cache while it is down, during
+ * which authentication waits.  Acceptable next to crypt(3), which the
+ * same loop already runs; an asynchronous libpq connection on the loop
+ * is the better answer.
+ */
+#include "auth/userdb_pg.h"
+#include "lib/log.h"
+#include "lib/strutil.h"
+#include "lib/xalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <libpq-fe.h>
+
+#define PG_CONNECT_TIMEOUT	"2"	/* seconds; libpq's minimum */
+
+struct userdb_pg {
+	char		*url;
+	unsigned	 lifetime;
+	PGconn		*conn;
+	long long	 generation;	/* the database's, last loaded; -1 none */
+	time_t		 next_check;
+	int		 usable;	/* the last check succeeded */
+	int		 down;		/* an outage is being reported */
+};
+
+static const char q_generation[] =
+    "SELECT n FROM users_generation WHERE id = 1";
+static const char q_all[] =
+    "SELECT name, hash, expires, locked, array_to_string(addresses, ','), "
+    "secrets FROM users";
+static const char q_put[] =
+    "INSERT INTO users (name, hash, expires, locked, addresses, secrets) "
+    "VALUES ($1, $2, $3::bigint, $4::boolean, string_to_array($5, ','), $6) "
+    "ON CONFLICT (name) DO UPDATE SET hash = EXCLUDED.hash, "
+    "expires = EXCLUDED.expires, locked = EXCLUDED.locked, "
+    "addresses = EXCLUDED.addresses, secrets = EXCLUDED.secrets, "
+    "changed = now()";
+static const char q_del[] = "DELETE FROM users WHERE name = $1";
+
+int
+userdb_pg_is_url(const char *s)
+{
+	return strncmp(s, "postgresql://", 13) == 0 ||
+	    strncmp(s, "postgres://", 11) == 0;
+}
+
+/* libpq's message without its trailing newline. */
+static const char *
+pg_error(PGconn *conn, char *dst, size_t dstsz)
+{
+	const char *m = conn ? PQerrorMessage(conn) : "out of memory";
+	size_t n;
+
+	str_escape(dst, dstsz, m, strlen(m));
+	n = strlen(dst);
+	while (n >= 2 && strcmp(dst + n - 2, "\\n") == 0) {
+		dst[n - 2] = '\0';
+		n -= 2;
+	}
+	return dst[0] ? dst : "unknown error";
+}
+
+static int
+exec_ok(PGconn *conn, const char *sql, FILE *errf)
+{
+	PGresult *r = PQexec(conn, sql);
+	int ok = r && (PQresultStatus(r) == PGRES_COMMAND_OK ||
+	    PQresultStatus(r) == PGRES_TUPLES_OK);
+
+	if (!ok && errf)
+		fprintf(errf, "postgresql: %s", PQerrorMessage(conn));
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
+/* Apply the migrations the database lacks, one transaction. */
+static int
+migrate(PGconn *conn, FILE *errf)
+{
+	PGresult *r;
+	long have;
+
+	if (exec_ok(conn, "BEGIN", errf) == -1)
+		return -1;
+	/* Nodes that start together wait for each other here. */
+	if (exec_ok(conn, "SELECT pg_advisory_xact_lock(7305196847)", errf) ==
+	    -1 || exec_ok(conn, "CREATE TABLE IF NOT EXISTS schema_version ("
+	    "version integer PRIMARY KEY, name text NOT NULL, "
+	    "applied timestamptz NOT NULL DEFAULT now())", errf) == -1)
+		goto fail;
+	r = PQexec(conn, "SELECT coalesce(max(version), 0) FROM schema_version");
+	if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK ||
+	    PQntuples(r) != 1) {
+		if (errf)
+			fprintf(errf, "postgresql: %s", PQerrorMessage(conn));
+		PQclear(r);
+		goto fail;
+	}
+	have = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	for (const struct userdb_pg_migration *m = userdb_pg_migrations;
+	    m->name; m++) {
+		char v[16];
+		const char *params[] = { v, m->name };
+
+		if (m->version <= have)
+			continue;
+		if (exec_ok(conn, m->sql, errf) == -1) {
+			if (errf)
+				fprintf(errf, "postgresql: migration %s failed\n",
+				    m->name);
+			goto fail;
+		}
+		(void)snprintf(v, sizeof v, "%d", m->version);
+		r = PQexecParams(conn, "INSERT INTO schema_version (version, "
+		    "name) VALUES ($1::integer, $2)", 2, NULL, params, NULL,
+		    NULL, 0);
+		if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
+			PQclear(r);
+			goto fail;
+		}
+		PQclear(r);
+		log_info("users: applied schema migration %s", m->name);
+	}
+	return exec_ok(conn, "COMMIT", errf);
+fail:
+	(void)exec_ok(conn, "ROLLBACK", NULL);
+	return -1;
+}
+
+static int
+prepare(PGconn *conn, const char *name, const char *sql, int nparams,
+    FILE *errf)
+{
+	PGresult *r = PQprepare(conn, name, sql, nparams, NULL);
+	int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+
+	if (!ok && errf)
+		fprintf(errf, "postgresql: prepare %s: %s", name,
+		    PQerrorMessage(conn));
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
+/* A ready connection (migrated, statements prepared), or NULL. */
+static PGconn *
+pg_open(const char *url, FILE *errf, char *why, size_t whysz)
+{
+	const char *const keys[] = { "dbname", "connect_timeout",
+	    "application_name", NULL };
+	const char *const vals[] = { url, PG_CONNECT_TIMEOUT, "postern", NULL };
+	PGconn *conn = PQconnectdbParams(keys, vals, 1);
+
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+		(void)pg_error(conn, why, whysz);
+		if (errf)
+			fprintf(errf, "postgresql: %s\n", why);
+		PQfinish(conn);
+		return NULL;
+	}
+	if (migrate(conn, errf) == -1 ||
+	    prepare(conn, "generation", q_generation, 0, errf) == -1 ||
+	    prepare(conn, "all", q_all, 0, errf) == -1 ||
+	    prepare(conn, "put", q_put, 6, errf) == -1 ||
+	    prepare(conn, "del", q_del, 1, errf) == -1) {
+		(void)pg_error(conn, why, whysz);
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	/* The order userdb_lookup's bsearch expects (userdb_file.c). */
+	return strcasecmp(((const struct user_entry *)a)->name,
+	    ((const struct user_entry *)b)->name);
+}
+
+/* A field the users file could not hold would break the view the
+ * workers read (same format): refuse the row. */
+static int
+field_ok(const char *s)
+{
+	return strpbrk(s, ":\n\r") == NULL;
+}
+
+static int
+load_all(PGconn *conn, struct userdb *out, FILE *errf)
+{
+	PGresult *r = PQexecPrepared(conn, "all", 0, NULL, NULL, NULL, 0);
+	struct userdb db = { 0 };
+	int n;
+
+	if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK) {
+		if (errf)
+			fprintf(errf, "postgresql: %s", PQerrorMessage(conn));
+		PQclear(r);
+		return -1;
+	}
+	n = PQntuples(r);
+	db.users = xcalloc(n ? (size_t)n : 1, sizeof *db.users);
+	for (int i = 0; i < n; i++) {
+		struct user_entry *u = &db.users[db.nusers];
+		const char *name = PQgetvalue(r, i, 0), *addrs = PQgetvalue(r, i, 4);
+
+		if (!userdb_name_valid(name) || !field_ok(PQgetvalue(r, i, 1)) ||
+		    !field_ok(addrs) || !field_ok(PQgetvalue(r, i, 5))) {
+			log_warnx("users: row for '%.64s' holds a character the "
+			    "users format cannot; skipped", field_ok(name) ?
+			    name : "?");
+			continue;
+		}
+		u->name = xstrdup(name);
+		u->hash = xstrdup(PQgetvalue(r, i, 1));
+		u->expires = (time_t)strtoll(PQgetvalue(r, i, 2), NULL, 10);
+		u->locked = PQgetvalue(r, i, 3)[0] == 't';
+		u->secrets = xstrdup(PQgetvalue(r, i, 5));
+		for (const char *p = addrs; *p; ) {
+			size_t len = strcspn(p, ",");
+
+			if (len) {
+				u->addresses = xreallocarray(u->addresses,
+				    u->naddresses + 1, sizeof *u->addresses);
+				u->addresses[u->naddresses] = xmalloc(len + 1);
+				memcpy(u->addresses[u->naddresses], p, len);
+				u->addresses[u->naddresses++][len] = '\0';
+			}
+			p += len;
+			if (*p == ',')
+				p++;
+		}
+		u->line = i + 1;
+		db.nusers++;
+	}
+	PQclear(r);
+	qsort(db.users, db.nusers, sizeof *db.users, entry_cmp);
+	*out = db;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* the auth process                                                   */
+
+struct userdb_pg *
+userdb_pg_new(const char *url, unsigned lifetime)
+{
+	struct userdb_pg *pg = xcalloc(1, sizeof *pg);
+
+	pg->url = xstrdup(url);
+	pg->lifetime = lifetime ? lifetime : 1;
+	pg->generation = -1;
+	return pg;
+}
+
+void
+userdb_pg_free(struct userdb_pg *pg)
+{
+	if (pg == NULL)
+		return;
+	PQfinish(pg->conn);
+	free(pg->url);
+	free(pg);
+}
+
+int
+userdb_pg_usable(const struct userdb_pg *pg)
+{
+	return pg->usable;
+}
+
+static void
+outage(struct userdb_pg *pg, const char *why)
+{
+	PQfinish(pg->conn);
+	pg->conn = NULL;
+	pg->usable = 0;
+	if (!pg->down) {
+		log_warnx("users: postgresql down (%s); authentication answers "
+		    "a temporary error, retrying every %us", why, pg->lifetime);
+		pg->down = 1;
+	}
+}
+
+int
+userdb_pg_refresh(struct userdb_pg *pg, struct userdb *db,
+    unsigned *generation, time_t now)
+{
+	char why[256];
+	PGresult *r;
+	long long gen;
+
+	if (now < pg->next_check)
+		return pg->usable;
+	pg->next_check = now + (time_t)pg->lifetime;
+	if (pg->conn == NULL &&
+	    (pg->conn = pg_open(pg->url, NULL, why, sizeof why)) == NULL) {
+		outage(pg, why);
+		return 0;
+	}
+	r = PQexecPrepared(pg->conn, "generation", 0, NULL, NULL, NULL, 0);
+	if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK ||
+	    PQntuples(r) != 1) {
+		PQclear(r);
+		outage(pg, pg_error(pg->conn, why, sizeof why));
+		return 0;
+	}
+	gen = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	if (gen != pg->generation) {
+		struct userdb fresh;
+
+		if (load_all(pg->conn, &fresh, NULL) == -1) {
+			outage(pg, pg_error(pg->conn, why, sizeof why));
+			return 0;
+		}
+		userdb_free(db);
+		*db = fresh;
+		(*generation)++;
+		pg->generation = gen;
+		log_debug("users: loaded %zu users from postgresql", db->nusers);
+	}
+	if (pg->down) {
+		log_info("users: postgresql back");
+		pg->down = 0;
+	}
+	pg->usable = 1;
+	return 1;
+}
+
+/* ---------------------------------------------------------------- */
+/* postern user                                                       */
+
+int
+userdb_pg_load_all(const char *url, struct userdb *db, FILE *errf)
+{
+	char why[256];
+	PGconn *conn = pg_open(url, errf, why, sizeof why);
+	int rc;
+
+	memset(db, 0, sizeof *db);
+	if (conn == NULL)
+		return -1;
+	rc = load_all(conn, db, errf);
+	PQfinish(conn);
+	return rc;
+}
+
+int
+userdb_pg_store(const char *url, const struct user_entry *u, FILE *errf)
+{
+	char why[256], expires[32], addrs[8192] = "";
+	PGconn *conn = pg_open(url, errf, why, sizeof why);
+	const char *params[6];
+	PGresult *r;
+	int ok;
+
+	if (conn == NULL)
+		return -1;
+	for (size_t i = 0; i < u->naddresses; i++)
+		if ((i && strlcat(addrs, ",", sizeof addrs) >= sizeof addrs) ||
+		    strlcat(addrs, u->addresses[i], sizeof addrs) >= sizeof addrs) {
+			fprintf(errf, "postern: too many addresses\n");
+			PQfinish(conn);
+			return -1;
+		}
+	(void)snprintf(expires, sizeof expires, "%lld", (long long)u->expires);
+	params[0] = u->name;
+	params[1] = u->hash;
+	params[2] = expires;
+	params[3] = u->locked ? "true" : "false";
+	params[4] = addrs;
+	params[5] = u->secrets ? u->secrets : "";
+	r = PQexecPrepared(conn, "put", 6, params, NULL, NULL, 0);
+	ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok)
+		fprintf(errf, "postgresql: %s", PQerrorMessage(conn));
+	PQclear(r);
+	PQfinish(conn);
+	return ok ? 0 : -1;
+}
+
+int
+userdb_pg_delete(const char *url, const char *name, FILE *errf)
+{
+	char why[256];
+	PGconn *conn = pg_open(url, errf, why, sizeof why);
+	const char *params[] = { name };
+	PGresult *r;
+	int ok;
+
+	if (conn == NULL)
+		return -1;
+	r = PQexecPrepared(conn, "del", 1, params, NULL, NULL, 0);
+	ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok)
+		fprintf(errf, "postgresql: %s", PQerrorMessage(conn));
+	PQclear(r);
+	PQfinish(conn);
+	return ok ? 0 : -1;
+}

@@ -1,0 +1,48 @@
+/*
+ * userdb_pg.h - the users on PostgreSQL (`users postgresql://...`,
+ * docs/scaling.md): the same entries as the users file (auth/userdb.h),
+ * read by the auth process and written by `postern user`.  The schema
+ * lives in sql/NNN_*.sql, compiled in; the missing migrations are applied
+ * at connection, under an advisory lock so that nodes starting together
+ * do not race.
+ */
+#ifndef POSTERN_USERDB_PG_H
+#define POSTERN_USERDB_PG_H
+
+#include <stdio.h>
+#include <time.h>
+
+#include "auth/userdb.h"
+
+struct userdb_pg_migration {
+	int		 version;
+	const char	*name;
+	const char	*sql;
+};
+/* Generated from sql/ by CMakeLists.txt; ends with a NULL name. */
+extern const struct userdb_pg_migration userdb_pg_migrations[];
+
+/* Is this `users` value a PostgreSQL URL? */
+int	userdb_pg_is_url(const char *);
+
+/*
+ * The auth process's copy.  userdb_pg_refresh asks for the generation at
+ * most once per `lifetime` seconds and reloads the table into *db when
+ * it moved (then bumps *generation).  Returns 1 if the copy may be used,
+ * 0 if the database could not be asked when it was due (callers answer
+ * a temporary error until it can again).  A connection error is logged
+ * once per outage.
+ */
+struct userdb_pg;
+struct userdb_pg *userdb_pg_new(const char *url, unsigned lifetime);
+void	userdb_pg_free(struct userdb_pg *);
+int	userdb_pg_refresh(struct userdb_pg *, struct userdb *db,
+	    unsigned *generation, time_t now);
+int	userdb_pg_usable(const struct userdb_pg *);
+
+/* `postern user`: 0 or -1 with a message on errf. */
+int	userdb_pg_load_all(const char *url, struct userdb *, FILE *errf);
+int	userdb_pg_store(const char *url, const struct user_entry *, FILE *errf);
+int	userdb_pg_delete(const char *url, const char *name, FILE *errf);
+
+#endif
