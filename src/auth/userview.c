@@ -39,14 +39,11 @@ userview_publish(const struct conf *c, const struct userdb *db, gid_t gid)
 			continue;	/* the source's own line was too long too */
 		buf_printf(&b, "%s\n", line);
 	}
-	rc = write_file_atomic(path, b.data ? b.data : "", b.len, 0640);
+	rc = write_file_atomic_group(path, b.data ? b.data : "", b.len, 0640,
+	    geteuid() == 0 ? gid : (gid_t)-1);
 	buf_free(&b);
 	if (rc == -1) {
 		log_warn("users: cannot write %s", path);
-		return -1;
-	}
-	if (geteuid() == 0 && chown(path, 0, gid) == -1) {
-		log_warn("users: chown %s", path);
 		return -1;
 	}
 	log_debug("users: published %zu users to %s", db->nusers, path);

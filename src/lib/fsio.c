@@ -46,6 +46,13 @@ fsync_dir(const char *path)
 int
 write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
+	return write_file_atomic_group(path, data, len, mode, (gid_t)-1);
+}
+
+int
+write_file_atomic_group(const char *path, const void *data, size_t len,
+    mode_t mode, gid_t gid)
+{
 	char tmp[PATH_MAX], dir[PATH_MAX];
 	char *slash;
 	int fd, saved;
@@ -66,6 +73,10 @@ write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 	    mode)) == -1)
 		return -1;
+	/* Readers see the file only after the rename: give it its group
+	 * first, so that no reader ever meets it with the wrong one. */
+	if (gid != (gid_t)-1 && fchown(fd, (uid_t)-1, gid) == -1)
+		goto fail;
 	if (write_full(fd, data, len) == -1 || fsync(fd) == -1)
 		goto fail;
 	if (close(fd) == -1) {

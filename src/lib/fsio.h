@@ -13,6 +13,9 @@
 int	fsync_dir(const char *path);
 /* Write path atomically: tmp file, fsync, rename, fsync directory. */
 int	write_file_atomic(const char *path, const void *, size_t, mode_t);
+/* The same, with the file's group set before it becomes visible. */
+int	write_file_atomic_group(const char *path, const void *, size_t, mode_t,
+	    gid_t);
 /* Create a directory (and parents) if missing, with mode and owner. */
 int	mkdir_p(const char *path, mode_t mode);
 int	write_full(int fd, const void *, size_t);

@@ -92,6 +92,8 @@ rcpt_maps_refresh(struct rcpt_maps *m, time_t now)
 			log_warnx("users: %s has errors; keeping the previous "
 			    "table", m->users_path);
 			userdb_free(&db);
+			/* Look again next time: it may be readable then. */
+			memset(&m->users_mtime, 0, sizeof m->users_mtime);
 		}
 	}
 	if (!c->aliases[0] && !m->aliases_default) {
