@@ -36,141 +36,101 @@
 
 #define MASTER_STOP_GRACE	20	/* seconds before SIGKILL at shutdown */
 
-enum child_kind { CHILD_WORKER, CHILD_AUTHD };
+/*
+ * The processes the master runs (STYLE.md section 2): one table says
+ * what each is, one routine starts any of them, one restarts any that
+ * dies.  Each child closes what it must not hold: only workers keep the
+ * listening sockets, only the auth process its own socket.
+ */
+enum proc_kind { PROC_AUTHD, PROC_WORKER, PROC_QMGR, PROC_PICKUP };
+
+static const struct proc_def {
+	const char	*name;		/* in logs */
+	int		 procno;	/* writes queue ids: a number of its own */
+	int		 reload_sig;	/* SIGUSR1: finish what it does, then go */
+} proc_defs[] = {
+	[PROC_AUTHD]	= { "auth process",	0, SIGTERM },
+	[PROC_WORKER]	= { "worker",		1, SIGUSR1 },
+	[PROC_QMGR]	= { "queue manager",	1, SIGUSR1 },
+	[PROC_PICKUP]	= { "pickup",		1, SIGUSR1 },
+};
 
 struct child {
-	pid_t	 pid;
-	enum child_kind kind;
-	unsigned index;
-	time_t	 started;
-	int	 draining;	/* an old generation finishing its sessions */
-	int	 qmgr;		/* the queue manager, not a worker */
-	int	 pickup;	/* the maildrop reader (src/queue/pickup.h) */
+	pid_t		 pid;
+	enum proc_kind	 kind;
+	unsigned	 index;		/* workers: 0..workers-1 */
+	time_t		 started;
+	int		 draining;	/* an old generation finishing its work */
 };
 
 static struct child	*children;
 static size_t		 nchildren;
 /* Every spawn gets a fresh number for its queue ids, so a restarted or
- * reloaded worker never shares one with a process still running. */
+ * reloaded process never shares one with a process still running. */
 static unsigned		 next_procno;
 static int		 authd_fd = -1;	/* the auth process's listening socket */
-static struct listener	*master_ls;	/* bound listeners, for closing in */
-static size_t		 master_nls;	/* children that must not hold them */
 
-static void
-master_spawn_authd(struct conf *c)
+/* What every child needs; set once by master_run, conf on reload. */
+static struct {
+	struct conf	*conf;
+	struct listener	*ls;
+	size_t		 nls;
+	uid_t		 uid;
+	gid_t		 gid;
+} mctx;
+
+/* The child's side of a fork: keep only what this kind may hold. */
+static void __attribute__((noreturn))
+master_child(enum proc_kind kind, unsigned index, unsigned procno)
 {
-	pid_t pid = fork();
+	struct conf *c = mctx.conf;
 
-	if (pid == -1) {
-		log_warn("master: fork");
-		return;
-	}
-	if (pid == 0) {
-		for (size_t i = 0; i < master_nls; i++)
-			close(master_ls[i].fd);
+	if (kind != PROC_WORKER)
+		for (size_t i = 0; i < mctx.nls; i++)
+			close(mctx.ls[i].fd);
+	if (kind != PROC_AUTHD && authd_fd != -1)
+		close(authd_fd);
+	switch (kind) {
+	case PROC_AUTHD:
 		authd_main(c, authd_fd);
+	case PROC_WORKER:
+		worker_main(c, mctx.ls, mctx.nls, index, procno, mctx.uid,
+		    mctx.gid);
+	case PROC_QMGR:
+		qmgr_main(c, procno, mctx.uid, mctx.gid);
+	case PROC_PICKUP:
+		pickup_main(c, procno, mctx.uid, mctx.gid);
 	}
-	children = xreallocarray(children, nchildren + 1, sizeof *children);
-	memset(&children[nchildren], 0, sizeof children[nchildren]);
-	children[nchildren].pid = pid;
-	children[nchildren].kind = CHILD_AUTHD;
-	children[nchildren].started = time(NULL);
-	nchildren++;
+	fatalx("master: no such process kind %d", (int)kind);
 }
 
 static pid_t
-master_spawn(struct conf *c, struct listener *ls, size_t nls, unsigned index,
-    uid_t uid, gid_t gid)
+master_spawn(enum proc_kind kind, unsigned index)
 {
+	unsigned procno = 0;
 	pid_t pid;
 
-	next_procno = next_procno % 4095 + 1;
-	connlimit_before_fork();	/* the worker's column of counts */
+	if (kind == PROC_QMGR && !mctx.conf->queue_manager)
+		return 0;		/* "queue-manager off" */
+	if (proc_defs[kind].procno)
+		procno = next_procno = next_procno % 4095 + 1;
+	if (kind == PROC_WORKER)
+		connlimit_before_fork();	/* the worker's column of counts */
 	pid = fork();
-	if (pid != 0)
+	if (kind == PROC_WORKER && pid != 0)
 		connlimit_after_fork(pid);
 	if (pid == -1) {
-		log_warn("master: fork");
+		log_warn("master: fork %s", proc_defs[kind].name);
 		return -1;
 	}
-	if (pid == 0) {
-		if (authd_fd != -1)
-			close(authd_fd);
-		worker_main(c, ls, nls, index, next_procno, uid, gid);
-	}
+	if (pid == 0)
+		master_child(kind, index, procno);
 	children = xreallocarray(children, nchildren + 1, sizeof *children);
+	memset(&children[nchildren], 0, sizeof children[nchildren]);
 	children[nchildren].pid = pid;
-	children[nchildren].kind = CHILD_WORKER;
+	children[nchildren].kind = kind;
 	children[nchildren].index = index;
 	children[nchildren].started = time(NULL);
-	children[nchildren].draining = 0;
-	children[nchildren].qmgr = 0;
-	children[nchildren].pickup = 0;
-	nchildren++;
-	return pid;
-}
-
-/* The queue manager (src/queue/qmgr.h).  A new one waits on the spool's
- * lock until the previous one has exited, so a reload may start it at
- * once. */
-static pid_t
-master_spawn_qmgr(struct conf *c, uid_t uid, gid_t gid)
-{
-	pid_t pid;
-
-	if (!c->queue_manager)
-		return 0;
-	next_procno = next_procno % 4095 + 1;
-	pid = fork();
-	if (pid == -1) {
-		log_warn("master: fork");
-		return -1;
-	}
-	if (pid == 0) {
-		/* It talks to no client and to no auth process. */
-		for (size_t i = 0; i < master_nls; i++)
-			close(master_ls[i].fd);
-		if (authd_fd != -1)
-			close(authd_fd);
-		qmgr_main(c, next_procno, uid, gid);
-	}
-	children = xreallocarray(children, nchildren + 1, sizeof *children);
-	memset(&children[nchildren], 0, sizeof children[nchildren]);
-	children[nchildren].pid = pid;
-	children[nchildren].kind = CHILD_WORKER;	/* drains like one */
-	children[nchildren].started = time(NULL);
-	children[nchildren].qmgr = 1;
-	nchildren++;
-	return pid;
-}
-
-/* The pickup process (src/queue/pickup.h): like the queue manager, a
- * new one waits on the maildrop's lock for the previous one. */
-static pid_t
-master_spawn_pickup(struct conf *c, uid_t uid, gid_t gid)
-{
-	pid_t pid;
-
-	next_procno = next_procno % 4095 + 1;
-	pid = fork();
-	if (pid == -1) {
-		log_warn("master: fork");
-		return -1;
-	}
-	if (pid == 0) {
-		for (size_t i = 0; i < master_nls; i++)
-			close(master_ls[i].fd);
-		if (authd_fd != -1)
-			close(authd_fd);
-		pickup_main(c, next_procno, uid, gid);
-	}
-	children = xreallocarray(children, nchildren + 1, sizeof *children);
-	memset(&children[nchildren], 0, sizeof children[nchildren]);
-	children[nchildren].pid = pid;
-	children[nchildren].kind = CHILD_WORKER;	/* drains like one */
-	children[nchildren].started = time(NULL);
-	children[nchildren].pickup = 1;
 	nchildren++;
 	return pid;
 }
@@ -183,16 +143,16 @@ master_signal_all(int sig, int draining_too)
 			kill(children[i].pid, sig);
 }
 
-/* Reap exited children; returns the entries of workers that died while
- * they should have been running, so the caller restarts them. */
+/* Reap exited children and restart any that died while it should have
+ * been running. */
 static void
-master_reap(struct conf *c, struct listener *ls, size_t nls, uid_t uid,
-    gid_t gid, int stopping)
+master_reap(int stopping)
 {
 	pid_t pid;
 	int status;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		struct child dead;
 		size_t i;
 
 		for (i = 0; i < nchildren && children[i].pid != pid; i++)
@@ -201,48 +161,19 @@ master_reap(struct conf *c, struct listener *ls, size_t nls, uid_t uid,
 			continue;
 		/* Whatever connections it counted are gone with it. */
 		connlimit_child_exited(pid);
-		struct child dead = children[i];
+		dead = children[i];
 		children[i] = children[--nchildren];
 		if (stopping || dead.draining)
 			continue;
-		if (dead.qmgr) {
-			log_warnx("master: queue manager (pid %d) %s %d; "
-			    "restarting it", (int)pid, WIFSIGNALED(status) ?
-			    "killed by signal" : "exited with status",
-			    WIFSIGNALED(status) ? WTERMSIG(status) :
-			    WEXITSTATUS(status));
-			if (time(NULL) - dead.started < 2)
-				sleep(1);
-			master_spawn_qmgr(c, uid, gid);
-			continue;
-		}
-		if (dead.pickup) {
-			log_warnx("master: pickup (pid %d) %s %d; restarting it",
-			    (int)pid, WIFSIGNALED(status) ? "killed by signal" :
-			    "exited with status", WIFSIGNALED(status) ?
-			    WTERMSIG(status) : WEXITSTATUS(status));
-			if (time(NULL) - dead.started < 2)
-				sleep(1);
-			master_spawn_pickup(c, uid, gid);
-			continue;
-		}
-		if (WIFSIGNALED(status))
-			log_warnx("master: %s %u (pid %d) killed by signal "
-			    "%d; restarting it", dead.kind == CHILD_AUTHD ?
-			    "auth process" : "worker", dead.index, (int)pid,
-			    WTERMSIG(status));
-		else if (dead.kind == CHILD_WORKER || WEXITSTATUS(status) != 0)
-			log_warnx("master: %s %u (pid %d) exited with "
-			    "status %d; restarting it", dead.kind == CHILD_AUTHD ?
-			    "auth process" : "worker", dead.index, (int)pid,
-			    WEXITSTATUS(status));
+		log_warnx("master: %s %u (pid %d) %s %d; restarting it",
+		    proc_defs[dead.kind].name, dead.index, (int)pid,
+		    WIFSIGNALED(status) ? "killed by signal" :
+		    "exited with status", WIFSIGNALED(status) ?
+		    WTERMSIG(status) : WEXITSTATUS(status));
 		/* A child that dies at once would spin: slow it down. */
 		if (time(NULL) - dead.started < 2)
 			sleep(1);
-		if (dead.kind == CHILD_AUTHD)
-			master_spawn_authd(c);
-		else
-			master_spawn(c, ls, nls, dead.index, uid, gid);
+		master_spawn(dead.kind, dead.index);
 	}
 }
 
@@ -275,9 +206,12 @@ worker_count(const struct conf *c)
  * workers with it and let the old one finish its sessions (SIGUSR1).
  * A bad file changes nothing. */
 static void
-master_reload(struct conf **cp, struct listener *ls, size_t nls, uid_t uid,
-    gid_t gid)
+master_reload(struct conf **cp)
 {
+	struct listener *ls = mctx.ls;
+	size_t nls = mctx.nls;
+	uid_t uid = mctx.uid;
+	gid_t gid = mctx.gid;
 	struct conf *old = *cp, *c = xcalloc(1, sizeof *c);
 	size_t i, n;
 
@@ -337,18 +271,18 @@ master_reload(struct conf **cp, struct listener *ls, size_t nls, uid_t uid,
 		children[i].draining = 1;
 		/* Workers finish their sessions; the auth process has none
 		 * worth keeping (clients get 454 and retry). */
-		kill(children[i].pid, children[i].kind == CHILD_AUTHD ?
-		    SIGTERM : SIGUSR1);
+		kill(children[i].pid, proc_defs[children[i].kind].reload_sig);
 	}
+	mctx.conf = c;
 	(void)popbsmtp_prepare(c, uid, gid);	/* it logs a failure */
-	master_spawn_authd(c);
+	master_spawn(PROC_AUTHD, 0);
 	n = worker_count(c);
 	for (i = 0; i < n; i++)
-		master_spawn(c, ls, nls, (unsigned)i, uid, gid);
+		master_spawn(PROC_WORKER, (unsigned)i);
 	if (qmgr_prepare(c, uid, gid) == 0)
-		master_spawn_qmgr(c, uid, gid);
+		master_spawn(PROC_QMGR, 0);
 	if (pickup_prepare(c, uid, gid) == 0)
-		master_spawn_pickup(c, uid, gid);
+		master_spawn(PROC_PICKUP, 0);
 	/* The old workers have their own copy of the old configuration. */
 	conf_free(old);
 	free(old);
@@ -416,8 +350,11 @@ master_run(struct conf *c, int verbose)
 			    "users", c->users);
 		userdb_free(&db);
 	}
-	master_ls = ls;
-	master_nls = (size_t)nls;
+	mctx.conf = c;
+	mctx.ls = ls;
+	mctx.nls = (size_t)nls;
+	mctx.uid = uid;
+	mctx.gid = gid;
 	for (int i = 0; i < nls; i++)
 		log_info("master: listening %s", ls[i].name);
 
@@ -434,14 +371,15 @@ master_run(struct conf *c, int verbose)
 	 * (docs/privsep.md). */
 	connlimit_init();
 	ratelimit_init();
-	master_spawn_authd(c);
+	if (master_spawn(PROC_AUTHD, 0) == -1)
+		fatalx("master: cannot start the auth process");
 	n = worker_count(c);
 	for (unsigned i = 0; i < n; i++)
-		if (master_spawn(c, ls, (size_t)nls, i, uid, gid) == -1)
+		if (master_spawn(PROC_WORKER, i) == -1)
 			fatalx("master: cannot start workers");
-	if (master_spawn_qmgr(c, uid, gid) == -1)
+	if (master_spawn(PROC_QMGR, 0) == -1)
 		fatalx("master: cannot start the queue manager");
-	if (master_spawn_pickup(c, uid, gid) == -1)
+	if (master_spawn(PROC_PICKUP, 0) == -1)
 		fatalx("master: cannot start the pickup process");
 	log_info("master: started %u workers, hostname %s, config %s", n,
 	    c->hostname, c->path);
@@ -473,12 +411,12 @@ master_run(struct conf *c, int verbose)
 			break;
 		case SIGHUP:
 			if (!stopping)
-				master_reload(&c, ls, (size_t)nls, uid, gid);
+				master_reload(&c);
 			break;
 		default:		/* SIGCHLD, or the tick */
 			break;
 		}
-		master_reap(c, ls, (size_t)nls, uid, gid, stopping);
+		master_reap(stopping);
 		if (stopping && nchildren == 0)
 			break;
 		if (stopping && time(NULL) > stop_deadline) {
