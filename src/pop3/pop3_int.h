@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "ev/conn.h"
 #include "pop3/maildir_read.h"
 #include "pop3/pop3_cmd.h"
 #include "pop3/pop3_reply.h"
@@ -71,7 +72,7 @@ struct pop3_session {
 	unsigned		 nerrors, nretr, ndele;
 	const char		*cmdline;	/* escaped, for failed-command logs */
 	const char		*close_reason;
-	struct event		*close_ev;
+	struct conn_close	 closer;	/* after the last reply (ev/conn.h) */
 	TAILQ_ENTRY(pop3_session) entry;
 };
 

@@ -11,6 +11,7 @@
  * says `cleartext-auth loopback`, the same rule as SMTP AUTH.
  */
 #include "pop3/pop3_int.h"
+#include "ev/conn.h"
 #include "auth/apop.h"
 #include "auth/authd.h"
 #include "lib/base64.h"
@@ -379,7 +380,6 @@ void
 pop3_cmd_stls(struct pop3_session *s, char *arg)
 {
 	struct bufferevent *tls, *under;
-	SSL *ssl;
 
 	if (*arg) {
 		pop3_reply(s, P_SYNTAX, NULL);
@@ -393,22 +393,12 @@ pop3_cmd_stls(struct pop3_session *s, char *arg)
 		pop3_reply(s, P_STLS_UNAVAILABLE, NULL);
 		return;
 	}
-	if ((ssl = SSL_new(s->w->tls_ctx)) == NULL) {
-		pop3_reply(s, P_TLS_TEMPFAIL, NULL);
-		return;
-	}
 	pop3_reply(s, P_STLS_GO, NULL);
-	evbuffer_drain(bufferevent_get_input(s->bev),
-	    evbuffer_get_length(bufferevent_get_input(s->bev)));
 	under = s->bev;
-	tls = bufferevent_openssl_filter_new(s->w->base, under, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (tls == NULL) {
-		SSL_free(ssl);
+	if ((tls = conn_starttls(s->w->base, under, s->w->tls_ctx)) == NULL) {
 		pop3_close_after_reply(s, "tls-setup");
 		return;
 	}
-	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
 	/* The TLS layer moves data into the socket's buffer only up to
 	 * this mark, so a streamed RETR stays bounded in memory. */
 	bufferevent_setwatermark(under, EV_WRITE, 0, POP3_OUT_HIGH);

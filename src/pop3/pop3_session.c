@@ -13,6 +13,7 @@
  * PIPELINING) wait their turn.
  */
 #include "pop3/pop3_int.h"
+#include "ev/conn.h"
 #include "auth/authd.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
@@ -106,56 +107,19 @@ pop3_free_later(evutil_socket_t fd, short ev, void *arg)
 	pop3_free(arg);
 }
 
-/* Octets not yet handed to the kernel, TLS layer included. */
-static size_t
-pop3_pending_output(struct pop3_session *s)
-{
-	struct bufferevent *under = bufferevent_get_underlying(s->bev);
-	size_t n = evbuffer_get_length(bufferevent_get_output(s->bev));
-
-	if (under)
-		n += evbuffer_get_length(bufferevent_get_output(under));
-	return n;
-}
-
-/* The TLS layer's socket buffer changed: free once all has left. */
-static void
-pop3_under_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-    void *arg)
-{
-	struct pop3_session *s = arg;
-	struct timeval now = { 0, 0 };
-
-	if (s->state == POP3_ST_QUIT && pop3_pending_output(s) == 0)
-		evtimer_add(s->close_ev, &now);
-}
-
 /*
- * The last reply is written; the session ends when it has left:
- * pop3_write_cb frees it once the output has drained, and the timer
- * even if that is never reported or never happens.  Never frees here:
- * the caller still holds s.
+ * The last reply is written; the session ends when it has left (or at
+ * the latest after 10 s; ev/conn.h).  Never frees here: the caller
+ * still holds s.
  */
 void
 pop3_close_after_reply(struct pop3_session *s, const char *reason)
 {
-	struct bufferevent *under = bufferevent_get_underlying(s->bev);
-	struct timeval tv = { 0, 0 };
-
 	s->close_reason = reason;
 	pop3_msg_close(s);
 	pop3_enter_state(s, POP3_ST_QUIT);
-	bufferevent_disable(s->bev, EV_READ);
 	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
-	if (s->close_ev == NULL)
-		s->close_ev = evtimer_new(s->w->base, pop3_free_later, s);
-	if (pop3_pending_output(s) > 0) {
-		tv.tv_sec = 10;
-		if (under)
-			evbuffer_add_cb(bufferevent_get_output(under),
-			    pop3_under_drained, s);
-	}
-	evtimer_add(s->close_ev, &tv);
+	conn_close_arm(&s->closer, s->w->base, s->bev, 10, pop3_free_later, s);
 }
 
 void
@@ -167,10 +131,7 @@ pop3_free(struct pop3_session *s)
 		auth_client_cancel(s->auth_reqid);
 		s->auth_reqid = 0;
 	}
-	if (s->close_ev) {
-		event_free(s->close_ev);
-		s->close_ev = NULL;
-	}
+	conn_close_free(&s->closer);
 	pop3_msg_close(s);
 	if (s->bev) {
 		log_info("%016" PRIx64 " pop3 disconnect reason=%s user=%s "
@@ -338,8 +299,8 @@ pop3_write_cb(struct bufferevent *bev, void *arg)
 
 	if (s->state == POP3_ST_SENDING)
 		pop3_pump(s);
-	else if (s->state == POP3_ST_QUIT && pop3_pending_output(s) == 0)
-		pop3_free(s);
+	else if (s->state == POP3_ST_QUIT)
+		conn_close_check(&s->closer);
 }
 
 static void
@@ -355,13 +316,10 @@ pop3_event_cb(struct bufferevent *bev, short events, void *arg)
 		log_info("%016" PRIx64 " pop3 tls %s", s->id, desc);
 		return;
 	}
-	if ((events & BEV_EVENT_ERROR) && bufferevent_openssl_get_ssl(bev)) {
-		unsigned long e = bufferevent_get_openssl_error(bev);
+	if ((events & BEV_EVENT_ERROR) && s->close_reason == NULL) {
+		char why[160];
 
-		if (e && s->close_reason == NULL) {
-			char why[160];
-
-			ERR_error_string_n(e, why, sizeof why);
+		if (conn_tls_error(bev, why, sizeof why)) {
 			log_info("%016" PRIx64 " pop3 tls error=\"%s\"", s->id, why);
 			s->close_reason = "tls-error";
 		}
@@ -425,15 +383,8 @@ pop3_session_accept(struct worker *w, const struct listener *l, int fd,
 	if (l->conf->tls == TLS_IMPLICIT) {
 		/* RFC 8314: TLS from the first byte; the greeting waits in
 		 * the output until the handshake is done. */
-		SSL *ssl = w->tls_ctx ? SSL_new(w->tls_ctx) : NULL;
-
-		s->bev = ssl ? bufferevent_openssl_socket_new(w->base, fd, ssl,
-		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE) : NULL;
-		if (s->bev) {
-			bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+		if ((s->bev = conn_tls_accept(w->base, fd, w->tls_ctx)) != NULL)
 			s->flags |= POP3_F_TLS;
-		} else if (ssl)
-			SSL_free(ssl);
 	} else
 		s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL) {

@@ -18,6 +18,7 @@
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
 #include "auth/authd.h"
+#include "ev/conn.h"
 #include "lib/base64.h"
 #include "sasl/sasl.h"
 #include "tls/tls.h"
@@ -123,7 +124,7 @@ struct smtp_session {
 	unsigned		 counts[CMD__COUNT + 1];	/* last: unknown */
 	const char		*cmdline;	/* escaped, for failed-command logs */
 	const char		*close_reason;
-	struct event		*close_ev;	/* closing: free at the latest then */
+	struct conn_close	 closer;	/* after the last reply */
 	/* A line (command, AUTH response or DATA line) must be complete
 	 * within smtp-timeout of its first octet: the read timeout alone
 	 * restarts with every octet, so a trickle would never end. */
@@ -185,55 +186,20 @@ smtp_free_later(evutil_socket_t fd, short ev, void *arg)
 	smtp_free(arg);
 }
 
-/* Octets not yet handed to the kernel, TLS layer included. */
-static size_t
-smtp_pending_output(struct smtp_session *s)
-{
-	struct bufferevent *under = bufferevent_get_underlying(s->bev);
-	size_t n = evbuffer_get_length(bufferevent_get_output(s->bev));
-
-	if (under)
-		n += evbuffer_get_length(bufferevent_get_output(under));
-	return n;
-}
-
 /*
- * The last reply is written; the session ends when it has left.
- * smtp_write_cb frees it once the output has drained; the timer frees it
- * even if that moment is never reported (a TLS layer may drain without a
- * callback) or never comes.  Never free here: the caller still holds s.
+ * The last reply is written; the session ends when it has left (or at
+ * the latest after a few seconds; ev/conn.h).  Never free here: the
+ * caller still holds the session.
  */
-/* The TLS layer's socket buffer changed: free once all has left. */
-static void
-smtp_under_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-    void *arg)
-{
-	struct smtp_session *s = arg;
-	struct timeval now = { 0, 0 };
-
-	if (s->state == SMTP_ST_QUIT && smtp_pending_output(s) == 0)
-		evtimer_add(s->close_ev, &now);
-}
-
 static void
 smtp_close_after_reply(struct smtp_session *s, const char *reason)
 {
-	struct bufferevent *under = bufferevent_get_underlying(s->bev);
-	struct timeval tv = { 0, 0 };
+	unsigned wait = s->w->conf->smtp_timeout < 10 ?
+	    (unsigned)s->w->conf->smtp_timeout : 10;
 
 	s->close_reason = reason;
 	smtp_enter_state(s, SMTP_ST_QUIT);
-	bufferevent_disable(s->bev, EV_READ);
-	if (s->close_ev == NULL)
-		s->close_ev = evtimer_new(s->w->base, smtp_free_later, s);
-	if (smtp_pending_output(s) > 0) {
-		tv.tv_sec = s->w->conf->smtp_timeout < 10 ?
-		    (time_t)s->w->conf->smtp_timeout : 10;
-		if (under)
-			evbuffer_add_cb(bufferevent_get_output(under),
-			    smtp_under_drained, s);
-	}
-	evtimer_add(s->close_ev, &tv);
+	conn_close_arm(&s->closer, s->w->base, s->bev, wait, smtp_free_later, s);
 }
 
 static void
@@ -282,10 +248,7 @@ smtp_free(struct smtp_session *s)
 		auth_client_cancel(s->auth_reqid);
 		s->auth_reqid = 0;
 	}
-	if (s->close_ev) {
-		event_free(s->close_ev);
-		s->close_ev = NULL;
-	}
+	conn_close_free(&s->closer);
 	if (s->deadline_ev) {
 		event_free(s->deadline_ev);
 		s->deadline_ev = NULL;
@@ -953,7 +916,6 @@ static void
 smtp_cmd_starttls(struct smtp_session *s, char *arg)
 {
 	struct bufferevent *tls;
-	SSL *ssl;
 
 	if (*arg) {
 		smtp_reply(s, R_SYNTAX, NULL);
@@ -967,23 +929,11 @@ smtp_cmd_starttls(struct smtp_session *s, char *arg)
 		smtp_reply(s, R_NOT_IMPLEMENTED, NULL);
 		return;
 	}
-	if ((ssl = SSL_new(s->w->tls_ctx)) == NULL) {
-		smtp_reply(s, R_QUEUE_TEMPFAIL, NULL);
-		return;
-	}
 	smtp_reply(s, R_STARTTLS_GO, NULL);
-	evbuffer_drain(bufferevent_get_input(s->bev),
-	    evbuffer_get_length(bufferevent_get_input(s->bev)));
-	/* The 220 is already in the plain connection's output: it goes out
-	 * before the first TLS record. */
-	tls = bufferevent_openssl_filter_new(s->w->base, s->bev, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (tls == NULL) {
-		SSL_free(ssl);
+	if ((tls = conn_starttls(s->w->base, s->bev, s->w->tls_ctx)) == NULL) {
 		smtp_close_after_reply(s, "tls-setup");
 		return;
 	}
-	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
 	s->bev = tls;
 	smtp_tx_free(s);
 	s->helo[0] = '\0';
@@ -1495,8 +1445,8 @@ smtp_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
 
-	if (s->state == SMTP_ST_QUIT && smtp_pending_output(s) == 0)
-		smtp_free(s);
+	if (s->state == SMTP_ST_QUIT)
+		conn_close_check(&s->closer);
 }
 
 static void
@@ -1513,13 +1463,10 @@ smtp_event_cb(struct bufferevent *bev, short events, void *arg)
 		smtp_deadline_update(s, 1, 0);
 		return;
 	}
-	if ((events & BEV_EVENT_ERROR) && bufferevent_openssl_get_ssl(bev)) {
-		unsigned long e = bufferevent_get_openssl_error(bev);
+	if ((events & BEV_EVENT_ERROR) && s->close_reason == NULL) {
+		char why[160];
 
-		if (e && s->close_reason == NULL) {
-			char why[160];
-
-			ERR_error_string_n(e, why, sizeof why);
+		if (conn_tls_error(bev, why, sizeof why)) {
 			log_info("%016" PRIx64 " smtp tls error=\"%s\"", s->id, why);
 			s->close_reason = "tls-error";
 		}
@@ -1581,16 +1528,8 @@ smtp_session_accept(struct worker *w, const struct listener *l, int fd,
 	if (l->conf->tls == TLS_IMPLICIT) {
 		/* RFC 8314: TLS from the first byte; the greeting waits in
 		 * the output until the handshake is done. */
-		SSL *ssl = w->tls_ctx ? SSL_new(w->tls_ctx) : NULL;
-
-		s->bev = ssl ? bufferevent_openssl_socket_new(w->base, fd, ssl,
-		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE) : NULL;
-		if (s->bev) {
-			bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+		if ((s->bev = conn_tls_accept(w->base, fd, w->tls_ctx)) != NULL)
 			s->flags |= SMTP_F_TLS;
-		}
-		else if (ssl)
-			SSL_free(ssl);
 	} else
 		s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL) {

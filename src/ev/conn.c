@@ -1,0 +1,121 @@
+/*
+ * conn.c - the client connection pieces shared by the sessions (see
+ * conn.h).
+ */
+#include "ev/conn.h"
+
+#include <openssl/err.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+
+struct bufferevent *
+conn_tls_accept(struct event_base *base, int fd, SSL_CTX *ctx)
+{
+	SSL *ssl = ctx ? SSL_new(ctx) : NULL;
+	struct bufferevent *bev;
+
+	if (ssl == NULL)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* Clients often close without close_notify; that is not an error
+	 * worth a log line per session. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+struct bufferevent *
+conn_starttls(struct event_base *base, struct bufferevent *plain, SSL_CTX *ctx)
+{
+	struct evbuffer *in = bufferevent_get_input(plain);
+	struct bufferevent *tls;
+	SSL *ssl;
+
+	evbuffer_drain(in, evbuffer_get_length(in));
+	if ((ssl = SSL_new(ctx)) == NULL)
+		return NULL;
+	tls = bufferevent_openssl_filter_new(base, plain, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tls == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	return tls;
+}
+
+size_t
+conn_pending_output(struct bufferevent *bev)
+{
+	struct bufferevent *under = bufferevent_get_underlying(bev);
+	size_t n = evbuffer_get_length(bufferevent_get_output(bev));
+
+	if (under)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
+int
+conn_tls_error(struct bufferevent *bev, char *dst, size_t dstsz)
+{
+	unsigned long e;
+
+	if (bufferevent_openssl_get_ssl(bev) == NULL ||
+	    (e = bufferevent_get_openssl_error(bev)) == 0)
+		return 0;
+	ERR_error_string_n(e, dst, dstsz);
+	return 1;
+}
+
+/* The TLS layer's socket buffer changed: done once all has left. */
+static void
+conn_under_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	conn_close_check(arg);
+}
+
+void
+conn_close_arm(struct conn_close *cc, struct event_base *base,
+    struct bufferevent *bev, unsigned max_wait, event_callback_fn done,
+    void *arg)
+{
+	struct bufferevent *under = bufferevent_get_underlying(bev);
+	struct timeval tv = { 0, 0 };
+
+	cc->bev = bev;
+	bufferevent_disable(bev, EV_READ);
+	if (cc->ev == NULL)
+		cc->ev = evtimer_new(base, done, arg);
+	if (conn_pending_output(bev) > 0) {
+		tv.tv_sec = max_wait;
+		if (under)
+			evbuffer_add_cb(bufferevent_get_output(under),
+			    conn_under_drained, cc);
+	}
+	evtimer_add(cc->ev, &tv);
+}
+
+void
+conn_close_check(struct conn_close *cc)
+{
+	struct timeval now = { 0, 0 };
+
+	if (cc->ev && conn_pending_output(cc->bev) == 0)
+		evtimer_add(cc->ev, &now);
+}
+
+void
+conn_close_free(struct conn_close *cc)
+{
+	if (cc->ev)
+		event_free(cc->ev);
+	cc->ev = NULL;
+	cc->bev = NULL;
+}

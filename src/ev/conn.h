@@ -1,0 +1,52 @@
+/*
+ * conn.h - what the SMTP and POP3 sessions share about their client
+ * connection: putting TLS under it (STARTTLS per RFC 3207 and RFC 2595,
+ * implicit TLS per RFC 8314), the bytes still owed to the client, and
+ * closing once the last reply has left.  Runs in the workers.
+ */
+#ifndef POSTERN_CONN_H
+#define POSTERN_CONN_H
+
+#include <stddef.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+/* A TLS server connection from the first byte; NULL on failure (the
+ * caller still owns fd then). */
+struct bufferevent *conn_tls_accept(struct event_base *, int fd, SSL_CTX *);
+/*
+ * STARTTLS/STLS after its positive reply was written to plain: whatever
+ * the client sent in the clear after the command is thrown away
+ * (CVE-2011-0411), and a TLS layer goes over the connection.  The reply
+ * leaves before the first TLS record.  Returns the new bufferevent (the
+ * session's from now on), or NULL if TLS could not be set up.
+ */
+struct bufferevent *conn_starttls(struct event_base *, struct bufferevent *plain,
+	    SSL_CTX *);
+/* Octets not yet handed to the kernel, TLS layer included. */
+size_t	conn_pending_output(struct bufferevent *);
+/* After an error event: the OpenSSL reason, if TLS is why (1), else 0. */
+int	conn_tls_error(struct bufferevent *, char *dst, size_t dstsz);
+
+/*
+ * Closing after the last reply.  conn_close_arm() arranges for
+ * done(arg) to run once everything written has left (conn_close_check()
+ * from the write callback tells it the output may have drained; a TLS
+ * layer's socket buffer is watched too), or after max_wait seconds at
+ * the latest; never from inside the call itself, whose caller still
+ * holds the session.  conn_close_free() when the session goes.
+ */
+struct conn_close {
+	struct event		*ev;
+	struct bufferevent	*bev;
+};
+
+void	conn_close_arm(struct conn_close *, struct event_base *,
+	    struct bufferevent *, unsigned max_wait, event_callback_fn done,
+	    void *arg);
+void	conn_close_check(struct conn_close *);
+void	conn_close_free(struct conn_close *);
+
+#endif
