@@ -5,6 +5,7 @@
  * a temporary failure (454 4.7.0), never a success.
  */
 #include "auth/authd.h"
+#include "lib/base64.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
@@ -17,6 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 struct auth_pending {
@@ -267,4 +269,24 @@ auth_client_shutdown(void)
 	if (ac.fd != -1)
 		close(ac.fd);
 	ac.fd = -1;
+}
+
+const char *
+auth_result_name(enum msg_auth_result r)
+{
+	static const char *names[] = { "ok", "fail", "malformed", "tempfail",
+	    "blocked" };
+
+	return (size_t)r < sizeof names / sizeof names[0] ? names[r] : "?";
+}
+
+void
+auth_challenge_write(struct evbuffer *out, const char *prefix,
+    const uint8_t *data, size_t len)
+{
+	char *b64 = xmalloc(BASE64_ENCODED_LEN(len) + 1);
+
+	base64_encode(b64, data, len);
+	evbuffer_add_printf(out, "%s %s\r\n", prefix, b64);
+	free(b64);
 }

@@ -39,5 +39,12 @@ uint64_t auth_client_apop(const char *user, const char *peer, uint32_t flags,
 /* Forget an exchange: its callback will not run. */
 void	 auth_client_cancel(uint64_t reqid);
 void	 auth_client_shutdown(void);
+/* "ok", "fail", ... for the one log line per AUTH. */
+const char *auth_result_name(enum msg_auth_result);
+/* A SASL challenge on the wire: PREFIX SP base64 CRLF ("334" for SMTP,
+ * "+" for POP3: RFC 4954 section 4, RFC 5034 section 4). */
+struct evbuffer;
+void	 auth_challenge_write(struct evbuffer *, const char *prefix,
+	    const uint8_t *data, size_t len);
 
 #endif

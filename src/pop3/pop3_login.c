@@ -106,18 +106,13 @@ pop3_auth_cb(void *arg, int is_result, enum msg_auth_result result,
     const uint8_t *data, size_t len, const char *user)
 {
 	struct pop3_session *s = arg;
-	static const char *names[] = { "ok", "fail", "malformed", "tempfail",
-	    "blocked" };
 
 	if (s->bev == NULL)
 		return;
 	if (!is_result) {
 		/* RFC 5034 section 4: "+" SP base64, even when empty. */
-		char *b64 = xmalloc(BASE64_ENCODED_LEN(len) + 1);
-
-		base64_encode(b64, data, len);
-		pop3_printf(s, "+ %s\r\n", b64);
-		free(b64);
+		auth_challenge_write(bufferevent_get_output(s->bev), "+", data,
+		    len);
 		pop3_enter_state(s, POP3_ST_AUTH_INPUT);
 		pop3_resume(s);
 		return;
@@ -127,7 +122,7 @@ pop3_auth_cb(void *arg, int is_result, enum msg_auth_result result,
 	if (result != AUTH_RESULT_OK)
 		log_info("%016" PRIx64 " pop3 auth user=%s mech=%s result=%s",
 		    s->id, user && *user ? user : "-", s->login_mech,
-		    names[result]);
+		    auth_result_name(result));
 	switch (result) {
 	case AUTH_RESULT_OK:
 		pop3_login_done(s, user ? user : "");

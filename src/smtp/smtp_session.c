@@ -954,25 +954,19 @@ smtp_auth_cb(void *arg, int is_result, enum msg_auth_result result,
     const uint8_t *data, size_t len, const char *user)
 {
 	struct smtp_session *s = arg;
-	static const char *names[] = { "ok", "fail", "malformed", "tempfail",
-	    "blocked" };
 
 	if (s->bev == NULL)
 		return;
 	if (!is_result) {
-		char *b64 = xmalloc(BASE64_ENCODED_LEN(len) + 1);
-
-		base64_encode(b64, data, len);
-		evbuffer_add_printf(bufferevent_get_output(s->bev), "334 %s\r\n",
-		    b64);
-		free(b64);
+		auth_challenge_write(bufferevent_get_output(s->bev), "334", data,
+		    len);
 		smtp_enter_state(s, SMTP_ST_AUTH_INPUT);
 	} else {
 		s->auth_reqid = 0;
 		smtp_enter_state(s, SMTP_ST_HELO);
 		log_info("%016" PRIx64 " smtp auth user=%s mech=%s result=%s",
 		    s->id, user && *user ? user : "-", s->auth_mech->name,
-		    names[result]);
+		    auth_result_name(result));
 		switch (result) {
 		case AUTH_RESULT_OK:
 			s->flags |= SMTP_F_AUTH;
