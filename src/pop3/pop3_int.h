@@ -45,6 +45,7 @@ enum pop3_state {
 #define POP3_F_TLS		0x01	/* TLS is active */
 #define POP3_F_SKIP_LINE	0x02	/* discarding an over-long line */
 #define POP3_F_USER		0x04	/* USER accepted; PASS may follow */
+#define POP3_F_CONNCOUNT	0x08	/* counted in connlimit: release */
 
 struct pop3_session {
 	uint64_t		 id;

@@ -16,6 +16,8 @@
 #include "ev/conn.h"
 #include "auth/authd.h"
 #include "lib/log.h"
+#include "lib/netaddr.h"
+#include "policy/connlimit.h"
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
 #include "tls/tls.h"
@@ -132,6 +134,10 @@ pop3_free(struct pop3_session *s)
 		s->auth_reqid = 0;
 	}
 	conn_close_free(&s->closer);
+	if (s->flags & POP3_F_CONNCOUNT) {
+		connlimit_release((const struct sockaddr *)&s->ss);
+		s->flags &= ~POP3_F_CONNCOUNT;
+	}
 	pop3_msg_close(s);
 	if (s->bev) {
 		log_info("%016" PRIx64 " pop3 disconnect reason=%s user=%s "
@@ -403,6 +409,22 @@ pop3_session_accept(struct worker *w, const struct listener *l, int fd,
 		pop3_reply(s, P_TOO_MANY_SESSIONS, NULL);
 		pop3_close_after_reply(s, "too-many-sessions");
 		return;
+	}
+	/* The same per-address limit as SMTP, in the same shared table. */
+	if (!netprefix_match_list(w->conf->mynetworks, w->conf->nmynetworks,
+	    sa)) {
+		int rc = connlimit_acquire(sa, w->conf->max_connections_per_ip);
+
+		if (rc == -1) {
+			log_info("%016" PRIx64 " pop3 connection-limit address=%s "
+			    "limit=%u", s->id, s->addr,
+			    w->conf->max_connections_per_ip);
+			pop3_reply(s, P_TOO_MANY_SESSIONS, NULL);
+			pop3_close_after_reply(s, "too-many-connections-per-ip");
+			return;
+		}
+		if (rc == 1)
+			s->flags |= POP3_F_CONNCOUNT;
 	}
 	/* RFC 1939 section 7: the APOP timestamp is unique per greeting:
 	 * the session id is random, the time and pid make it certain. */

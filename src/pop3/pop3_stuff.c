@@ -2,8 +2,8 @@
  * pop3_stuff.c - byte-stuffing of a message for RETR and TOP (see
  * pop3_stuff.h).  Messages delivered by postern already have CRLF line
  * ends (the DATA reader accepts nothing else), so the bytes pass
- * unchanged but for the added dots; a bare LF in a file some other
- * program put in the Maildir still goes out as CRLF, as RFC 1939
+ * unchanged but for the added dots; a bare LF or bare CR in a file some
+ * other program put in the Maildir still goes out as CRLF, as RFC 1939
  * section 3 requires.
  */
 #include "pop3/pop3_stuff.h"
@@ -46,6 +46,17 @@ pop3_stuff_feed(struct pop3_stuff *st, const char *in, size_t n,
 	for (i = 0; i < n && !st->done; i++) {
 		char c = in[i];
 
+		if (st->cr && c != '\n') {
+			/* bare CR: end the line with CR LF too, so that no
+			 * client can read "CR . CR LF" as the end */
+			if (buf_append(out, in + span, i - span) == -1 ||
+			    buf_putc(out, '\n') == -1)
+				return -1;
+			span = i;
+			stuff_end_line(st);
+			if (st->done)
+				break;
+		}
 		if (st->bol) {
 			st->bol = 0;
 			if (c == '.') {

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import NET_TIMEOUT, _finish_all, wait_for
+from conftest import NET_TIMEOUT, SMTPClient, _finish_all, wait_for
 from pop3_helpers import (PASSWORD, POP3Raw, box_files, pop3_server,
                           postern_user, seed, tls_context)
 
@@ -394,3 +394,29 @@ def test_large_message_streams_byte_identical(srv):
             assert len(data) == len(big) and data == big
         finally:
             p.quit()
+
+
+def test_connection_limit_per_address_shared_with_smtp():
+    """max-connections-per-ip counts POP3 and SMTP sessions together,
+    across workers, and a closed session frees its place."""
+    srv = pop3_server(extra=["max-connections-per-ip 2"], users=("hoge",))
+
+    def two_free():
+        with POP3Raw(srv.pop3_port) as a, POP3Raw(srv.pop3_port) as b:
+            return a.greeting.startswith("+OK") and \
+                b.greeting.startswith("+OK")
+    try:
+        # The harness's start-up probe may still hold a place.
+        assert wait_for(two_free, 10)
+        with SMTPClient(srv.smtp_port) as smtp_c, \
+                POP3Raw(srv.pop3_port) as p1:
+            assert p1.greeting.startswith("+OK"), p1.greeting
+            with POP3Raw(srv.pop3_port) as p3:
+                assert p3.greeting.startswith("-ERR [SYS/TEMP]"), p3.greeting
+            assert smtp_c.cmd("NOOP")[0] == 250
+        srv.wait_log(r"pop3 connection-limit address=127\.0\.0\.1 limit=2")
+        # Both places are free again once the sessions have closed.
+        assert wait_for(two_free, 10)
+    finally:
+        problems = _finish_all([srv])
+        assert not problems, problems

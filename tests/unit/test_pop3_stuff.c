@@ -34,6 +34,9 @@ static const struct stuff_case stuff_cases[] = {
 	{ "H: v\r\n\r\n.body\r\n", -1, "H: v\r\n\r\n..body\r\n.\r\n", 0, 0 },
 	/* Bare LF in a foreign file: CRLF on the wire. */
 	{ "a\nb\n.c\n", -1, "a\r\nb\r\n..c\r\n.\r\n", 0, 0 },
+	/* Bare CR too: "a CR . CR LF" must not read as the end. */
+	{ "a\r.\r\nb\r\n", -1, "a\r\n..\r\nb\r\n.\r\n", 0, 0 },
+	{ "x\r\ry\r\n", -1, "x\r\n\r\ny\r\n.\r\n", 0, 0 },
 	/* 8-bit and NUL bytes pass unchanged. */
 	{ "\xe3\x81\x82\r\n\xff\x00x\r\n", -1,
 	    "\xe3\x81\x82\r\n\xff\x00x\r\n.\r\n", 10, 13 },
