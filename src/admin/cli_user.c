@@ -19,6 +19,7 @@
 #include "auth/apop.h"
 #include "auth/pwhash.h"
 #include "auth/userdb.h"
+#include "auth/userdb_pam.h"
 #include "auth/userdb_pg.h"
 #include "conf/conf.h"
 #include "lib/buf.h"
@@ -43,6 +44,7 @@
 
 struct user_opts {
 	int		 password_stdin;
+	int		 pam;		/* the system account's password */
 	const char	*expires;
 	const char	**addresses;
 	size_t		 naddresses;
@@ -52,7 +54,7 @@ static int
 user_usage(void)
 {
 	fprintf(stderr,
-	    "usage: postern user [-c FILE] add NAME [--password-stdin] "
+	    "usage: postern user [-c FILE] add NAME [--password-stdin | --pam] "
 	    "[--address ADDR]... [--expires YYYY-MM-DD]\n"
 	    "       postern user [-c FILE] passwd NAME [--password-stdin]\n"
 	    "       postern user [-c FILE] lock|unlock|del|show NAME\n"
@@ -239,7 +241,9 @@ show_user(const struct user_entry *u, int verbose)
 	for (size_t i = 0; i < u->naddresses; i++)
 		printf(" %s", u->addresses[i]);
 	printf("%s\n", u->naddresses ? "" : " (none: NAME@ each local domain)");
-	printf("password:    %s\n", !has_pw ? "none" :
+	printf("password:    %s\n", strcmp(u->hash, USERDB_PAM_HASH) == 0 ?
+	    "the system account's, through PAM (PLAIN and LOGIN only)" :
+	    !has_pw ? "none" :
 	    strncmp(u->hash, "$y$", 3) == 0 ? "yescrypt" :
 	    strncmp(u->hash, "$6$", 3) == 0 ? "sha512-crypt" : "crypt(3)");
 	printf("mechanisms: ");
@@ -279,6 +283,8 @@ cli_user(int argc, char **argv, const char *conf_path)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--password-stdin") == 0)
 			o.password_stdin = 1;
+		else if (strcmp(argv[i], "--pam") == 0)
+			o.pam = 1;
 		else if (strcmp(argv[i], "--address") == 0 && i + 1 < argc) {
 			o.addresses = xreallocarray(o.addresses, o.naddresses + 1,
 			    sizeof *o.addresses);
@@ -387,7 +393,11 @@ loaded:
 		db.users = xreallocarray(db.users, db.nusers + 1, sizeof *db.users);
 		db.users[db.nusers++] = n;
 		u = &db.users[db.nusers - 1];
-		if (o.password_stdin || isatty(STDIN_FILENO)) {
+		if (o.pam) {
+			/* The password is the system account's (PAM). */
+			free(u->hash);
+			u->hash = xstrdup(USERDB_PAM_HASH);
+		} else if (o.password_stdin || isatty(STDIN_FILENO)) {
 			if (read_password(o.password_stdin, password,
 			    sizeof password) == -1 ||
 			    set_password(&c, u, password) == -1) {

@@ -12,6 +12,7 @@
 #include "auth/pwhash.h"
 #include "auth/throttle.h"
 #include "auth/userdb.h"
+#include "auth/userdb_pam.h"
 #include "auth/userdb_pg.h"
 #include "auth/userview.h"
 #include "lib/log.h"
@@ -182,6 +183,16 @@ authd_cache_slot(const unsigned char mac[32])
 	return h % AUTHD_CACHE_SLOTS;
 }
 
+/* The password against the user's hash, or the system account's. */
+static int
+authd_check(const struct user_entry *u, const char *password)
+{
+	if (strcmp(u->hash, USERDB_PAM_HASH) == 0)
+		return userdb_pam_verify(authd.conf->pam_service, u->name,
+		    password);
+	return pwhash_verify(password, u->hash);
+}
+
 static int
 authd_verify_password(void *arg, const char *user, const char *password)
 {
@@ -204,18 +215,22 @@ authd_verify_password(void *arg, const char *user, const char *password)
 		(void)pwhash_verify(password, dummy);
 		return 0;
 	}
+	/* A system account can be locked where postern cannot see it
+	 * (passwd -l): PAM is asked every time, never the cache. */
+	if (strcmp(u->hash, USERDB_PAM_HASH) == 0)
+		return authd_check(u, password);
 	if (!authd_cache.keyed) {
 		if (RAND_bytes(authd_cache.key, sizeof authd_cache.key) != 1)
-			return pwhash_verify(password, u->hash);
+			return authd_check(u, password);
 		authd_cache.keyed = 1;
 	}
 	if (authd_cache_mac(user, password, u->hash, mac) == -1)
-		return pwhash_verify(password, u->hash);
+		return authd_check(u, password);
 	i = authd_cache_slot(mac);
 	if (authd_cache.slot[i].expires > now &&
 	    CRYPTO_memcmp(authd_cache.slot[i].mac, mac, sizeof mac) == 0)
 		return 1;
-	if ((ok = pwhash_verify(password, u->hash)) == 1) {
+	if ((ok = authd_check(u, password)) == 1) {
 		memcpy(authd_cache.slot[i].mac, mac, sizeof mac);
 		authd_cache.slot[i].expires = now + AUTHD_CACHE_TTL;
 	}
@@ -476,9 +491,15 @@ authd_handle_apop(struct authd_conn *c, struct msg *m)
 		authd_send_result(c, m->reqid, AUTH_RESULT_MALFORMED, NULL);
 		return 0;
 	}
-	/* authd_get_secret refuses locked and expired accounts. */
-	ok = authd_get_secret(NULL, user, "apop", secret, sizeof secret) > 0 &&
-	    apop_check(stamp, secret, digest);
+	/* authd_get_secret refuses locked and expired accounts, and says
+	 * -1 when the users cannot be read (a database down). */
+	if ((ok = authd_get_secret(NULL, user, "apop", secret,
+	    sizeof secret)) < 0) {
+		OPENSSL_cleanse(secret, sizeof secret);
+		authd_send_result(c, m->reqid, AUTH_RESULT_TEMPFAIL, NULL);
+		return 0;
+	}
+	ok = ok > 0 && apop_check(stamp, secret, digest);
 	OPENSSL_cleanse(secret, sizeof secret);
 	str_escape(esc, sizeof esc, user, strlen(user));
 	if (ok) {

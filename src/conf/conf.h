@@ -67,6 +67,7 @@ struct conf {
 	unsigned	 auth_max_failures;	/* per client address, then block */
 	uint64_t	 auth_block_time;	/* seconds */
 
+	char		 pam_service[64];	/* for "pam" users (userdb_pam.h) */
 	char		 user[64];		/* unprivileged run-as user */
 	unsigned	 workers;		/* event-loop processes */
 	int		 log_syslog;
@@ -86,6 +87,7 @@ struct conf {
 	/* Queue manager and local delivery (src/queue/README). */
 	char		 admin[64];		/* local user for the default aliases */
 	int		 queue_manager;		/* 0: spool only, deliver nothing */
+	unsigned	 queue_managers;	/* processes; 0: one per core, >= 2 */
 	uint64_t	 retry_min;		/* seconds; first back-off */
 	uint64_t	 retry_max;		/* seconds; back-off ceiling */
 	uint64_t	 queue_lifetime;	/* seconds; then bounce */
@@ -110,6 +112,8 @@ int	conf_load(const char *path, struct conf *, FILE *errf);
 int	conf_parse_string(const char *name, const char *text, struct conf *,
 	    FILE *errf);
 void	conf_free(struct conf *);
+/* 1 if the directive table is in the order bsearch needs (tests). */
+int	conf_keywords_sorted(void);
 void	conf_print(const struct conf *, FILE *);
 int	conf_is_local_domain(const struct conf *, const char *domain);
 

@@ -413,6 +413,15 @@ kw_mynetworks(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 
 /* pop-before-smtp DURATION [ipv6-prefix BITS] */
 static void
+kw_pam_service(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	if (strlcpy(c->pam_service, av[1], sizeof c->pam_service) >=
+	    sizeof c->pam_service || strchr(av[1], '/') != NULL)
+		conf_error(ctx, "pam-service: '%s' is not a PAM service name",
+		    av[1]);
+}
+
+static void
 kw_pop_before_smtp(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 {
 	if (parse_duration(av[1], &c->pop_before_smtp) == -1)
@@ -453,6 +462,12 @@ kw_queue_manager(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 	else
 		conf_error(ctx, "queue-manager: must be on or off, not '%s'",
 		    av[1]);
+}
+
+static void
+kw_queue_managers(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
+{
+	conf_uint(ctx, av[0], av[1], 1, 64, &c->queue_managers);
 }
 
 static void
@@ -745,11 +760,13 @@ static const struct conf_keyword {
 	{ "max-sessions",	kw_max_sessions,	1, 1 },
 	{ "message-size-limit",	kw_message_size_limit,	1, 1 },
 	{ "mynetworks",		kw_mynetworks,		1, CONF_MAX_WORDS },
+	{ "pam-service",	kw_pam_service,		1, 1 },
 	{ "pid-file",		kw_pid_file,		1, 1 },
 	{ "pop-before-smtp",	kw_pop_before_smtp,	1, 3 },
 	{ "probe-host",		kw_probe_host,		1, 1 },
 	{ "queue-lifetime",	kw_queue_lifetime,	1, 1 },
 	{ "queue-manager",	kw_queue_manager,	1, 1 },
+	{ "queue-managers",	kw_queue_managers,	1, 1 },
 	{ "relay",		kw_relay,		1, CONF_MAX_WORDS },
 	{ "remote-connect-timeout", kw_remote_connect_timeout, 1, 1 },
 	{ "remote-connections",	kw_remote_connections,	1, 2 },
@@ -769,6 +786,16 @@ static const struct conf_keyword {
 	{ "workers",		kw_workers,		1, 1 },
 };
 
+/* bsearch(3) needs the table in strcmp order; a unit test checks it. */
+int
+conf_keywords_sorted(void)
+{
+	for (size_t i = 1; i < sizeof conf_keywords / sizeof conf_keywords[0]; i++)
+		if (strcmp(conf_keywords[i - 1].name, conf_keywords[i].name) >= 0)
+			return 0;
+	return 1;
+}
+
 static int
 keyword_cmp(const void *key, const void *elem)
 {
@@ -785,6 +812,7 @@ conf_defaults(struct conf *c)
 	strlcpy(c->spool, "/var/spool/postern", sizeof c->spool);
 	strlcpy(c->mailboxes, "/var/mail/postern", sizeof c->mailboxes);
 	strlcpy(c->user, "postern", sizeof c->user);
+	strlcpy(c->pam_service, "postern", sizeof c->pam_service);
 	c->workers = 0;				/* 0: one per core */
 	c->message_size_limit = 25ULL * 1024 * 1024;
 	c->max_recipients = 1000;		/* RFC 5321 4.5.3.1.8: >= 100 */
@@ -973,10 +1001,10 @@ conf_print(const struct conf *c, FILE *f)
 	}
 	fprintf(f, "message-size-limit %llu\nmax-recipients %u\n"
 	    "smtp-timeout %llus\nmax-errors %u\nmax-sessions %u\n"
-	    "user %s\nworkers %u\nlog %s\n",
+	    "user %s\npam-service %s\nworkers %u\nlog %s\n",
 	    (unsigned long long)c->message_size_limit, c->max_recipients,
 	    (unsigned long long)c->smtp_timeout, c->max_errors,
-	    c->max_sessions, c->user, c->workers,
+	    c->max_sessions, c->user, c->pam_service, c->workers,
 	    c->log_syslog ? "syslog" : "stderr");
 	fprintf(f, "max-connections-per-ip %u\nuser-rate-limit %u %u\n"
 	    "ip-rate-limit %u\n", c->max_connections_per_ip,
@@ -1027,6 +1055,8 @@ conf_print(const struct conf *c, FILE *f)
 	    (unsigned long long)c->retry_min, (unsigned long long)c->retry_max,
 	    (unsigned long long)c->queue_lifetime,
 	    (unsigned long long)c->delay_warning, c->hop_limit);
+	if (c->queue_managers)
+		fprintf(f, "queue-managers %u\n", c->queue_managers);
 	if (c->pid_file[0])
 		fprintf(f, "pid-file %s\n", c->pid_file);
 	if (c->submit_host[0])

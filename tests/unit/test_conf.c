@@ -208,6 +208,11 @@ test_values(void **state)
 		{ "smtp-timeout 1h", "timeout", 3600 },
 		{ "pop-before-smtp 0", "pbs", 0 },
 		{ "pop-before-smtp 2h", "pbs", 7200 },
+		{ "users-cache 30s", "users-cache", 30 },
+		{ "users /etc/postern/users", "users-cache", 5 },
+		{ "users postgresql://db.internal/postern", "users-pg", 1 },
+		{ "state redis://127.0.0.1:6379/2", "state", 1 },
+		{ "state local", "state", 0 },
 		{ "relay direct", "relay-direct", 1 },
 		{ "log stderr", "syslog", 0 },
 		{ "log syslog", "syslog", 1 },
@@ -234,6 +239,13 @@ test_values(void **state)
 			got = c.smtp_timeout;
 		else if (strcmp(cases[i].field, "pbs") == 0)
 			got = c.pop_before_smtp;
+		else if (strcmp(cases[i].field, "users-cache") == 0)
+			got = c.users_cache;
+		else if (strcmp(cases[i].field, "users-pg") == 0)
+			got = strcmp(c.users,
+			    "postgresql://db.internal/postern") == 0;
+		else if (strcmp(cases[i].field, "state") == 0)
+			got = c.state[0] != '\0';
 		else if (strcmp(cases[i].field, "relay-direct") == 0)
 			got = c.nrelay_rules == 1 && c.relay_rules[0].direct;
 		else if (strcmp(cases[i].field, "syslog") == 0)
@@ -305,6 +317,13 @@ static const struct err_case err_cases[] = {
 	    "t.conf:3: pop-before-smtp ipv6-prefix: '8' is not a number from "
 	    "16 to 128" },
 	{ OKHEAD "apop yes\n", 1, "t.conf:3: apop: must be on or off, not 'yes'" },
+	{ OKHEAD "users mysql://db/postern\n", 1,
+	    "t.conf:3: users: 'mysql://db/postern' is not an absolute path" },
+	{ OKHEAD "users-cache 0\n", 1,
+	    "t.conf:3: users-cache: '0' is not a duration from 1s to 1h" },
+	{ OKHEAD "state memcached://m\n", 1,
+	    "t.conf:3: state: expected 'local' or 'redis://HOST[:PORT][/DB]', "
+	    "not 'memcached://m'" },
 	{ OKHEAD "spool var/spool/postern\n", 1,
 	    "t.conf:3: spool: 'var/spool/postern' is not an absolute path" },
 	{ OKHEAD "aliases ./aliases\n", 1,
@@ -522,10 +541,18 @@ test_local_domain(void **state)
 		fail_msg("%d local-domain case(s) failed", failed);
 }
 
+static void
+test_keyword_table_sorted(void **state)
+{
+	(void)state;
+	assert_true(conf_keywords_sorted());
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_keyword_table_sorted),
 		cmocka_unit_test(test_full_config),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_values),
