@@ -166,7 +166,8 @@ pg_open(const char *url, FILE *errf, char *why, size_t whysz)
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
 		(void)pg_error(conn, why, whysz);
 		if (errf)
-			fprintf(errf, "postgresql: %s\n", why);
+			fprintf(errf, "postgresql: %s", conn ?
+			    PQerrorMessage(conn) : "out of memory\n");
 		PQfinish(conn);
 		return NULL;
 	}

@@ -110,10 +110,13 @@ parse_url(const char *url, char *host, size_t hostsz, int *port, int *db)
 }
 
 static void
-mark_down(const char *why)
+mark_down(const char *reason)
 {
+	char why[128];
 	time_t now = time(NULL);
 
+	/* reason may point into the context freed below. */
+	(void)snprintf(why, sizeof why, "%s", reason);
 	if (rs.ctx) {
 		redisFree(rs.ctx);
 		rs.ctx = NULL;
@@ -180,12 +183,22 @@ conn(const struct conf *c)
 static redisReply *
 cmd(const struct conf *c, int argc, const char **argv)
 {
+	int reused = rs.ctx != NULL && rs.pid == getpid();
 	redisContext *ctx = conn(c);
 	redisReply *r;
 
 	if (ctx == NULL)
 		return NULL;
 	r = redisCommandArgv(ctx, argc, argv, NULL);
+	if (r == NULL && reused) {
+		/* A connection that sat idle may have been closed by a
+		 * restarted Redis or a timeout: one fresh try first. */
+		redisFree(rs.ctx);
+		rs.ctx = NULL;
+		if ((ctx = conn(c)) == NULL)
+			return NULL;
+		r = redisCommandArgv(ctx, argc, argv, NULL);
+	}
 	if (r == NULL) {
 		mark_down(ctx->errstr[0] ? ctx->errstr : "no answer");
 		return NULL;

@@ -1,0 +1,420 @@
+"""Two postern nodes sharing one PostgreSQL (users) and one Redis (grants,
+rate counters, authentication failures): issue 11, docs/scaling.md.
+
+The test starts its own PostgreSQL and Redis on loopback ports in a
+temporary directory (PostgreSQL as an unprivileged user: it refuses
+root), stops them by PID, and skips with the reason when either is not
+installed (`make check` installs both through scripts/deps.sh).  Every
+client binds its own 127.0.0.x so that per-address counters do not mix
+between the steps."""
+import base64
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import BIN, Server, _finish_all, free_port, wait_for
+from pop3_helpers import POP3Raw
+
+PASSWORD = "shared secret 11"
+USERS_CACHE = 2          # seconds: users-cache on both nodes
+GRANT = 5                # seconds: pop-before-smtp
+STATE_RETRY = 3          # seconds Redis stays "down" after a failure
+                         # (src/state/state_redis.c)
+
+
+# ----------------------------------------------------------------------
+# the shared servers
+
+def _pg_bin():
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
+    return Path(found[-1]).parent if found else None
+
+
+def _unprivileged():
+    """(argv prefix, uid, gid) to run PostgreSQL as someone not root."""
+    if os.geteuid() != 0:
+        return [], None, None
+    for name in ("postgres", "nobody"):
+        try:
+            pw = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        if shutil.which("setpriv"):
+            return (["setpriv", f"--reuid={pw.pw_uid}",
+                     f"--regid={pw.pw_gid}", "--clear-groups", "--"],
+                    pw.pw_uid, pw.pw_gid)
+    return None, None, None
+
+
+class Postgres:
+    def __init__(self, base):
+        self.bin = _pg_bin()
+        self.prefix, uid, gid = _unprivileged()
+        self.dir = base / "pg"
+        self.dir.mkdir()
+        if uid is not None:
+            os.chown(self.dir, uid, gid)
+        self.data = self.dir / "data"
+        self.port = free_port()
+        self.proc = None
+        subprocess.run(self.prefix + [
+            str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust",
+            "-U", "postgres", "-E", "UTF8", "--no-sync"],
+            check=True, capture_output=True, timeout=60, cwd=self.dir)
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self):
+        self.log = open(self.dir / "postgres.log", "ab")
+        self.proc = subprocess.Popen(self.prefix + [
+            str(self.bin / "postgres"), "-D", str(self.data),
+            "-p", str(self.port), "-k", str(self.dir),
+            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+            stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL,
+            cwd=self.dir)
+        ok = wait_for(lambda: self.proc.poll() is None and subprocess.run(
+            [str(self.bin / "pg_isready"), "-q", "-h", "127.0.0.1", "-p",
+             str(self.port)], timeout=10).returncode == 0, 30, 0.1)
+        assert ok, (self.dir / "postgres.log").read_text()
+
+    def stop(self):
+        """Fast shutdown (SIGINT): the nodes' connections do not hold it."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(30)
+        if self.proc:
+            self.log.close()
+        self.proc = None
+
+
+class Redis:
+    def __init__(self, base):
+        self.dir = base / "redis"
+        self.dir.mkdir()
+        self.port = free_port()
+        self.proc = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        self.log = open(self.dir / "redis.log", "ab")
+        self.proc = subprocess.Popen([
+            shutil.which("redis-server"), "--port", str(self.port),
+            "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(self.dir)], stdout=self.log, stderr=self.log,
+            stdin=subprocess.DEVNULL)
+        assert wait_for(self._pong, 20, 0.05), \
+            (self.dir / "redis.log").read_text()
+
+    def _pong(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port),
+                                          timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(30)
+        if self.proc:
+            self.log.close()
+        self.proc = None
+
+
+# ----------------------------------------------------------------------
+# the nodes
+
+def node(pg, redis, mail):
+    srv = Server(extra=[], users=None)
+    srv.pop3_port = free_port()
+    sub = f"listen submission on 127.0.0.1 port {srv.sub_port}"
+    text = srv.conf.read_text().replace(sub, sub + " cleartext-auth loopback")
+    text += "\n".join([
+        f"listen pop3 on 127.0.0.1 port {srv.pop3_port} "
+        "cleartext-auth loopback",
+        f"users {pg.url}",
+        f"users-cache {USERS_CACHE}s",
+        f"state {redis.url}",
+        f"mailboxes {mail}",
+        f"pop-before-smtp {GRANT}s",
+        "user-rate-limit 3 100",
+        "auth-throttle 3 60s",
+    ]) + "\n"
+    srv.conf.write_text(text)
+    return srv
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    pg_bin = _pg_bin()
+    if pg_bin is None:
+        pytest.skip("PostgreSQL is not installed (scripts/deps.sh test)")
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed (scripts/deps.sh test)")
+    prefix, _, _ = _unprivileged()
+    if prefix is None:
+        pytest.skip("running as root without setpriv or an unprivileged "
+                    "user for PostgreSQL")
+    base = Path(tempfile.mkdtemp(prefix="postern-cluster-"))
+    os.chmod(base, 0o755)
+    pg = redis = None
+    nodes = []
+    try:
+        pg = Postgres(base)
+        pg.start()
+        redis = Redis(base)
+        redis.start()
+        mail = base / "mail"     # one Maildir tree, as over NFS
+        mail.mkdir()
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postern")
+            os.chown(mail, pw.pw_uid, pw.pw_gid)
+        nodes = [node(pg, redis, mail), node(pg, redis, mail)]
+        for n in nodes:
+            n.start()
+        yield pg, redis, nodes[0], nodes[1]
+    finally:
+        problems = _finish_all(nodes)
+        if redis:
+            redis.stop()
+        if pg:
+            pg.stop()
+        if not os.environ.get("POSTERN_KEEP"):
+            shutil.rmtree(base, ignore_errors=True)
+        if problems:
+            pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+# ----------------------------------------------------------------------
+# clients
+
+def user_cmd(srv, *args, password=None):
+    r = subprocess.run([BIN, "user", "-c", str(srv.conf), *args],
+                       input=password, capture_output=True, text=True,
+                       timeout=60)
+    return r
+
+
+def plain(user, password):
+    return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+
+
+def smtp_auth(srv, source, user="alice", password=PASSWORD):
+    """(code, text) of AUTH PLAIN on the node's submission port."""
+    with srv.connect(port=srv.sub_port, source=source) as c:
+        c.ehlo()
+        return c.cmd(f"AUTH PLAIN {plain(user, password)}")
+
+
+def pop_login(srv, source, user="alice", password=PASSWORD):
+    with POP3Raw(srv.pop3_port, source=source) as c:
+        r = c.login(user, password)
+        if r.startswith("+OK"):
+            c.cmd("QUIT")
+        return r
+
+
+def relay_rcpt(srv, source):
+    with srv.connect(source=source) as c:
+        c.ehlo()
+        code, text = c.cmd("MAIL FROM:<someone@remote.example>")
+        assert code == 250, text
+        return c.cmd("RCPT TO:<friend@elsewhere.example>")
+
+
+def local_mail(srv, source):
+    """Unauthenticated mail for a local user on port 25: the queue id."""
+    with srv.connect(source=source) as c:
+        c.ehlo()
+        code, text = c.cmd("MAIL FROM:<someone@remote.example>")
+        assert code == 250, text
+        code, text = c.cmd("RCPT TO:<alice@example.test>")
+        assert code == 250, text
+        code, text = c.cmd("DATA")
+        assert code == 354, text
+        code, text = c.cmd("Subject: hi\r\n\r\nhello\r\n.")
+        assert code == 250, text
+        return text
+
+
+# ----------------------------------------------------------------------
+# the scenario, in order: each step leaves the cluster as the next needs
+
+def test_user_added_on_a_logs_in_on_b(cluster):
+    pg, redis, a, b = cluster
+    r = user_cmd(a, "add", "alice", "--password-stdin", "--address",
+                 "alice@example.test", password=PASSWORD + "\n")
+    assert r.returncode == 0, r.stderr
+    t0 = time.monotonic()
+
+    def in_view(n):
+        view = n.spool / "private" / "users.view"
+        return view.exists() and "\nalice:" in "\n" + view.read_text()
+    # B's auth process reads the database within users-cache and
+    # publishes the hash-free view for its workers.  (Polling with
+    # logins would count failures against the address.)
+    assert wait_for(lambda: in_view(b), USERS_CACHE + 5, 0.05), b.log()
+    took = time.monotonic() - t0
+    assert took < USERS_CACHE + 1, took
+    code, text = smtp_auth(b, "127.0.0.2")
+    assert code == 235, text
+    print(f"\nfigure: user added on A known on B after {took:.2f}s")
+    assert wait_for(lambda: in_view(a), USERS_CACHE + 5, 0.05)
+    assert "x" == (b.spool / "private" / "users.view").read_text() \
+        .split("alice:")[1].split(":")[0], "no hash in the workers' view"
+    # The same row seen by `postern user` on the other node.
+    r = user_cmd(b, "show", "alice")
+    assert r.returncode == 0 and "alice@example.test" in r.stdout, r
+    r = user_cmd(b, "list")
+    assert r.returncode == 0 and r.stdout.startswith("alice\tactive"), r
+    # The schema is versioned.
+    assert "applied schema migration 001_users.sql" in a.log() + b.log()
+
+
+def test_lock_on_a_refuses_b_within_cache_lifetime(cluster):
+    pg, redis, a, b = cluster
+    assert smtp_auth(b, "127.0.0.3")[0] == 235
+    r = user_cmd(a, "lock", "alice")
+    assert r.returncode == 0, r.stderr
+    t0 = time.monotonic()
+    # The refusal itself takes a second (the failure delay).
+    assert wait_for(lambda: smtp_auth(b, "127.0.0.3")[0] == 535,
+                    USERS_CACHE + 6, 0.2)
+    took = time.monotonic() - t0
+    print(f"\nfigure: lock on A refused on B after {took:.2f}s "
+          f"(users-cache {USERS_CACHE}s, incl. 1s failure delay)")
+    assert took < USERS_CACHE + 3, took
+    assert "locked" in user_cmd(b, "show", "alice").stdout
+    r = user_cmd(b, "unlock", "alice")
+    assert r.returncode == 0, r.stderr
+    assert wait_for(lambda: smtp_auth(a, "127.0.0.4")[0] == 235,
+                    USERS_CACHE + 5, 0.2)
+
+
+def test_pop_login_on_a_opens_relay_on_b_then_expires(cluster):
+    pg, redis, a, b = cluster
+    src = "127.0.0.10"
+    assert relay_rcpt(b, src)[0] == 554
+    assert pop_login(a, src).startswith("+OK")
+    t0 = time.monotonic()
+    code, text = relay_rcpt(b, src)
+    assert code == 250, text
+    assert relay_rcpt(a, src)[0] == 250
+    assert relay_rcpt(b, "127.0.0.11")[0] == 554    # another address
+    a.wait_log(r"pop3 grant address=127\.0\.0\.10 for=5s store=redis")
+    time.sleep(max(0.0, GRANT + 0.3 - (time.monotonic() - t0)))
+    assert relay_rcpt(a, src)[0] == 554
+    assert relay_rcpt(b, src)[0] == 554
+
+
+def test_user_rate_limit_counts_across_nodes(cluster):
+    pg, redis, a, b = cluster
+    results = []
+    for n in (a, b, a, b):
+        with n.connect(port=n.sub_port, source="127.0.0.12") as c:
+            c.ehlo()
+            code, text = c.cmd(f"AUTH PLAIN {plain('alice', PASSWORD)}")
+            assert code == 235, text
+            results.append(c.cmd("MAIL FROM:<alice@example.test>")[0])
+    assert results == [250, 250, 250, 450], results
+    assert "rate-limit user:alice kind=messages limit=3/h" in b.log()
+
+
+def test_brute_force_across_nodes_is_blocked(cluster):
+    pg, redis, a, b = cluster
+    src = "127.0.0.13"
+    out = []
+
+    def attempt(n):
+        out.append(smtp_auth(n, src, password="wrong")[0])
+
+    threads = [threading.Thread(target=attempt, args=(n,))
+               for n in (a, b, a)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(out) == [535, 535, 535], out
+    # Three failures spread over both nodes: the address is blocked on
+    # both, even with the right password.
+    for n in (b, a):
+        code, text = smtp_auth(n, src)
+        assert code == 421 and "4.7.0" in text, text
+    assert smtp_auth(a, "127.0.0.14")[0] == 235   # others are not
+
+
+def test_redis_outage_fails_closed_and_recovers(cluster):
+    pg, redis, a, b = cluster
+    src = "127.0.0.20"
+    assert pop_login(a, src).startswith("+OK")
+    assert relay_rcpt(b, src)[0] == 250
+    redis.stop()
+    t0 = time.monotonic()
+    # The grant cannot be read: relay refused (fail closed).
+    assert relay_rcpt(b, src)[0] == 554
+    assert relay_rcpt(a, src)[0] == 554
+    # Mail for local users is still taken, on both nodes.
+    for n in (a, b, a, b):
+        assert "queued as" in local_mail(n, "127.0.0.21")
+    # Authentication answers a temporary error rather than guessing.
+    code, text = smtp_auth(b, "127.0.0.22")
+    assert code == 454 and "4.7.0" in text, text
+    assert pop_login(a, "127.0.0.22").startswith("-ERR [SYS/TEMP]")
+    assert time.monotonic() - t0 < GRANT, "the grant would have expired"
+    for n in (a, b):
+        down = n.log().count("state: redis down")
+        # Once per process (two workers and the auth process), not once
+        # per session.
+        assert 1 <= down <= 3, n.log()
+        assert n.proc.poll() is None
+    redis.start()
+    t1 = time.monotonic()
+    assert wait_for(lambda: pop_login(a, src).startswith("+OK"),
+                    STATE_RETRY + 5, 0.3)
+    assert wait_for(lambda: relay_rcpt(b, src)[0] == 250,
+                    STATE_RETRY + 5, 0.3)
+    print(f"\nfigure: redis back, relay by grant on B again after "
+          f"{time.monotonic() - t1:.2f}s")
+    # Both auth processes met the outage (the 454 and the -ERR above),
+    # and say when it is over at their next call.
+    code, text = smtp_auth(b, "127.0.0.23")
+    assert code == 235, text
+    a.wait_log(r"postern/authd\[\d+\]: state: redis back")
+    b.wait_log(r"postern/authd\[\d+\]: state: redis back")
+
+
+def test_postgresql_outage_tempfails_auth_and_recovers(cluster):
+    pg, redis, a, b = cluster
+    assert smtp_auth(b, "127.0.0.30")[0] == 235
+    pg.stop()
+    t0 = time.monotonic()
+    assert wait_for(lambda: smtp_auth(b, "127.0.0.30")[0] == 454,
+                    USERS_CACHE + 5, 0.2), b.log()
+    print(f"\nfigure: postgresql stopped, B answers 454 after "
+          f"{time.monotonic() - t0:.2f}s")
+    assert pop_login(a, "127.0.0.30").startswith("-ERR [SYS/TEMP]") or \
+        wait_for(lambda: pop_login(a, "127.0.0.30")
+                 .startswith("-ERR [SYS/TEMP]"), USERS_CACHE + 3, 0.2)
+    # The workers still know the local users: mail for them is taken.
+    assert "queued as" in local_mail(b, "127.0.0.31")
+    assert "queued as" in local_mail(a, "127.0.0.31")
+    for n in (a, b):
+        assert n.log().count("users: postgresql down") == 1, n.log()
+    pg.start()
+    t1 = time.monotonic()
+    assert wait_for(lambda: smtp_auth(b, "127.0.0.30")[0] == 235,
+                    2 * USERS_CACHE + 5, 0.3), b.log()
+    print(f"\nfigure: postgresql back, B authenticates again after "
+          f"{time.monotonic() - t1:.2f}s")
+    assert "users: postgresql back" in b.log()
