@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/listener.h>
@@ -85,6 +86,20 @@ worker_stop_accepting(void)
 		}
 }
 
+/* Every worker looks at the access map and the users view each second,
+ * not only when a client happens to connect to it: otherwise a worker
+ * that got no connection while a good file was in place would keep an
+ * older table when the file later breaks. */
+static void
+worker_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	struct worker *w = arg;
+	time_t now = time(NULL);
+
+	access_table_refresh(&w->access, now);
+	rcpt_maps_refresh(&w->maps, now);
+}
+
 void
 worker_session_closed(struct worker *w)
 {
@@ -145,7 +160,7 @@ worker_main(const struct conf *conf, struct listener *ls, size_t nls,
     unsigned index, unsigned procno, uid_t uid, gid_t gid)
 {
 	static struct worker w;
-	struct event *ev_term, *ev_int, *ev_usr1;
+	struct event *ev_term, *ev_int, *ev_usr1, *ev_tick;
 	sigset_t none;
 
 	sigemptyset(&none);
@@ -192,6 +207,12 @@ worker_main(const struct conf *conf, struct listener *ls, size_t nls,
 			fatalx("worker: cannot listen on %s", ls[i].name);
 		evconnlistener_set_error_cb(wls[i].evl, worker_accept_error);
 	}
+	{
+		struct timeval second = { 1, 0 };
+
+		ev_tick = event_new(w.base, -1, EV_PERSIST, worker_tick, &w);
+		event_add(ev_tick, &second);
+	}
 	ev_term = evsignal_new(w.base, SIGTERM, worker_sigterm, &w);
 	ev_int = evsignal_new(w.base, SIGINT, worker_sigterm, &w);
 	ev_usr1 = evsignal_new(w.base, SIGUSR1, worker_sigusr1, &w);
@@ -208,6 +229,7 @@ worker_main(const struct conf *conf, struct listener *ls, size_t nls,
 	rcpt_maps_free(&w.maps);
 	access_table_free(&w.access);
 	SSL_CTX_free(w.tls_ctx);
+	event_free(ev_tick);
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_usr1);
