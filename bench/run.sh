@@ -8,7 +8,9 @@
 # BENCH_PORT (base port, default 24000; the servers use base+25 ...),
 # BENCH_RUNS (runs per scenario and server, default 3; the median is shown),
 # BENCH_ONLY (a regular expression: run only the scenarios it matches),
-# POSTERN_BIN (use this binary instead of building with make).
+# POSTERN_BIN (use this binary instead of building with make),
+# BENCH_QUEUE_MANAGERS (queue-managers in postern's configuration; only
+# the end-to-end instance delivers; default: postern's own).
 #
 # Everything listens on 127.0.0.1 only.  Every process this script starts
 # is stopped by its PID on exit, failure included.
@@ -147,6 +149,7 @@ listen smtp on 127.0.0.1 port $2
 ${3:+listen submissions on 127.0.0.1 port $3}
 workers     2
 queue-manager $4
+${BENCH_QUEUE_MANAGERS:+queue-managers $BENCH_QUEUE_MANAGERS}
 # The benchmark's one user sends thousands of messages an hour.
 user-rate-limit 0 0
 ip-rate-limit 0

@@ -7,8 +7,8 @@
  * renames between queue/, hold/ and delete/, made while holding the
  * message's lock, so the queue manager is never in the middle of
  * delivering a message that moves; it removes what lands in delete/.
- * flush signals the queue manager (SIGUSR2), found through the lock on
- * SPOOL/qmgr.pid.
+ * flush signals every queue manager (SIGUSR2), each found through the
+ * lock on its SPOOL/qmgr.I.pid.
  */
 #include "admin/cli.h"
 #include "conf/conf.h"
@@ -142,15 +142,16 @@ queue_list(const struct conf *c)
 	return 0;
 }
 
-/* The queue manager's pid, from the kernel's view of the lock. */
+/* The pid of the queue manager holding the lock on SPOOL/name, from
+ * the kernel's view of the lock; -1 if none does. */
 static pid_t
-qmgr_pid(const struct conf *c)
+qmgr_pid(const struct conf *c, const char *name)
 {
 	char path[PATH_MAX];
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 	int fd;
 
-	(void)qpath_make(path, sizeof path, c->spool, QMGR_PIDFILE, "");
+	(void)qpath_make(path, sizeof path, c->spool, name, "");
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
 	/* F_GETLK wants a descriptor open for the lock type asked about
@@ -163,25 +164,55 @@ qmgr_pid(const struct conf *c)
 	return fl.l_pid;
 }
 
+/* Is name "qmgr.I.pid" (QMGR_PIDFILE_FMT)?  Every one found is
+ * asked, whatever queue-managers says now: after a reload that lowered
+ * it, an old queue manager may still be finishing its work. */
+static int
+qmgr_pidfile_name(const char *name)
+{
+	unsigned i;
+	char again[32];
+
+	if (sscanf(name, QMGR_PIDFILE_FMT, &i) != 1 || i >= QMGR_MAX)
+		return 0;
+	snprintf(again, sizeof again, QMGR_PIDFILE_FMT, i);
+	return strcmp(again, name) == 0;
+}
+
 static int
 queue_flush(const struct conf *c)
 {
-	pid_t pid = qmgr_pid(c);
+	struct dirent *de;
+	DIR *d;
+	int signalled = 0, rc = 0;
 
-	if (pid <= 0) {
+	if ((d = opendir(c->spool)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			pid_t pid;
+
+			if (!qmgr_pidfile_name(de->d_name) ||
+			    (pid = qmgr_pid(c, de->d_name)) <= 0)
+				continue;
+			if (kill(pid, SIGUSR2) == -1) {
+				fprintf(stderr, "postern: cannot signal the "
+				    "queue manager (pid %d): %s\n", (int)pid,
+				    strerror(errno));
+				rc = EX_NOPERM;
+				continue;
+			}
+			printf("postern: queue flush requested (queue manager "
+			    "pid %d)\n", (int)pid);
+			signalled++;
+		}
+		closedir(d);
+	}
+	if (signalled == 0 && rc == 0) {
 		fprintf(stderr, "postern: the queue manager is not running "
 		    "(spool %s); queued mail is retried when it starts\n",
 		    c->spool);
 		return EX_UNAVAILABLE;
 	}
-	if (kill(pid, SIGUSR2) == -1) {
-		fprintf(stderr, "postern: cannot signal the queue manager "
-		    "(pid %d): %s\n", (int)pid, strerror(errno));
-		return EX_NOPERM;
-	}
-	printf("postern: queue flush requested (queue manager pid %d)\n",
-	    (int)pid);
-	return 0;
+	return rc;
 }
 
 /* Move SPOOL/from/ID to SPOOL/to/ID under the message's lock. */

@@ -77,6 +77,8 @@ struct remote {
 	struct dns		*dns;
 	SSL_CTX			*tls_ctx;
 	unsigned		 nconns;
+	unsigned		 max_conns;	/* this engine's part of the */
+	unsigned		 max_per_domain; /* configured limits */
 	size_t			 inflight;
 	TAILQ_HEAD(, rdest)	 dests;
 	TAILQ_HEAD(, rconn)	 conns;
@@ -162,13 +164,19 @@ remote_check_config(const struct conf *c, FILE *errf)
 /* ---------------------------------------------------------------- */
 /* messages                                                           */
 
+/* The descriptor (and with it the message's flock) is let go only
+ * after done() has recorded the outcomes: another queue manager that
+ * takes the lock next finds them (src/queue/README).  m may be freed
+ * by done(). */
 static void
 rmsg_done(struct remote *r, struct remote_msg *m)
 {
+	int fd = m->fd;
+
 	r->inflight--;
-	close(m->fd);
 	m->fd = -1;
 	m->done(m, m->arg);
+	close(fd);
 }
 
 /* Every recipient of m gets the same outcome. */
@@ -456,10 +464,8 @@ static void
 rdest_kick(struct rdest *d)
 {
 	struct remote *r = d->r;
-	unsigned per = r->conf->remote_connections_per_domain;
-
-	while (d->nqueued > d->nconns && d->nconns < per &&
-	    r->nconns < r->conf->remote_connections)
+	while (d->nqueued > d->nconns && d->nconns < r->max_per_domain &&
+	    r->nconns < r->max_conns)
 		rconn_start(d);
 }
 
@@ -486,12 +492,17 @@ remote_rule(const struct conf *c, const char *domain, size_t *index)
 }
 
 struct remote *
-remote_new(struct event_base *base, const struct conf *c)
+remote_new(struct event_base *base, const struct conf *c, unsigned share)
 {
 	struct remote *r = xcalloc(1, sizeof *r);
 
+	if (share == 0)
+		share = 1;
 	r->base = base;
 	r->conf = c;
+	r->max_conns = (c->remote_connections + share - 1) / share;
+	r->max_per_domain = (c->remote_connections_per_domain + share - 1) /
+	    share;
 	r->dns = dns_new(base, c->resolver);
 	TAILQ_INIT(&r->dests);
 	TAILQ_INIT(&r->conns);

@@ -61,7 +61,11 @@ struct remote_msg {
  * before it forks the queue manager, which inherits the credentials in
  * memory and never opens the files itself. */
 int		 remote_check_config(const struct conf *, FILE *errf);
-struct remote	*remote_new(struct event_base *, const struct conf *);
+/* share: how many engines (queue managers) split remote-connections
+ * and its per-domain limit between them (each gets its part, rounded
+ * up). */
+struct remote	*remote_new(struct event_base *, const struct conf *,
+		    unsigned share);
 void		 remote_submit(struct remote *, struct remote_msg *);
 /* Messages submitted and not yet done. */
 size_t		 remote_inflight(const struct remote *);

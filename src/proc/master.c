@@ -58,7 +58,8 @@ static const struct proc_def {
 struct child {
 	pid_t		 pid;
 	enum proc_kind	 kind;
-	unsigned	 index;		/* workers: 0..workers-1 */
+	unsigned	 index;		/* workers: 0..workers-1; queue
+					   managers: 0..qmgr_count()-1 */
 	time_t		 started;
 	int		 draining;	/* an old generation finishing its work */
 };
@@ -97,7 +98,7 @@ master_child(enum proc_kind kind, unsigned index, unsigned procno)
 		worker_main(c, mctx.ls, mctx.nls, index, procno, mctx.uid,
 		    mctx.gid);
 	case PROC_QMGR:
-		qmgr_main(c, procno, mctx.uid, mctx.gid);
+		qmgr_main(c, procno, index, mctx.uid, mctx.gid);
 	case PROC_PICKUP:
 		pickup_main(c, procno, mctx.uid, mctx.gid);
 	}
@@ -279,8 +280,10 @@ master_reload(struct conf **cp)
 	n = worker_count(c);
 	for (i = 0; i < n; i++)
 		master_spawn(PROC_WORKER, (unsigned)i);
+	/* Each new queue manager waits for the old one with its index. */
 	if (qmgr_prepare(c, uid, gid) == 0)
-		master_spawn(PROC_QMGR, 0);
+		for (unsigned q = 0; q < qmgr_count(c); q++)
+			master_spawn(PROC_QMGR, q);
 	if (pickup_prepare(c, uid, gid) == 0)
 		master_spawn(PROC_PICKUP, 0);
 	/* The old workers have their own copy of the old configuration. */
@@ -377,8 +380,9 @@ master_run(struct conf *c, int verbose)
 	for (unsigned i = 0; i < n; i++)
 		if (master_spawn(PROC_WORKER, i) == -1)
 			fatalx("master: cannot start workers");
-	if (master_spawn(PROC_QMGR, 0) == -1)
-		fatalx("master: cannot start the queue manager");
+	for (unsigned q = 0; q < qmgr_count(c); q++)
+		if (master_spawn(PROC_QMGR, q) == -1)
+			fatalx("master: cannot start the queue managers");
 	if (master_spawn(PROC_PICKUP, 0) == -1)
 		fatalx("master: cannot start the pickup process");
 	log_info("master: started %u workers, hostname %s, config %s", n,

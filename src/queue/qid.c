@@ -42,3 +42,17 @@ qid_valid(const char *s)
 			return 0;
 	return 1;
 }
+
+unsigned
+qid_owner(const char *qid, unsigned n)
+{
+	uint32_t h = 2166136261u;	/* FNV-1a, 32 bits */
+
+	if (n <= 1)
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)qid; *p; p++) {
+		h ^= *p;
+		h *= 16777619u;
+	}
+	return h % n;
+}

@@ -13,5 +13,8 @@
 void	qid_init(unsigned process_number);
 void	qid_next(char out[QID_LEN + 1]);
 int	qid_valid(const char *);
+/* Which of n queue managers owns qid: a stable hash of the string, so
+ * every process (and every restart) agrees. */
+unsigned qid_owner(const char *qid, unsigned n);
 
 #endif

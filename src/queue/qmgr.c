@@ -1,7 +1,16 @@
 /*
- * qmgr.c - the queue manager process (see qmgr.h).
+ * qmgr.c - a queue manager process (see qmgr.h).
  *
- * Scheduling: every message in queue/ has an entry with a libevent timer
+ * Partition: queue manager i of N looks only at the qids with
+ * qid_owner(qid, N) == i, wherever they come from (the start-up scan,
+ * inotify, a flush); a DSN it queues has a qid of its own and goes to
+ * that qid's owner like any message.  The partition is about work, not
+ * safety: qrun_message takes the message's flock(2), so two queue
+ * managers never run a pass on the same message at once (after a
+ * reload that changes N, the old and the new partition overlap for a
+ * moment, which costs a retry a second later, nothing else).
+ *
+ * Scheduling: every message in its part of queue/ has an entry with a libevent timer
  * for its next attempt; due entries wait on a run list, and one message
  * is handled per turn of the loop so that inotify events and signals
  * are seen in between.  New mail arrives as IN_MOVED_TO on queue/ (the
@@ -19,9 +28,8 @@
  * SIGTERM/SIGUSR1 no new pass starts and the loop waits up to
  * QMGR_DRAIN_SECS for the sessions under way.
  *
- * XXX: deliveries run one at a time, each waiting for its fsyncs; a
- * pool of delivery threads would overlap them, as the workers' commit
- * threads do.
+ * Within one process deliveries run one at a time, each waiting for
+ * its fsyncs; the N processes overlap them.
  */
 #include "queue/qmgr.h"
 #include "deliver/remote.h"
@@ -64,6 +72,7 @@ struct qentry {
 };
 
 static struct qmgr		 qm;
+static unsigned			 qm_index, qm_count;	/* i of N */
 static struct event_base	*base;
 static struct event		*ev_runner;
 static void			*entry_index;	/* tsearch(3) tree by qid */
@@ -72,6 +81,13 @@ static TAILQ_HEAD(, qentry)	 all_list = TAILQ_HEAD_INITIALIZER(all_list);
 static int			 inotify_fd = -1, wd_queue = -1, wd_delete = -1;
 static int			 stopping;
 static struct event		*ev_drain;
+
+/* Is qid in this queue manager's part of the queue? */
+static int
+qmgr_mine(const char *qid)
+{
+	return qid_owner(qid, qm_count) == qm_index;
+}
 
 static int
 entry_cmp(const void *a, const void *b)
@@ -124,7 +140,7 @@ qmgr_schedule(const char *qid, time_t when)
 	struct qentry key, *e, **found;
 	time_t now = time(NULL);
 
-	if (!qid_valid(qid))
+	if (!qid_valid(qid) || !qmgr_mine(qid))
 		return;
 	(void)strlcpy(key.qid, qid, sizeof key.qid);	/* valid: fits */
 	if ((found = tfind(&key, &entry_index, entry_cmp)) != NULL)
@@ -236,6 +252,8 @@ scan_queue_one(const char *qid)
 {
 	struct qentry key, **found;
 
+	if (!qmgr_mine(qid))
+		return;
 	(void)strlcpy(key.qid, qid, sizeof key.qid);
 	if ((found = tfind(&key, &entry_index, entry_cmp)) == NULL)
 		qmgr_schedule(qid, qmgr_due(qid));
@@ -244,7 +262,8 @@ scan_queue_one(const char *qid)
 static void
 scan_delete_one(const char *qid)
 {
-	qrun_remove_deleted(&qm, qid);
+	if (qmgr_mine(qid))
+		qrun_remove_deleted(&qm, qid);
 }
 
 /* A status file whose message is in none of queue/, hold/, delete/ was
@@ -255,6 +274,8 @@ scan_status_one(const char *qid)
 	static const char *dirs[] = { "queue", "hold", "delete", "incoming" };
 	char path[PATH_MAX];
 
+	if (!qmgr_mine(qid))
+		return;
 	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
 		(void)qpath_make(path, sizeof path, qm.conf->spool, dirs[i], qid);
 		if (access(path, F_OK) == 0 || errno != ENOENT)
@@ -287,7 +308,8 @@ qmgr_inotify(evutil_socket_t fd, short ev, void *arg)
 				qmgr_scan();
 			else if (ie->len && ie->wd == wd_queue)
 				qmgr_schedule(ie->name, 0);
-			else if (ie->len && ie->wd == wd_delete)
+			else if (ie->len && ie->wd == wd_delete &&
+			    qmgr_mine(ie->name))
 				qrun_remove_deleted(&qm, ie->name);
 			p += sizeof *ie + ie->len;
 		}
@@ -343,18 +365,28 @@ qmgr_drop_privileges(uid_t uid, gid_t gid)
 		fatalx("queue: privileges could be regained");
 }
 
-/* One queue manager per spool: a reloaded or restarted one waits here
- * until the previous one (or an orphan) has let go.  `postern queue
- * flush` asks the kernel who holds the lock (F_GETLK), so a stale pid
- * in the file can never be signalled. */
+/* The pid file of queue manager `index`, below the spool. */
+static void
+qmgr_pidfile(char *path, size_t sz, const char *spool, unsigned index)
+{
+	char name[32];
+
+	snprintf(name, sizeof name, QMGR_PIDFILE_FMT, index);
+	(void)qpath_make(path, sz, spool, name, "");
+}
+
+/* One queue manager per index and spool: a reloaded or restarted one
+ * waits here until the previous one with its index (or an orphan) has
+ * let go.  `postern queue flush` asks the kernel who holds each lock
+ * (F_GETLK), so a stale pid in a file can never be signalled. */
 static int
-qmgr_lock(const char *spool)
+qmgr_lock(const char *spool, unsigned index)
 {
 	char path[PATH_MAX], pid[32];
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 	int fd, n;
 
-	(void)qpath_make(path, sizeof path, spool, QMGR_PIDFILE, "");
+	qmgr_pidfile(path, sizeof path, spool, index);
 	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) == -1)
 		fatal("queue: open %s", path);
 	if (fcntl(fd, F_SETLK, &fl) == -1) {
@@ -381,8 +413,25 @@ qmgr_watch(const char *sub)
 	return wd;
 }
 
+unsigned
+qmgr_count(const struct conf *c)
+{
+	long n;
+
+	if (c->queue_managers)
+		return c->queue_managers > QMGR_MAX ? QMGR_MAX :
+		    c->queue_managers;
+	/* One per core, and at least four: a delivery spends most of its
+	 * time waiting for fsyncs, which other processes overlap (on two
+	 * cores, bench/README.md: two are level with Postfix end to end,
+	 * four 1.18x). */
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 4 ? 4 : n > 16 ? 16 : (unsigned)n;
+}
+
 void
-qmgr_main(const struct conf *conf, unsigned procno, uid_t uid, gid_t gid)
+qmgr_main(const struct conf *conf, unsigned procno, unsigned index,
+    uid_t uid, gid_t gid)
 {
 	struct event *ev_term, *ev_int, *ev_usr1, *ev_usr2, *ev_ino;
 	sigset_t none;
@@ -401,12 +450,16 @@ qmgr_main(const struct conf *conf, unsigned procno, uid_t uid, gid_t gid)
 		_exit(0);
 	qm.conf = conf;
 	qm.landed = qmgr_landed;
-	lockfd = qmgr_lock(conf->spool);
+	qm_count = qmgr_count(conf);
+	qm_index = index;
+	if (qm_index >= qm_count)
+		fatalx("queue: manager %u of %u", qm_index, qm_count);
+	lockfd = qmgr_lock(conf->spool, qm_index);
 	qid_init(procno);
 
 	if ((base = event_base_new()) == NULL)
 		fatalx("queue: event_base_new failed");
-	if ((qm.remote = remote_new(base, conf)) == NULL)
+	if ((qm.remote = remote_new(base, conf, qm_count)) == NULL)
 		log_warnx("queue: remote delivery cannot start; mail for "
 		    "other domains stays queued");
 	ev_runner = event_new(base, -1, 0, qmgr_runner, NULL);
@@ -474,16 +527,19 @@ qmgr_prepare(const struct conf *c, uid_t uid, gid_t gid)
 			return -1;
 		}
 	}
-	/* The spool itself belongs to root: the pid file is made here. */
-	(void)qpath_make(path, sizeof path, c->spool, QMGR_PIDFILE, "");
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) == -1 ||
-	    (uid != (uid_t)-1 && fchown(fd, uid, gid) == -1)) {
-		log_warn("queue: %s", path);
-		if (fd != -1)
-			close(fd);
-		return -1;
+	/* The spool itself belongs to root: the pid files are made here. */
+	for (unsigned i = 0; i < qmgr_count(c); i++) {
+		qmgr_pidfile(path, sizeof path, c->spool, i);
+		if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC,
+		    0644)) == -1 ||
+		    (uid != (uid_t)-1 && fchown(fd, uid, gid) == -1)) {
+			log_warn("queue: %s", path);
+			if (fd != -1)
+				close(fd);
+			return -1;
+		}
+		close(fd);
 	}
-	close(fd);
 	/* Maildirs are created by the queue manager, as its user. */
 	if (mkdir_p(c->mailboxes, 0700) == -1 ||
 	    (uid != (uid_t)-1 && chown(c->mailboxes, uid, gid) == -1)) {

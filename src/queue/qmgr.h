@@ -1,11 +1,13 @@
 /*
- * qmgr.h - the queue manager: one process, forked by the master next to
- * the workers, as the same unprivileged user.  It notices committed
- * messages at once (inotify on queue/), resolves and delivers each
- * recipient, records every outcome in status/QID before the next step,
- * retries with back-off, bounces, and removes finished messages.  It is
- * the only writer of status/ and the only process that removes queued
- * messages (`postern queue` only renames them; src/queue/README).
+ * qmgr.h - the queue managers: N processes (queue-managers), forked by
+ * the master next to the workers, as the same unprivileged user.  Queue
+ * manager i of N handles the messages whose qid_owner(QID, N) is i.  It
+ * notices committed messages at once (inotify on queue/), resolves and
+ * delivers each recipient, records every outcome in status/QID before
+ * the next step, retries with back-off, bounces, and removes finished
+ * messages.  The queue managers are the only writers of status/ and the
+ * only processes that remove queued messages (`postern queue` only
+ * renames them; src/queue/README).
  */
 #ifndef POSTERN_QMGR_H
 #define POSTERN_QMGR_H
@@ -16,7 +18,10 @@
 #include "conf/conf.h"
 #include "policy/relay.h"
 
-#define QMGR_PIDFILE	"qmgr.pid"	/* below the spool; locked while running */
+/* Below the spool, one per queue manager: "qmgr.I.pid", locked while
+ * queue manager I runs. */
+#define QMGR_PIDFILE_FMT	"qmgr.%u.pid"
+#define QMGR_MAX		64
 
 struct remote;
 
@@ -42,12 +47,14 @@ enum qrun_result {
 #define QRUN_F_RESULTS	0x1	/* after landed(): act on the recorded
 				   remote outcomes, submit nothing */
 
-/* Master, as root, before forking: the queue manager's directories,
- * the pid file and the mailboxes directory, owned by uid/gid. */
+/* How many queue managers the configuration asks for. */
+unsigned qmgr_count(const struct conf *);
+/* Master, as root, before forking: the queue managers' directories,
+ * their pid files and the mailboxes directory, owned by uid/gid. */
 int	qmgr_prepare(const struct conf *, uid_t, gid_t);
-/* The child: never returns. */
-void	qmgr_main(const struct conf *, unsigned procno, uid_t, gid_t)
-	    __attribute__((noreturn));
+/* The child, queue manager `index` of qmgr_count(): never returns. */
+void	qmgr_main(const struct conf *, unsigned procno, unsigned index,
+	    uid_t, gid_t) __attribute__((noreturn));
 
 /* One delivery pass over queue/QID (qrun.c). */
 enum qrun_result qrun_message(struct qmgr *, const char *qid, int flags,

@@ -286,3 +286,49 @@ def test_queue_tools_and_mailq(postern):
     assert "Mail queue is empty" in queue_cmd(srv, "list").stdout
     assert queue_cmd(srv, "delete", qid).returncode != 0
     assert queue_cmd(srv, "hold", "nonsense").returncode != 0
+
+
+def qid_owner(qid, n):
+    """src/queue/qid.c qid_owner: FNV-1a (32 bits) of the qid, mod n."""
+    h = 2166136261
+    for c in qid.encode():
+        h = ((h ^ c) * 16777619) & 0xFFFFFFFF
+    return h % n
+
+
+def test_queue_managers_share_the_queue(postern):
+    """With queue-managers 3, three processes deliver: each message by
+    the one that owns its qid (the pid in qmgr.I.pid), and each exactly
+    once; a flush reaches all three."""
+    srv = mail_server(postern, extra=["queue-managers 3"])
+    assert wait_for(lambda: len(re.findall(r"queue: manager running",
+                                           srv.log())) == 3, 10), srv.log()
+    pids = {}
+    for i in range(3):
+        f = srv.spool / f"qmgr.{i}.pid"
+        assert wait_for(lambda: f.read_text().strip().isdigit(), 5), i
+        pids[i] = int(f.read_text())
+    assert len(set(pids.values())) == 3, pids
+    n = 30
+    for k in range(n):
+        send(srv, "someone@example.org", ["bob@example.test"],
+             MSG.replace(b"hello", b"hello %d" % k))
+    files = wait_files(srv, "bob", n, timeout=30)
+    subjects = sorted(f.read_bytes().split(b"Subject: hello ")[1]
+                      .split(b"\r\n")[0] for f in files)
+    assert subjects == sorted(b"%d" % k for k in range(n)), subjects
+    assert wait_for(lambda: srv.queue_ids() == [], 10), srv.queue_ids()
+    rx = re.compile(r"\[(\d+)\]: ([0-9A-F]{16}) delivery "
+                    r"to=<bob@example\.test> relay=local .*status=sent")
+    deliveries = rx.findall(srv.log())
+    qids = [q for _, q in deliveries]
+    assert len(qids) == n and len(set(qids)) == n, deliveries
+    for pid, qid in deliveries:
+        assert int(pid) == pids[qid_owner(qid, 3)], (pid, qid, pids)
+    assert len({pid for pid, _ in deliveries}) > 1, deliveries
+    r = queue_cmd(srv, "flush")
+    assert r.returncode == 0, r.stderr
+    assert sorted(int(p) for p in re.findall(r"pid (\d+)", r.stdout)) == \
+        sorted(pids.values()), r.stdout
+    assert wait_for(lambda: len(re.findall(r"queue: flush: 0 messages due "
+                                           r"now", srv.log())) == 3, 10)

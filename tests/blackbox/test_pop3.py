@@ -401,22 +401,32 @@ def test_connection_limit_per_address_shared_with_smtp():
     across workers, and a closed session frees its place."""
     srv = pop3_server(extra=["max-connections-per-ip 2"], users=("hoge",))
 
-    def two_free():
-        with POP3Raw(srv.pop3_port) as a, POP3Raw(srv.pop3_port) as b:
-            return a.greeting.startswith("+OK") and \
-                b.greeting.startswith("+OK")
+    def hold_two():
+        """An SMTP and a POP3 session, once earlier ones have been
+        released (the server frees a place when it sees the close)."""
+        smtp_c, p1 = SMTPClient(srv.smtp_port), POP3Raw(srv.pop3_port)
+        if smtp_c.greeting[0] == 220 and p1.greeting.startswith("+OK"):
+            return smtp_c, p1
+        smtp_c.close()
+        p1.close()
+        return None
     try:
-        # The harness's start-up probe may still hold a place.
-        assert wait_for(two_free, 10)
-        with SMTPClient(srv.smtp_port) as smtp_c, \
-                POP3Raw(srv.pop3_port) as p1:
-            assert p1.greeting.startswith("+OK"), p1.greeting
+        held = wait_for(hold_two, 10)
+        assert held, "two places never came free"
+        smtp_c, p1 = held
+        try:
             with POP3Raw(srv.pop3_port) as p3:
                 assert p3.greeting.startswith("-ERR [SYS/TEMP]"), p3.greeting
             assert smtp_c.cmd("NOOP")[0] == 250
+        finally:
+            smtp_c.close()
+            p1.close()
         srv.wait_log(r"pop3 connection-limit address=127\.0\.0\.1 limit=2")
         # Both places are free again once the sessions have closed.
-        assert wait_for(two_free, 10)
+        again = wait_for(hold_two, 10)
+        assert again, "the places were not given back"
+        for c in again:
+            c.close()
     finally:
         problems = _finish_all([srv])
         assert not problems, problems
