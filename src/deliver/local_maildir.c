@@ -68,7 +68,7 @@ mkdir_owned(const char *path)
 	return 0;
 }
 
-static int
+int
 maildir_prepare(const char *box)
 {
 	static const char *sub[] = { "tmp", "new", "cur" };

@@ -33,4 +33,7 @@ int	maildir_deliver(const char *mailboxes, const char *user,
  * and before the queue manager recorded it)?  1, 0, or -1 on error. */
 int	maildir_has(const char *mailboxes, const char *user, const char *name);
 
+/* Make box/, box/tmp, box/new and box/cur (mode 0700) if missing. */
+int	maildir_prepare(const char *box);
+
 #endif

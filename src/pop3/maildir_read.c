@@ -12,6 +12,7 @@
  * a connection that drops before QUIT deletes nothing.
  */
 #include "pop3/maildir_read.h"
+#include "deliver/local_maildir.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 
@@ -56,34 +57,6 @@ maildir_uid(const char *name, char uid[MAILDIR_UID_MAX + 1])
 	uid[mdlen ? 2 * mdlen : 0] = '\0';
 	if (mdlen == 0)
 		strcpy(uid, "0");
-}
-
-static int
-mkdir_at(const char *path)
-{
-	return mkdir(path, 0700) == -1 && errno != EEXIST ? -1 : 0;
-}
-
-/* The box exists once the first message is delivered; a user without
- * mail yet gets an empty one, so that the lock file has a place. */
-static int
-maildir_box_prepare(const char *box)
-{
-	static const char *sub[] = { "tmp", "new", "cur" };
-	char path[PATH_MAX];
-
-	if (mkdir_at(box) == -1)
-		return -1;
-	for (size_t i = 0; i < 3; i++) {
-		if ((size_t)snprintf(path, sizeof path, "%s/%s", box, sub[i]) >=
-		    sizeof path) {
-			errno = ENAMETOOLONG;
-			return -1;
-		}
-		if (mkdir_at(path) == -1)
-			return -1;
-	}
-	return 0;
 }
 
 /* Maildir readers move what is in new/ to cur/ with the info suffix
@@ -191,7 +164,9 @@ maildir_box_open(struct maildir_box *b, const char *mailboxes,
 		errno = ENAMETOOLONG;
 		return MAILDIR_OPEN_FAIL;
 	}
-	if (maildir_box_prepare(box) == -1)
+	/* A user without mail yet gets an empty box, so that the lock
+	 * file has a place. */
+	if (maildir_prepare(box) == -1)
 		return MAILDIR_OPEN_FAIL;
 	if ((b->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 	    0600)) == -1)
