@@ -375,6 +375,28 @@ authd_step(struct authd_exchange *x, const uint8_t *in, size_t n, int has_in)
 	authd_exchange_free(x);
 }
 
+/* An address blocked after too many failures gets BLOCKED; if the
+ * blocks cannot be read (shared state down), nobody gets in: TEMPFAIL.
+ * Returns 1 when it has answered. */
+static int
+authd_refuse_blocked(struct authd_conn *c, uint64_t reqid, const char *peer,
+    time_t now)
+{
+	long blocked = state_auth_blocked(peer, now);
+
+	if (blocked < 0) {
+		authd_send_result(c, reqid, AUTH_RESULT_TEMPFAIL, NULL);
+		return 1;
+	}
+	if (blocked) {
+		log_info("authd: auth refused address=%s: blocked after too "
+		    "many failures", peer);
+		authd_send_result(c, reqid, AUTH_RESULT_BLOCKED, NULL);
+		return 1;
+	}
+	return 0;
+}
+
 static int
 authd_handle_start(struct authd_conn *c, struct msg *m)
 {
@@ -385,7 +407,6 @@ authd_handle_start(struct authd_conn *c, struct msg *m)
 	const struct sasl_mech *mech;
 	struct authd_exchange *x;
 	char peer[64];
-	long blocked;
 
 	if (msg_get_str(m, mechname, sizeof mechname) == -1 ||
 	    msg_get_str(m, peer, sizeof peer) == -1 ||
@@ -394,17 +415,8 @@ authd_handle_start(struct authd_conn *c, struct msg *m)
 		return -1;
 	if (authd_exchange_find(c, m->reqid) != NULL)
 		return -1;
-	/* Blocks that cannot be read (shared state down) let nobody in. */
-	if ((blocked = state_auth_blocked(peer, time(NULL))) < 0) {
-		authd_send_result(c, m->reqid, AUTH_RESULT_TEMPFAIL, NULL);
+	if (authd_refuse_blocked(c, m->reqid, peer, time(NULL)))
 		return 0;
-	}
-	if (blocked) {
-		log_info("authd: auth refused address=%s: blocked after too "
-		    "many failures", peer);
-		authd_send_result(c, m->reqid, AUTH_RESULT_BLOCKED, NULL);
-		return 0;
-	}
 	mech = sasl_mech_lookup(mechname);
 	/* The worker checked this too; the auth process does not trust it. */
 	if (mech == NULL || !(authd.conf->auth_mechanisms & (1u << mech->id)) ||
@@ -466,7 +478,6 @@ authd_handle_apop(struct authd_conn *c, struct msg *m)
 	uint32_t flags;
 	struct authd_exchange *x;
 	time_t now = time(NULL);
-	long blocked;
 	int ok;
 
 	if (msg_get_str(m, user, sizeof user) == -1 ||
@@ -477,16 +488,8 @@ authd_handle_apop(struct authd_conn *c, struct msg *m)
 		return -1;
 	if (authd_exchange_find(c, m->reqid) != NULL)
 		return -1;
-	if ((blocked = state_auth_blocked(peer, now)) < 0) {
-		authd_send_result(c, m->reqid, AUTH_RESULT_TEMPFAIL, NULL);
+	if (authd_refuse_blocked(c, m->reqid, peer, now))
 		return 0;
-	}
-	if (blocked) {
-		log_info("authd: auth refused address=%s: blocked after too "
-		    "many failures", peer);
-		authd_send_result(c, m->reqid, AUTH_RESULT_BLOCKED, NULL);
-		return 0;
-	}
 	if (!authd.conf->apop || c->nexchanges >= AUTHD_MAX_EXCHANGES) {
 		authd_send_result(c, m->reqid, AUTH_RESULT_MALFORMED, NULL);
 		return 0;
