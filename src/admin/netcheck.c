@@ -476,25 +476,33 @@ toolong:
 	return -1;
 }
 
-int
-nc_smtp_cmd(struct nc_conn *c, struct buf *text, const char *fmt, ...)
+/* Format and send one command line; the buffer is wiped afterwards, as
+ * it may have held AUTH data.  0, or -1 with the error recorded. */
+static int
+nc_send_cmd(struct nc_conn *c, const char *fmt, va_list ap)
 {
 	char line[1024];
-	va_list ap;
-	int n;
+	int n = vsnprintf(line, sizeof line, fmt, ap);
 
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof line) {
 		nc_error(c, "command too long");
 		return -1;
 	}
 	n = nc_write(c, line);
-	explicit_bzero(line, sizeof line);	/* may have been AUTH data */
-	if (n == -1)
-		return -1;
-	return nc_smtp_reply(c, text);
+	explicit_bzero(line, sizeof line);
+	return n == -1 ? -1 : 0;
+}
+
+int
+nc_smtp_cmd(struct nc_conn *c, struct buf *text, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = nc_send_cmd(c, fmt, ap);
+	va_end(ap);
+	return rc == -1 ? -1 : nc_smtp_reply(c, text);
 }
 
 int
@@ -548,22 +556,13 @@ nc_pop_reply(struct nc_conn *c, struct buf *text)
 int
 nc_pop_cmd(struct nc_conn *c, struct buf *text, const char *fmt, ...)
 {
-	char line[1024];
 	va_list ap;
-	int n;
+	int rc;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof line, fmt, ap);
+	rc = nc_send_cmd(c, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof line) {
-		nc_error(c, "command too long");
-		return -1;
-	}
-	n = nc_write(c, line);
-	explicit_bzero(line, sizeof line);
-	if (n == -1)
-		return -1;
-	return nc_pop_reply(c, text);
+	return rc == -1 ? -1 : nc_pop_reply(c, text);
 }
 
 int
