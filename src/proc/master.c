@@ -13,6 +13,7 @@
 #include "auth/userdb_pg.h"
 #include "deliver/remote.h"
 #include "tls/tls.h"
+#include "tls/keyd.h"
 #include "proc/worker.h"
 #include "proc/sdnotify.h"
 #include "queue/pickup.h"
@@ -40,9 +41,10 @@
  * The processes the master runs (STYLE.md section 2): one table says
  * what each is, one routine starts any of them, one restarts any that
  * dies.  Each child closes what it must not hold: only workers keep the
- * listening sockets, only the auth process its own socket.
+ * listening sockets, only the auth process and the key process their own
+ * sockets.
  */
-enum proc_kind { PROC_AUTHD, PROC_WORKER, PROC_QMGR, PROC_PICKUP };
+enum proc_kind { PROC_AUTHD, PROC_KEYD, PROC_WORKER, PROC_QMGR, PROC_PICKUP };
 
 static const struct proc_def {
 	const char	*name;		/* in logs */
@@ -50,6 +52,7 @@ static const struct proc_def {
 	int		 reload_sig;	/* SIGUSR1: finish what it does, then go */
 } proc_defs[] = {
 	[PROC_AUTHD]	= { "auth process",	0, SIGTERM },
+	[PROC_KEYD]	= { "key process",	0, SIGTERM },
 	[PROC_WORKER]	= { "worker",		1, SIGUSR1 },
 	[PROC_QMGR]	= { "queue manager",	1, SIGUSR1 },
 	[PROC_PICKUP]	= { "pickup",		1, SIGUSR1 },
@@ -70,6 +73,7 @@ static size_t		 nchildren;
  * reloaded process never shares one with a process still running. */
 static unsigned		 next_procno;
 static int		 authd_fd = -1;	/* the auth process's listening socket */
+static int		 keyd_fd = -1;	/* the key process's listening socket */
 
 /* What every child needs; set once by master_run, conf on reload. */
 static struct {
@@ -91,9 +95,13 @@ master_child(enum proc_kind kind, unsigned index, unsigned procno)
 			close(mctx.ls[i].fd);
 	if (kind != PROC_AUTHD && authd_fd != -1)
 		close(authd_fd);
+	if (kind != PROC_KEYD && keyd_fd != -1)
+		close(keyd_fd);
 	switch (kind) {
 	case PROC_AUTHD:
 		authd_main(c, authd_fd);
+	case PROC_KEYD:
+		keyd_main(c, keyd_fd);
 	case PROC_WORKER:
 		worker_main(c, mctx.ls, mctx.nls, index, procno, mctx.uid,
 		    mctx.gid);
@@ -271,12 +279,14 @@ master_reload(struct conf **cp)
 			continue;
 		children[i].draining = 1;
 		/* Workers finish their sessions; the auth process has none
-		 * worth keeping (clients get 454 and retry). */
+		 * worth keeping (clients get 454 and retry); the key process
+		 * restarts with the key that goes with the new certificate. */
 		kill(children[i].pid, proc_defs[children[i].kind].reload_sig);
 	}
 	mctx.conf = c;
 	(void)popbsmtp_prepare(c, uid, gid);	/* it logs a failure */
 	master_spawn(PROC_AUTHD, 0);
+	master_spawn(PROC_KEYD, 0);
 	n = worker_count(c);
 	for (i = 0; i < n; i++)
 		master_spawn(PROC_WORKER, (unsigned)i);
@@ -340,6 +350,8 @@ master_run(struct conf *c, int verbose)
 		fatalx("master: cannot bind the configured listeners");
 	if ((authd_fd = authd_listen(c, uid, gid)) == -1)
 		fatalx("master: cannot create the auth socket");
+	if ((keyd_fd = keyd_listen(c, uid, gid)) == -1)
+		fatalx("master: cannot create the key process's socket");
 	/* The workers' first look at the users must find the view; the auth
 	 * process keeps it current from then on.  A users database is read by
 	 * the auth process alone, which publishes the view at its start. */
@@ -376,6 +388,9 @@ master_run(struct conf *c, int verbose)
 	ratelimit_init();
 	if (master_spawn(PROC_AUTHD, 0) == -1)
 		fatalx("master: cannot start the auth process");
+	/* Before the workers: they connect to it at their start. */
+	if (master_spawn(PROC_KEYD, 0) == -1)
+		fatalx("master: cannot start the key process");
 	n = worker_count(c);
 	for (unsigned i = 0; i < n; i++)
 		if (master_spawn(PROC_WORKER, i) == -1)

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 /* Bump whenever the enum below or any message's layout changes. */
-#define MSG_VERSION	2
+#define MSG_VERSION	3
 #define MSG_MAX		16384
 
 enum msg_type {
@@ -22,6 +22,20 @@ enum msg_type {
 	MSG_AUTH_CHALLENGE,	/* reqid, data */
 	MSG_AUTH_RESULT,	/* reqid, result, user */
 	MSG_AUTH_APOP,		/* reqid, user, peer, flags, timestamp, digest */
+	MSG_KEY_OP,		/* reqid, op, padding, key id, input */
+	MSG_KEY_RESULT,		/* reqid, status, output */
+};
+
+/* MSG_KEY_OP operations (tls/keyd.h) */
+enum msg_key_op {
+	KEY_OP_ECDSA_SIGN = 1,	/* digest -> DER ECDSA-Sig-Value */
+	KEY_OP_RSA_SIGN,	/* RSA private op: PKCS#1 v1.5 or no padding */
+};
+
+enum msg_key_status {
+	KEY_STATUS_OK,
+	KEY_STATUS_FAIL,	/* the operation failed */
+	KEY_STATUS_WRONG_KEY,	/* not the key keyd holds (a reload) */
 };
 
 /* MSG_AUTH_START flags */

@@ -17,6 +17,7 @@
 #include "policy/popbsmtp.h"
 #include "auth/authd.h"
 #include "tls/tls.h"
+#include "tls/keyd.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -167,14 +168,16 @@ worker_main(const struct conf *conf, struct listener *ls, size_t nls,
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGHUP, SIG_IGN);	/* the master reloads */
 	signal(SIGPIPE, SIG_IGN);
-	/* The private key is read now, while it still can be; after the
-	 * drop nothing here can open it again. */
+	/* The certificate is read now, while it still can be; the private
+	 * key stays in the key process, which signs for the handshakes
+	 * (tls/keyd.h).  The connection to it is made before the drop. */
 	for (size_t i = 0; i < nls; i++)
 		if (ls[i].conf->tls != TLS_NONE && w.tls_ctx == NULL) {
 			char cert[PATH_MAX], key[PATH_MAX], err[512];
 
 			tls_paths(conf, cert, sizeof cert, key, sizeof key);
-			if ((w.tls_ctx = tls_server_ctx(cert, key, err,
+			keyclient_init(conf);
+			if ((w.tls_ctx = tls_server_ctx_keyd(cert, key, err,
 			    sizeof err)) == NULL)
 				fatalx("worker: %s", err);
 		}
@@ -229,6 +232,7 @@ worker_main(const struct conf *conf, struct listener *ls, size_t nls,
 	rcpt_maps_free(&w.maps);
 	access_table_free(&w.access);
 	SSL_CTX_free(w.tls_ctx);
+	keyclient_shutdown();
 	event_free(ev_tick);
 	event_free(ev_term);
 	event_free(ev_int);

@@ -1,9 +1,12 @@
 /*
  * tls.c - OpenSSL contexts (see tls.h).  Runs in the master (to make and
- * check the certificate) and in the workers, which load the key before
- * they drop privileges.
+ * check the certificate, in a short-lived child so that no copy of the
+ * key is left in the memory the workers inherit) and in the workers,
+ * whose key only forwards private operations to the key process
+ * (keyd.c).
  */
 #include "tls/tls.h"
+#include "tls/keyd.h"
 #include "lib/fsio.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 void
@@ -45,8 +49,9 @@ tls_error(char *err, size_t errsz, const char *what, const char *path)
 	ERR_clear_error();
 }
 
-SSL_CTX *
-tls_server_ctx(const char *cert, const char *key, char *err, size_t errsz)
+/* A context with the certificate chain and no key yet. */
+static SSL_CTX *
+tls_ctx_new(const char *cert, char *err, size_t errsz)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
@@ -66,17 +71,76 @@ tls_server_ctx(const char *cert, const char *key, char *err, size_t errsz)
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"postern", 7);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
 		tls_error(err, errsz, "cannot load the certificate", cert);
-		goto fail;
+		SSL_CTX_free(ctx);
+		return NULL;
 	}
+	return ctx;
+}
+
+static int
+tls_ctx_check_key(SSL_CTX *ctx, const char *cert, char *err, size_t errsz)
+{
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		tls_error(err, errsz, "the key does not match the certificate",
+		    cert);
+		return -1;
+	}
+	return 0;
+}
+
+SSL_CTX *
+tls_server_ctx(const char *cert, const char *key, char *err, size_t errsz)
+{
+	SSL_CTX *ctx = tls_ctx_new(cert, err, errsz);
+
+	if (ctx == NULL)
+		return NULL;
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
 		tls_error(err, errsz, "cannot load the private key", key);
 		goto fail;
 	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
-		tls_error(err, errsz, "the key does not match the certificate",
-		    cert);
+	if (tls_ctx_check_key(ctx, cert, err, errsz) == -1)
+		goto fail;
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+SSL_CTX *
+tls_server_ctx_keyd(const char *cert, const char *key, char *err,
+    size_t errsz)
+{
+	SSL_CTX *ctx = tls_ctx_new(cert, err, errsz);
+	EVP_PKEY *pub, *pk;
+
+	if (ctx == NULL)
+		return NULL;
+	pub = X509_get0_pubkey(SSL_CTX_get0_certificate(ctx));
+	if (pub == NULL || (pk = keyclient_pkey(pub)) == NULL) {
+		/* XXX Keys other than EC and RSA (Ed25519, RSA-PSS) are
+		 * loaded here, as before the key process existed. */
+		log_warnx("tls: the key process cannot sign with a %s key; "
+		    "the workers load %s themselves",
+		    pub ? EVP_PKEY_get0_type_name(pub) : "missing", key);
+		SSL_CTX_free(ctx);
+		return tls_server_ctx(cert, key, err, errsz);
+	}
+	if (SSL_CTX_use_PrivateKey(ctx, pk) != 1) {
+		tls_error(err, errsz, "cannot use the key of", cert);
+		EVP_PKEY_free(pk);
 		goto fail;
 	}
+	EVP_PKEY_free(pk);
+	/* RSA key exchange would need decryption in the key process, and
+	 * gives no forward secrecy: ECDHE/DHE only. */
+	if (EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA &&
+	    SSL_CTX_set_cipher_list(ctx, "DEFAULT:!kRSA") != 1) {
+		tls_error(err, errsz, "cannot set the ciphers for", cert);
+		goto fail;
+	}
+	if (tls_ctx_check_key(ctx, cert, err, errsz) == -1)
+		goto fail;
 	return ctx;
 fail:
 	SSL_CTX_free(ctx);
@@ -166,8 +230,8 @@ done:
 	return rc;
 }
 
-int
-tls_prepare(const struct conf *c)
+static int
+tls_prepare_check(const struct conf *c)
 {
 	char cert[PATH_MAX], key[PATH_MAX], dir[PATH_MAX], err[512];
 	SSL_CTX *ctx;
@@ -197,4 +261,26 @@ tls_prepare(const struct conf *c)
 	}
 	SSL_CTX_free(ctx);
 	return 0;
+}
+
+int
+tls_prepare(const struct conf *c)
+{
+	pid_t pid;
+	int status;
+
+	/* In a child: the workers are forked from the master, and must not
+	 * inherit the key from its heap (freed memory is not cleared). */
+	if ((pid = fork()) == -1) {
+		log_warn("tls: fork");
+		return -1;
+	}
+	if (pid == 0)
+		_exit(tls_prepare_check(c) == 0 ? 0 : 1);
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR) {
+			log_warn("tls: waitpid");
+			return -1;
+		}
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }

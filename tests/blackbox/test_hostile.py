@@ -562,7 +562,7 @@ def test_workers_hold_no_privileges():
             with open(f"/proc/{pid}/status") as f:
                 return f.read()
         # A worker just forked still holds root for the moment it takes
-        # to load the TLS key; it never accepts before dropping it.
+        # to load the TLS certificate; it never accepts before dropping it.
         wait_for(lambda: all(f"Uid:\t{want_uid}".rstrip("\t") in
                              status_of(p) for p in workers), 10)
         for pid in workers:
@@ -589,7 +589,7 @@ def test_workers_hold_no_privileges():
             assert stat.S_IMODE(st.st_mode) & 0o007 == 0, oct(st.st_mode)
             d = os.stat(s.parent)
             assert d.st_uid == 0 and stat.S_IMODE(d.st_mode) & 0o007 == 0
-        # a worker cannot read the key even though it has it loaded
+        # a worker cannot read the key (only the key process holds it)
         r = os.system(f"setpriv --reuid={pw.pw_uid} --regid={pw.pw_gid} "
                       f"--clear-groups cat {key} >/dev/null 2>&1")
         assert r != 0, "the postern user can read the TLS key"
