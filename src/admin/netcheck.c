@@ -478,7 +478,7 @@ toolong:
 
 /* Format and send one command line; the buffer is wiped afterwards, as
  * it may have held AUTH data.  0, or -1 with the error recorded. */
-static int
+static int __attribute__((format(printf, 2, 0)))
 nc_send_cmd(struct nc_conn *c, const char *fmt, va_list ap)
 {
 	char line[1024];

@@ -38,7 +38,7 @@ log_verbose(void)
 	return log_verbosity;
 }
 
-static void
+static void __attribute__((format(printf, 2, 0)))
 log_vwrite(int pri, const char *fmt, va_list ap, int with_errno)
 {
 	char		 msg[2048];
