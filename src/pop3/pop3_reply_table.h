@@ -7,7 +7,6 @@
  */
 /* Positive */
 P3REPLY(P_OK,			1, "",		"%s")
-P3REPLY(P_GREETING,		1, "",		"%s")
 P3REPLY(P_USER_OK,		1, "",		"Send PASS")
 P3REPLY(P_LOGIN_OK,		1, "",		"Logged in, %s")
 P3REPLY(P_BYE,			1, "",		"Bye")
