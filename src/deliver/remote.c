@@ -79,7 +79,6 @@ struct remote {
 	unsigned		 nconns;
 	unsigned		 max_conns;	/* this engine's part of the */
 	unsigned		 max_per_domain; /* configured limits */
-	size_t			 inflight;
 	TAILQ_HEAD(, rdest)	 dests;
 	TAILQ_HEAD(, rconn)	 conns;
 };
@@ -173,7 +172,6 @@ rmsg_done(struct remote *r, struct remote_msg *m)
 {
 	int fd = m->fd;
 
-	r->inflight--;
 	m->fd = -1;
 	m->done(m, m->arg);
 	close(fd);
@@ -536,7 +534,6 @@ remote_submit(struct remote *r, struct remote_msg *m)
 		return;
 	}
 	m->fd = fd;
-	r->inflight++;
 	rule = remote_rule(r->conf, m->domain, &idx);
 	if (rule && !rule->direct)
 		snprintf(key, sizeof key, "via:%zu %s:%u", idx, rule->host,
@@ -561,12 +558,6 @@ remote_submit(struct remote *r, struct remote_msg *m)
 	d->tail = &m->next;
 	d->nqueued++;
 	rdest_kick(d);
-}
-
-size_t
-remote_inflight(const struct remote *r)
-{
-	return r->inflight;
 }
 
 void

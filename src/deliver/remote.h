@@ -67,8 +67,6 @@ int		 remote_check_config(const struct conf *, FILE *errf);
 struct remote	*remote_new(struct event_base *, const struct conf *,
 		    unsigned share);
 void		 remote_submit(struct remote *, struct remote_msg *);
-/* Messages submitted and not yet done. */
-size_t		 remote_inflight(const struct remote *);
 /* Stop: every message in flight is answered REMOTE_TEMPFAIL. */
 void		 remote_free(struct remote *);
 

@@ -67,12 +67,6 @@ str_lower(char *s)
 		*s = (char)tolower((unsigned char)*s);
 }
 
-int
-str_has_prefix_ci(const char *s, const char *prefix)
-{
-	return strncasecmp(s, prefix, strlen(prefix)) == 0;
-}
-
 /* Digits then one optional unit letter; anything else is an error. */
 static int
 parse_scaled(const char *s, uint64_t *out, const char *units,

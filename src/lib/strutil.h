@@ -18,7 +18,6 @@ size_t	strlcat(char *, const char *, size_t);
  * that is not printable ASCII as \xNN, so a log line stays one line. */
 char	*str_escape(char *dst, size_t dstsz, const char *src, size_t len);
 void	 str_lower(char *);
-int	 str_has_prefix_ci(const char *s, const char *prefix);
 
 /* "1024", "10k", "10M", "1G" -> bytes; -1 on error. */
 int	 parse_size(const char *, uint64_t *);

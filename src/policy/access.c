@@ -614,22 +614,10 @@ access_map_unref(struct access_map *m)
 		map_free(m);
 }
 
-const char *
-access_map_name(const struct access_map *m)
-{
-	return m->name;
-}
-
 size_t
 access_map_size(const struct access_map *m)
 {
 	return m ? m->nrules : 0;
-}
-
-const struct access_rule *
-access_map_rule(const struct access_map *m, size_t i)
-{
-	return i < m->nrules ? &m->rules[i] : NULL;
 }
 
 void

@@ -55,9 +55,7 @@ struct access_map *access_map_load(const char *path, FILE *errf, int *nerr);
 struct access_map *access_map_ref(struct access_map *);
 void	access_map_unref(struct access_map *);	/* frees at zero; NULL ok */
 
-const char *access_map_name(const struct access_map *);
 size_t	access_map_size(const struct access_map *);
-const struct access_rule *access_map_rule(const struct access_map *, size_t);
 
 /* Lookups: the most specific rule (docs/access.md), or NULL.  A NULL map
  * matches nothing.  Names and addresses are compared without regard to

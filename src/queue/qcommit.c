@@ -29,7 +29,6 @@ static struct {
 	struct qcommit_job	*done;
 	pthread_t		*threads;
 	unsigned		 nthreads;
-	unsigned		 pending;	/* submitted, callback not yet run */
 	int			 stopping;
 	int			 efd;
 	struct event		*ev;
@@ -88,7 +87,6 @@ qcommit_reap(evutil_socket_t fd, short ev, void *unused)
 	}
 	for (; rev; rev = next) {
 		next = rev->next;
-		pool.pending--;
 		rev->done(rev->arg, rev->result, rev->err);
 		free(rev);
 	}
@@ -101,7 +99,6 @@ qcommit_init(struct event_base *base, unsigned nthreads)
 	pool.todo_tail = &pool.todo;
 	pool.done = NULL;
 	pool.stopping = 0;
-	pool.pending = 0;
 	if ((pool.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
 		return -1;
 	pool.ev = event_new(base, pool.efd, EV_READ | EV_PERSIST, qcommit_reap,
@@ -124,18 +121,11 @@ qcommit_submit(struct qfile *qf, qcommit_done_fn done, void *arg)
 	job->qf = qf;
 	job->done = done;
 	job->arg = arg;
-	pool.pending++;
 	pthread_mutex_lock(&pool.lock);
 	*pool.todo_tail = job;
 	pool.todo_tail = &job->next;
 	pthread_cond_signal(&pool.cond);
 	pthread_mutex_unlock(&pool.lock);
-}
-
-unsigned
-qcommit_pending(void)
-{
-	return pool.pending;
 }
 
 void

@@ -20,6 +20,5 @@ int	qcommit_init(struct event_base *, unsigned nthreads);
 void	qcommit_submit(struct qfile *, qcommit_done_fn, void *arg);
 /* Wait for queued commits, stop the threads. */
 void	qcommit_shutdown(void);
-unsigned qcommit_pending(void);
 
 #endif
