@@ -612,39 +612,7 @@ authd_socket_path(const struct conf *c, char *dst, size_t dstsz)
 int
 authd_listen(const struct conf *c, uid_t uid, gid_t gid)
 {
-	struct sockaddr_un sun;
-	char dir[PATH_MAX];
-	int fd;
-
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	if (authd_socket_path(c, sun.sun_path, sizeof sun.sun_path) == -1 ||
-	    (size_t)snprintf(dir, sizeof dir, "%s/private", c->spool) >= sizeof dir) {
-		log_warnx("authd: spool path too long for a unix socket");
-		return -1;
-	}
-	/* Only root and the workers' group may reach the socket. */
-	if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
-		log_warn("authd: mkdir %s", dir);
-		return -1;
-	}
-	if (chmod(dir, 0750) == -1 ||
-	    (uid != (uid_t)-1 && chown(dir, 0, gid) == -1)) {
-		log_warn("authd: %s", dir);
-		return -1;
-	}
-	unlink(sun.sun_path);
-	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0)) == -1 || bind(fd, (struct sockaddr *)&sun, sizeof sun) == -1 ||
-	    chmod(sun.sun_path, 0660) == -1 ||
-	    (uid != (uid_t)-1 && chown(sun.sun_path, 0, gid) == -1) ||
-	    listen(fd, 128) == -1) {
-		log_warn("authd: %s", sun.sun_path);
-		if (fd != -1)
-			close(fd);
-		return -1;
-	}
-	return fd;
+	return msg_listen_private(c->spool, "auth", uid, gid);
 }
 
 void

@@ -1,9 +1,15 @@
 /* msg.c - typed IPC marshalling (see msg.h). */
 #include "proc/msg.h"
+#include "lib/log.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #define MSG_HDR	12	/* u16 version, u16 type, u64 reqid */
 
@@ -141,4 +147,38 @@ msg_end(struct msg *m)
 		return -1;
 	}
 	return 0;
+}
+
+int
+msg_listen_private(const char *spool, const char *name, uid_t uid, gid_t gid)
+{
+	struct sockaddr_un sun;
+	char dir[PATH_MAX];
+	int fd;
+
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	if ((size_t)snprintf(dir, sizeof dir, "%s/private", spool) >= sizeof dir ||
+	    (size_t)snprintf(sun.sun_path, sizeof sun.sun_path, "%s/%s", dir,
+	    name) >= sizeof sun.sun_path) {
+		log_warnx("%s: spool path too long for a unix socket", name);
+		return -1;
+	}
+	if ((mkdir(dir, 0750) == -1 && errno != EEXIST) || chmod(dir, 0750) == -1 ||
+	    (uid != (uid_t)-1 && chown(dir, 0, gid) == -1)) {
+		log_warn("%s: %s", name, dir);
+		return -1;
+	}
+	unlink(sun.sun_path);
+	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1 || bind(fd, (struct sockaddr *)&sun, sizeof sun) == -1 ||
+	    chmod(sun.sun_path, 0660) == -1 ||
+	    (uid != (uid_t)-1 && chown(sun.sun_path, 0, gid) == -1) ||
+	    listen(fd, 128) == -1) {
+		log_warn("%s: %s", name, sun.sun_path);
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	return fd;
 }

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Bump whenever the enum below or any message's layout changes. */
 #define MSG_VERSION	3
@@ -65,6 +66,15 @@ void	msg_put_u32(struct msg *, uint32_t);
 void	msg_put_data(struct msg *, const void *, size_t);
 void	msg_put_str(struct msg *, const char *);
 int	msg_send(int fd, struct msg *);
+
+/*
+ * The listening socket of one of the master's children (auth, keyd):
+ * <spool>/private/NAME, SOCK_SEQPACKET, mode 0660, in a directory of mode
+ * 0750, both root's with the workers' group, so that only root and the
+ * workers can reach it.  uid (uid_t)-1: not running as root, no chown.
+ * Returns the descriptor, or -1 after logging why.
+ */
+int	msg_listen_private(const char *spool, const char *name, uid_t, gid_t);
 
 /* Receive one message; 1 on success, 0 on EOF/EAGAIN (errno tells), -1
  * on a malformed header. */
