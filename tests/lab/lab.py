@@ -215,9 +215,8 @@ class Lab:
     def server(self, name, short, addr, lines, users=(), optional=None,
                audited=True):
         """Write a postern configuration and users; start later.
-        optional: {feature: [lines]} that other engineers may still be
-        finishing; each is kept only if `postern config check` accepts
-        it, else the feature is recorded in self.missing with the
+        optional: {feature: [lines]} for features a build may lack;
+        each is kept only if `postern config check` accepts it, else the feature is recorded in self.missing with the
         complaint, for the scenarios that need it to SKIP.  audited=False
         for the deliberately bad server, which `config check` rejects
         (serve still runs it)."""
