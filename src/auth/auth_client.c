@@ -164,66 +164,70 @@ auth_client_send(struct msg *m)
 	return 0;
 }
 
-uint64_t
-auth_client_start(const char *mech, const char *peer, uint32_t flags,
-    const uint8_t *ir, size_t irlen, int has_ir, auth_client_cb cb, void *arg)
+/* A new exchange, waiting for its answers. */
+static struct auth_pending *
+pending_new(auth_client_cb cb, void *arg)
 {
 	struct auth_pending *p = xcalloc(1, sizeof *p);
-	struct msg *m = xmalloc(sizeof *m);
 
 	p->reqid = ac.next_reqid++;
 	p->cb = cb;
 	p->arg = arg;
 	TAILQ_INSERT_TAIL(&ac.pending, p, entry);
+	return p;
+}
+
+/* Send the exchange's first message (and free it).  Returns the request
+ * id, or 0 when the auth process cannot be reached: the exchange is
+ * forgotten and the caller answers with a temporary failure itself. */
+static uint64_t
+pending_send(struct auth_pending *p, struct msg *m)
+{
+	uint64_t reqid = p->reqid;
+	int rc = auth_client_send(m);
+
+	free(m);
+	if (rc == 0)
+		return reqid;
+	TAILQ_REMOVE(&ac.pending, p, entry);
+	free(p);
+	if (ac.fd != -1) {
+		log_warn("auth: send");
+		auth_client_lost();
+	}
+	return 0;
+}
+
+uint64_t
+auth_client_start(const char *mech, const char *peer, uint32_t flags,
+    const uint8_t *ir, size_t irlen, int has_ir, auth_client_cb cb, void *arg)
+{
+	struct auth_pending *p = pending_new(cb, arg);
+	struct msg *m = xmalloc(sizeof *m);
+
 	msg_init(m, MSG_AUTH_START, p->reqid);
 	msg_put_str(m, mech);
 	msg_put_str(m, peer);
 	msg_put_u32(m, flags);
 	msg_put_u32(m, has_ir ? 1 : 0);
 	msg_put_data(m, ir ? (const void *)ir : "", ir ? irlen : 0);
-	if (auth_client_send(m) == -1) {
-		if (ac.fd != -1)
-			log_warn("auth: send");
-		TAILQ_REMOVE(&ac.pending, p, entry);
-		free(p);
-		free(m);
-		if (ac.fd != -1)
-			auth_client_lost();
-		return 0;
-	}
-	free(m);
-	return p->reqid;
+	return pending_send(p, m);
 }
 
 uint64_t
 auth_client_apop(const char *user, const char *peer, uint32_t flags,
     const char *timestamp, const char *digest, auth_client_cb cb, void *arg)
 {
-	struct auth_pending *p = xcalloc(1, sizeof *p);
+	struct auth_pending *p = pending_new(cb, arg);
 	struct msg *m = xmalloc(sizeof *m);
 
-	p->reqid = ac.next_reqid++;
-	p->cb = cb;
-	p->arg = arg;
-	TAILQ_INSERT_TAIL(&ac.pending, p, entry);
 	msg_init(m, MSG_AUTH_APOP, p->reqid);
 	msg_put_str(m, user);
 	msg_put_str(m, peer);
 	msg_put_u32(m, flags);
 	msg_put_str(m, timestamp);
 	msg_put_str(m, digest);
-	if (auth_client_send(m) == -1) {
-		if (ac.fd != -1)
-			log_warn("auth: send");
-		TAILQ_REMOVE(&ac.pending, p, entry);
-		free(p);
-		free(m);
-		if (ac.fd != -1)
-			auth_client_lost();
-		return 0;
-	}
-	free(m);
-	return p->reqid;
+	return pending_send(p, m);
 }
 
 void
