@@ -115,8 +115,8 @@ maildir_deliver(const char *mailboxes, const char *user, const char *name,
     const struct maildir_msg *m, char *why, size_t whysz)
 {
 	char box[PATH_MAX], tmp[PATH_MAX], new[PATH_MAX], newdir[PATH_MAX];
-	char head[2 * 512];
-	int fd = -1, saved, n;
+	char tmpdir[PATH_MAX], head[2 * 512];
+	int fd = -1, unnamed = 0, saved, n;
 	const char *step = "create";
 
 	if ((size_t)snprintf(box, sizeof box, "%s/%s", mailboxes, user) >=
@@ -133,8 +133,13 @@ maildir_deliver(const char *mailboxes, const char *user, const char *name,
 	step = "create maildir";
 	if (maildir_prepare(box) == -1)
 		goto fail;
+	/* Unnamed in tmp/ where the file system allows: no tmp/ entry to
+	 * make and remove, and nothing left there by a crash. */
 	step = "create file";
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	if ((size_t)snprintf(tmpdir, sizeof tmpdir, "%s/tmp", box) <
+	    sizeof tmpdir && (fd = fsio_open_unnamed(tmpdir, 0600)) != -1)
+		unnamed = 1;
+	else if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 	    0600)) == -1)
 		goto fail;
 	n = snprintf(head, sizeof head, "Return-Path: <%s>\r\n"
@@ -149,17 +154,22 @@ maildir_deliver(const char *mailboxes, const char *user, const char *name,
 	step = "fsync";
 	if (fsync(fd) == -1)
 		goto fail;
+	/* link(2), not rename(2): an existing name is never replaced. */
+	step = "link into new/";
+	if (unnamed && fsio_link_unnamed(fd, new) == -1)
+		goto fail;
 	step = "close";
 	if (close(fd) == -1) {
 		fd = -1;
 		goto fail;
 	}
 	fd = -1;
-	/* link(2), not rename(2): an existing name is never replaced. */
-	step = "link into new/";
-	if (link(tmp, new) == -1)
-		goto fail;
-	unlink(tmp);
+	if (!unnamed) {
+		step = "link into new/";
+		if (link(tmp, new) == -1)
+			goto fail;
+		unlink(tmp);
+	}
 	step = "fsync new/";
 	if (fsync_dir(newdir) == -1)
 		goto fail;
@@ -168,7 +178,7 @@ fail:
 	saved = errno;
 	if (fd != -1)
 		close(fd);
-	if (strcmp(step, "fsync new/") != 0)
+	if (!unnamed && strcmp(step, "fsync new/") != 0)
 		unlink(tmp);
 	snprintf(why, whysz, "maildir %s: %s", step, strerror(saved));
 	errno = saved;

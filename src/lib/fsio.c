@@ -31,6 +31,72 @@ write_full(int fd, const void *p, size_t n)
 	return 0;
 }
 
+/* The name through which linkat(2) gives an unnamed file a name without
+ * CAP_DAC_READ_SEARCH, which AT_EMPTY_PATH would need. */
+static int
+fd_path(char *dst, size_t dstsz, int fd)
+{
+	return (size_t)snprintf(dst, dstsz, "/proc/self/fd/%d", fd) < dstsz ?
+	    0 : -1;
+}
+
+int
+fsio_link_unnamed(int fd, const char *path)
+{
+	char self[64];
+
+	if (fd_path(self, sizeof self, fd) == -1) {
+		errno = EINVAL;
+		return -1;
+	}
+	return linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}
+
+/* Whether linking through /proc works in this process: tried once, in
+ * the first directory that takes unnamed files, on a probe file of its
+ * own (a file once linked and unlinked again cannot be linked anew). */
+static _Atomic int unnamed_linkable = -1;
+
+static int
+unnamed_probe(const char *dir)
+{
+	char probe[PATH_MAX];
+	int fd, ok = 0;
+
+	if ((size_t)snprintf(probe, sizeof probe, "%s/probe.%ld", dir,
+	    (long)getpid()) >= sizeof probe ||
+	    (fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600)) == -1)
+		return 0;
+	(void)unlink(probe);
+	if (fsio_link_unnamed(fd, probe) == 0) {
+		(void)unlink(probe);
+		ok = 1;
+	}
+	close(fd);
+	return ok;
+}
+
+int
+fsio_open_unnamed(const char *dir, mode_t mode)
+{
+	int fd;
+
+	if (unnamed_linkable == 0) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	if ((fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode)) == -1)
+		return -1;
+	if (unnamed_linkable == -1)
+		unnamed_linkable = unnamed_probe(dir);
+	if (unnamed_linkable == 0) {
+		close(fd);
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	return fd;
+}
+
 int
 fsync_dir(const char *path)
 {

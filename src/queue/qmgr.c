@@ -13,8 +13,10 @@
  * Scheduling: every message in its part of queue/ has an entry with a libevent timer
  * for its next attempt; due entries wait on a run list, and one message
  * is handled per turn of the loop so that inotify events and signals
- * are seen in between.  New mail arrives as IN_MOVED_TO on queue/ (the
- * commit's rename, or `postern queue release`); deletions as
+ * are seen in between.  New mail arrives as IN_CREATE on queue/ (the
+ * commit links a whole, fsynced unnamed file) or IN_MOVED_TO (the
+ * commit's rename where unnamed files are not available, or `postern
+ * queue release`); nothing else creates files there.  Deletions arrive as
  * IN_MOVED_TO on delete/.  A full scan runs at start-up, after an
  * inotify overflow, and on flush (SIGUSR2, sent by `postern queue
  * flush`).  SIGTERM, and SIGUSR1 (reload), end the process between two
@@ -402,13 +404,13 @@ qmgr_lock(const char *spool, unsigned index)
 }
 
 static int
-qmgr_watch(const char *sub)
+qmgr_watch(const char *sub, uint32_t mask)
 {
 	char path[PATH_MAX];
 	int wd;
 
 	(void)qpath_make(path, sizeof path, qm.conf->spool, sub, "");
-	if ((wd = inotify_add_watch(inotify_fd, path, IN_MOVED_TO)) == -1)
+	if ((wd = inotify_add_watch(inotify_fd, path, mask)) == -1)
 		fatal("queue: inotify watch %s", path);
 	return wd;
 }
@@ -466,8 +468,8 @@ qmgr_main(const struct conf *conf, unsigned procno, unsigned index,
 	if ((inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
 		fatal("queue: inotify_init1");
 	/* Watch before scanning, so nothing arrives unseen in between. */
-	wd_queue = qmgr_watch("queue");
-	wd_delete = qmgr_watch("delete");
+	wd_queue = qmgr_watch("queue", IN_CREATE | IN_MOVED_TO);
+	wd_delete = qmgr_watch("delete", IN_MOVED_TO);
 	ev_ino = event_new(base, inotify_fd, EV_READ | EV_PERSIST,
 	    qmgr_inotify, NULL);
 	event_add(ev_ino, NULL);

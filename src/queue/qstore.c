@@ -1,7 +1,17 @@
 /*
  * qstore.c - the spool writer.  Durability rules (src/queue/README):
- * data fsynced, then renamed into queue/, then queue/ fsynced, and only
- * then does the session answer 250.
+ * data fsynced, then linked (or renamed) into queue/, then queue/
+ * fsynced, and only then does the session answer 250.
+ *
+ * A message being received is an unnamed file (O_TMPFILE) in incoming/
+ * where the file system allows it: no directory entry is made for it
+ * until it is whole and on disk, so the commit costs one link into
+ * queue/ instead of an entry in incoming/ (flushed again by the file's
+ * own fdatasync on some file systems) plus a rename across directories,
+ * which serialises on the file system's rename lock.  After a crash an
+ * unnamed file has no name to clean up: the file system frees it (the
+ * journal's orphan list, or fsck where there is no journal).  Where
+ * unnamed files do not work (lib/fsio.h), incoming/QID is a named file.
  */
 #include "queue/qstore.h"
 #include "lib/fsio.h"
@@ -39,12 +49,19 @@ qstore_create(struct qfile *qf, const char *spool, const char *qid,
 	memset(qf, 0, sizeof *qf);
 	qf->fd = -1;
 	if (strlcpy(qf->spool, spool, sizeof qf->spool) >= sizeof qf->spool ||
-	    qpath(path, sizeof path, spool, "incoming", qid) == -1) {
+	    qpath(path, sizeof path, spool, "incoming", "") == -1) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
 	strlcpy(qf->qid, qid, sizeof qf->qid);
-	qf->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	qf->fd = fsio_open_unnamed(path, 0600);
+	qf->unnamed = qf->fd != -1;
+	if (qf->fd == -1) {
+		if (qpath(path, sizeof path, spool, "incoming", qid) == -1)
+			return -1;
+		qf->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600);
+	}
 	if (qf->fd == -1)
 		return -1;
 	qf->buf = xmalloc(QSTORE_BUFSZ);
@@ -169,20 +186,37 @@ qstore_commit(struct qfile *qf)
 	}
 	if (fdatasync(qf->fd) == -1)
 		goto tempfail;
-	if (close(qf->fd) == -1) {
-		qf->fd = -1;
-		goto tempfail;
-	}
-	qf->fd = -1;
-	if (qpath(from, sizeof from, qf->spool, "incoming", qf->qid) == -1 ||
-	    qpath(to, sizeof to, qf->spool, qf->hold ? "hold" : "queue",
+	if (qpath(to, sizeof to, qf->spool, qf->hold ? "hold" : "queue",
 	    qf->qid) == -1 ||
 	    (size_t)snprintf(dir, sizeof dir, "%s/%s", qf->spool,
 	    qf->hold ? "hold" : "queue") >= sizeof dir)
 		goto tempfail;
-	/* Never replace a queued message, even if ids ever collided. */
-	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == -1)
-		goto tempfail;
+	if (qf->unnamed) {
+		/* linkat, like the rename below, never replaces a file. */
+		if (fsio_link_unnamed(qf->fd, to) == -1)
+			goto tempfail;
+		if (close(qf->fd) == -1) {
+			qf->fd = -1;
+			saved = errno;
+			unlink(to);
+			errno = saved;
+			goto tempfail_closed;
+		}
+		qf->fd = -1;
+	} else {
+		if (close(qf->fd) == -1) {
+			qf->fd = -1;
+			goto tempfail;
+		}
+		qf->fd = -1;
+		if (qpath(from, sizeof from, qf->spool, "incoming",
+		    qf->qid) == -1)
+			goto tempfail;
+		/* Never replace a queued message, even if ids ever collided. */
+		if (renameat2(AT_FDCWD, from, AT_FDCWD, to,
+		    RENAME_NOREPLACE) == -1)
+			goto tempfail;
+	}
 	if (qstore_sync_dir(dir) == -1) {
 		/* The rename may or may not survive a crash; the client will
 		 * get a 4xx and retry, so take the message back out. */
@@ -216,7 +250,9 @@ qstore_abort(struct qfile *qf)
 		close(qf->fd);
 		qf->fd = -1;
 	}
-	if (qpath(path, sizeof path, qf->spool, "incoming", qf->qid) == 0)
+	/* An unnamed file is gone with its last descriptor. */
+	if (!qf->unnamed &&
+	    qpath(path, sizeof path, qf->spool, "incoming", qf->qid) == 0)
 		unlink(path);
 	free(qf->buf);
 	qf->buf = NULL;

@@ -21,22 +21,25 @@ struct qfile {
 	char		 qid[QID_LEN + 1];
 	char		 spool[PATH_MAX];
 	uint64_t	 size;		/* octets after the envelope */
+	int		 unnamed;	/* O_TMPFILE: no name until commit */
 	int		 hold;		/* commit into hold/, not queue/ (an
 					 * access rule's HOLD) */
 	size_t		 buflen;
 	char		*buf;		/* QSTORE_BUFSZ */
 };
 
-/* Create incoming/QID with the envelope already written. -1 + errno. */
+/* Create the message file in incoming/ (unnamed where the file system
+ * allows, else incoming/QID) with the envelope already written.  -1 +
+ * errno. */
 int	qstore_create(struct qfile *, const char *spool, const char *qid,
 	    const char *envelope, size_t len);
 /* Append message octets; errors are remembered and reported by commit. */
 void	qstore_write(struct qfile *, const void *, size_t);
-/* Flush, fdatasync, close, rename into queue/, fsync queue/.  0 or -1
+/* Flush, fdatasync, link or rename into queue/, close, fsync queue/.  0 or -1
  * with errno.  The qfile is closed either way; on error the file is
  * removed. */
 int	qstore_commit(struct qfile *);
-/* Close and remove incoming/QID. */
+/* Close and remove the message file. */
 void	qstore_abort(struct qfile *);
 /* Make the spool's directories; remove what a crash left in incoming/. */
 int	qstore_prepare(const char *spool, uid_t, gid_t);

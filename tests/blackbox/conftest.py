@@ -321,10 +321,28 @@ class Server:
             return []
 
     def incoming(self):
+        """Messages being received: the named files in incoming/, and the
+        unnamed ones (O_TMPFILE, shown by /proc as "incoming/#INODE
+        (deleted)") that the server's processes hold open."""
         try:
-            return sorted(os.listdir(self.spool / "incoming"))
+            names = os.listdir(self.spool / "incoming")
         except FileNotFoundError:
-            return []
+            names = []
+        prefix = f"{os.path.realpath(self.spool / 'incoming')}/#"
+        alive = self.proc is not None and self.proc.poll() is None
+        for pid in self.children() if alive else []:
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if link.startswith(prefix):
+                    names.append(link[len(prefix) - 1:].split(" ")[0])
+        return sorted(names)
 
     def read_queued(self, qid):
         """(envelope, content after our Received: header, Received:)."""

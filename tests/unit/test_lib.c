@@ -13,9 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "lib/buf.h"
+#include "lib/fsio.h"
 #include "lib/netaddr.h"
 #include "lib/strutil.h"
 
@@ -531,6 +537,58 @@ test_sockaddr_format(void **state)
 	assert_int_equal(port, 0);
 }
 
+static int
+count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* An unnamed file is invisible until linked, keeps its data and mode,
+ * and its link never replaces a file; the probe leaves nothing behind. */
+static void
+test_unnamed_file(void **state)
+{
+	char dir[] = "/tmp/postern-fsio-XXXXXX", path[64], got[16];
+	struct stat st;
+	int fd, rfd;
+	ssize_t n;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	if ((fd = fsio_open_unnamed(dir, 0600)) == -1) {
+		printf("SKIP unnamed files: %s: %s\n", dir, strerror(errno));
+		rmdir(dir);
+		skip();
+	}
+	assert_int_equal(write_full(fd, "queued\n", 7), 0);
+	assert_int_equal(count_entries(dir), 0);
+	snprintf(path, sizeof path, "%s/QID", dir);
+	assert_int_equal(fsio_link_unnamed(fd, path), 0);
+	assert_int_equal(count_entries(dir), 1);
+	assert_int_equal(fsio_link_unnamed(fd, path), -1);
+	assert_int_equal(errno, EEXIST);
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(st.st_nlink, 1);
+	assert_true((rfd = open(path, O_RDONLY)) != -1);
+	n = read(rfd, got, sizeof got);
+	close(rfd);
+	assert_int_equal(n, 7);
+	assert_memory_equal(got, "queued\n", 7);
+	unlink(path);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int
 main(void)
 {
@@ -544,6 +602,7 @@ main(void)
 		cmocka_unit_test(test_netprefix_match),
 		cmocka_unit_test(test_netprefix_list_and_loopback),
 		cmocka_unit_test(test_sockaddr_format),
+		cmocka_unit_test(test_unnamed_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
