@@ -4,6 +4,7 @@
  */
 #include "ev/conn.h"
 
+#include <errno.h>
 #include <openssl/err.h>
 #include <string.h>
 
@@ -118,4 +119,97 @@ conn_close_free(struct conn_close *cc)
 		event_free(cc->ev);
 	cc->ev = NULL;
 	cc->bev = NULL;
+}
+
+/* At the end of the loop's turn: write what the session added. */
+static void
+conn_direct_flush(evutil_socket_t unused, short ev, void *arg)
+{
+	struct conn_direct *cd = arg;
+	struct evbuffer *out = bufferevent_get_output(cd->bev);
+	int n, saved;
+
+	/* With EV_WRITE on, libevent is finishing an earlier write. */
+	if (evbuffer_get_length(out) == 0 ||
+	    (bufferevent_get_enabled(cd->bev) & EV_WRITE))
+		return;
+	/* A socket bufferevent keeps the front of its output frozen so
+	 * that only its own writes drain it; this is one of those. */
+	evbuffer_unfreeze(out, 1);
+	n = evbuffer_write(out, bufferevent_getfd(cd->bev));
+	saved = errno;
+	evbuffer_freeze(out, 1);
+	if (n == -1 && saved != EAGAIN && saved != EINTR) {
+		/* libevent's next write fails the same way and reports it
+		 * through the session's event callback, as it always has. */
+		bufferevent_enable(cd->bev, EV_WRITE);
+		return;
+	}
+	if (evbuffer_get_length(out) > 0) {
+		bufferevent_enable(cd->bev, EV_WRITE);
+		return;
+	}
+	cd->drained(cd->bev, cd->arg);		/* may free the session */
+}
+
+static void
+conn_direct_added(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct conn_direct *cd = arg;
+
+	if (info->n_added > 0)
+		event_active(cd->flush_ev, EV_WRITE, 1);  /* no-op if queued */
+}
+
+int
+conn_direct_start(struct conn_direct *cd, struct event_base *base,
+    struct bufferevent *bev, bufferevent_data_cb drained, void *arg)
+{
+	memset(cd, 0, sizeof *cd);
+	cd->bev = bev;
+	cd->drained = drained;
+	cd->arg = arg;
+	if ((cd->flush_ev = event_new(base, -1, 0, conn_direct_flush,
+	    cd)) == NULL)
+		return -1;
+	if ((cd->added_cb = evbuffer_add_cb(bufferevent_get_output(bev),
+	    conn_direct_added, cd)) == NULL) {
+		event_free(cd->flush_ev);
+		cd->flush_ev = NULL;
+		return -1;
+	}
+	bufferevent_disable(bev, EV_WRITE);
+	return 0;
+}
+
+void
+conn_direct_resume(struct conn_direct *cd)
+{
+	if (cd->added_cb &&
+	    evbuffer_get_length(bufferevent_get_output(cd->bev)) == 0)
+		bufferevent_disable(cd->bev, EV_WRITE);
+}
+
+void
+conn_direct_free(struct conn_direct *cd)
+{
+	if (cd->added_cb == NULL)
+		return;
+	evbuffer_remove_cb_entry(bufferevent_get_output(cd->bev),
+	    cd->added_cb);
+	cd->added_cb = NULL;
+	event_free(cd->flush_ev);
+	cd->flush_ev = NULL;
+}
+
+void
+conn_direct_stop(struct conn_direct *cd)
+{
+	if (cd->added_cb == NULL)
+		return;
+	conn_direct_free(cd);
+	/* Whatever is still owed, and all that follows, goes out the
+	 * usual way. */
+	bufferevent_enable(cd->bev, EV_WRITE);
 }

@@ -49,4 +49,33 @@ void	conn_close_arm(struct conn_close *, struct event_base *,
 void	conn_close_check(struct conn_close *);
 void	conn_close_free(struct conn_close *);
 
+/*
+ * Direct writes on a plaintext connection.  libevent's socket
+ * bufferevent arms EPOLLOUT for each reply and disarms it once the reply
+ * is written: two epoll_ctl calls and a turn of the loop per command.
+ * In direct mode EV_WRITE stays disabled; whatever the session added to
+ * the output during one turn of the loop (one reply, or the replies to
+ * a pipelined group) is written at the end of that turn with one
+ * writev(2), and drained(bev, arg) runs as the write callback would.
+ * Only when the socket does not take it all (or fails) is EV_WRITE
+ * enabled, and libevent finishes as usual: the session's write
+ * callback then calls conn_direct_resume().  conn_direct_stop() before
+ * putting TLS over the connection (libevent writes from then on),
+ * conn_direct_free() when the session goes.
+ */
+struct conn_direct {
+	struct bufferevent	*bev;
+	struct event		*flush_ev;
+	struct evbuffer_cb_entry *added_cb;
+	bufferevent_data_cb	 drained;
+	void			*arg;
+};
+
+int	conn_direct_start(struct conn_direct *, struct event_base *,
+	    struct bufferevent *, bufferevent_data_cb drained, void *arg);
+void	conn_direct_resume(struct conn_direct *);
+void	conn_direct_stop(struct conn_direct *);
+/* The same without handing anything to libevent: the session is going. */
+void	conn_direct_free(struct conn_direct *);
+
 #endif

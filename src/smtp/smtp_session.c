@@ -125,6 +125,7 @@ struct smtp_session {
 	const char		*cmdline;	/* escaped, for failed-command logs */
 	const char		*close_reason;
 	struct conn_close	 closer;	/* after the last reply */
+	struct conn_direct	 direct;	/* plaintext: ev/conn.h */
 	/* A line (command, AUTH response or DATA line) must be complete
 	 * within smtp-timeout of its first octet: the read timeout alone
 	 * restarts with every octet, so a trickle would never end. */
@@ -249,6 +250,7 @@ smtp_free(struct smtp_session *s)
 		s->auth_reqid = 0;
 	}
 	conn_close_free(&s->closer);
+	conn_direct_free(&s->direct);
 	if (s->deadline_ev) {
 		event_free(s->deadline_ev);
 		s->deadline_ev = NULL;
@@ -906,7 +908,14 @@ smtp_setup_bev(struct smtp_session *s)
 
 	bufferevent_setcb(s->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb, s);
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(s->bev, EV_READ);
+	/* Plaintext (before any STARTTLS): replies are written directly. */
+	if (!(s->flags & SMTP_F_TLS) && bufferevent_get_underlying(s->bev) ==
+	    NULL && bufferevent_openssl_get_ssl(s->bev) == NULL &&
+	    conn_direct_start(&s->direct, s->w->base, s->bev, smtp_write_cb,
+	    s) == 0)
+		return;
+	bufferevent_enable(s->bev, EV_WRITE);
 }
 
 /* RFC 3207.  Whatever the client sent after STARTTLS arrived in the
@@ -930,6 +939,7 @@ smtp_cmd_starttls(struct smtp_session *s, char *arg)
 		return;
 	}
 	smtp_reply(s, R_STARTTLS_GO, NULL);
+	conn_direct_stop(&s->direct);	/* the 220 leaves through libevent */
 	if ((tls = conn_starttls(s->w->base, s->bev, s->w->tls_ctx)) == NULL) {
 		smtp_close_after_reply(s, "tls-setup");
 		return;
@@ -1439,6 +1449,7 @@ smtp_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
 
+	conn_direct_resume(&s->direct);
 	if (s->state == SMTP_ST_QUIT)
 		conn_close_check(&s->closer);
 }
