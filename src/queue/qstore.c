@@ -117,9 +117,22 @@ struct dsync_batch {
 
 static struct dsync_dir {
 	char		 path[PATH_MAX];
+	int		 fd;		/* kept open: -1 until first used */
 	int		 syncing;
 	struct dsync_batch *open;
-} dsync_dirs[4];
+} dsync_dirs[4] = { { .fd = -1 }, { .fd = -1 }, { .fd = -1 }, { .fd = -1 } };
+
+/* The flush itself, by the batch's leader, outside the lock.  The
+ * directory stays open for the next batches: a spool directory is never
+ * replaced while the process runs. */
+static int
+dsync_flush(struct dsync_dir *d)
+{
+	if (d->fd == -1 && (d->fd = open(d->path, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1)
+		return -1;
+	return fsync(d->fd);
+}
 static pthread_mutex_t dsync_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t dsync_cond = PTHREAD_COND_INITIALIZER;
 
@@ -152,7 +165,7 @@ qstore_sync_dir(const char *dir)
 			d->syncing = 1;
 			d->open = NULL;		/* later arrivals: next batch */
 			pthread_mutex_unlock(&dsync_lock);
-			rc = fsync_dir(dir);
+			rc = dsync_flush(d);
 			err = errno;
 			pthread_mutex_lock(&dsync_lock);
 			b->rc = rc;
