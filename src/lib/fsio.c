@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,7 @@ fsio_link_unnamed(int fd, const char *path)
  * the first directory that takes unnamed files, on a probe file of its
  * own (a file once linked and unlinked again cannot be linked anew). */
 static _Atomic int unnamed_linkable = -1;
+static pthread_mutex_t unnamed_probe_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int
 unnamed_probe(const char *dir)
@@ -87,8 +89,13 @@ fsio_open_unnamed(const char *dir, mode_t mode)
 	}
 	if ((fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode)) == -1)
 		return -1;
-	if (unnamed_linkable == -1)
-		unnamed_linkable = unnamed_probe(dir);
+	if (unnamed_linkable == -1) {
+		/* Two threads must not probe at once: they share the name. */
+		pthread_mutex_lock(&unnamed_probe_lock);
+		if (unnamed_linkable == -1)
+			unnamed_linkable = unnamed_probe(dir);
+		pthread_mutex_unlock(&unnamed_probe_lock);
+	}
 	if (unnamed_linkable == 0) {
 		close(fd);
 		errno = EOPNOTSUPP;

@@ -11,6 +11,7 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "queue/qcommit.h"
+#include "queue/qstore.h"
 #include "queue/qid.h"
 #include "smtp/smtp_session.h"
 #include "pop3/pop3_session.h"
@@ -30,6 +31,7 @@
 #include <event2/listener.h>
 
 #define QCOMMIT_THREADS	8	/* concurrent fsyncs per worker */
+#define QPOOL_SPARE	32	/* unnamed files made ahead (qpool.h) */
 
 struct worker_listener {
 	struct worker		*w;
@@ -195,6 +197,10 @@ worker_main(const struct conf *conf, struct listener *ls, size_t nls,
 		fatalx("worker: event_base_new failed");
 	if (qcommit_init(w.base, QCOMMIT_THREADS) == -1)
 		fatal("worker: commit threads");
+	/* Without unnamed files, sessions make named ones. */
+	if (qstore_spares_start(conf->spool, QPOOL_SPARE) == -1)
+		log_debug("worker %u: no spare message files: %s", index,
+		    strerror(errno));
 	rcpt_maps_init_view(&w.maps, conf);
 	auth_client_init(w.base, conf);
 	popbsmtp_worker_init(w.base, conf, index);
@@ -227,6 +233,7 @@ worker_main(const struct conf *conf, struct listener *ls, size_t nls,
 	event_base_dispatch(w.base);
 
 	qcommit_shutdown();
+	qstore_spares_stop();
 	auth_client_shutdown();
 	popbsmtp_worker_shutdown();
 	rcpt_maps_free(&w.maps);

@@ -14,6 +14,7 @@
  * unnamed files do not work (lib/fsio.h), incoming/QID is a named file.
  */
 #include "queue/qstore.h"
+#include "queue/qpool.h"
 #include "lib/fsio.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
@@ -41,6 +42,23 @@ qpath(char *dst, size_t dstsz, const char *spool, const char *dir,
 }
 
 int
+qstore_spares_start(const char *spool, unsigned n)
+{
+	char path[PATH_MAX];
+
+	/* The same name qstore_create asks the pool for. */
+	if (qpath(path, sizeof path, spool, "incoming", "") == -1)
+		return -1;
+	return qpool_start(path, n);
+}
+
+void
+qstore_spares_stop(void)
+{
+	qpool_stop();
+}
+
+int
 qstore_create(struct qfile *qf, const char *spool, const char *qid,
     const char *envelope, size_t len)
 {
@@ -54,7 +72,8 @@ qstore_create(struct qfile *qf, const char *spool, const char *qid,
 		return -1;
 	}
 	strlcpy(qf->qid, qid, sizeof qf->qid);
-	qf->fd = fsio_open_unnamed(path, 0600);
+	if ((qf->fd = qpool_take(path)) == -1)
+		qf->fd = fsio_open_unnamed(path, 0600);
 	qf->unnamed = qf->fd != -1;
 	if (qf->fd == -1) {
 		if (qpath(path, sizeof path, spool, "incoming", qid) == -1)

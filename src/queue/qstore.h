@@ -41,6 +41,10 @@ void	qstore_write(struct qfile *, const void *, size_t);
 int	qstore_commit(struct qfile *);
 /* Close and remove the message file. */
 void	qstore_abort(struct qfile *);
+/* Keep up to n unnamed files ready for qstore_create, made on a thread
+ * of their own (qpool.h); -1 + errno if that cannot be done here. */
+int	qstore_spares_start(const char *spool, unsigned n);
+void	qstore_spares_stop(void);
 /* Make the spool's directories; remove what a crash left in incoming/. */
 int	qstore_prepare(const char *spool, uid_t, gid_t);
 

@@ -323,7 +323,9 @@ class Server:
     def incoming(self):
         """Messages being received: the named files in incoming/, and the
         unnamed ones (O_TMPFILE, shown by /proc as "incoming/#INODE
-        (deleted)") that the server's processes hold open."""
+        (deleted)") that the server's processes hold open.  The empty
+        unnamed files are the workers' spares (src/queue/qpool.h): a
+        message has its envelope written as soon as its file is taken."""
         try:
             names = os.listdir(self.spool / "incoming")
         except FileNotFoundError:
@@ -340,7 +342,13 @@ class Server:
                     link = os.readlink(f"/proc/{pid}/fd/{fd}")
                 except OSError:
                     continue
-                if link.startswith(prefix):
+                if not link.startswith(prefix):
+                    continue
+                try:
+                    size = os.stat(f"/proc/{pid}/fd/{fd}").st_size
+                except OSError:
+                    continue
+                if size > 0:
                     names.append(link[len(prefix) - 1:].split(" ")[0])
         return sorted(names)
 
