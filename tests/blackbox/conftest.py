@@ -86,6 +86,20 @@ def child_pids(pid):
     return sorted(int(x) for x in out.split())
 
 
+def fd_links(pid):
+    """(/proc/PID/fd/N, what it points to) for each open descriptor."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return
+    for fd in fds:
+        path = f"/proc/{pid}/fd/{fd}"
+        try:
+            yield path, os.readlink(path)
+        except OSError:
+            continue
+
+
 def listen_inodes(port):
     """Socket inodes of the TCP listeners on 127.0.0.1:port."""
     want = f"0100007F:{port:04X}"
@@ -218,21 +232,9 @@ class Server:
         """The children that hold the smtp listening socket: the workers
         (the master's other helpers close the listeners)."""
         inodes = listen_inodes(self.smtp_port)
-        out = []
-        for pid in self.children():
-            try:
-                fds = os.listdir(f"/proc/{pid}/fd")
-            except OSError:
-                continue
-            for fd in fds:
-                try:
-                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
-                except OSError:
-                    continue
-                if link.startswith("socket:[") and link[8:-1] in inodes:
-                    out.append(pid)
-                    break
-        return out
+        return [pid for pid in self.children()
+                if any(link.startswith("socket:[") and link[8:-1] in inodes
+                       for _, link in fd_links(pid))]
 
     def terminate(self, timeout=STOP_TIMEOUT):
         """SIGTERM the master (only it: it signals its workers) and wait.
@@ -333,19 +335,11 @@ class Server:
         prefix = f"{os.path.realpath(self.spool / 'incoming')}/#"
         alive = self.proc is not None and self.proc.poll() is None
         for pid in self.children() if alive else []:
-            try:
-                fds = os.listdir(f"/proc/{pid}/fd")
-            except OSError:
-                continue
-            for fd in fds:
-                try:
-                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
-                except OSError:
-                    continue
+            for path, link in fd_links(pid):
                 if not link.startswith(prefix):
                     continue
                 try:
-                    size = os.stat(f"/proc/{pid}/fd/{fd}").st_size
+                    size = os.stat(path).st_size
                 except OSError:
                     continue
                 if size > 0:
