@@ -179,6 +179,56 @@ def test_config_check_maildrop_mode(conf_server):
 
 # ---------------------------------------------------------------------------
 
+@pytest.fixture
+def ext4_mounts(tmp_path):
+    """Two small ext4 images mounted through loop devices, one made with
+    a journal and one without: {"journal": path, "nojournal": path}."""
+    if os.geteuid() != 0:
+        pytest.skip("SKIP: mounting file systems needs root")
+    if not (shutil.which("mkfs.ext4") and shutil.which("mount")):
+        pytest.skip("SKIP: mkfs.ext4 or mount is missing")
+    mounted = []
+    try:
+        out = {}
+        for name, opts in (("journal", []), ("nojournal", ["-O", "^has_journal"])):
+            img, mnt = tmp_path / f"{name}.img", tmp_path / name
+            with open(img, "wb") as f:
+                f.truncate(64 << 20)
+            subprocess.run(["mkfs.ext4", "-q", "-F", *opts, str(img)],
+                           check=True, timeout=RUN_TIMEOUT)
+            mnt.mkdir()
+            r = subprocess.run(["mount", "-o", "loop", str(img), str(mnt)],
+                               capture_output=True, text=True,
+                               timeout=RUN_TIMEOUT)
+            if r.returncode != 0:
+                pytest.skip(f"SKIP: cannot mount a loop device here: "
+                            f"{r.stderr.strip()}")
+            mounted.append(mnt)
+            out[name] = mnt
+        yield out
+    finally:
+        for mnt in mounted:
+            subprocess.run(["umount", str(mnt)], timeout=RUN_TIMEOUT)
+
+
+def test_config_check_notes_a_spool_without_journal(conf_server, ext4_mounts):
+    """The note appears for a spool on ext4 without a journal and not
+    for one with a journal; it is a note, so the check still passes."""
+    seen = {}
+    for name, mnt in ext4_mounts.items():
+        spool = mnt / "spool"
+        spool.mkdir()
+        add_conf(conf_server, f"spool {spool}")
+        r = config_check(conf_server)
+        assert r.returncode == 0, r.stdout + r.stderr
+        seen[name] = [l for l in r.stdout.splitlines()
+                      if l.startswith(f"note: spool {spool} is on ext4 "
+                                      "without a journal")]
+    assert seen["journal"] == []
+    assert len(seen["nojournal"]) == 1, seen
+    assert "a journaled file system avoids it" in seen["nojournal"][0]
+
+
 @pytest.mark.parametrize("page", ["postern.8", "postern.conf.5"])
 def test_man_pages_render_without_warnings(page):
     if not shutil.which("man"):
