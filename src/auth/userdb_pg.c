@@ -360,14 +360,29 @@ userdb_pg_load_all(const char *url, struct userdb *db, FILE *errf)
 	return rc;
 }
 
+/* The administrator's one change (postern user): run the prepared
+ * command, report a failure on errf, and close the connection. */
+static int
+pg_command_once(PGconn *conn, const char *name, int nparams,
+    const char *const *params, FILE *errf)
+{
+	PGresult *r = PQexecPrepared(conn, name, nparams, params, NULL, NULL,
+	    0);
+	int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+
+	if (!ok)
+		fprintf(errf, "postgresql: %s", PQerrorMessage(conn));
+	PQclear(r);
+	PQfinish(conn);
+	return ok ? 0 : -1;
+}
+
 int
 userdb_pg_store(const char *url, const struct user_entry *u, FILE *errf)
 {
 	char why[256], expires[32], addrs[8192] = "";
 	PGconn *conn = pg_open(url, errf, why, sizeof why);
 	const char *params[6];
-	PGresult *r;
-	int ok;
 
 	if (conn == NULL)
 		return -1;
@@ -385,13 +400,7 @@ userdb_pg_store(const char *url, const struct user_entry *u, FILE *errf)
 	params[3] = u->locked ? "true" : "false";
 	params[4] = addrs;
 	params[5] = u->secrets ? u->secrets : "";
-	r = PQexecPrepared(conn, "put", 6, params, NULL, NULL, 0);
-	ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
-	if (!ok)
-		fprintf(errf, "postgresql: %s", PQerrorMessage(conn));
-	PQclear(r);
-	PQfinish(conn);
-	return ok ? 0 : -1;
+	return pg_command_once(conn, "put", 6, params, errf);
 }
 
 int
@@ -400,16 +409,8 @@ userdb_pg_delete(const char *url, const char *name, FILE *errf)
 	char why[256];
 	PGconn *conn = pg_open(url, errf, why, sizeof why);
 	const char *params[] = { name };
-	PGresult *r;
-	int ok;
 
 	if (conn == NULL)
 		return -1;
-	r = PQexecPrepared(conn, "del", 1, params, NULL, NULL, 0);
-	ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
-	if (!ok)
-		fprintf(errf, "postgresql: %s", PQerrorMessage(conn));
-	PQclear(r);
-	PQfinish(conn);
-	return ok ? 0 : -1;
+	return pg_command_once(conn, "del", 1, params, errf);
 }

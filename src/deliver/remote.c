@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,6 +255,20 @@ rconn_free(struct rconn *k)
 			rdest_kick(e);
 }
 
+/* Why the latest attempt failed: what the messages get if nothing
+ * after it succeeds. */
+static void __attribute__((format(printf, 4, 5)))
+rconn_note(struct rconn *k, int perm, const char *dsn, const char *fmt, ...)
+{
+	va_list ap;
+
+	k->last_perm = perm;
+	strlcpy(k->last_dsn, dsn, sizeof k->last_dsn);
+	va_start(ap, fmt);
+	vsnprintf(k->last_err, sizeof k->last_err, fmt, ap);
+	va_end(ap);
+}
+
 /* Nothing left to try: fail what waits, give up the slot. */
 static void
 rconn_give_up(struct rconn *k)
@@ -314,9 +329,7 @@ rconn_ready(struct smtp_client *c, int ok, const struct smtp_client_error *err,
 	}
 	smtp_client_free(c);
 	k->client = NULL;
-	k->last_perm = err->perm;
-	strlcpy(k->last_dsn, err->dsn, sizeof k->last_dsn);
-	strlcpy(k->last_err, err->text, sizeof k->last_err);
+	rconn_note(k, err->perm, err->dsn, "%s", err->text);
 	log_info("remote: %s: %s", k->d->key, err->text);
 	if (err->perm) {
 		/* e.g. the smarthost refused our credentials: no other
@@ -364,10 +377,8 @@ rconn_addrs(void *arg, enum dns_status st, const struct dns_addr *a, size_t n)
 	struct rconn *k = arg;
 
 	if (st != DNS_OK) {
-		k->last_perm = 0;
-		strlcpy(k->last_dsn, "4.4.3", sizeof k->last_dsn);
-		snprintf(k->last_err, sizeof k->last_err, "cannot find the "
-		    "address of %s: %s", k->host, dns_status_str(st));
+		rconn_note(k, 0, "4.4.3", "cannot find the address of %s: %s",
+		    k->host, dns_status_str(st));
 		k->imx++;
 		rconn_next_host(k);
 		return;
@@ -411,25 +422,19 @@ rconn_mx(void *arg, enum dns_status st, const struct dns_mx *mx, size_t n)
 		k->nmx = 1;
 		break;
 	case DNS_NXDOMAIN:
-		k->last_perm = 1;
-		strlcpy(k->last_dsn, "5.1.2", sizeof k->last_dsn);
-		snprintf(k->last_err, sizeof k->last_err, "domain %s does not "
-		    "exist (DNS: %s)", dom, dns_status_str(st));
+		rconn_note(k, 1, "5.1.2", "domain %s does not exist (DNS: %s)",
+		    dom, dns_status_str(st));
 		rconn_give_up(k);
 		return;
 	case DNS_NULLMX:
 		/* RFC 7505 section 4.2 */
-		k->last_perm = 1;
-		strlcpy(k->last_dsn, "5.1.10", sizeof k->last_dsn);
-		snprintf(k->last_err, sizeof k->last_err, "domain %s publishes "
-		    "a null MX: it accepts no mail", dom);
+		rconn_note(k, 1, "5.1.10", "domain %s publishes a null MX: it "
+		    "accepts no mail", dom);
 		rconn_give_up(k);
 		return;
 	case DNS_TEMPFAIL:
-		k->last_perm = 0;
-		strlcpy(k->last_dsn, "4.4.3", sizeof k->last_dsn);
-		snprintf(k->last_err, sizeof k->last_err, "MX lookup for %s "
-		    "failed: %s", dom, dns_status_str(st));
+		rconn_note(k, 0, "4.4.3", "MX lookup for %s failed: %s", dom,
+		    dns_status_str(st));
 		rconn_give_up(k);
 		return;
 	}
@@ -448,8 +453,7 @@ rconn_start(struct rdest *d)
 	TAILQ_INSERT_TAIL(&r->conns, k, entry);
 	r->nconns++;
 	d->nconns++;
-	strlcpy(k->last_dsn, "4.4.1", sizeof k->last_dsn);
-	strlcpy(k->last_err, "no host could be reached", sizeof k->last_err);
+	rconn_note(k, 0, "4.4.1", "no host could be reached");
 	if (d->rule && !d->rule->direct) {
 		strlcpy(k->mx[0].host, d->rule->host, sizeof k->mx[0].host);
 		k->nmx = 1;

@@ -518,17 +518,9 @@ qmgr_prepare(const struct conf *c, uid_t uid, gid_t gid)
 	char path[PATH_MAX];
 	int fd;
 
-	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-		(void)qpath_make(path, sizeof path, c->spool, dirs[i], "");
-		if (mkdir(path, 0700) == -1 && errno != EEXIST) {
-			log_warn("queue: mkdir %s", path);
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+		if (qpath_mkdir(c->spool, dirs[i], uid, gid) == -1)
 			return -1;
-		}
-		if (uid != (uid_t)-1 && chown(path, uid, gid) == -1) {
-			log_warn("queue: chown %s", path);
-			return -1;
-		}
-	}
 	/* The spool itself belongs to root: the pid files are made here. */
 	for (unsigned i = 0; i < qmgr_count(c); i++) {
 		qmgr_pidfile(path, sizeof path, c->spool, i);

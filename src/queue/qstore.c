@@ -14,6 +14,7 @@
  * unnamed files do not work (lib/fsio.h), incoming/QID is a named file.
  */
 #include "queue/qstore.h"
+#include "queue/qpath.h"
 #include "queue/qpool.h"
 #include "lib/fsio.h"
 #include "lib/log.h"
@@ -30,24 +31,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int
-qpath(char *dst, size_t dstsz, const char *spool, const char *dir,
-    const char *qid)
-{
-	if ((size_t)snprintf(dst, dstsz, "%s/%s/%s", spool, dir, qid) >= dstsz) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	return 0;
-}
-
 int
 qstore_spares_start(const char *spool, unsigned n)
 {
 	char path[PATH_MAX];
 
 	/* The same name qstore_create asks the pool for. */
-	if (qpath(path, sizeof path, spool, "incoming", "") == -1)
+	if (qpath_make(path, sizeof path, spool, "incoming", "") == -1)
 		return -1;
 	return qpool_start(path, n);
 }
@@ -67,7 +57,7 @@ qstore_create(struct qfile *qf, const char *spool, const char *qid,
 	memset(qf, 0, sizeof *qf);
 	qf->fd = -1;
 	if (strlcpy(qf->spool, spool, sizeof qf->spool) >= sizeof qf->spool ||
-	    qpath(path, sizeof path, spool, "incoming", "") == -1) {
+	    qpath_make(path, sizeof path, spool, "incoming", "") == -1) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
@@ -76,7 +66,7 @@ qstore_create(struct qfile *qf, const char *spool, const char *qid,
 		qf->fd = fsio_open_unnamed(path, 0600);
 	qf->unnamed = qf->fd != -1;
 	if (qf->fd == -1) {
-		if (qpath(path, sizeof path, spool, "incoming", qid) == -1)
+		if (qpath_make(path, sizeof path, spool, "incoming", qid) == -1)
 			return -1;
 		qf->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 		    0600);
@@ -218,10 +208,9 @@ qstore_commit(struct qfile *qf)
 	}
 	if (fdatasync(qf->fd) == -1)
 		goto tempfail;
-	if (qpath(to, sizeof to, qf->spool, qf->hold ? "hold" : "queue",
-	    qf->qid) == -1 ||
-	    (size_t)snprintf(dir, sizeof dir, "%s/%s", qf->spool,
-	    qf->hold ? "hold" : "queue") >= sizeof dir)
+	if (qpath_make(to, sizeof to, qf->spool, qf->hold ? "hold" : "queue",
+	    qf->qid) == -1 || qpath_make(dir, sizeof dir, qf->spool,
+	    qf->hold ? "hold" : "queue", "") == -1)
 		goto tempfail;
 	if (qf->unnamed) {
 		/* linkat, like the rename below, never replaces a file. */
@@ -241,7 +230,7 @@ qstore_commit(struct qfile *qf)
 			goto tempfail;
 		}
 		qf->fd = -1;
-		if (qpath(from, sizeof from, qf->spool, "incoming",
+		if (qpath_make(from, sizeof from, qf->spool, "incoming",
 		    qf->qid) == -1)
 			goto tempfail;
 		/* Never replace a queued message, even if ids ever collided. */
@@ -284,7 +273,7 @@ qstore_abort(struct qfile *qf)
 	}
 	/* An unnamed file is gone with its last descriptor. */
 	if (!qf->unnamed &&
-	    qpath(path, sizeof path, qf->spool, "incoming", qf->qid) == 0)
+	    qpath_make(path, sizeof path, qf->spool, "incoming", qf->qid) == 0)
 		unlink(path);
 	free(qf->buf);
 	qf->buf = NULL;
@@ -303,19 +292,11 @@ qstore_prepare(const char *spool, uid_t uid, gid_t gid)
 		return -1;
 	}
 	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-		if (qpath(path, sizeof path, spool, dirs[i], "") == -1)
+		if (qpath_mkdir(spool, dirs[i], uid, gid) == -1)
 			return -1;
-		if (mkdir(path, 0700) == -1 && errno != EEXIST) {
-			log_warn("queue: mkdir %s", path);
-			return -1;
-		}
-		if (uid != (uid_t)-1 && chown(path, uid, gid) == -1) {
-			log_warn("queue: chown %s", path);
-			return -1;
-		}
 	}
 	/* S1 files were never acknowledged: a crash leaves them behind. */
-	if (qpath(path, sizeof path, spool, "incoming", "") == -1 ||
+	if (qpath_make(path, sizeof path, spool, "incoming", "") == -1 ||
 	    (d = opendir(path)) == NULL) {
 		log_warn("queue: opendir %s", path);
 		return -1;
@@ -325,7 +306,7 @@ qstore_prepare(const char *spool, uid_t uid, gid_t gid)
 
 		if (de->d_name[0] == '.')
 			continue;
-		if (qpath(file, sizeof file, spool, "incoming", de->d_name) == 0 &&
+		if (qpath_make(file, sizeof file, spool, "incoming", de->d_name) == 0 &&
 		    unlink(file) == 0)
 			log_info("queue: removed unfinished incoming/%s",
 			    de->d_name);

@@ -358,17 +358,18 @@ class Server:
 
 
 # ----------------------------------------------------------------------
-# a raw SMTP client: bytes in, (code, text) out
+# raw line clients: bytes in, CRLF lines out (SMTP here, POP3 in
+# pop3_helpers.py)
 
-class SMTPClient:
-    def __init__(self, port, source=None, timeout=NET_TIMEOUT,
-                 greet=True):
+class LineClient:
+    def __init__(self, port, source=None, timeout=NET_TIMEOUT, wrap=None):
         self.sock = socket.create_connection(
             ("127.0.0.1", port), timeout=timeout,
             source_address=(source, 0) if source else None)
         self.sock.settimeout(timeout)
+        if wrap:
+            self.sock = wrap(self.sock)
         self.buf = b""
-        self.greeting = self.reply() if greet else None
 
     def close(self):
         self.sock.close()
@@ -380,11 +381,9 @@ class SMTPClient:
         self.close()
 
     def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        self.sock.sendall(data)
+        self.sock.sendall(data.encode() if isinstance(data, str) else data)
 
-    def _line(self):
+    def line(self):
         while b"\r\n" not in self.buf:
             chunk = self.sock.recv(65536)
             if not chunk:
@@ -393,11 +392,20 @@ class SMTPClient:
         line, self.buf = self.buf.split(b"\r\n", 1)
         return line.decode("utf-8", "replace")
 
+
+class SMTPClient(LineClient):
+    """(code, text) replies."""
+
+    def __init__(self, port, source=None, timeout=NET_TIMEOUT,
+                 greet=True):
+        super().__init__(port, source, timeout)
+        self.greeting = self.reply() if greet else None
+
     def reply(self):
         """One (possibly multi-line) reply: (code, text of all lines)."""
         lines = []
         while True:
-            line = self._line()
+            line = self.line()
             assert re.match(r"^\d{3}[ -]", line), f"bad reply line {line!r}"
             lines.append(line)
             if line[3] == " ":

@@ -9,7 +9,8 @@ import ssl
 import subprocess
 from pathlib import Path
 
-from conftest import BIN, NET_TIMEOUT, Server, free_port, wait_for
+from conftest import (BIN, NET_TIMEOUT, LineClient, Server, free_port,
+                      wait_for)
 
 PASSWORD = "correct horse 42"
 
@@ -82,39 +83,13 @@ def box_files(srv, user, sub="cur"):
         return []
 
 
-class POP3Raw:
+class POP3Raw(LineClient):
     """Bytes in, lines out; for the dialogues poplib cannot have."""
 
     def __init__(self, port, source=None, timeout=NET_TIMEOUT, tls=False):
-        self.sock = socket.create_connection(
-            ("127.0.0.1", port), timeout=timeout,
-            source_address=(source, 0) if source else None)
-        self.sock.settimeout(timeout)
-        if tls:
-            self.sock = tls_context().wrap_socket(self.sock)
-        self.buf = b""
+        super().__init__(port, source, timeout,
+                         wrap=tls_context().wrap_socket if tls else None)
         self.greeting = self.line()
-
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def send(self, data):
-        self.sock.sendall(data.encode() if isinstance(data, str) else data)
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError(f"connection closed; pending {self.buf!r}")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line.decode("utf-8", "replace")
 
     def cmd(self, line):
         self.send(line + "\r\n")
