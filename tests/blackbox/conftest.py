@@ -39,11 +39,40 @@ EX_CONFIG = 78
 LOG_EVENT = re.compile(r"\b([0-9a-f]{16}) smtp ([a-z-]+)(?: (.*))?$")
 
 
-def free_port():
-    """A port nobody listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Ports handed out come from below the kernel's ephemeral range, so that
+# no client socket of this run can be sitting on one, and never twice in
+# one run: the kernel's own pick (bind to port 0) may return a port just
+# closed, which gave one configuration two listeners on the same port.
+_PORT_LOW, _PORT_HIGH = 20000, 32000
+_ports_given = set()
+_next_port = _PORT_LOW + (os.getpid() * 7919) % (_PORT_HIGH - _PORT_LOW)
+
+
+def _bindable(port, kind):
+    with socket.socket(socket.AF_INET, kind) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(udp=False):
+    """A loopback port nobody uses now and no earlier call returned; with
+    udp=True, free for both UDP and TCP (a DNS server binds both)."""
+    global _next_port
+    for _ in range(_PORT_HIGH - _PORT_LOW):
+        port = _next_port
+        _next_port = _PORT_LOW + (_next_port + 1 - _PORT_LOW) % (
+            _PORT_HIGH - _PORT_LOW)
+        if port in _ports_given:
+            continue
+        if _bindable(port, socket.SOCK_STREAM) and (
+                not udp or _bindable(port, socket.SOCK_DGRAM)):
+            _ports_given.add(port)
+            return port
+    raise AssertionError("no free loopback port left in "
+                         f"{_PORT_LOW}-{_PORT_HIGH}")
 
 
 def server_env():

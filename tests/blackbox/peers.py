@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import wait_for
+from conftest import free_port, wait_for
 
 TOOL_TIMEOUT = 30
 
@@ -65,7 +65,7 @@ class DNS:
 
     def __init__(self, mx=(), hosts=(), local="test"):
         self.bin = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-        self.port = _free_udp_port()
+        self.port = free_port(udp=True)
         self.args = [self.bin, "--keep-in-foreground", f"--port={self.port}",
                      "--listen-address=127.0.0.1", "--bind-interfaces",
                      "--no-resolv", "--no-hosts", "--pid-file=",
@@ -104,19 +104,6 @@ class DNS:
             self.proc.wait(10)
         if self.proc:
             self.log.close()
-
-
-def _free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    # the same port must be free for TCP too (dnsmasq binds both)
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-        try:
-            t.bind(("127.0.0.1", port))
-        except OSError:
-            return _free_udp_port()
-    return port
 
 
 # ----------------------------------------------------------------------
