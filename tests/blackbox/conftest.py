@@ -75,6 +75,20 @@ def free_port(udp=False):
                          f"{_PORT_LOW}-{_PORT_HIGH}")
 
 
+def umount(path, timeout=10):
+    """Unmount path, retrying while it is busy: a server process may be
+    reading the directory at that moment (the pickup scan, say)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = subprocess.run(["umount", str(path)], capture_output=True,
+                           text=True, timeout=30)
+        if r.returncode == 0:
+            return
+        if "busy" not in r.stderr or time.monotonic() > deadline:
+            raise AssertionError(f"umount {path}: {r.stderr.strip()}")
+        time.sleep(0.1)
+
+
 def server_env():
     env = dict(os.environ)
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
@@ -353,26 +367,31 @@ class Server:
 
     def incoming(self):
         """Messages being received: the named files in incoming/, and the
-        unnamed ones (O_TMPFILE, shown by /proc as "incoming/#INODE
-        (deleted)") that the server's processes hold open.  The empty
-        unnamed files are the workers' spares (src/queue/qpool.h): a
-        message has its envelope written as soon as its file is taken."""
+        unnamed ones (O_TMPFILE, shown by /proc as "incoming/N/#INODE
+        (deleted)", N one of the subdirectories the spares are spread
+        over, or "incoming/#INODE") that the server's processes hold
+        open.  The empty unnamed files are the workers' spares
+        (src/queue/qpool.h): a message has its envelope written as soon
+        as its file is taken."""
+        top = self.spool / "incoming"
         try:
-            names = os.listdir(self.spool / "incoming")
+            names = [n for n in os.listdir(top) if not (top / n).is_dir()]
         except FileNotFoundError:
             names = []
-        prefix = f"{os.path.realpath(self.spool / 'incoming')}/#"
+        unnamed = re.compile(
+            re.escape(os.path.realpath(top)) + r"/(?:\d+/)?(#\d+) \(deleted\)$")
         alive = self.proc is not None and self.proc.poll() is None
         for pid in self.children() if alive else []:
             for path, link in fd_links(pid):
-                if not link.startswith(prefix):
+                m = unnamed.match(link)
+                if not m:
                     continue
                 try:
                     size = os.stat(path).st_size
                 except OSError:
                     continue
                 if size > 0:
-                    names.append(link[len(prefix) - 1:].split(" ")[0])
+                    names.append(m.group(1))
         return sorted(names)
 
     def read_queued(self, qid):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, free_port, wait_for
+from conftest import BIN, free_port, umount, wait_for
 
 USERS = ["bob:!:::bob@example.test:", "carol:!:::carol@example.test:",
          "dave:!:::dave@example.test:", "root:!:::root@example.test:",
@@ -340,7 +340,7 @@ def test_full_tmpfs_maildrop(postern):
         assert b"No space left on device" in r.stderr, r.stderr
         assert os.listdir(md) == []
     finally:
-        subprocess.run(["umount", str(md)], timeout=30, check=True)
+        umount(md)
 
 
 def test_corrupt_maildrop_file_is_moved_aside(postern):
