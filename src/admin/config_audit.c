@@ -4,15 +4,16 @@
  * process; reads only metadata and the certificate, never a secret.
  */
 #include "admin/config_audit.h"
+#include "lib/fsio.h"
 #include "lib/strutil.h"
 #include "queue/maildrop.h"
 #include "queue/qpath.h"
+#include "queue/qstore.h"
 #include "tls/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
-#include <linux/magic.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -21,8 +22,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
-#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -246,44 +245,19 @@ audit_listeners(struct audit *a, const struct conf *c)
 	}
 }
 
-/*
- * A spool on ext4 without a journal: that file system skips inodes freed
- * in the last minute or so and scans past each of them on every create,
- * so with a file per message each new message costs more the more mail
- * flows (bench/README.md).  A note, not a warning: nothing is unsafe.
- * The kernel names the journal's thread in /sys/fs/ext4/DEV/journal_task,
- * "<none>" without one; DEV is found from the spool's device number.
- */
+/* A note, not a warning: nothing is unsafe (fsio.h says what it costs). */
 static void
 audit_spool_fs(struct audit *a, const struct conf *c)
 {
-	char sys[PATH_MAX], link[PATH_MAX], task[32];
-	const char *dev;
-	struct statfs sfs;
-	struct stat st;
-	ssize_t n;
-	FILE *f;
+	char dev[64];
 
-	if (statfs(c->spool, &sfs) == -1 || sfs.f_type != EXT4_SUPER_MAGIC ||
-	    stat(c->spool, &st) == -1)
-		return;
-	if ((size_t)snprintf(sys, sizeof sys, "/sys/dev/block/%u:%u",
-	    major(st.st_dev), minor(st.st_dev)) >= sizeof sys ||
-	    (n = readlink(sys, link, sizeof link - 1)) <= 0)
-		return;			/* no block device to ask about */
-	link[n] = '\0';
-	dev = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
-	if ((size_t)snprintf(sys, sizeof sys, "/sys/fs/ext4/%s/journal_task",
-	    dev) >= sizeof sys || (f = fopen(sys, "r")) == NULL)
-		return;
-	if (fgets(task, sizeof task, f) != NULL &&
-	    strncmp(task, "<none>", 6) == 0)
+	if (fsio_ext4_without_journal(c->spool, dev, sizeof dev) == 1)
 		fprintf(a->f, "note: spool %s is on ext4 without a journal "
 		    "(%s): each new queue file makes the kernel scan past the "
 		    "inodes freed in the last minute or so, which costs more "
-		    "the more mail flows; a journaled file system avoids it\n",
-		    c->spool, dev);
-	fclose(f);
+		    "the more mail flows; postern spreads its queue files over "
+		    "%u directories to shorten the scan, and a journaled file "
+		    "system avoids it\n", c->spool, dev, QSTORE_SPREAD);
 }
 
 int

@@ -10,7 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <linux/magic.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 int
@@ -102,6 +107,58 @@ fsio_open_unnamed(const char *dir, mode_t mode)
 		return -1;
 	}
 	return fd;
+}
+
+int
+fsio_spread_subdirs(const char *path)
+{
+	int fd, flags, rc = -1;
+
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	/* The kernel reads and writes an int, whatever the macro says. */
+	if (ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0) {
+		if (flags & FS_TOPDIR_FL)
+			rc = 0;
+		else {
+			flags |= FS_TOPDIR_FL;
+			rc = ioctl(fd, FS_IOC_SETFLAGS, &flags);
+		}
+	}
+	close(fd);
+	return rc;
+}
+
+int
+fsio_ext4_without_journal(const char *path, char *dev, size_t devsz)
+{
+	char sys[PATH_MAX], link[PATH_MAX], task[32];
+	const char *name;
+	struct statfs sfs;
+	struct stat st;
+	ssize_t n;
+	FILE *f;
+	int none = 0;
+
+	if (statfs(path, &sfs) == -1 || sfs.f_type != EXT4_SUPER_MAGIC ||
+	    stat(path, &st) == -1)
+		return 0;
+	if ((size_t)snprintf(sys, sizeof sys, "/sys/dev/block/%u:%u",
+	    major(st.st_dev), minor(st.st_dev)) >= sizeof sys ||
+	    (n = readlink(sys, link, sizeof link - 1)) <= 0)
+		return 0;		/* no block device to ask about */
+	link[n] = '\0';
+	name = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
+	if ((size_t)snprintf(sys, sizeof sys, "/sys/fs/ext4/%s/journal_task",
+	    name) >= sizeof sys || (f = fopen(sys, "re")) == NULL)
+		return 0;
+	if (fgets(task, sizeof task, f) != NULL &&
+	    strncmp(task, "<none>", 6) == 0)
+		none = 1;
+	fclose(f);
+	if (none && dev)
+		strlcpy(dev, name, devsz);
+	return none;
 }
 
 int

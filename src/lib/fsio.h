@@ -30,6 +30,22 @@ int	write_full(int fd, const void *, size_t);
 int	fsio_open_unnamed(const char *dir, mode_t mode);
 /* Give it PATH; never replaces an existing file (EEXIST). */
 int	fsio_link_unnamed(int fd, const char *path);
+/* Ask the file system to place the subdirectories made in path from now
+ * on apart from each other, and so the files made in them: ext4's
+ * "top of a directory hierarchy" flag (chattr +T), which its allocator
+ * reads as "spread the children over the block groups".  A hint: -1 +
+ * errno where the file system has no such flag, and nothing is lost. */
+int	fsio_spread_subdirs(const char *path);
+/*
+ * Whether path is on ext4 without a journal: 1 (and the block device's
+ * name in dev), else 0.  Such a file system does not reuse an inode
+ * freed in the last minute or so (six while its inode-table block is
+ * dirty) and scans past each one, from the start of the block group, on
+ * every create: a spool that makes and deletes a file per message pays
+ * more the more mail flows.  The kernel names the journal's thread in
+ * /sys/fs/ext4/DEV/journal_task, "<none>" without one.
+ */
+int	fsio_ext4_without_journal(const char *path, char *dev, size_t devsz);
 /* Read a whole text file (at most max bytes, no NUL bytes) into a new
  * NUL-terminated string; NULL with "PATH: why" written to errf. */
 char	*read_text_file(const char *path, size_t max, FILE *errf);

@@ -39,7 +39,8 @@ qstore_spares_start(const char *spool, unsigned n)
 	/* The same name qstore_create asks the pool for. */
 	if (qpath_make(path, sizeof path, spool, "incoming", "") == -1)
 		return -1;
-	return qpool_start(path, n);
+	return qpool_start(path, fsio_ext4_without_journal(spool, NULL, 0) ?
+	    QSTORE_SPREAD : 0, n);
 }
 
 void
@@ -279,6 +280,32 @@ qstore_abort(struct qfile *qf)
 	qf->buf = NULL;
 }
 
+/*
+ * On ext4 without a journal, incoming/0 .. incoming/QSTORE_SPREAD-1 for
+ * the spare files (qpool.h), placed apart: incoming/ is marked first.
+ * Only there: with a journal the allocator does not scan, and files in
+ * many block groups would make each journal commit write more blocks.
+ * Directories made while the file system had no journal stay, unused.
+ */
+static int
+qstore_prepare_spread(const char *spool, uid_t uid, gid_t gid)
+{
+	char path[PATH_MAX], sub[32];
+
+	if (!fsio_ext4_without_journal(spool, NULL, 0))
+		return 0;
+	if (qpath_make(path, sizeof path, spool, "incoming", "") == -1)
+		return -1;
+	if (fsio_spread_subdirs(path) == -1)
+		log_warn("queue: cannot mark %s to spread its directories", path);
+	for (unsigned k = 0; k < QSTORE_SPREAD; k++) {
+		snprintf(sub, sizeof sub, "incoming/%u", k);
+		if (qpath_mkdir(spool, sub, uid, gid) == -1)
+			return -1;
+	}
+	return 0;
+}
+
 int
 qstore_prepare(const char *spool, uid_t uid, gid_t gid)
 {
@@ -295,7 +322,10 @@ qstore_prepare(const char *spool, uid_t uid, gid_t gid)
 		if (qpath_mkdir(spool, dirs[i], uid, gid) == -1)
 			return -1;
 	}
-	/* S1 files were never acknowledged: a crash leaves them behind. */
+	if (qstore_prepare_spread(spool, uid, gid) == -1)
+		return -1;
+	/* S1 files were never acknowledged: a crash leaves them behind.
+	 * The spread directories only ever hold unnamed files. */
 	if (qpath_make(path, sizeof path, spool, "incoming", "") == -1 ||
 	    (d = opendir(path)) == NULL) {
 		log_warn("queue: opendir %s", path);
@@ -304,7 +334,7 @@ qstore_prepare(const char *spool, uid_t uid, gid_t gid)
 	while ((de = readdir(d)) != NULL) {
 		char file[PATH_MAX];
 
-		if (de->d_name[0] == '.')
+		if (de->d_name[0] == '.' || de->d_type == DT_DIR)
 			continue;
 		if (qpath_make(file, sizeof file, spool, "incoming", de->d_name) == 0 &&
 		    unlink(file) == 0)

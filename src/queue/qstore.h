@@ -14,6 +14,9 @@
 #include "queue/qid.h"
 
 #define QSTORE_BUFSZ	(32 * 1024)
+/* Subdirectories of incoming/ the spare files are spread over on ext4
+ * without a journal (qpool.h). */
+#define QSTORE_SPREAD	256
 
 struct qfile {
 	int		 fd;

@@ -6,11 +6,13 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from conftest import BIN, EX_CONFIG, REPO, Server, _finish_all
+from conftest import (BIN, DOMAIN, EX_CONFIG, NET_TIMEOUT, REPO, Server,
+                      _finish_all, fd_links, umount, wait_for)
 
 RUN_TIMEOUT = 60
 
@@ -180,14 +182,19 @@ def test_config_check_maildrop_mode(conf_server):
 # ---------------------------------------------------------------------------
 
 @pytest.fixture
-def ext4_mounts(tmp_path):
+def ext4_mounts():
     """Two small ext4 images mounted through loop devices, one made with
-    a journal and one without: {"journal": path, "nojournal": path}."""
+    a journal and one without: {"journal": path, "nojournal": path}.
+    Under a 0755 directory of their own (not pytest's 0700 tmp_path), so
+    that a server's workers can reach a spool there."""
     if os.geteuid() != 0:
         pytest.skip("SKIP: mounting file systems needs root")
     if not (shutil.which("mkfs.ext4") and shutil.which("mount")):
         pytest.skip("SKIP: mkfs.ext4 or mount is missing")
     mounted = []
+    top = Path(tempfile.mkdtemp(prefix="postern-ext4-"))
+    os.chmod(top, 0o755)
+    tmp_path = top
     try:
         out = {}
         for name, opts in (("journal", []), ("nojournal", ["-O", "^has_journal"])):
@@ -208,7 +215,8 @@ def ext4_mounts(tmp_path):
         yield out
     finally:
         for mnt in mounted:
-            subprocess.run(["umount", str(mnt)], timeout=RUN_TIMEOUT)
+            umount(mnt)
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_config_check_notes_a_spool_without_journal(conf_server, ext4_mounts):
@@ -227,6 +235,63 @@ def test_config_check_notes_a_spool_without_journal(conf_server, ext4_mounts):
     assert seen["journal"] == []
     assert len(seen["nojournal"]) == 1, seen
     assert "a journaled file system avoids it" in seen["nojournal"][0]
+
+
+def _spares_by_dir(srv):
+    """{directory: number} of the unnamed files the workers hold open."""
+    dirs = {}
+    for pid in srv.workers():
+        for _, link in fd_links(pid):
+            m = re.match(r"(.*)/#\d+ \(deleted\)$", link)
+            if m:
+                dirs[m.group(1)] = dirs.get(m.group(1), 0) + 1
+    return dirs
+
+
+def test_spare_files_spread_only_without_journal(postern, ext4_mounts):
+    """On ext4 without a journal the workers' spare files are made in
+    incoming/0 .. incoming/255, which the file system was asked to place
+    apart (the "T" attribute on incoming/); with a journal there are no
+    such directories and the spares are in incoming/ itself.  Mail is
+    accepted into queue/ either way."""
+    import smtplib
+    for name, mnt in ext4_mounts.items():
+        srv = postern(start=False)
+        old = srv.spool
+        srv.spool = mnt / "spool"
+        srv.conf.write_text(srv.conf.read_text().replace(
+            f"spool {old}\n", f"spool {srv.spool}\n"))
+        srv.start()
+        try:
+            incoming = srv.spool / "incoming"
+            subdirs = sorted(p.name for p in incoming.iterdir() if p.is_dir())
+            assert wait_for(lambda: sum(_spares_by_dir(srv).values()) >= 8,
+                            10), _spares_by_dir(srv)
+            spares = _spares_by_dir(srv)
+            real = os.path.realpath(incoming)
+            if name == "nojournal":
+                assert subdirs == sorted(str(k) for k in range(256))
+                attrs = subprocess.run(["lsattr", "-d", str(incoming)],
+                                       capture_output=True, text=True,
+                                       timeout=RUN_TIMEOUT)
+                assert attrs.returncode == 0, attrs.stderr
+                assert "T" in attrs.stdout.split()[0], attrs.stdout
+                # each worker makes its spares in the directories in turn
+                assert all(d.startswith(real + "/") for d in spares), spares
+                assert len(spares) >= 8, spares
+            else:
+                assert subdirs == []
+                assert set(spares) == {real}, spares
+            with smtplib.SMTP("127.0.0.1", srv.smtp_port,
+                              timeout=NET_TIMEOUT) as s:
+                s.ehlo("client.example")
+                s.mail("a@client.example")
+                s.rcpt(f"hoge@{DOMAIN}")
+                code, _ = s.data(b"Subject: spread\r\n\r\nhi\r\n")
+                assert code == 250
+            assert len(srv.queue_ids()) == 1
+        finally:
+            assert srv.terminate() == 0
 
 
 @pytest.mark.parametrize("page", ["postern.8", "postern.conf.5"])

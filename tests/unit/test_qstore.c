@@ -1,8 +1,14 @@
 /*
  * test_qstore.c - the spool writer with its spare unnamed files: spares
- * are made ahead up to the limit and have no name, a message written
- * through one appears only as queue/QID with exactly its bytes, and
- * stopping the pool leaves nothing behind.
+ * are made ahead up to the limit, and again once half are used; they
+ * have no name; a message written through one appears only as queue/QID
+ * with exactly its bytes; stopping the pool leaves nothing behind.  On
+ * ext4 without a journal the spares are made in the subdirectories of
+ * incoming/ in turn, and incoming/ carries the flag that makes the file
+ * system place those apart; elsewhere there are no such subdirectories.
+ * (Whether a file system has a journal is told right by
+ * fsio_ext4_without_journal: the black-box config check test mounts one
+ * of each.)
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +17,8 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -20,33 +28,63 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/fsio.h"
 #include "queue/qstore.h"
 
-/* Descriptors of this process that are unnamed files in dir. */
+/* Descriptors of this process that are unnamed files in dir or in a
+ * subdirectory of it; *subdirs gets how many of dir/0 .. dir/N-1 have
+ * one. */
 static int
-count_unnamed(const char *dir)
+count_unnamed_in(const char *dir, int *subdirs)
 {
+	unsigned char seen[QSTORE_SPREAD] = { 0 };
 	char prefix[PATH_MAX], link[PATH_MAX + 32], path[300];
 	DIR *d = opendir("/proc/self/fd");
 	struct dirent *de;
 	int n = 0;
 
 	assert_non_null(d);
-	snprintf(prefix, sizeof prefix, "%s/#", dir);
+	snprintf(prefix, sizeof prefix, "%s/", dir);
+	if (subdirs)
+		*subdirs = 0;
 	while ((de = readdir(d)) != NULL) {
+		const char *rest;
+		char *end;
+		unsigned long k;
 		ssize_t len;
 
 		snprintf(path, sizeof path, "/proc/self/fd/%s", de->d_name);
 		if ((len = readlink(path, link, sizeof link - 1)) <= 0)
 			continue;
 		link[len] = '\0';
-		if (strncmp(link, prefix, strlen(prefix)) == 0)
+		if (strncmp(link, prefix, strlen(prefix)) != 0)
+			continue;
+		rest = link + strlen(prefix);
+		if (rest[0] == '#') {
 			n++;
+			continue;
+		}
+		k = strtoul(rest, &end, 10);
+		if (end != rest && strncmp(end, "/#", 2) == 0) {
+			n++;
+			assert_true(k < QSTORE_SPREAD);
+			if (subdirs && !seen[k]++)
+				(*subdirs)++;
+		}
 	}
 	closedir(d);
 	return n;
 }
 
+static int
+count_unnamed(const char *dir)
+{
+	return count_unnamed_in(dir, NULL);
+}
+
+
+
+/* Names in dir other than directories. */
 static int
 count_names(const char *dir)
 {
@@ -55,9 +93,15 @@ count_names(const char *dir)
 	int n = 0;
 
 	assert_non_null(d);
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
+	while ((de = readdir(d)) != NULL) {
+		char path[PATH_MAX + 256];
+		struct stat st;
+
+		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+		if (de->d_name[0] != '.' && lstat(path, &st) == 0 &&
+		    !S_ISDIR(st.st_mode))
 			n++;
+	}
 	closedir(d);
 	return n;
 }
@@ -78,7 +122,7 @@ test_spares_and_commit(void **state)
 	char queued[PATH_MAX], got[64], cmd[PATH_MAX + 16];
 	static const char env[] = "postern-queue 1\n\n", body[] = "Subject: x\r\n\r\nhi\r\n";
 	struct qfile qf;
-	int fd;
+	int fd, subdirs;
 	ssize_t n;
 
 	(void)state;
@@ -92,7 +136,11 @@ test_spares_and_commit(void **state)
 		skip();
 	}
 	wait_for_spares(incoming, 4);
-	assert_int_equal(count_unnamed(incoming), 4);	/* never more */
+	assert_int_equal(count_unnamed_in(incoming, &subdirs), 4); /* never more */
+	if (fsio_ext4_without_journal(spool, NULL, 0))
+		assert_int_equal(subdirs, 4);	/* one in each of 4 */
+	else
+		assert_int_equal(subdirs, 0);
 	assert_int_equal(count_names(incoming), 0);
 
 	assert_int_equal(qstore_create(&qf, spool, "0123456789ABCDEF", env,
@@ -110,11 +158,61 @@ test_spares_and_commit(void **state)
 	assert_memory_equal(got, env, sizeof env - 1);
 	assert_memory_equal(got + sizeof env - 1, body, sizeof body - 1);
 
-	wait_for_spares(incoming, 4);	/* the one taken is made again */
+	/* Three of four left: more than half, so none is made yet (the
+	 * filler wakes when half are used)... */
+	nanosleep(&(struct timespec){ 0, 100 * 1000 * 1000 }, NULL);
+	assert_int_equal(count_unnamed(incoming), 3);
+	/* ...and taking one more wakes it to make both again. */
+	assert_int_equal(qstore_create(&qf, spool, "0123456789ABCDEE", env,
+	    sizeof env - 1), 0);
+	qstore_abort(&qf);
+	wait_for_spares(incoming, 4);
 	assert_int_equal(count_unnamed(incoming), 4);
 	qstore_spares_stop();
 	assert_int_equal(count_unnamed(incoming), 0);
 	assert_int_equal(count_names(incoming), 0);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", spool);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* On ext4 without a journal qstore_prepare makes incoming/0 ..
+ * incoming/QSTORE_SPREAD-1 after marking incoming/, and a second start-up
+ * on the same spool keeps them (the clean-up of unfinished messages skips
+ * directories); elsewhere it makes none. */
+static void
+test_spread_directories(void **state)
+{
+	char spool[] = "/tmp/postern-qstore-XXXXXX", path[PATH_MAX];
+	char cmd[PATH_MAX + 16];
+	struct stat st;
+	int fd, flags, spread;
+
+	(void)state;
+	assert_non_null(mkdtemp(spool));
+	spread = fsio_ext4_without_journal(spool, NULL, 0);
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(qstore_prepare(spool, (uid_t)-1, (gid_t)-1), 0);
+		for (unsigned k = 0; k < QSTORE_SPREAD; k++) {
+			snprintf(path, sizeof path, "%s/incoming/%u", spool, k);
+			if (!spread) {
+				assert_int_equal(stat(path, &st), -1);
+				continue;
+			}
+			assert_int_equal(stat(path, &st), 0);
+			assert_true(S_ISDIR(st.st_mode));
+			assert_int_equal(st.st_mode & 07777, 0700);
+		}
+	}
+	snprintf(path, sizeof path, "%s/incoming", spool);
+	if (!spread) {
+		printf("SKIP spread directories: %s is not on ext4 without a "
+		    "journal (checked: none made)\n", path);
+	} else {
+		assert_true((fd = open(path, O_RDONLY | O_DIRECTORY)) != -1);
+		assert_int_equal(ioctl(fd, FS_IOC_GETFLAGS, &flags), 0);
+		close(fd);
+		assert_true(flags & FS_TOPDIR_FL);
+	}
 	snprintf(cmd, sizeof cmd, "rm -rf %s", spool);
 	assert_int_equal(system(cmd), 0);
 }
@@ -124,6 +222,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_spares_and_commit),
+		cmocka_unit_test(test_spread_directories),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
