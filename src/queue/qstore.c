@@ -75,6 +75,14 @@ qstore_create(struct qfile *qf, const char *spool, const char *qid,
 	if (qf->fd == -1)
 		return -1;
 	qf->buf = xmalloc(QSTORE_BUFSZ);
+	/* The envelope waits in the buffer with the first octets of the
+	 * message: a message that fits is then one write, at commit, on
+	 * the commit thread, and the file's times are updated once. */
+	if (len <= QSTORE_BUFSZ) {
+		memcpy(qf->buf, envelope, len);
+		qf->buflen = len;
+		return 0;
+	}
 	if (write_full(qf->fd, envelope, len) == -1) {
 		int saved = errno;
 		qstore_abort(qf);

@@ -32,8 +32,9 @@ struct qfile {
 };
 
 /* Create the message file in incoming/ (unnamed where the file system
- * allows, else incoming/QID) with the envelope already written.  -1 +
- * errno. */
+ * allows, else incoming/QID) and start it with the envelope (buffered
+ * with the first octets of the message: a write error may show only at
+ * commit).  -1 + errno. */
 int	qstore_create(struct qfile *, const char *spool, const char *qid,
 	    const char *envelope, size_t len);
 /* Append message octets; errors are remembered and reported by commit. */

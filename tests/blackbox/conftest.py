@@ -371,8 +371,9 @@ class Server:
         (deleted)", N one of the subdirectories the spares are spread
         over, or "incoming/#INODE") that the server's processes hold
         open.  The empty unnamed files are the workers' spares
-        (src/queue/qpool.h): a message has its envelope written as soon
-        as its file is taken."""
+        (src/queue/qpool.h); a message's file is empty too until its
+        first 32 KiB (the spool writer's buffer, envelope included)
+        have come in."""
         top = self.spool / "incoming"
         try:
             names = [n for n in os.listdir(top) if not (top / n).is_dir()]

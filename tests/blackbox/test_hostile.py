@@ -246,6 +246,10 @@ def test_slowloris_is_dropped_at_the_line_deadline(postern, phase):
             for line in open_data_after_ehlo:
                 assert c.cmd(line)[0] == 250
             assert c.cmd("DATA")[0] == 354
+            # 40 KiB of whole lines first, past the spool writer's 32 KiB
+            # buffer, so the message's file has content to be seen
+            c.send(b"Subject: slow\r\n\r\n" + b"a whole line\r\n" * 3000)
+            assert wait_for(lambda: len(srv.incoming()) == 1, 5)
             data = b"Subject: never ending line " * 10
         elif phase == "overlong":
             # past the line limit at once: the rest is skipped, and the
@@ -296,7 +300,9 @@ def test_half_close_mid_command_runs_nothing(server):
 def test_half_close_in_data_queues_nothing(server):
     with server.connect() as c:
         open_data(c)
-        c.send("Subject: cut\r\n\r\nno end\r\n")
+        # past the spool writer's 32 KiB buffer: the file has content
+        c.send("Subject: cut\r\n\r\n" + "no end in sight\r\n" * 2500)
+        assert wait_for(lambda: len(server.incoming()) == 1, 5)
         c.sock.shutdown(socket.SHUT_WR)
         assert c.closed()
     server.wait_log(r"smtp disconnect reason=eof-in-data")

@@ -13,7 +13,10 @@ def test_sigterm_with_open_sessions(server):
     assert indata.cmd("MAIL FROM:<sender@client.example>")[0] == 250
     assert indata.cmd("RCPT TO:<hoge@example.test>")[0] == 250
     assert indata.cmd("DATA")[0] == 354
-    indata.send(b"Subject: interrupted\r\n\r\nhalf a message\r\n")
+    # more than the spool writer's 32 KiB buffer, so that the file has
+    # content before the end of the message
+    indata.send(b"Subject: interrupted\r\n\r\n"
+                + b"half a message, one line of many\r\n" * 1500)
     # the message is being received: it exists, in incoming/ only
     assert wait_for(lambda: len(server.incoming()) == 1, 5), server.incoming()
     before = set(server.queue_ids())
