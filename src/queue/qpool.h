@@ -13,7 +13,7 @@
  * each other (fsio_spread_subdirs): ext4 takes a new file's inode from
  * its directory's block group, so the files, and the inodes the queue
  * later frees, are spread over N groups, and the scan past recently
- * freed inodes (fsio_ext4_without_journal) is about N times shorter.
+ * freed inodes (fsio_ext4_without_journal) up to N times shorter.
  */
 #ifndef POSTERN_QPOOL_H
 #define POSTERN_QPOOL_H
