@@ -3,7 +3,9 @@
  * the queue manager (read and write) and in `postern queue` (read).
  */
 #include "queue/qstatus.h"
+#include "queue/qstore.h"
 #include "lib/fsio.h"
+#include "lib/log.h"
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
 
@@ -180,6 +182,50 @@ qstatus_load(const char *spool, const char *qid, struct qstatus *st)
 	return 0;
 }
 
+/*
+ * A new status file.  Where the spool is spread (ext4 without a journal,
+ * qstore.h) it is made unnamed in one of the spread directories and
+ * linked as status/QID, so that its inode does not come from status/'s
+ * block group, which holds every status file the queue has removed in
+ * the last minutes and would make each create scan past them.  A file
+ * made with O_CREAT gets its directory entry flushed by its first
+ * fdatasync on that file system (ext4 marks it a new entry); a linked
+ * one does not, so dir_unsynced asks the first sync (or the close, if
+ * no record was synced) to flush status/.
+ */
+static int
+qstatus_create(const char *spool, struct qstatus *st)
+{
+	int fd;
+
+	if ((fd = qstore_open_spread(spool)) != -1) {
+		if (fsio_link_unnamed(fd, st->path) == 0 &&
+		    fcntl(fd, F_SETFL, O_APPEND) == 0) {
+			st->dir_unsynced = 1;
+			return fd;
+		}
+		close(fd);
+	}
+	return open(st->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+}
+
+/* After a successful fdatasync: the entry of a linked file, once. */
+static int
+qstatus_sync_dir(struct qstatus *st)
+{
+	char dir[PATH_MAX], *slash;
+
+	if (!st->dir_unsynced)
+		return 0;
+	strlcpy(dir, st->path, sizeof dir);
+	if ((slash = strrchr(dir, '/')) != NULL)
+		*slash = '\0';
+	if (fsync_dir(dir) == -1)
+		return -1;
+	st->dir_unsynced = 0;
+	return 0;
+}
+
 int
 qstatus_open(const char *spool, const char *qid, struct qstatus *st)
 {
@@ -188,8 +234,8 @@ qstatus_open(const char *spool, const char *qid, struct qstatus *st)
 
 	if (qstatus_load(spool, qid, st) == -1)
 		return -1;
-	if ((st->fd = open(st->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-	    0600)) == -1)
+	if ((st->fd = open(st->path, O_WRONLY | O_APPEND | O_CLOEXEC)) == -1 &&
+	    (errno != ENOENT || (st->fd = qstatus_create(spool, st)) == -1))
 		return -1;
 	/* A torn line must not swallow the next record. */
 	if (fstat(st->fd, &sb) == 0 && sb.st_size > 0) {
@@ -224,7 +270,7 @@ qstatus_append(struct qstatus *st, int sync, const char *fmt, ...)
 	line[n] = '\n';
 	if (write_full(st->fd, line, (size_t)n + 1) == -1)
 		return -1;
-	if (sync && fdatasync(st->fd) == -1)
+	if (sync && (fdatasync(st->fd) == -1 || qstatus_sync_dir(st) == -1))
 		return -1;
 	apply_record(st, copy);
 	return 0;
@@ -233,12 +279,17 @@ qstatus_append(struct qstatus *st, int sync, const char *fmt, ...)
 int
 qstatus_sync(struct qstatus *st)
 {
-	return fdatasync(st->fd);
+	return fdatasync(st->fd) == -1 ? -1 : qstatus_sync_dir(st);
 }
 
 void
 qstatus_close(struct qstatus *st)
 {
+	/* A later pass opens the file as an existing one and would not
+	 * know its entry was never flushed. */
+	if (st->fd != -1 && st->dir_unsynced &&
+	    (fdatasync(st->fd) == -1 || qstatus_sync_dir(st) == -1))
+		log_warn("queue: flushing %s", st->path);
 	if (st->fd != -1)
 		close(st->fd);
 	for (size_t i = 0; i < st->ndone; i++)

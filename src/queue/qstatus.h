@@ -69,6 +69,8 @@ struct qstatus {
 	struct qstatus_remote *remotes;	/* pending remote outcomes */
 	size_t		 nremotes;
 	unsigned	 nremote_records;	/* ever, pending or not */
+	int		 dir_unsynced;	/* made by a link: status/ still
+					 * to be fsynced with the first sync */
 };
 
 /* Read status/QID (absent means empty).  0, or -1 with errno. */

@@ -50,6 +50,28 @@ qstore_spares_stop(void)
 }
 
 int
+qstore_open_spread(const char *spool)
+{
+	/* Asked once per process: the answer is the file system's. */
+	static int spread = -1;
+	static unsigned next;
+	char sub[32], path[PATH_MAX];
+
+	if (spread == -1) {
+		spread = fsio_ext4_without_journal(spool, NULL, 0);
+		next = (unsigned)getpid();
+	}
+	if (!spread) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	snprintf(sub, sizeof sub, "incoming/%u", next++ % QSTORE_SPREAD);
+	if (qpath_make(path, sizeof path, spool, sub, "") == -1)
+		return -1;
+	return fsio_open_unnamed(path, 0600);
+}
+
+int
 qstore_create(struct qfile *qf, const char *spool, const char *qid,
     const char *envelope, size_t len)
 {

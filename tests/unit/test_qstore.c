@@ -6,6 +6,8 @@
  * ext4 without a journal the spares are made in the subdirectories of
  * incoming/ in turn, and incoming/ carries the flag that makes the file
  * system place those apart; elsewhere there are no such subdirectories.
+ * The queue manager's status files are made there too where the spool
+ * is spread.
  * (Whether a file system has a journal is told right by
  * fsio_ext4_without_journal: the black-box config check test mounts one
  * of each.)
@@ -29,6 +31,7 @@
 #include <unistd.h>
 
 #include "lib/fsio.h"
+#include "queue/qstatus.h"
 #include "queue/qstore.h"
 
 /* Descriptors of this process that are unnamed files in dir or in a
@@ -217,12 +220,79 @@ test_spread_directories(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* A status file: where the spool is spread it is made unnamed in a
+ * spread directory (qstore_open_spread) and linked as status/QID; either
+ * way it is status/QID, 0600, opened for appending, and a record synced
+ * through it reads back, also after reopening. */
+static void
+test_status_file(void **state)
+{
+	char spool[] = "/tmp/postern-qstore-XXXXXX", path[PATH_MAX];
+	char link[PATH_MAX], self[64], cmd[PATH_MAX + 16];
+	static const char qid[] = "0123456789ABCDEF";
+	struct qstatus st;
+	struct stat sb;
+	ssize_t n;
+	int fd, spread;
+
+	(void)state;
+	assert_non_null(mkdtemp(spool));
+	assert_int_equal(qstore_prepare(spool, (uid_t)-1, (gid_t)-1), 0);
+	snprintf(path, sizeof path, "%s/status", spool);
+	assert_int_equal(mkdir(path, 0700), 0);
+	spread = fsio_ext4_without_journal(spool, NULL, 0);
+
+	fd = qstore_open_spread(spool);
+	if (!spread) {
+		assert_int_equal(fd, -1);
+		assert_int_equal(errno, EOPNOTSUPP);
+		printf("SKIP spread status files: %s is not on ext4 without a "
+		    "journal (checked: no spread file offered)\n", spool);
+	} else {
+		/* "SPOOL/incoming/K/#INODE (deleted)" */
+		assert_true(fd != -1);
+		snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+		assert_true((n = readlink(self, link, sizeof link - 1)) > 0);
+		link[n] = '\0';
+		snprintf(path, sizeof path, "%s/incoming/", spool);
+		assert_memory_equal(link, path, strlen(path));
+		assert_non_null(strstr(link + strlen(path), "/#"));
+		close(fd);
+	}
+
+	assert_int_equal(qstatus_open(spool, qid, &st), 0);
+	assert_int_equal(st.dir_unsynced, spread);
+	assert_true(fcntl(st.fd, F_GETFL) & O_APPEND);
+	assert_int_equal(qstatus_append(&st, 1, "retry 100 200"), 0);
+	assert_int_equal(st.dir_unsynced, 0);
+	qstatus_close(&st);
+	snprintf(path, sizeof path, "%s/status/%s", spool, qid);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0600);
+	assert_int_equal(sb.st_nlink, 1);
+
+	assert_int_equal(qstatus_open(spool, qid, &st), 0);
+	assert_int_equal(st.retries, 1);
+	assert_int_equal(st.dir_unsynced, 0);	/* an existing file */
+	assert_int_equal(qstatus_append(&st, 1, "warned 300"), 0);
+	qstatus_close(&st);
+	assert_int_equal(qstatus_load(spool, qid, &st), 0);
+	assert_int_equal(st.retries, 1);
+	assert_int_equal(st.next_retry, 200);
+	assert_true(st.warned);
+	qstatus_close(&st);
+
+	snprintf(cmd, sizeof cmd, "rm -rf %s", spool);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_spares_and_commit),
 		cmocka_unit_test(test_spread_directories),
+		cmocka_unit_test(test_status_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
