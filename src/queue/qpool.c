@@ -6,14 +6,12 @@
  * futex call and a context switch saved on each of the others.
  */
 #include "queue/qpool.h"
-#include "lib/fsio.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -25,28 +23,12 @@ static struct {
 	pthread_t	 thread;
 	int		 running, stopping;
 	char		 dir[PATH_MAX];
-	unsigned	 spread, next;	/* dir/NEXT gets the next spare */
+	int		(*make)(void *);
+	void		*arg;
 	unsigned	 size, n;
 	int		 fds[QPOOL_MAX];
 } pool = { .lock = PTHREAD_MUTEX_INITIALIZER,
     .room = PTHREAD_COND_INITIALIZER };
-
-/* Only the filler thread calls it once started. */
-static int
-qpool_make(void)
-{
-	char sub[PATH_MAX];
-	int fd;
-
-	if (pool.spread > 0) {
-		unsigned k = pool.next++ % pool.spread;
-
-		if ((size_t)snprintf(sub, sizeof sub, "%s/%u", pool.dir, k) <
-		    sizeof sub && (fd = fsio_open_unnamed(sub, 0600)) != -1)
-			return fd;
-	}
-	return fsio_open_unnamed(pool.dir, 0600);
-}
 
 static void *
 qpool_fill(void *unused)
@@ -62,7 +44,7 @@ qpool_fill(void *unused)
 		}
 		while (pool.n < pool.size && !pool.stopping) {
 			pthread_mutex_unlock(&pool.lock);
-			fd = qpool_make();
+			fd = pool.make(pool.arg);
 			pthread_mutex_lock(&pool.lock);
 			if (fd == -1) {
 				/* Out of descriptors or inodes: the sessions
@@ -80,7 +62,7 @@ qpool_fill(void *unused)
 }
 
 int
-qpool_start(const char *dir, unsigned spread, unsigned size)
+qpool_start(const char *dir, int (*make)(void *), void *arg, unsigned size)
 {
 	int fd;
 
@@ -88,11 +70,11 @@ qpool_start(const char *dir, unsigned spread, unsigned size)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	pool.spread = spread;
-	pool.next = (unsigned)getpid();	/* workers start apart */
+	pool.make = make;
+	pool.arg = arg;
 	/* The first one here, so that the file system's answer (and the
 	 * probe behind it) comes before any thread is running. */
-	if ((fd = qpool_make()) == -1)
+	if ((fd = make(arg)) == -1)
 		return -1;
 	pool.size = size < QPOOL_MAX ? size : QPOOL_MAX;
 	pool.fds[0] = fd;

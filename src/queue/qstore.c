@@ -31,44 +31,69 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/*
+ * On ext4 without a journal, files are made in turn in incoming/0 ..
+ * incoming/QSTORE_SPREAD-1, which qstore_prepare places apart from each
+ * other (fsio_spread_subdirs): ext4 takes a new file's inode from its
+ * directory's block group, so the files, and the inodes the queue later
+ * frees, are spread over that many groups, and the scan past recently
+ * freed inodes (fsio_ext4_without_journal) is up to that much shorter.
+ * Whether the spool is spread is asked once per process (threads that
+ * ask at the same time get the same answer); -1 until then.
+ */
+static _Atomic int spread_on = -1;
+static _Atomic unsigned spread_next;	/* the directory for the next file */
+
+int
+qstore_open_spread(const char *spool)
+{
+	char sub[32], path[PATH_MAX];
+
+	if (spread_on == -1) {
+		spread_next = (unsigned)getpid();	/* processes start apart */
+		spread_on = fsio_ext4_without_journal(spool, NULL, 0);
+	}
+	if (!spread_on) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	snprintf(sub, sizeof sub, "incoming/%u", spread_next++ % QSTORE_SPREAD);
+	if (qpath_make(path, sizeof path, spool, sub, "") == -1)
+		return -1;
+	return fsio_open_unnamed(path, 0600);
+}
+
+/* The pool's maker: in the next spread directory, else in incoming/. */
+static int
+qstore_make_spare(void *spool)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if ((fd = qstore_open_spread(spool)) != -1)
+		return fd;
+	if (qpath_make(path, sizeof path, spool, "incoming", "") == -1)
+		return -1;
+	return fsio_open_unnamed(path, 0600);
+}
+
 int
 qstore_spares_start(const char *spool, unsigned n)
 {
+	static char pool_spool[PATH_MAX];
 	char path[PATH_MAX];
 
 	/* The same name qstore_create asks the pool for. */
-	if (qpath_make(path, sizeof path, spool, "incoming", "") == -1)
+	if (qpath_make(path, sizeof path, spool, "incoming", "") == -1 ||
+	    strlcpy(pool_spool, spool, sizeof pool_spool) >= sizeof pool_spool)
 		return -1;
-	return qpool_start(path, fsio_ext4_without_journal(spool, NULL, 0) ?
-	    QSTORE_SPREAD : 0, n);
+	return qpool_start(path, qstore_make_spare, pool_spool, n);
 }
 
 void
 qstore_spares_stop(void)
 {
 	qpool_stop();
-}
-
-int
-qstore_open_spread(const char *spool)
-{
-	/* Asked once per process: the answer is the file system's. */
-	static int spread = -1;
-	static unsigned next;
-	char sub[32], path[PATH_MAX];
-
-	if (spread == -1) {
-		spread = fsio_ext4_without_journal(spool, NULL, 0);
-		next = (unsigned)getpid();
-	}
-	if (!spread) {
-		errno = EOPNOTSUPP;
-		return -1;
-	}
-	snprintf(sub, sizeof sub, "incoming/%u", next++ % QSTORE_SPREAD);
-	if (qpath_make(path, sizeof path, spool, sub, "") == -1)
-		return -1;
-	return fsio_open_unnamed(path, 0600);
 }
 
 int

@@ -50,8 +50,8 @@ void	qstore_abort(struct qfile *);
 int	qstore_spares_start(const char *spool, unsigned n);
 void	qstore_spares_stop(void);
 /* An unnamed file (O_WRONLY, 0600) made in the next of incoming/0 ..
- * incoming/QSTORE_SPREAD-1, for a process outside the workers' pool that
- * makes a file per message (the queue manager's status files): -1 with
+ * incoming/QSTORE_SPREAD-1, for what makes a file per message (the
+ * workers' spare files, the queue manager's status files): -1 with
  * EOPNOTSUPP where the spool is not spread (ext4 with a journal, another
  * file system), else with the error. */
 int	qstore_open_spread(const char *spool);
