@@ -49,7 +49,7 @@ unit: $(ASAN)/postern
 	cd $(ASAN) && ctest --output-on-failure
 
 blackbox: $(ASAN)/postern
-	POSTERN_BIN=$(CURDIR)/$(ASAN)/postern /usr/bin/python3 -m pytest -q tests/blackbox
+	POSTERN_BIN=$(CURDIR)/$(ASAN)/postern /usr/bin/python3 -m pytest -q -rs tests/blackbox
 
 # The OP25B lab alone (it also runs inside blackbox); needs root.
 lab: $(ASAN)/postern
@@ -79,7 +79,7 @@ $(VALGRIND)/postern: deps-test FORCE
 
 memcheck: $(VALGRIND)/postern
 	POSTERN_VALGRIND=1 POSTERN_BIN=$(CURDIR)/$(VALGRIND)/postern \
-		/usr/bin/python3 -m pytest -q -m memcheck tests/blackbox
+		/usr/bin/python3 -m pytest -q -rs -m memcheck tests/blackbox
 
 # The binary, its MSP names, the manual pages, the example configuration
 # and the systemd unit.  SYSCONFDIR/postern.conf is installed only when

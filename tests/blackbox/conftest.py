@@ -544,17 +544,29 @@ def server(postern):
     return postern()
 
 
+def finish_checked(srv):
+    """Stop srv and fail the test on what its end checks find (exit
+    status, sanitizer reports)."""
+    problems = _finish_all([srv])
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+def owned_server(srv, start=False):
+    """The body of a fixture that owns srv (`yield from owned_server(s)`):
+    started here if start, handed to the tests, then finish_checked."""
+    try:
+        if start:
+            srv.start()
+        yield srv
+    finally:
+        finish_checked(srv)
+
+
 def module_server(**kw):
     """The body of a module-scoped fixture (`yield from module_server()`):
     one server for a module's tests, with the same end checks."""
-    srv = Server(**kw)
-    try:
-        srv.start()
-        yield srv
-    finally:
-        problems = _finish_all([srv])
-        if problems:
-            pytest.fail("\n\n".join(problems), pytrace=False)
+    yield from owned_server(Server(**kw), start=True)
 
 
 def pytest_configure(config):

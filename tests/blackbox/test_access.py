@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, DOMAIN, EX_CONFIG, Server, _finish_all, \
+from conftest import BIN, DOMAIN, EX_CONFIG, Server, owned_server, \
     queued_id, wait_for
 
 RULES = """\
@@ -52,13 +52,7 @@ def srv():
     s = Server()
     access = with_access(s, RULES)
     s.access = access
-    try:
-        s.start()
-        yield s
-    finally:
-        problems = _finish_all([s])
-        if problems:
-            pytest.fail("\n\n".join(problems), pytrace=False)
+    yield from owned_server(s, start=True)
 
 
 def message(c, sender, rcpts, body="Subject: t\r\n\r\nhello\r\n"):

@@ -8,15 +8,14 @@ import re
 import shutil
 import signal
 import smtplib
-import socket
 import ssl
 import subprocess
 import time
 
 import pytest
 
-from conftest import (BIN, NET_TIMEOUT, Server, SMTPClient, _finish_all,
-                      free_port, queued_id, wait_for)
+from conftest import (BIN, NET_TIMEOUT, Server, _finish_all, free_port,
+                      owned_server, queued_id, wait_for)
 
 PASSWORD = "correct horse 42"
 TOOL_TIMEOUT = 30
@@ -58,12 +57,7 @@ def make_server(extra=(), users=(("hoge", ["hoge@example.test"]),),
 def srv():
     s = make_server(extra=["auth-mechanisms PLAIN LOGIN CRAM-MD5 "
                            "SCRAM-SHA-256 DIGEST-MD5"])
-    try:
-        yield s
-    finally:
-        problems = _finish_all([s])
-        if problems:
-            pytest.fail("\n\n".join(problems), pytrace=False)
+    yield from owned_server(s)
 
 
 def starttls(c, ehlo=True):

@@ -9,14 +9,12 @@ import os
 import pwd
 import re
 import socket
-import ssl
 import stat
-import threading
 import time
 
 import pytest
 
-from conftest import SMTPClient, _finish_all, wait_for
+from conftest import SMTPClient, _finish_all, owned_server, wait_for
 from test_auth import PASSWORD, make_server, plain_ir, starttls, tls_context
 
 
@@ -328,12 +326,7 @@ def test_client_that_never_reads(postern):
 @pytest.fixture
 def tls_srv():
     srv = make_server(extra=["smtp-timeout 3s", "workers 1"])
-    try:
-        yield srv
-    finally:
-        problems = _finish_all([srv])
-        if problems:
-            pytest.fail("\n\n".join(problems), pytrace=False)
+    yield from owned_server(srv)
 
 
 TLS_JUNK = [

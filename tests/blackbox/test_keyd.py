@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import NET_TIMEOUT, Server, _finish_all, wait_for
+from conftest import NET_TIMEOUT, finish_checked, owned_server, wait_for
 from test_auth import make_server, starttls, tls_context
 
 TOOL_TIMEOUT = 30
@@ -45,12 +45,7 @@ def implicit_tls(srv, version=None, timeout=NET_TIMEOUT):
 @pytest.fixture
 def srv():
     s = make_server(extra=["workers 1"])
-    try:
-        yield s
-    finally:
-        problems = _finish_all([s])
-        if problems:
-            pytest.fail("\n\n".join(problems), pytrace=False)
+    yield from owned_server(s)
 
 
 def test_workers_cannot_sign_without_keyd(srv):
@@ -190,6 +185,4 @@ def test_configured_certificates_tls12_and_13(kind):
             s.starttls(context=tls_context())
             assert s.noop()[0] == 250
     finally:
-        problems = _finish_all([srv])
-        if problems:
-            pytest.fail("\n\n".join(problems), pytrace=False)
+        finish_checked(srv)

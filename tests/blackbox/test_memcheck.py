@@ -9,7 +9,7 @@ import smtplib
 
 import pytest
 
-from conftest import _finish_all
+from conftest import owned_server
 from test_auth import PASSWORD, make_server, plain_ir, starttls, tls_context
 
 pytestmark = pytest.mark.memcheck
@@ -19,12 +19,7 @@ pytestmark = pytest.mark.memcheck
 def srv():
     s = make_server(extra=["auth-mechanisms PLAIN LOGIN CRAM-MD5 "
                            "SCRAM-SHA-256", "workers 1"])
-    try:
-        yield s
-    finally:
-        problems = _finish_all([s])
-        if problems:
-            pytest.fail("\n\n".join(problems), pytrace=False)
+    yield from owned_server(s)
 
 
 def test_plain_delivery(srv):

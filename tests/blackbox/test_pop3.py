@@ -3,7 +3,6 @@ with STLS and 995 with implicit TLS.  Independent clients: poplib,
 curl, fetchmail, openssl s_client; the raw client for what they cannot
 say.  Logins go through the auth process like SMTP AUTH."""
 import base64
-import hashlib
 import os
 import poplib
 import re
@@ -14,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import NET_TIMEOUT, SMTPClient, _finish_all, wait_for
+from conftest import NET_TIMEOUT, SMTPClient, _finish_all, owned_server, wait_for
 from pop3_helpers import (PASSWORD, POP3Raw, box_files, pop3_server,
                           postern_user, seed, tls_context)
 
@@ -37,12 +36,7 @@ def srv():
     seed(s, "hoge", "1700000001.M1P1Q1.test", MSG1)
     seed(s, "hoge", "1700000002.M2P1Q1.test", MSG2)
     seed(s, "hoge", "1700000003.M3P1Q1.test:2,S", MSG3, sub="cur")
-    try:
-        yield s
-    finally:
-        problems = _finish_all([s])
-        if problems:
-            pytest.fail("\n\n".join(problems), pytrace=False)
+    yield from owned_server(s)
 
 
 def poplib_stls(srv, user="hoge"):

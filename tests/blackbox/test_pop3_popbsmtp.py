@@ -2,12 +2,11 @@
 smtp listener for the client's address for `pop-before-smtp DURATION`;
 never on submission, never after a failed login, and the grant outlives
 a restart.  Each test uses its own 127.0.0.x so that grants do not mix."""
-import os
 import time
 
 import pytest
 
-from conftest import _finish_all, wait_for
+from conftest import finish_checked, owned_server
 from pop3_helpers import PASSWORD, POP3Raw, pop3_server
 
 
@@ -37,12 +36,7 @@ def pop_login(srv, source, password=PASSWORD):
 @pytest.fixture
 def short():
     s = server("2s")
-    try:
-        yield s
-    finally:
-        problems = _finish_all([s])
-        if problems:
-            pytest.fail("\n\n".join(problems), pytrace=False)
+    yield from owned_server(s)
 
 
 def test_grant_opens_relay_then_expires(short):
@@ -51,7 +45,7 @@ def test_grant_opens_relay_then_expires(short):
     assert (code, text[:9]) == (554, "554 5.7.1"), text
     assert pop_login(short, src).startswith("+OK")
     t0 = time.monotonic()
-    m = short.wait_log(r"pop3 grant address=127\.0\.0\.5 until=(\S+)")
+    short.wait_log(r"pop3 grant address=127\.0\.0\.5 until=(\S+)")
     assert (short.spool / "grants" / "127.0.0.5").exists()
     code, text = relay_rcpt(short, src)
     assert code == 250, text
@@ -89,9 +83,7 @@ def test_grant_survives_restart():
         assert code == 250, text
         assert relay_rcpt(srv, "127.0.0.8")[0] == 554
     finally:
-        problems = _finish_all([srv])
-        if problems:
-            pytest.fail("\n\n".join(problems), pytrace=False)
+        finish_checked(srv)
 
 
 def test_expired_grant_is_swept_at_start():
@@ -107,6 +99,4 @@ def test_expired_grant_is_swept_at_start():
         assert not (grants / "127.0.0.11").exists()
         assert relay_rcpt(srv, "127.0.0.11")[0] == 554
     finally:
-        problems = _finish_all([srv])
-        if problems:
-            pytest.fail("\n\n".join(problems), pytrace=False)
+        finish_checked(srv)

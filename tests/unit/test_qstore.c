@@ -85,7 +85,15 @@ count_unnamed(const char *dir)
 	return count_unnamed_in(dir, NULL);
 }
 
+/* The test's spool, gone. */
+static void
+remove_spool(const char *spool)
+{
+	char cmd[PATH_MAX + 16];
 
+	snprintf(cmd, sizeof cmd, "rm -rf %s", spool);
+	assert_int_equal(system(cmd), 0);
+}
 
 /* Names in dir other than directories. */
 static int
@@ -122,7 +130,7 @@ static void
 test_spares_and_commit(void **state)
 {
 	char spool[] = "/tmp/postern-qstore-XXXXXX", incoming[PATH_MAX];
-	char queued[PATH_MAX], got[64], cmd[PATH_MAX + 16];
+	char queued[PATH_MAX], got[64];
 	static const char env[] = "postern-queue 1\n\n", body[] = "Subject: x\r\n\r\nhi\r\n";
 	struct qfile qf;
 	int fd, subdirs;
@@ -134,8 +142,7 @@ test_spares_and_commit(void **state)
 	snprintf(incoming, sizeof incoming, "%s/incoming", spool);
 	if (qstore_spares_start(spool, 4) == -1) {
 		printf("SKIP spare files: %s: %s\n", incoming, strerror(errno));
-		snprintf(cmd, sizeof cmd, "rm -rf %s", spool);
-		assert_int_equal(system(cmd), 0);
+		remove_spool(spool);
 		skip();
 	}
 	wait_for_spares(incoming, 4);
@@ -174,8 +181,7 @@ test_spares_and_commit(void **state)
 	qstore_spares_stop();
 	assert_int_equal(count_unnamed(incoming), 0);
 	assert_int_equal(count_names(incoming), 0);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", spool);
-	assert_int_equal(system(cmd), 0);
+	remove_spool(spool);
 }
 
 /* On ext4 without a journal qstore_prepare makes incoming/0 ..
@@ -186,7 +192,6 @@ static void
 test_spread_directories(void **state)
 {
 	char spool[] = "/tmp/postern-qstore-XXXXXX", path[PATH_MAX];
-	char cmd[PATH_MAX + 16];
 	struct stat st;
 	int fd, flags, spread;
 
@@ -216,8 +221,7 @@ test_spread_directories(void **state)
 		close(fd);
 		assert_true(flags & FS_TOPDIR_FL);
 	}
-	snprintf(cmd, sizeof cmd, "rm -rf %s", spool);
-	assert_int_equal(system(cmd), 0);
+	remove_spool(spool);
 }
 
 /* A status file: where the spool is spread it is made unnamed in a
@@ -228,7 +232,7 @@ static void
 test_status_file(void **state)
 {
 	char spool[] = "/tmp/postern-qstore-XXXXXX", path[PATH_MAX];
-	char link[PATH_MAX], self[64], cmd[PATH_MAX + 16];
+	char link[PATH_MAX], self[64];
 	static const char qid[] = "0123456789ABCDEF";
 	struct qstatus st;
 	struct stat sb;
@@ -282,8 +286,7 @@ test_status_file(void **state)
 	assert_true(st.warned);
 	qstatus_close(&st);
 
-	snprintf(cmd, sizeof cmd, "rm -rf %s", spool);
-	assert_int_equal(system(cmd), 0);
+	remove_spool(spool);
 }
 
 int
