@@ -171,7 +171,7 @@ authd_cache_mac(const char *user, const char *password, const char *hash,
 static size_t
 authd_cache_slot(const unsigned char mac[32])
 {
-	const struct timespec *t = &authd.maps.users_mtime;
+	const struct timespec *t = &authd.maps.users_watch.mtime;
 	uint32_t h;
 
 	if (t->tv_sec != authd_cache.users_mtime.tv_sec ||

@@ -907,7 +907,6 @@ void
 access_table_refresh(struct access_table *t, time_t now)
 {
 	struct access_map *m;
-	struct stat st;
 	char *errs = NULL;
 	size_t errlen = 0;
 	FILE *ef;
@@ -918,18 +917,22 @@ access_table_refresh(struct access_table *t, time_t now)
 	if (now != 0 && now == t->checked)
 		return;
 	t->checked = now;
-	if (stat(t->path, &st) == -1) {
-		/* Keep what we have; say so once. */
-		if (t->mtime.tv_sec != -1)
+	/* At start (now 0) the file is loaded as it is; later only once it
+	 * is whole (lib/filewatch.h). */
+	switch (filewatch_changed(&t->watch, t->path, now == 0)) {
+	case -1:
+		/* Keep what we have; say so once.  When the file is back,
+		 * it is loaded again. */
+		if (!t->missing)
 			log_warn("access: %s%s", t->path, t->map ?
 			    "; keeping the previous table" : "");
-		t->mtime.tv_sec = -1;
+		t->missing = 1;
+		filewatch_reset(&t->watch);
+		return;
+	case 0:
 		return;
 	}
-	if (st.st_mtim.tv_sec == t->mtime.tv_sec &&
-	    st.st_mtim.tv_nsec == t->mtime.tv_nsec)
-		return;
-	t->mtime = st.st_mtim;
+	t->missing = 0;
 	if ((ef = open_memstream(&errs, &errlen)) == NULL)
 		fatal("access: open_memstream");
 	m = access_map_load(t->path, ef, &nerr);

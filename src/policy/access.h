@@ -17,6 +17,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "lib/filewatch.h"
+
 enum access_action {
 	ACCESS_NONE,		/* no rule matched */
 	ACCESS_OK,
@@ -85,7 +87,8 @@ int	access_map_lint(const struct access_map *, FILE *out);
 struct access_table {
 	const char	  *path;	/* "" or NULL: no access map */
 	struct access_map *map;
-	struct timespec	   mtime;
+	struct filewatch   watch;	/* the version loaded (or tried) */
+	int		   missing;	/* said that the file is gone */
 	time_t		   checked;
 };
 

@@ -16,32 +16,25 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
+/* path is a new version, whole (lib/filewatch.h); a file that cannot be
+ * looked at keeps what we have.  At start (now 0) as it is. */
 static int
-mtime_changed(const char *path, struct timespec *seen)
+file_changed(struct filewatch *w, const char *path, time_t now)
 {
-	struct stat st;
-
-	if (stat(path, &st) == -1)
-		return 0;		/* keep what we have */
-	if (st.st_mtim.tv_sec == seen->tv_sec &&
-	    st.st_mtim.tv_nsec == seen->tv_nsec)
-		return 0;
-	*seen = st.st_mtim;
-	return 1;
+	return filewatch_changed(w, path, now == 0) == 1;
 }
 
 /* The source or its index (`postern aliases`) changed.  Both are
- * checked every time so that each remembers its own mtime. */
+ * checked every time so that each remembers its own version. */
 static int
-aliases_reload_due(const char *src, struct rcpt_maps *m)
+aliases_reload_due(const char *src, struct rcpt_maps *m, time_t now)
 {
 	char idx[PATH_MAX];
-	int changed = mtime_changed(src, &m->aliases_mtime);
+	int changed = file_changed(&m->aliases_watch, src, now);
 
 	if (aliases_index_path(src, idx, sizeof idx) == 0 &&
-	    mtime_changed(idx, &m->aliases_idx_mtime))
+	    file_changed(&m->aliases_idx_watch, idx, now))
 		changed = 1;
 	return changed;
 }
@@ -80,7 +73,8 @@ rcpt_maps_refresh(struct rcpt_maps *m, time_t now)
 	if (now != 0 && now == m->checked)
 		return;
 	m->checked = now;
-	if (m->users_path[0] && mtime_changed(m->users_path, &m->users_mtime)) {
+	if (m->users_path[0] &&
+	    file_changed(&m->users_watch, m->users_path, now)) {
 		struct userdb db;
 		if (userdb_load(m->users_path, &db, stderr) == 0) {
 			userdb_free(&m->users);
@@ -93,14 +87,14 @@ rcpt_maps_refresh(struct rcpt_maps *m, time_t now)
 			    "table", m->users_path);
 			userdb_free(&db);
 			/* Look again next time: it may be readable then. */
-			memset(&m->users_mtime, 0, sizeof m->users_mtime);
+			filewatch_reset(&m->users_watch);
 		}
 	}
 	if (!c->aliases[0] && !m->aliases_default) {
 		aliases_default(&m->aliases, c->admin);
 		m->aliases_default = 1;
 	}
-	if (c->aliases[0] && aliases_reload_due(c->aliases, m)) {
+	if (c->aliases[0] && aliases_reload_due(c->aliases, m, now)) {
 		struct aliases al;
 		if (aliases_load_indexed(c->aliases, &al, stderr) == 0) {
 			aliases_free(&m->aliases);

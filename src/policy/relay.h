@@ -13,6 +13,7 @@
 #include "auth/userdb.h"
 #include "conf/conf.h"
 #include "deliver/aliases.h"
+#include "lib/filewatch.h"
 #include "smtp/reply.h"
 #include "smtp/smtp_addr.h"
 
@@ -26,7 +27,7 @@ struct rcpt_maps {
 	unsigned	 users_generation;	/* loads so far */
 	struct userdb	 users;
 	struct aliases	 aliases;
-	struct timespec	 users_mtime, aliases_mtime, aliases_idx_mtime;
+	struct filewatch users_watch, aliases_watch, aliases_idx_watch;
 	time_t		 checked;
 	int		 aliases_default;	/* built-in table loaded */
 };

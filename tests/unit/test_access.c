@@ -467,29 +467,38 @@ test_large(void **state)
 	free(text);
 }
 
-/* The worker's table: reload on a new mtime; errors keep the old one. */
+/* Write path whole (the test's own edits, truncate then write). */
+static void
+put(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* The worker's table: a changed file is loaded once it has stayed the
+ * same from one look to the next (a second apart); errors keep the old
+ * table; a file caught half-written is never loaded. */
 static void
 test_table_reload(void **state)
 {
 	char dir[] = "/tmp/test_access.XXXXXX", path[256];
 	struct access_table t;
-	FILE *f;
 
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof path, "%s/access", dir);
-	f = fopen(path, "w");
-	fputs("192.0.2.1 REJECT\n", f);
-	fclose(f);
-	access_table_init(&t, path);
+	put(path, "192.0.2.1 REJECT\n");
+	access_table_init(&t, path);		/* at start: at once */
 	assert_non_null(t.map);
 	assert_int_equal(addr(t.map, "192.0.2.1")->action, ACCESS_REJECT);
 
 	/* A broken file: the previous table stays. */
-	f = fopen(path, "w");
-	fputs("192.0.2.1 BOGUS\n", f);
-	fclose(f);
-	t.mtime.tv_sec = 0;		/* as if time had passed */
-	access_table_refresh(&t, 1);
+	put(path, "192.0.2.1 BOGUS\n");
+	t.watch.mtime.tv_sec = 0;	/* as if time had passed */
+	access_table_refresh(&t, 1);	/* seen */
+	access_table_refresh(&t, 2);	/* the same: tried, refused */
 	assert_non_null(t.map);
 	assert_int_equal(addr(t.map, "192.0.2.1")->action, ACCESS_REJECT);
 
@@ -497,16 +506,35 @@ test_table_reload(void **state)
 	{
 		struct access_map *old = access_map_ref(t.map);
 
-		f = fopen(path, "w");
-		fputs("192.0.2.1 OK\n", f);
-		fclose(f);
-		t.mtime.tv_sec = 0;
-		access_table_refresh(&t, 1);	/* same second: not checked */
+		put(path, "192.0.2.1 OK\n");
+		t.watch.mtime.tv_sec = 0;
+		access_table_refresh(&t, 2);	/* same second: not checked */
 		assert_ptr_equal(t.map, old);
-		access_table_refresh(&t, 2);
+		access_table_refresh(&t, 3);	/* seen: not loaded yet */
+		assert_ptr_equal(t.map, old);
+		access_table_refresh(&t, 4);
 		assert_int_equal(addr(t.map, "192.0.2.1")->action, ACCESS_OK);
 		assert_int_equal(addr(old, "192.0.2.1")->action, ACCESS_REJECT);
 		access_map_unref(old);
+	}
+
+	/* Caught between an editor's truncation and its write: the empty
+	 * file is seen, but it has changed by the next look, so the table
+	 * in use stays until the final file has held for one. */
+	{
+		struct access_map *cur = t.map;
+
+		put(path, "");
+		t.watch.mtime.tv_sec = 0;
+		access_table_refresh(&t, 5);	/* the empty file, seen */
+		put(path, "192.0.2.1 REJECT\n192.0.2.2 REJECT\n");
+		access_table_refresh(&t, 6);	/* changed again: seen anew */
+		assert_ptr_equal(t.map, cur);
+		access_table_refresh(&t, 7);
+		assert_true(t.map != cur);
+		assert_non_null(addr(t.map, "192.0.2.2"));
+		assert_int_equal(addr(t.map, "192.0.2.2")->action,
+		    ACCESS_REJECT);
 	}
 	access_table_free(&t);
 	unlink(path);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "lib/buf.h"
+#include "lib/filewatch.h"
 #include "lib/fsio.h"
 #include "lib/netaddr.h"
 #include "lib/strutil.h"
@@ -589,6 +590,54 @@ test_unnamed_file(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+static void
+write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* A file's new version is reported when whole: at once when replaced by
+ * rename, after one unchanged look when edited in place, at once at
+ * start; a missing file is -1. */
+static void
+test_filewatch(void **state)
+{
+	char dir[] = "/tmp/postern-watch-XXXXXX", path[64], tmp[64];
+	struct filewatch w;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/map", dir);
+	snprintf(tmp, sizeof tmp, "%s/map.new", dir);
+	filewatch_reset(&w);
+	assert_int_equal(filewatch_changed(&w, path, 0), -1);
+	write_text(path, "one\n");
+	assert_int_equal(filewatch_changed(&w, path, 1), 1);	/* at start */
+	assert_int_equal(filewatch_changed(&w, path, 0), 0);
+
+	/* In place, caught truncated: not before it holds for a look. */
+	write_text(path, "");
+	w.mtime.tv_sec = 0;		/* as if time had passed */
+	assert_int_equal(filewatch_changed(&w, path, 0), 0);
+	write_text(path, "two, longer\n");
+	assert_int_equal(filewatch_changed(&w, path, 0), 0);
+	assert_int_equal(filewatch_changed(&w, path, 0), 1);
+	assert_int_equal(filewatch_changed(&w, path, 0), 0);
+
+	/* Replaced by rename: whole, reported at once. */
+	write_text(tmp, "three\n");
+	assert_int_equal(rename(tmp, path), 0);
+	assert_int_equal(filewatch_changed(&w, path, 0), 1);
+	assert_int_equal(filewatch_changed(&w, path, 0), 0);
+
+	unlink(path);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int
 main(void)
 {
@@ -603,6 +652,7 @@ main(void)
 		cmocka_unit_test(test_netprefix_list_and_loopback),
 		cmocka_unit_test(test_sockaddr_format),
 		cmocka_unit_test(test_unnamed_file),
+		cmocka_unit_test(test_filewatch),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
