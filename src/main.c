@@ -45,6 +45,7 @@ static int
 cmd_serve(const char *conf_path, int verbose)
 {
 	struct conf *c = calloc(1, sizeof *c);
+	struct access_table access;
 	int nerr;
 
 	if (c == NULL)
@@ -56,21 +57,18 @@ cmd_serve(const char *conf_path, int verbose)
 		free(c);
 		return EX_CONFIG;
 	}
-	/* The access map is the server's to load, but a broken one stops
-	 * the start, as a broken configuration does (docs/access.md). */
-	if (c->access[0]) {
-		struct access_map *m = access_map_load(c->access, stderr, &nerr);
-
-		if (m == NULL) {
-			fprintf(stderr, "postern: %s: %d error%s; not starting\n",
-			    c->access, nerr, nerr == 1 ? "" : "s");
-			conf_free(c);
-			free(c);
-			return EX_CONFIG;
-		}
-		access_map_unref(m);
+	/* The access map is loaded here, once: a broken one stops the start,
+	 * as a broken configuration does (docs/access.md), and the workers
+	 * start from this table. */
+	if (access_table_load(&access, c->access, stderr, &nerr) == -1) {
+		fprintf(stderr, "postern: %s: %d error%s; not starting\n",
+		    c->access, nerr, nerr == 1 ? "" : "s");
+		access_table_free(&access);
+		conf_free(c);
+		free(c);
+		return EX_CONFIG;
 	}
-	return master_run(c, verbose);
+	return master_run(c, &access, verbose);
 }
 
 int

@@ -876,12 +876,30 @@ access_map_lint(const struct access_map *m, FILE *out)
 /* ---------------------------------------------------------------- */
 /* the worker's table                                                 */
 
-void
-access_table_init(struct access_table *t, const char *path)
+int
+access_table_load(struct access_table *t, const char *path, FILE *errf,
+    int *nerr)
 {
 	memset(t, 0, sizeof *t);
 	t->path = path;
-	access_table_refresh(t, 0);
+	*nerr = 0;
+	if (path == NULL || path[0] == '\0')
+		return 0;
+	/* The version before the load: a change made meanwhile is seen at
+	 * the next look. */
+	(void)filewatch_changed(&t->watch, path, 1);
+	t->map = access_map_load(path, errf, nerr);
+	return t->map != NULL ? 0 : -1;
+}
+
+void
+access_table_copy(struct access_table *dst, const struct access_table *src,
+    const char *path)
+{
+	*dst = *src;
+	dst->path = path;
+	if (dst->map != NULL)
+		access_map_ref(dst->map);
 }
 
 void

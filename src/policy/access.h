@@ -92,7 +92,15 @@ struct access_table {
 	time_t		   checked;
 };
 
-void	access_table_init(struct access_table *, const char *path);
+/* The table of path as it is now (none for "" or NULL), errors written
+ * to errf: 0, or -1 with the errors counted in *nerr.  The master loads
+ * it at start and at SIGHUP; its workers start from a copy. */
+int	access_table_load(struct access_table *, const char *path, FILE *errf,
+	    int *nerr);
+/* dst shares src's map; path is the same file, as the child's conf
+ * names it. */
+void	access_table_copy(struct access_table *dst,
+	    const struct access_table *src, const char *path);
 void	access_table_refresh(struct access_table *, time_t now);
 void	access_table_free(struct access_table *);
 

@@ -75,9 +75,12 @@ static unsigned		 next_procno;
 static int		 authd_fd = -1;	/* the auth process's listening socket */
 static int		 keyd_fd = -1;	/* the key process's listening socket */
 
-/* What every child needs; set once by master_run, conf on reload. */
+/* What every child needs; set once by master_run, conf and access on
+ * reload. */
 static struct {
 	struct conf	*conf;
+	struct access_table access;	/* the last good access map: new
+					 * workers start from it */
 	struct listener	*ls;
 	size_t		 nls;
 	uid_t		 uid;
@@ -103,8 +106,8 @@ master_child(enum proc_kind kind, unsigned index, unsigned procno)
 	case PROC_KEYD:
 		keyd_main(c, keyd_fd);
 	case PROC_WORKER:
-		worker_main(c, mctx.ls, mctx.nls, index, procno, mctx.uid,
-		    mctx.gid);
+		worker_main(c, &mctx.access, mctx.ls, mctx.nls, index, procno,
+		    mctx.uid, mctx.gid);
 	case PROC_QMGR:
 		qmgr_main(c, procno, index, mctx.uid, mctx.gid);
 	case PROC_PICKUP:
@@ -222,7 +225,9 @@ master_reload(struct conf **cp)
 	uid_t uid = mctx.uid;
 	gid_t gid = mctx.gid;
 	struct conf *old = *cp, *c = xcalloc(1, sizeof *c);
+	struct access_table access;
 	size_t i, n;
+	int nerr;
 
 	log_info("master: reloading %s", old->path);
 	if (conf_load(old->path, c, stderr) != 0) {
@@ -232,24 +237,20 @@ master_reload(struct conf **cp)
 		free(c);
 		return;
 	}
-	/* New workers load the access map afresh: a broken one would leave
-	 * them with none, so keep the running generation and its table. */
-	if (c->access[0]) {
-		int nerr = 0;
-		struct access_map *m = access_map_load(c->access, stderr, &nerr);
-
-		if (m == NULL) {
-			log_warnx("master: %s has %d error%s; keeping the running "
-			    "configuration", c->access, nerr, nerr == 1 ? "" : "s");
-			conf_free(c);
-			free(c);
-			return;
-		}
-		access_map_unref(m);
+	/* New workers start from this table: a broken map keeps the
+	 * running generation and its table. */
+	if (access_table_load(&access, c->access, stderr, &nerr) == -1) {
+		log_warnx("master: %s has %d error%s; keeping the running "
+		    "configuration", c->access, nerr, nerr == 1 ? "" : "s");
+		access_table_free(&access);
+		conf_free(c);
+		free(c);
+		return;
 	}
 	if (!listeners_equal(old, c)) {
 		log_warnx("master: listeners changed in %s; that needs a "
 		    "restart, keeping the running configuration", old->path);
+		access_table_free(&access);
 		conf_free(c);
 		free(c);
 		return;
@@ -258,6 +259,7 @@ master_reload(struct conf **cp)
 	if (tls_prepare(c) == -1) {
 		log_warnx("master: TLS certificate problem; keeping the running "
 		    "configuration");
+		access_table_free(&access);
 		conf_free(c);
 		free(c);
 		return;
@@ -267,6 +269,7 @@ master_reload(struct conf **cp)
 	if (remote_check_config(c, stderr) != 0) {
 		log_warnx("master: relay credentials problem; keeping the "
 		    "running configuration");
+		access_table_free(&access);
 		conf_free(c);
 		free(c);
 		return;
@@ -284,6 +287,8 @@ master_reload(struct conf **cp)
 		kill(children[i].pid, proc_defs[children[i].kind].reload_sig);
 	}
 	mctx.conf = c;
+	access_table_free(&mctx.access);
+	mctx.access = access;
 	(void)popbsmtp_prepare(c, uid, gid);	/* it logs a failure */
 	master_spawn(PROC_AUTHD, 0);
 	master_spawn(PROC_KEYD, 0);
@@ -304,7 +309,7 @@ master_reload(struct conf **cp)
 }
 
 int
-master_run(struct conf *c, int verbose)
+master_run(struct conf *c, struct access_table *access, int verbose)
 {
 	struct listener *ls = NULL;
 	uid_t uid = (uid_t)-1;
@@ -370,6 +375,7 @@ master_run(struct conf *c, int verbose)
 	mctx.nls = (size_t)nls;
 	mctx.uid = uid;
 	mctx.gid = gid;
+	mctx.access = *access;		/* ours now */
 	for (int i = 0; i < nls; i++)
 		log_info("master: listening %s", ls[i].name);
 
@@ -454,6 +460,7 @@ master_run(struct conf *c, int verbose)
 	log_info("master: stopped");
 	/* The configuration is ours: a reload may have replaced the one
 	 * the caller passed in (master_reload frees the old one). */
+	access_table_free(&mctx.access);
 	conf_free(c);
 	free(c);
 	return 0;

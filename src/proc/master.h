@@ -7,8 +7,10 @@
 #define POSTERN_MASTER_H
 
 #include "conf/conf.h"
+#include "policy/access.h"
 
-/* Runs until SIGTERM/SIGINT; returns the exit status. */
-int	master_run(struct conf *, int verbose);
+/* Runs until SIGTERM/SIGINT; returns the exit status.  access is the
+ * access map's table, loaded and checked (the master keeps it). */
+int	master_run(struct conf *, struct access_table *access, int verbose);
 
 #endif

@@ -159,8 +159,9 @@ worker_drop_privileges(uid_t uid, gid_t gid)
 }
 
 void
-worker_main(const struct conf *conf, struct listener *ls, size_t nls,
-    unsigned index, unsigned procno, uid_t uid, gid_t gid)
+worker_main(const struct conf *conf, const struct access_table *access,
+    struct listener *ls, size_t nls, unsigned index, unsigned procno,
+    uid_t uid, gid_t gid)
 {
 	static struct worker w;
 	struct event *ev_term, *ev_int, *ev_usr1, *ev_tick;
@@ -183,9 +184,11 @@ worker_main(const struct conf *conf, struct listener *ls, size_t nls,
 			    sizeof err)) == NULL)
 				fatalx("worker: %s", err);
 		}
-	/* The access map too: a file only root can read still applies
-	 * (changes to it then need SIGHUP; docs/access.md). */
-	access_table_init(&w.access, conf->access);
+	/* The access map as the master loaded and checked it (as root: a
+	 * file only root can read still applies, and changes to it then
+	 * need SIGHUP; docs/access.md).  A file that broke since then
+	 * cannot leave a new worker without rules. */
+	access_table_copy(&w.access, access, conf->access);
 	worker_drop_privileges(uid, gid);
 
 	w.conf = conf;

@@ -33,8 +33,10 @@ struct worker {
 };
 
 /* Runs in the child: drop privileges, loop until told to stop. */
-void	worker_main(const struct conf *, struct listener *, size_t nlisteners,
-	    unsigned index, unsigned procno, uid_t, gid_t) __attribute__((noreturn));
+/* access: the master's table, which the worker starts from. */
+void	worker_main(const struct conf *, const struct access_table *access,
+	    struct listener *, size_t nlisteners, unsigned index,
+	    unsigned procno, uid_t, gid_t) __attribute__((noreturn));
 /* A session ended: the worker may exit if it is stopping. */
 void	worker_session_closed(struct worker *);
 

@@ -5,6 +5,7 @@ Clients bind 127.x.y.z source addresses so that each rule has its own
 client; 127.0.0.1 matches no rule."""
 import os
 import re
+import signal
 import subprocess
 
 import pytest
@@ -304,6 +305,25 @@ def test_sighup_with_broken_map_keeps_running_table(postern):
     srv.wait_log(r"master: %s has 1 error; keeping the running "
                  r"configuration" % re.escape(str(path)))
     assert greeting_from(srv, "127.0.0.5") == 554
+
+
+def test_restarted_worker_keeps_the_checked_table(postern):
+    """A worker that starts after the map broke (here: restarted after a
+    crash) starts from the table the master loaded and checked, and the
+    broken file does not replace it."""
+    srv = postern(start=False, workers=1)
+    path = with_access(srv, "127.0.0.5 REJECT\n")
+    srv.start()
+    assert greeting_from(srv, "127.0.0.5") == 554
+    path.write_text("127.0.0.5 NOPE\n")
+    (old,) = srv.workers()
+    os.kill(old, signal.SIGKILL)
+    assert wait_for(lambda: len(srv.workers()) == 1 and
+                    srv.workers()[0] != old, 10), srv.log()
+    srv.wait_log(r"access: %s:1: unknown action 'NOPE'" %
+                 re.escape(str(path)))
+    assert greeting_from(srv, "127.0.0.5") == 554
+    assert "no access rules apply" not in srv.log()
 
 
 # ----------------------------------------------------------------------

@@ -486,11 +486,12 @@ test_table_reload(void **state)
 {
 	char dir[] = "/tmp/test_access.XXXXXX", path[256];
 	struct access_table t;
+	int nerr;
 
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof path, "%s/access", dir);
 	put(path, "192.0.2.1 REJECT\n");
-	access_table_init(&t, path);		/* at start: at once */
+	assert_int_equal(access_table_load(&t, path, stderr, &nerr), 0);
 	assert_non_null(t.map);
 	assert_int_equal(addr(t.map, "192.0.2.1")->action, ACCESS_REJECT);
 
@@ -540,7 +541,7 @@ test_table_reload(void **state)
 	unlink(path);
 	rmdir(dir);
 
-	access_table_init(&t, "");
+	assert_int_equal(access_table_load(&t, "", stderr, &nerr), 0);
 	assert_null(t.map);
 	access_table_free(&t);
 }
