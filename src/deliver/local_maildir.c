@@ -156,7 +156,7 @@ maildir_deliver(const char *mailboxes, const char *user, const char *name,
 		goto fail;
 	/* link(2), not rename(2): an existing name is never replaced. */
 	step = "link into new/";
-	if (unnamed && fsio_link_unnamed(fd, new) == -1)
+	if (unnamed && fsio_publish_unnamed(fd, new) == -1)
 		goto fail;
 	step = "close";
 	if (close(fd) == -1) {

@@ -58,6 +58,22 @@ fsio_link_unnamed(int fd, const char *path)
 	return linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
 }
 
+int
+fsio_publish_unnamed(int fd, const char *path)
+{
+	int saved;
+
+	if (fsio_link_unnamed(fd, path) == -1)
+		return -1;
+	if (fsync(fd) == -1) {
+		saved = errno;
+		(void)unlink(path);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
 /* Whether linking through /proc works in this process: tried once, in
  * the first directory that takes unnamed files, on a probe file of its
  * own (a file once linked and unlinked again cannot be linked anew). */

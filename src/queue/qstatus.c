@@ -198,6 +198,9 @@ qstatus_create(const char *spool, struct qstatus *st)
 {
 	int fd;
 
+	/* Linked before anything is written: the first record's fdatasync
+	 * writes the inode with its link count (fsio_publish_unnamed says
+	 * why that matters), and the directory's entry follows it. */
 	if ((fd = qstore_open_spread(spool)) != -1) {
 		if (fsio_link_unnamed(fd, st->path) == 0 &&
 		    fcntl(fd, F_SETFL, O_APPEND) == 0) {

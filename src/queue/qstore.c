@@ -1,7 +1,8 @@
 /*
  * qstore.c - the spool writer.  Durability rules (src/queue/README):
- * data fsynced, then linked (or renamed) into queue/, then queue/
- * fsynced, and only then does the session answer 250.
+ * data fsynced, then linked (the link count synced too) or renamed
+ * into queue/, then queue/ fsynced, and only then does the session
+ * answer 250.
  *
  * A message being received is an unnamed file (O_TMPFILE) in incoming/
  * where the file system allows it: no directory entry is made for it
@@ -269,8 +270,9 @@ qstore_commit(struct qfile *qf)
 	    qf->hold ? "hold" : "queue", "") == -1)
 		goto tempfail;
 	if (qf->unnamed) {
-		/* linkat, like the rename below, never replaces a file. */
-		if (fsio_link_unnamed(qf->fd, to) == -1)
+		/* linkat, like the rename below, never replaces a file;
+		 * the new link count is synced with it (fsio.h). */
+		if (fsio_publish_unnamed(qf->fd, to) == -1)
 			goto tempfail;
 		if (close(qf->fd) == -1) {
 			qf->fd = -1;
