@@ -39,8 +39,8 @@ int	fsio_link_unnamed(int fd, const char *path);
  * a crash takes it for a deleted file and removes the new entry.  So
  * the file is fsynced after the link (on the ext4 that has a journal,
  * that commits the link and the entry together, and the directory's
- * fsync that follows finds nothing left to do).  On failure the name is
- * removed again.  The caller still fsyncs the directory.
+ * fsync that follows finds that transaction committed).  On failure the
+ * name is removed again.  The caller still fsyncs the directory.
  */
 int	fsio_publish_unnamed(int fd, const char *path);
 /* Ask the file system to place the subdirectories made in path from now

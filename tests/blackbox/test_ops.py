@@ -368,8 +368,10 @@ def test_acknowledged_mail_survives_a_crash(postern, ext4_mounts):
                               timeout=NET_TIMEOUT) as s:
                 s.sendmail("a@client.example", [f"demo@{DOMAIN}"], msg)
             new = mnt / "mail" / "demo" / "new"
-            assert wait_for(lambda: new.is_dir() and any(new.iterdir()),
-                            15), srv.log()[-3000:]
+            # The file shows in new/ at its link, before its fsyncs; the
+            # queue file goes only once the delivery is done.
+            assert wait_for(lambda: new.is_dir() and any(new.iterdir())
+                            and not srv.queue_ids(), 15), srv.log()[-3000:]
             (mail,) = list(new.iterdir())
             snap = _disk_after_crash(img, mnt.parent / "crash.img")
             body = _debugfs(snap, f"cat /mail/demo/new/{mail.name}")
