@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -44,20 +45,27 @@ maildir_host(char *dst, size_t dstsz)
 	dst[o] = '\0';
 }
 
+static char maildir_hostname[128];
+
+static void
+maildir_host_init(void)
+{
+	maildir_host(maildir_hostname, sizeof maildir_hostname);
+}
+
 void
 maildir_name_new(char *dst, size_t dstsz)
 {
-	static unsigned long count;
-	static char host[128];
+	static _Atomic unsigned long count;
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct timeval tv;
 
-	if (host[0] == '\0')
-		maildir_host(host, sizeof host);
+	pthread_once(&once, maildir_host_init);
 	gettimeofday(&tv, NULL);
-	/* Q<n> counts deliveries in this process, so two in the same
-	 * microsecond still differ. */
+	/* Q<n> counts deliveries in this process (on all its threads), so
+	 * two in the same microsecond still differ. */
 	snprintf(dst, dstsz, "%lld.M%ldP%dQ%lu.%s", (long long)tv.tv_sec,
-	    (long)tv.tv_usec, (int)getpid(), ++count, host);
+	    (long)tv.tv_usec, (int)getpid(), ++count, maildir_hostname);
 }
 
 static int

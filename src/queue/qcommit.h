@@ -1,8 +1,9 @@
 /*
- * qcommit.h - the spool commit pool: fsync and rename happen on threads,
- * off the event loop, so one slow disk flush never stalls other sessions,
- * and concurrent messages' flushes proceed (and are grouped by the file
- * system's journal) together.  Completions come back on the loop.
+ * qcommit.h - the spool commit pool: fsync and rename happen on threads
+ * (a lib/workpool.h in each worker), off the event loop, so one slow
+ * disk flush never stalls other sessions, and concurrent messages'
+ * flushes proceed (and are grouped by the file system's journal)
+ * together.  Completions come back on the loop.
  */
 #ifndef POSTERN_QCOMMIT_H
 #define POSTERN_QCOMMIT_H

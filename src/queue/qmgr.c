@@ -5,15 +5,20 @@
  * qid_owner(qid, N) == i, wherever they come from (the start-up scan,
  * inotify, a flush); a DSN it queues has a qid of its own and goes to
  * that qid's owner like any message.  The partition is about work, not
- * safety: qrun_message takes the message's flock(2), so two queue
+ * safety: qrun_start takes the message's flock(2), so two queue
  * managers never run a pass on the same message at once (after a
  * reload that changes N, the old and the new partition overlap for a
  * moment, which costs a retry a second later, nothing else).
  *
- * Scheduling: every message in its part of queue/ has an entry with a libevent timer
- * for its next attempt; due entries wait on a run list, and one message
- * is handled per turn of the loop so that inotify events and signals
- * are seen in between.  New mail arrives as IN_CREATE on queue/ (the
+ * Scheduling: every message in its part of queue/ has an entry with a
+ * libevent timer for its next attempt; due entries wait on a run list,
+ * and up to QMGR_PASSES of them have a pass under way at once, each on
+ * a delivery thread (lib/workpool.h): a pass spends most of its time
+ * waiting for fsyncs (the status records, the Maildir file and its
+ * directory, the removal), and several overlap those waits.  The loop
+ * itself only dispatches passes, reloads the maps (under maps_lock),
+ * and runs what must stay on it: the end of a pass with remote targets
+ * or a DSN to queue (qrun_end_needs_loop).  New mail arrives as IN_CREATE on queue/ (the
  * commit links a whole, fsynced unnamed file) or IN_MOVED_TO (the
  * commit's rename where unnamed files are not available, or `postern
  * queue release`); nothing else creates files there.  Deletions arrive as
@@ -30,14 +35,16 @@
  * SIGTERM/SIGUSR1 no new pass starts and the loop waits up to
  * QMGR_DRAIN_SECS for the sessions under way.
  *
- * Within one process deliveries run one at a time, each waiting for
- * its fsyncs; the N processes overlap them.
+ * A message has at most one pass under way (its entry is busy); an
+ * event for it meanwhile (inotify, flush) is remembered and makes it
+ * due again when the pass is over.
  */
 #include "queue/qmgr.h"
 #include "deliver/remote.h"
 #include "lib/fsio.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
+#include "lib/workpool.h"
 #include "lib/xalloc.h"
 #include "queue/qpath.h"
 #include "queue/qid.h"
@@ -62,6 +69,10 @@
 #include <event2/event.h>
 
 #define QMGR_DRAIN_SECS	10	/* at stop, for remote sessions */
+/* Passes under way at once in one queue manager.  On two cores, end to
+ * end: 4 queue managers with one pass each deliver about 1,000 msg/s,
+ * with 8 each about 2,000 (bench/README.md). */
+#define QMGR_PASSES	8
 
 struct qentry {
 	char			 qid[QID_LEN + 1];
@@ -69,6 +80,8 @@ struct qentry {
 	int			 on_run_list;
 	int			 inflight;	/* remote deliveries under way */
 	int			 landed;	/* next pass: QRUN_F_RESULTS */
+	int			 busy;		/* a pass is under way */
+	int			 again;		/* due when the pass is over */
 	TAILQ_ENTRY(qentry)	 run;
 	TAILQ_ENTRY(qentry)	 all;
 };
@@ -83,6 +96,18 @@ static TAILQ_HEAD(, qentry)	 all_list = TAILQ_HEAD_INITIALIZER(all_list);
 static int			 inotify_fd = -1, wd_queue = -1, wd_delete = -1;
 static int			 stopping;
 static struct event		*ev_drain;
+static struct workpool		*passes;
+static unsigned			 nbusy;		/* passes under way */
+
+/* One pass, handed to a delivery thread and back. */
+struct pass_job {
+	struct workpool_job	 job;		/* first */
+	struct qentry		*e;
+	int			 flags;
+	enum qrun_result	 res;
+	time_t			 next;
+	struct pass		*p;	/* qrun_end still to run on the loop */
+};
 
 /* Is qid in this queue manager's part of the queue? */
 static int
@@ -109,6 +134,10 @@ static void
 entry_make_due(struct qentry *e)
 {
 	evtimer_del(e->timer);
+	if (e->busy) {
+		e->again = 1;	/* pass_done makes it due */
+		return;
+	}
 	if (e->inflight)
 		return;		/* qmgr_landed makes it due */
 	if (!e->on_run_list) {
@@ -154,7 +183,7 @@ qmgr_schedule(const char *qid, time_t when)
 		tsearch(e, &entry_index, entry_cmp);
 		TAILQ_INSERT_TAIL(&all_list, e, all);
 	}
-	if (when <= now || e->inflight)
+	if (when <= now || e->inflight || e->busy)
 		entry_make_due(e);
 	else if (!e->on_run_list) {
 		struct timeval tv = { when - now, 0 };
@@ -162,32 +191,112 @@ qmgr_schedule(const char *qid, time_t when)
 	}
 }
 
+/* Nothing under way any more while stopping: the loop can end. */
 static void
-qmgr_runner(evutil_socket_t fd, short ev, void *arg)
+qmgr_maybe_done(void)
 {
-	struct qentry *e = TAILQ_FIRST(&run_list);
-	time_t next;
-	int flags;
+	if (stopping && qm.inflight == 0 && nbusy == 0)
+		event_base_loopbreak(base);
+}
 
-	if (e == NULL || stopping)
-		return;
-	TAILQ_REMOVE(&run_list, e, run);
-	e->on_run_list = 0;
-	flags = e->landed ? QRUN_F_RESULTS : 0;
-	e->landed = 0;
-	switch (qrun_message(&qm, e->qid, flags, &next)) {
+/* On a delivery thread: the pass, and its end if that need not wait
+ * for the loop. */
+static void
+pass_work(struct workpool_job *wj)
+{
+	struct pass_job *j = (struct pass_job *)wj;
+	struct pass *p;
+
+	p = qrun_start(&qm, j->e->qid, j->flags, &j->res, &j->next);
+	if (p != NULL && qrun_end_needs_loop(p))
+		j->p = p;
+	else if (p != NULL)
+		j->res = qrun_end(p, &j->next);
+}
+
+/* Back on the loop. */
+static void
+pass_done(struct workpool_job *wj)
+{
+	struct pass_job *j = (struct pass_job *)wj;
+	struct qentry *e = j->e;
+	enum qrun_result res = j->res;
+	time_t next = j->next;
+
+	nbusy--;
+	e->busy = 0;
+	if (j->p != NULL) {
+		if (stopping) {
+			qrun_abandon(j->p);
+			res = QRUN_DEFERRED;
+		} else
+			res = qrun_end(j->p, &next);
+	}
+	free(j);
+	switch (res) {
 	case QRUN_REMOVED:
 	case QRUN_GONE:
-		entry_free(e);
+		/* Back under the same name meanwhile (`postern queue
+		 * release`): a new pass finds it, or finds it gone. */
+		if (e->again && !stopping) {
+			e->again = 0;
+			entry_make_due(e);
+		} else
+			entry_free(e);
 		break;
 	case QRUN_DEFERRED:
+		if (e->again) {
+			e->again = 0;
+			next = 0;
+		}
 		qmgr_schedule(e->qid, next);
 		break;
 	case QRUN_INFLIGHT:
+		e->again = 0;
 		e->inflight = 1;
 		break;
 	}
+	qmgr_maybe_done();
 	runner_kick();
+}
+
+/* The maps change only here, on the loop, under maps_lock: a look at
+ * the files once a second, as each pass used to (the passes on the
+ * threads only read them). */
+static void
+qmgr_maps_refresh(void)
+{
+	time_t now = time(NULL);
+
+	if (now == qm.maps.checked)
+		return;
+	pthread_rwlock_wrlock(&qm.maps_lock);
+	rcpt_maps_refresh(&qm.maps, now);
+	pthread_rwlock_unlock(&qm.maps_lock);
+}
+
+static void
+qmgr_runner(evutil_socket_t fd, short ev, void *arg)
+{
+	struct qentry *e;
+
+	if (stopping)
+		return;
+	qmgr_maps_refresh();
+	while (nbusy < QMGR_PASSES && (e = TAILQ_FIRST(&run_list)) != NULL) {
+		struct pass_job *j = xcalloc(1, sizeof *j);
+
+		TAILQ_REMOVE(&run_list, e, run);
+		e->on_run_list = 0;
+		e->busy = 1;
+		j->job.work = pass_work;
+		j->job.done = pass_done;
+		j->e = e;
+		j->flags = e->landed ? QRUN_F_RESULTS : 0;
+		e->landed = 0;
+		nbusy++;
+		workpool_submit(passes, &j->job);
+	}
 }
 
 /* The last remote_msg of qid's pass came back, its outcomes recorded:
@@ -198,8 +307,7 @@ qmgr_landed(const char *qid)
 	struct qentry key, **found;
 
 	if (stopping) {
-		if (qm.inflight == 0)
-			event_base_loopbreak(base);
+		qmgr_maybe_done();
 		return;
 	}
 	(void)strlcpy(key.qid, qid, sizeof key.qid);	/* from an entry */
@@ -213,8 +321,8 @@ qmgr_landed(const char *qid)
 static void
 qmgr_drain_timeout(evutil_socket_t fd, short ev, void *arg)
 {
-	log_info("queue: %u remote deliveries still under way; they are "
-	    "retried at the next start", qm.inflight);
+	log_info("queue: %u remote deliveries and %u passes still under "
+	    "way; they are retried at the next start", qm.inflight, nbusy);
 	event_base_loopbreak(base);
 }
 
@@ -342,15 +450,15 @@ qmgr_stop(evutil_socket_t sig, short ev, void *arg)
 	if (stopping)
 		return;
 	stopping = 1;
-	if (qm.inflight == 0) {
+	if (qm.inflight == 0 && nbusy == 0) {
 		log_info("queue: stopping (signal %d)", (int)sig);
 		event_base_loopbreak(base);
 		return;
 	}
-	/* Let the SMTP sessions under way finish (and their outcomes be
-	 * recorded), within a bound: the master waits for us. */
-	log_info("queue: stopping (signal %d) after %u remote deliveries",
-	    (int)sig, qm.inflight);
+	/* Let the passes and SMTP sessions under way finish (and their
+	 * outcomes be recorded), within a bound: the master waits for us. */
+	log_info("queue: stopping (signal %d) after %u remote deliveries "
+	    "and %u passes", (int)sig, qm.inflight, nbusy);
 	ev_drain = evtimer_new(base, qmgr_drain_timeout, NULL);
 	evtimer_add(ev_drain, &tv);
 }
@@ -424,9 +532,8 @@ qmgr_count(const struct conf *c)
 		return c->queue_managers > QMGR_MAX ? QMGR_MAX :
 		    c->queue_managers;
 	/* One per core, and at least four: a delivery spends most of its
-	 * time waiting for fsyncs, which other processes overlap (on two
-	 * cores, bench/README.md: two are level with Postfix end to end,
-	 * four 1.18x). */
+	 * time waiting for fsyncs, which other passes overlap (each process
+	 * runs QMGR_PASSES of them; bench/README.md, "End to end"). */
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n < 4 ? 4 : n > 16 ? 16 : (unsigned)n;
 }
@@ -436,6 +543,7 @@ qmgr_main(const struct conf *conf, unsigned procno, unsigned index,
     uid_t uid, gid_t gid)
 {
 	struct event *ev_term, *ev_int, *ev_usr1, *ev_usr2, *ev_ino;
+	pthread_rwlockattr_t rwa;
 	sigset_t none;
 	int lockfd;
 
@@ -465,6 +573,8 @@ qmgr_main(const struct conf *conf, unsigned procno, unsigned index,
 		log_warnx("queue: remote delivery cannot start; mail for "
 		    "other domains stays queued");
 	ev_runner = event_new(base, -1, 0, qmgr_runner, NULL);
+	if ((passes = workpool_new(base, QMGR_PASSES)) == NULL)
+		fatal("queue: delivery threads");
 	if ((inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
 		fatal("queue: inotify_init1");
 	/* Watch before scanning, so nothing arrives unseen in between. */
@@ -482,6 +592,12 @@ qmgr_main(const struct conf *conf, unsigned procno, unsigned index,
 	evsignal_add(ev_usr1, NULL);
 	evsignal_add(ev_usr2, NULL);
 
+	/* A reload waits for the reads under way, not for every later one. */
+	pthread_rwlockattr_init(&rwa);
+	pthread_rwlockattr_setkind_np(&rwa,
+	    PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&qm.maps_lock, &rwa);
+	pthread_rwlockattr_destroy(&rwa);
 	rcpt_maps_init_view(&qm.maps, conf);
 	qmgr_scan_dir("status", scan_status_one);
 	qmgr_scan();
@@ -491,6 +607,9 @@ qmgr_main(const struct conf *conf, unsigned procno, unsigned index,
 	/* Whatever is still in flight comes back as TEMPFAIL, unrecorded
 	 * (qm.stopping): the next start sends it again. */
 	qm.stopping = 1;
+	/* Passes still under way (after the drain's bound) finish here;
+	 * their ends are left to the next start. */
+	workpool_free(passes);
 	if (qm.remote != NULL)
 		remote_free(qm.remote);
 	if (ev_drain != NULL)
@@ -498,6 +617,7 @@ qmgr_main(const struct conf *conf, unsigned procno, unsigned index,
 	while (!TAILQ_EMPTY(&all_list))
 		entry_free(TAILQ_FIRST(&all_list));
 	rcpt_maps_free(&qm.maps);
+	pthread_rwlock_destroy(&qm.maps_lock);
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_usr1);

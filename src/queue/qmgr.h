@@ -12,6 +12,7 @@
 #ifndef POSTERN_QMGR_H
 #define POSTERN_QMGR_H
 
+#include <pthread.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -28,6 +29,8 @@ struct remote;
 struct qmgr {
 	const struct conf	*conf;
 	struct rcpt_maps	 maps;
+	pthread_rwlock_t	 maps_lock;	/* passes read maps under it;
+						   the loop reloads them */
 	struct remote		*remote;	/* NULL: remote targets wait */
 	unsigned		 inflight;	/* remote_msgs not yet done */
 	int			 stopping;	/* drop TEMPFAIL outcomes */
@@ -56,9 +59,31 @@ int	qmgr_prepare(const struct conf *, uid_t, gid_t);
 void	qmgr_main(const struct conf *, unsigned procno, unsigned index,
 	    uid_t, gid_t) __attribute__((noreturn));
 
-/* One delivery pass over queue/QID (qrun.c). */
-enum qrun_result qrun_message(struct qmgr *, const char *qid, int flags,
-	    time_t *next);
+/*
+ * One delivery pass over queue/QID (qrun.c), in two steps, so that the
+ * part that waits for the disk runs on a delivery thread (qmgr.c):
+ *
+ *   qrun_start  open and lock the message, read its envelope and status,
+ *               make its local deliveries, and collect its remote
+ *               targets and failures.  Any thread.  NULL when the pass
+ *               ended early: *res says how (QRUN_GONE, or QRUN_DEFERRED
+ *               until *next).
+ *   qrun_end    the rest: hand the remote targets to the SMTP client,
+ *               queue a DSN for the failures, mark finished recipients,
+ *               remove the message or record its next retry.  On the
+ *               loop when qrun_end_needs_loop() (remote delivery and
+ *               DSNs live there), else on the same thread.  Frees the
+ *               pass.
+ *
+ * qrun_abandon frees a pass without its end (the process is stopping;
+ * what was recorded stays, the rest is done at the next start).
+ */
+struct pass;
+struct pass	*qrun_start(struct qmgr *, const char *qid, int flags,
+		    enum qrun_result *res, time_t *next);
+int		 qrun_end_needs_loop(const struct pass *);
+enum qrun_result qrun_end(struct pass *, time_t *next);
+void		 qrun_abandon(struct pass *);
 /* Exponential back-off after `retries` failed passes (qrun.c). */
 time_t	qrun_backoff(const struct conf *, unsigned retries);
 /* Remove delete/QID and its status (qrun.c). */

@@ -1,6 +1,7 @@
 /*
  * qrun.c - one delivery pass over one queued message, in the queue
- * manager (see qmgr.h and the state table in src/queue/README).
+ * manager: on a delivery thread, and on the loop for what needs it
+ * (see qmgr.h and the state table in src/queue/README).
  *
  * Order of effects, so that a crash at any point neither loses a
  * recipient nor delivers twice to one already recorded:
@@ -37,6 +38,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +82,7 @@ struct rgroup {
 
 struct pass {
 	struct qmgr	*q;
-	const char	*qid;
+	char		 qid[QID_LEN + 1];
 	struct qenv	 env;
 	struct qstatus	 st;
 	int		 fd;
@@ -187,6 +189,27 @@ rcpt_names_user(const struct rcpt_maps *m, const char *rcpt, const char *user)
 		return 1;
 	return (u = userdb_lookup_address(&m->users, rcpt)) != NULL &&
 	    strcmp(u->name, user) == 0;
+}
+
+/* The maps are shared with the other delivery threads and reloaded by
+ * the loop (qmgr.c), which holds maps_lock for writing meanwhile. */
+static void
+pass_resolve(struct pass *p, const char *rcpt, struct alias_expansion *x)
+{
+	pthread_rwlock_rdlock(&p->q->maps_lock);
+	resolve_rcpt(&p->q->maps, rcpt, x);
+	pthread_rwlock_unlock(&p->q->maps_lock);
+}
+
+static int
+pass_names_user(struct pass *p, const char *rcpt, const char *user)
+{
+	int yes;
+
+	pthread_rwlock_rdlock(&p->q->maps_lock);
+	yes = rcpt_names_user(&p->q->maps, rcpt, user);
+	pthread_rwlock_unlock(&p->q->maps_lock);
+	return yes;
 }
 
 /* A temporary failure: deferred, or failed once the lifetime is over. */
@@ -524,7 +547,7 @@ pass_rcpt(struct pass *p, size_t i)
 	char key[KEY_MAX], final[600], why[WHY_MAX];
 	int loop = p->env.nreceived > c->hop_limit;
 
-	resolve_rcpt(&p->q->maps, rcpt, &x);
+	pass_resolve(p, rcpt, &x);
 	for (size_t j = 0; j < x.n; j++) {
 		const struct alias_result *r = &x.r[j];
 		static const char *kinds[] = { "user", "remote", "fail",
@@ -537,7 +560,7 @@ pass_rcpt(struct pass *p, size_t i)
 			/* Delivered-To: the address as sent when it names
 			 * the mailbox directly (by name or as a listed
 			 * address), else user@domain (an alias). */
-			if (rcpt_names_user(&p->q->maps, rcpt, r->target))
+			if (pass_names_user(p, rcpt, r->target))
 				(void)strlcpy(final, rcpt, sizeof final);
 			else
 				snprintf(final, sizeof final, "%s@%s",
@@ -669,6 +692,18 @@ pass_bounce(struct pass *p)
 		log_info("%s bounce not sent: the sender is <>", p->qid);
 }
 
+/* Is the sender to be told that the deferrals of this pass delay the
+ * message (RFC 3464 "delayed")? */
+static int
+delay_warning_due(const struct pass *p)
+{
+	const struct conf *c = p->q->conf;
+
+	return c->delay_warning != 0 && !p->st.warned && p->ndefers > 0 &&
+	    p->env.from[0] != '\0' &&
+	    p->now - p->env.arrival >= (time_t)c->delay_warning;
+}
+
 static void
 pass_delay_warning(struct pass *p)
 {
@@ -677,9 +712,7 @@ pass_delay_warning(struct pass *p)
 	char dsnqid[QID_LEN + 1];
 	struct bounce_extra *hosts;
 
-	if (c->delay_warning == 0 || p->st.warned || p->ndefers == 0 ||
-	    p->env.from[0] == '\0' ||
-	    p->now - p->env.arrival < (time_t)c->delay_warning)
+	if (!delay_warning_due(p))
 		return;
 	br = xcalloc(p->ndefers, sizeof *br);
 	hosts = xcalloc(p->ndefers, sizeof *hosts);
@@ -733,81 +766,117 @@ pass_corrupt(struct pass *p, const char *why)
 		log_warn("%s queue: rename to %s", p->qid, to);
 }
 
-enum qrun_result
-qrun_message(struct qmgr *q, const char *qid, int flags, time_t *next)
+/* Free what a pass holds (not yet-submitted groups included). */
+static void
+pass_free(struct pass *p)
+{
+	for (size_t k = 0; k < p->ngroups; k++)	/* only if never submitted */
+		rgroup_free(p->groups[k]);
+	free(p->groups);
+	failures_free(p->fails, p->nfails);
+	failures_free(p->defers, p->ndefers);
+	qstatus_close(&p->st);
+	qenv_free(&p->env);
+	if (p->fd != -1)
+		close(p->fd);
+	free(p);
+}
+
+struct pass *
+qrun_start(struct qmgr *q, const char *qid, int flags,
+    enum qrun_result *res, time_t *next)
 {
 	const struct conf *c = q->conf;
-	struct pass p;
+	struct pass *p = xcalloc(1, sizeof *p);
 	struct stat a, b;
 	char path[PATH_MAX], why[256];
-	enum qrun_result res = QRUN_DEFERRED;
-	size_t pending = 0;
-	int flight = -1;
 
-	memset(&p, 0, sizeof p);
-	p.q = q;
-	p.qid = qid;
-	p.flags = flags;
-	p.now = time(NULL);
-	p.st.fd = -1;
-	*next = p.now + qrun_backoff(c, 1);
+	p->q = q;
+	(void)strlcpy(p->qid, qid, sizeof p->qid);	/* valid: fits */
+	p->flags = flags;
+	p->now = time(NULL);
+	p->st.fd = -1;
+	*res = QRUN_DEFERRED;
+	*next = p->now + qrun_backoff(c, 1);
 	(void)qpath_make(path, sizeof path, c->spool, "queue", qid);
-	if ((p.fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	if ((p->fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		if (errno == ENOENT)
-			return QRUN_GONE;
-		log_warn("%s queue: open", qid);
-		return QRUN_DEFERRED;
+			*res = QRUN_GONE;
+		else
+			log_warn("%s queue: open", qid);
+		goto end;
 	}
 	/* `postern queue hold|delete` holds this lock while it renames;
 	 * after waiting, make sure the file is still queue/QID. */
-	if (flock(p.fd, LOCK_EX | LOCK_NB) == -1) {
-		close(p.fd);
-		*next = p.now + 1;
-		return QRUN_DEFERRED;
+	if (flock(p->fd, LOCK_EX | LOCK_NB) == -1) {
+		*next = p->now + 1;
+		goto end;
 	}
-	if (fstat(p.fd, &a) == -1 || stat(path, &b) == -1 ||
+	if (fstat(p->fd, &a) == -1 || stat(path, &b) == -1 ||
 	    a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
-		close(p.fd);
-		return QRUN_GONE;
+		*res = QRUN_GONE;
+		goto end;
 	}
-	if (qenv_read(p.fd, &p.env, why, sizeof why) == -1) {
-		pass_corrupt(&p, why);
-		close(p.fd);
-		return QRUN_GONE;
+	if (qenv_read(p->fd, &p->env, why, sizeof why) == -1) {
+		pass_corrupt(p, why);
+		*res = QRUN_GONE;
+		goto end;
 	}
-	if (qstatus_open(c->spool, qid, &p.st) == -1) {
+	if (qstatus_open(c->spool, qid, &p->st) == -1) {
 		log_warn("%s queue: status file", qid);
-		goto out;
+		goto end;
 	}
-	if (p.st.ndone == 0 && p.st.retries == 0 && p.st.nbegins == 0 &&
-	    p.st.nremote_records == 0)
+	if (p->st.ndone == 0 && p->st.retries == 0 && p->st.nbegins == 0 &&
+	    p->st.nremote_records == 0)
 		log_info("%s queue active from=<%s> size=%lld nrcpt=%zu", qid,
-		    p.env.from, (long long)p.env.size, p.env.nrcpts);
-	rcpt_maps_refresh(&q->maps, p.now);
+		    p->env.from, (long long)p->env.size, p->env.nrcpts);
 
-	for (size_t i = 0; i < p.env.nrcpts; i++) {
-		const struct qstatus_rcpt *r = qstatus_rcpt(&p.st, i);
+	for (size_t i = 0; i < p->env.nrcpts; i++) {
+		const struct qstatus_rcpt *r = qstatus_rcpt(&p->st, i);
 
 		if (r == NULL || !r->complete)
-			pass_rcpt(&p, i);
+			pass_rcpt(p, i);
 	}
+	return p;
+end:
+	pass_free(p);
+	return NULL;
+}
+
+int
+qrun_end_needs_loop(const struct pass *p)
+{
+	return p->ngroups > 0 || p->nfails > 0 || delay_warning_due(p);
+}
+
+enum qrun_result
+qrun_end(struct pass *p, time_t *next)
+{
+	struct qmgr *q = p->q;
+	const struct conf *c = q->conf;
+	const char *qid = p->qid;
+	enum qrun_result res = QRUN_DEFERRED;
+	size_t pending = 0;
+	int flight;
+
+	*next = p->now + qrun_backoff(c, 1);
 	/* Remote targets go out now; the failures found so far get their
 	 * DSN without waiting for them. */
-	flight = pass_submit(&p);
-	pass_bounce(&p);
+	flight = pass_submit(p);
+	pass_bounce(p);
 	/* Which recipients are finished now: none of their targets is
 	 * deferred (a failed DSN leaves its failures unrecorded too). */
-	for (size_t i = 0; i < p.env.nrcpts; i++) {
-		const struct qstatus_rcpt *r = qstatus_rcpt(&p.st, i);
+	for (size_t i = 0; i < p->env.nrcpts; i++) {
+		const struct qstatus_rcpt *r = qstatus_rcpt(&p->st, i);
 		int open_ = 0;
 
 		if (r != NULL && r->complete)
 			continue;
-		for (size_t k = 0; k < p.ndefers && !open_; k++)
-			open_ = p.defers[k].rcpt == i;
-		for (size_t k = 0; k < p.nfails && !open_; k++)
-			open_ = p.fails[k].rcpt == i &&
-			    !qstatus_is_done(&p.st, p.fails[k].key);
+		for (size_t k = 0; k < p->ndefers && !open_; k++)
+			open_ = p->defers[k].rcpt == i;
+		for (size_t k = 0; k < p->nfails && !open_; k++)
+			open_ = p->fails[k].rcpt == i &&
+			    !qstatus_is_done(&p->st, p->fails[k].key);
 		if (!open_) {
 			/* A recipient whose local delivery's "done" could
 			 * not be written is not complete either. */
@@ -816,21 +885,21 @@ qrun_message(struct qmgr *q, const char *qid, int flags, time_t *next)
 			static const char *kinds[] = { "user", "remote",
 			    "fail", "temp" };
 
-			resolve_rcpt(&q->maps, p.env.rcpts[i], &x);
+			pass_resolve(p, p->env.rcpts[i], &x);
 			for (size_t j = 0; j < x.n && !open_; j++) {
 				qstatus_key(key, sizeof key, kinds[x.r[j].kind],
 				    x.r[j].target);
-				open_ = !qstatus_is_done(&p.st, key);
+				open_ = !qstatus_is_done(&p->st, key);
 			}
 			alias_expansion_free(&x);
 		}
 		if (open_)
 			pending++;
-		else if (qstatus_append(&p.st, 0, "complete %zu", i) == -1)
+		else if (qstatus_append(&p->st, 0, "complete %zu", i) == -1)
 			log_warn("%s queue: status append", qid);
 	}
 	if (pending == 0) {
-		pass_remove(&p);
+		pass_remove(p);
 		res = QRUN_REMOVED;
 		goto out;
 	}
@@ -841,28 +910,27 @@ qrun_message(struct qmgr *q, const char *qid, int flags, time_t *next)
 		goto out;
 	}
 	if (flight == 0) {
-		*next = p.now;		/* all back already: act on them */
+		*next = p->now;		/* all back already: act on them */
 		goto out;
 	}
-	pass_delay_warning(&p);
-	*next = p.now + qrun_backoff(c, p.st.retries + 1);
+	pass_delay_warning(p);
+	*next = p->now + qrun_backoff(c, p->st.retries + 1);
 	/* Expire on time even with a long back-off. */
-	if (*next > p.env.arrival + (time_t)c->queue_lifetime &&
-	    p.env.arrival + (time_t)c->queue_lifetime > p.now)
-		*next = p.env.arrival + (time_t)c->queue_lifetime;
-	if (qstatus_append(&p.st, 0, "retry %lld %lld", (long long)p.now,
+	if (*next > p->env.arrival + (time_t)c->queue_lifetime &&
+	    p->env.arrival + (time_t)c->queue_lifetime > p->now)
+		*next = p->env.arrival + (time_t)c->queue_lifetime;
+	if (qstatus_append(&p->st, 0, "retry %lld %lld", (long long)p->now,
 	    (long long)*next) == -1)
 		log_warn("%s queue: status append", qid);
 out:
-	for (size_t k = 0; k < p.ngroups; k++)	/* only if never submitted */
-		rgroup_free(p.groups[k]);
-	free(p.groups);
-	failures_free(p.fails, p.nfails);
-	failures_free(p.defers, p.ndefers);
-	qstatus_close(&p.st);
-	qenv_free(&p.env);
-	close(p.fd);
+	pass_free(p);
 	return res;
+}
+
+void
+qrun_abandon(struct pass *p)
+{
+	pass_free(p);
 }
 
 void

@@ -288,6 +288,51 @@ def test_queue_tools_and_mailq(postern):
     assert queue_cmd(srv, "hold", "nonsense").returncode != 0
 
 
+def test_one_queue_manager_overlaps_its_passes(postern):
+    """One queue manager runs several passes at once, each on a delivery
+    thread: with 24 messages waiting at start-up, passes begin before
+    earlier ones have ended.  Each message still reaches each of its
+    two mailboxes exactly once, with its own bytes, and the queue ends
+    empty."""
+    srv = mail_server(postern, extra=["queue-managers 1"], start=False)
+    conf = srv.conf.read_text()
+    srv.conf.write_text(conf.replace("queue-manager on", "queue-manager off"))
+    srv.start()
+    n = 24
+    for k in range(n):
+        send(srv, "someone@example.org", ["alice@example.test",
+                                           "bob@example.test"],
+             MSG.replace(b"hello", b"hello %d" % k))
+    assert len(srv.queue_ids()) == n
+    assert srv.terminate() == 0
+    srv.conf.write_text(conf)
+    srv.start()
+    for user in ("alice", "bob"):
+        files = wait_files(srv, user, n, timeout=30)
+        subjects = sorted(f.read_bytes().split(b"Subject: hello ")[1]
+                          .split(b"\r\n")[0] for f in files)
+        assert subjects == sorted(b"%d" % k for k in range(n)), subjects
+        assert all(f"Delivered-To: {user}@example.test\r\n".encode()
+                   in f.read_bytes() for f in files)
+    assert wait_for(lambda: srv.queue_ids() == [], 10), srv.queue_ids()
+    # From the log, in order: how many passes were between their
+    # "queue active" and their removal at once.
+    under_way, most, removed = set(), 0, 0
+    for qid, what in re.findall(r"([0-9A-F]{16}) (queue active|removed)\b",
+                                srv.log()):
+        if what == "queue active":
+            under_way.add(qid)
+            most = max(most, len(under_way))
+        else:
+            under_way.discard(qid)
+            removed += 1
+    assert removed == n, srv.log()[-3000:]
+    assert most > 1, srv.log()[-3000:]
+    sent = re.findall(r"([0-9A-F]{16}) delivery to=<(alice|bob)@example\.test>"
+                      r" relay=local .*status=sent", srv.log())
+    assert len(sent) == 2 * n and len(set(sent)) == 2 * n, sent
+
+
 def qid_owner(qid, n):
     """src/queue/qid.c qid_owner: FNV-1a (32 bits) of the qid, mod n."""
     h = 2166136261
