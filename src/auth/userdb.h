@@ -29,9 +29,18 @@ struct user_entry {
 	int	 line;
 };
 
+/* One address of one user, for the lookup by address. */
+struct userdb_address {
+	const char	*addr;		/* the user entry's own string */
+	size_t		 user;		/* index into users */
+};
+
 struct userdb {
 	struct user_entry *users;	/* sorted by name */
 	size_t		 nusers;
+	struct userdb_address *by_address; /* sorted by address, then user;
+					   NULL: not indexed (scan) */
+	size_t		 naddresses;
 };
 
 /* Parse text named `name`; errors "NAME:LINE: what" to errf; returns
@@ -41,6 +50,12 @@ int	userdb_parse(const char *name, const char *text, struct userdb *out,
 int	userdb_load(const char *path, struct userdb *out, FILE *errf);
 /* 1-64 letters, digits, '.', '_' or '-', not starting with '.'. */
 int	userdb_name_valid(const char *);
+/* Sort the users by name and index their addresses: O(n log n), where
+ * a users file of an ISP holds tens of thousands of lines and every
+ * worker reloads it when it changes.  userdb_parse and the PostgreSQL
+ * loader call it; code that changes users afterwards must call it
+ * again before looking up by address. */
+void	userdb_index(struct userdb *);
 void	userdb_free(struct userdb *);
 const struct user_entry *userdb_lookup(const struct userdb *, const char *name);
 /* The user owning an address (exact, case-insensitive), or NULL. */

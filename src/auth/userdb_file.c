@@ -78,6 +78,27 @@ user_cmp(const void *a, const void *b)
 	    ((const struct user_entry *)b)->name);
 }
 
+/* By name, then by line: the first of two equal names is the one kept. */
+static int
+user_line_cmp(const void *a, const void *b)
+{
+	const struct user_entry *x = a, *y = b;
+	int c = user_cmp(a, b);
+
+	return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+/* By address, then by user: the lookup finds the first user (by name)
+ * that lists an address, as a scan in name order would. */
+static int
+address_cmp(const void *a, const void *b)
+{
+	const struct userdb_address *x = a, *y = b;
+	int c = strcasecmp(x->addr, y->addr);
+
+	return c ? c : (x->user > y->user) - (x->user < y->user);
+}
+
 static void
 entry_free(struct user_entry *u)
 {
@@ -89,11 +110,79 @@ entry_free(struct user_entry *u)
 	free(u->secrets);
 }
 
+/* A parse error, printed with the others in line order at the end. */
+struct parse_error {
+	int		 line;
+	const char	*why;
+};
+
+static int
+parse_error_cmp(const void *a, const void *b)
+{
+	const struct parse_error *x = a, *y = b;
+
+	return (x->line > y->line) - (x->line < y->line);
+}
+
+static void
+parse_error_add(struct parse_error **v, size_t *n, int line, const char *why)
+{
+	*v = xreallocarray(*v, *n + 1, sizeof **v);
+	(*v)[*n].line = line;
+	(*v)[(*n)++].why = why;
+}
+
+/* Drop the later lines of a name given twice; users is sorted by
+ * user_line_cmp. */
+static void
+drop_duplicates(struct userdb *db, struct parse_error **errs, size_t *nerrs)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < db->nusers; i++) {
+		if (kept > 0 && user_cmp(&db->users[kept - 1],
+		    &db->users[i]) == 0) {
+			parse_error_add(errs, nerrs, db->users[i].line,
+			    "duplicate user name");
+			entry_free(&db->users[i]);
+			continue;
+		}
+		db->users[kept++] = db->users[i];
+	}
+	db->nusers = kept;
+}
+
+void
+userdb_index(struct userdb *db)
+{
+	size_t n = 0;
+
+	free(db->by_address);
+	db->by_address = NULL;
+	db->naddresses = 0;
+	if (db->nusers == 0)
+		return;
+	qsort(db->users, db->nusers, sizeof *db->users, user_cmp);
+	for (size_t i = 0; i < db->nusers; i++)
+		n += db->users[i].naddresses;
+	db->by_address = xcalloc(n ? n : 1, sizeof *db->by_address);
+	for (size_t i = 0; i < db->nusers; i++)
+		for (size_t j = 0; j < db->users[i].naddresses; j++) {
+			db->by_address[db->naddresses].addr =
+			    db->users[i].addresses[j];
+			db->by_address[db->naddresses++].user = i;
+		}
+	qsort(db->by_address, db->naddresses, sizeof *db->by_address,
+	    address_cmp);
+}
+
 int
 userdb_parse(const char *name, const char *text, struct userdb *db, FILE *errf)
 {
+	struct parse_error *errs = NULL;
+	size_t nerrs = 0;
 	const char *p = text;
-	int line = 0, nerr = 0;
+	int line = 0;
 
 	memset(db, 0, sizeof *db);
 	while (*p) {
@@ -128,12 +217,8 @@ userdb_parse(const char *name, const char *text, struct userdb *db, FILE *errf)
 			why = "expiry date must be YYYY-MM-DD or empty";
 		else if (field[3][0] && strcmp(field[3], "locked") != 0)
 			why = "flags must be empty or 'locked'";
-		else if (userdb_lookup(db, field[0]) != NULL)
-			why = "duplicate user name";
 		if (why) {
-			nerr++;
-			if (errf)
-				fprintf(errf, "%s:%d: %s\n", name, line, why);
+			parse_error_add(&errs, &nerrs, line, why);
 			free(copy);
 			continue;
 		}
@@ -151,10 +236,17 @@ userdb_parse(const char *name, const char *text, struct userdb *db, FILE *errf)
 		db->users = xreallocarray(db->users, db->nusers + 1,
 		    sizeof *db->users);
 		db->users[db->nusers++] = u;
-		/* Keep sorted as we go so duplicates are found by lookup. */
-		qsort(db->users, db->nusers, sizeof *db->users, user_cmp);
 	}
-	return nerr;
+	/* Sorted once at the end, not per line: n log n for the file. */
+	if (db->nusers > 0)
+		qsort(db->users, db->nusers, sizeof *db->users, user_line_cmp);
+	drop_duplicates(db, &errs, &nerrs);
+	userdb_index(db);
+	qsort(errs, nerrs, sizeof *errs, parse_error_cmp);
+	for (size_t i = 0; errf && i < nerrs; i++)
+		fprintf(errf, "%s:%d: %s\n", name, errs[i].line, errs[i].why);
+	free(errs);
+	return (int)nerrs;
 }
 
 int
@@ -177,6 +269,7 @@ userdb_free(struct userdb *db)
 	for (size_t i = 0; i < db->nusers; i++)
 		entry_free(&db->users[i]);
 	free(db->users);
+	free(db->by_address);
 	memset(db, 0, sizeof *db);
 }
 
@@ -193,10 +286,29 @@ userdb_lookup(const struct userdb *db, const char *name)
 const struct user_entry *
 userdb_lookup_address(const struct userdb *db, const char *addr)
 {
-	for (size_t i = 0; i < db->nusers; i++)
-		for (size_t j = 0; j < db->users[i].naddresses; j++)
-			if (strcasecmp(db->users[i].addresses[j], addr) == 0)
-				return &db->users[i];
+	size_t lo = 0, hi = db->naddresses;
+
+	if (db->by_address == NULL) {
+		/* Not indexed (built by hand): scan in name order. */
+		for (size_t i = 0; i < db->nusers; i++)
+			for (size_t j = 0; j < db->users[i].naddresses; j++)
+				if (strcasecmp(db->users[i].addresses[j],
+				    addr) == 0)
+					return &db->users[i];
+		return NULL;
+	}
+	/* The first entry not below addr: the lowest user among equals. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcasecmp(db->by_address[mid].addr, addr) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < db->naddresses &&
+	    strcasecmp(db->by_address[lo].addr, addr) == 0)
+		return &db->users[db->by_address[lo].user];
 	return NULL;
 }
 

@@ -183,14 +183,6 @@ pg_open(const char *url, FILE *errf, char *why, size_t whysz)
 	return conn;
 }
 
-static int
-entry_cmp(const void *a, const void *b)
-{
-	/* The order userdb_lookup's bsearch expects (userdb_file.c). */
-	return strcasecmp(((const struct user_entry *)a)->name,
-	    ((const struct user_entry *)b)->name);
-}
-
 /* A field the users file could not hold would break the view the
  * workers read (same format): refuse the row. */
 static int
@@ -248,7 +240,7 @@ load_all(PGconn *conn, struct userdb *out, FILE *errf)
 		db.nusers++;
 	}
 	PQclear(r);
-	qsort(db.users, db.nusers, sizeof *db.users, entry_cmp);
+	userdb_index(&db);
 	*out = db;
 	return 0;
 }

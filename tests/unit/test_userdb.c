@@ -230,6 +230,68 @@ test_lookup(void **state)
 		fail_msg("%d lookup case(s) failed", failed);
 }
 
+/* A table of an ISP's size, in reverse name order, with an address two
+ * users list and a name given twice: every user and address is found,
+ * the shared address goes to the first user by name (as a scan in name
+ * order found it), the later line of the name is dropped, and the
+ * errors come in line order.  Then the same lookups without the index
+ * (a table built by hand) agree. */
+static void
+test_many_users(void **state)
+{
+	enum { N = 20000 };
+	size_t cap = (size_t)N * 80 + 256, o = 0;
+	char *text = malloc(cap), *errs = NULL, want[64], addr[64];
+	struct userdb db;
+	const struct user_entry *u;
+	int n;
+
+	(void)state;
+	assert_non_null(text);
+	o += (size_t)snprintf(text + o, cap - o, "bad line\n");
+	for (int i = N - 1; i >= 0; i--)
+		o += (size_t)snprintf(text + o, cap - o,
+		    "u%05d:h:::u%05d@example.org,Alias%d@Example.NET%s:\n", i,
+		    i, i, i == 7 || i == 3 ? ",shared@example.org" : "");
+	o += (size_t)snprintf(text + o, cap - o, "U00042:h2::::\nx:y\n");
+	n = parse(text, &db, &errs);
+	assert_int_equal(n, 3);
+	assert_string_equal(errs, "users:1: expected 6 fields "
+	    "name:hash:expires:flags:addresses:secrets\n"
+	    "users:20002: duplicate user name\n"
+	    "users:20003: expected 6 fields "
+	    "name:hash:expires:flags:addresses:secrets\n");
+	free(errs);
+	assert_int_equal(db.nusers, N);
+	assert_string_equal(userdb_lookup(&db, "u00042")->hash, "h");
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < N; i += 7) {
+			snprintf(want, sizeof want, "u%05d", i);
+			snprintf(addr, sizeof addr, "alias%d@example.net", i);
+			u = userdb_lookup_address(&db, addr);
+			assert_non_null(u);
+			assert_string_equal(u->name, want);
+			snprintf(addr, sizeof addr, "U%05d@EXAMPLE.ORG", i);
+			u = userdb_lookup_address(&db, addr);
+			assert_non_null(u);
+			assert_string_equal(u->name, want);
+		}
+		u = userdb_lookup_address(&db, "Shared@example.org");
+		assert_non_null(u);
+		assert_string_equal(u->name, "u00003");
+		assert_null(userdb_lookup_address(&db, "alias20000@example.net"));
+		assert_null(userdb_lookup_address(&db, "alias1@example.ne"));
+		assert_null(userdb_lookup_address(&db, "a"));
+		assert_null(userdb_lookup_address(&db, ""));
+		/* The second pass: the scan of a table nobody indexed. */
+		free(db.by_address);
+		db.by_address = NULL;
+		db.naddresses = 0;
+	}
+	userdb_free(&db);
+	free(text);
+}
+
 /* A canonical line comes back unchanged from parse + format. */
 static void
 test_format_round_trip(void **state)
@@ -287,6 +349,7 @@ main(void)
 		cmocka_unit_test(test_good_lines),
 		cmocka_unit_test(test_bad_lines),
 		cmocka_unit_test(test_lookup),
+		cmocka_unit_test(test_many_users),
 		cmocka_unit_test(test_format_round_trip),
 	};
 
