@@ -242,7 +242,8 @@ userdb_parse(const char *name, const char *text, struct userdb *db, FILE *errf)
 		qsort(db->users, db->nusers, sizeof *db->users, user_line_cmp);
 	drop_duplicates(db, &errs, &nerrs);
 	userdb_index(db);
-	qsort(errs, nerrs, sizeof *errs, parse_error_cmp);
+	if (nerrs > 1)
+		qsort(errs, nerrs, sizeof *errs, parse_error_cmp);
 	for (size_t i = 0; errf && i < nerrs; i++)
 		fprintf(errf, "%s:%d: %s\n", name, errs[i].line, errs[i].why);
 	free(errs);

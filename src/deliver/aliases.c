@@ -33,30 +33,114 @@ valid_alias_name(const char *s)
 	return 1;
 }
 
-static void __attribute__((format(printf, 4, 5)))
-alias_error(FILE *errf, const char *name, int line, const char *fmt, ...)
-{
-	va_list ap;
+/* The errors of one parse, printed in line order at its end: the
+ * duplicates are only found once every entry is in. */
+struct alias_errors {
+	struct alias_error {
+		int	 line;
+		size_t	 seq;	/* order within a line */
+		char	*text;
+	}		*v;
+	size_t		 n;
+};
 
-	if (errf == NULL)
-		return;
-	fprintf(errf, "%s:%d: ", name, line);
+static void __attribute__((format(printf, 4, 5)))
+alias_error(struct alias_errors *errs, const char *name, int line,
+    const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	int o;
+
+	o = snprintf(msg, sizeof msg, "%s:%d: ", name, line);
 	va_start(ap, fmt);
-	vfprintf(errf, fmt, ap);
+	if (o >= 0 && (size_t)o < sizeof msg)
+		vsnprintf(msg + o, sizeof msg - (size_t)o, fmt, ap);
 	va_end(ap);
-	fputc('\n', errf);
+	errs->v = xreallocarray(errs->v, errs->n + 1, sizeof *errs->v);
+	errs->v[errs->n].line = line;
+	errs->v[errs->n].seq = errs->n;
+	errs->v[errs->n++].text = xstrdup(msg);
+}
+
+static int
+alias_error_cmp(const void *a, const void *b)
+{
+	const struct alias_error *x = a, *y = b;
+
+	if (x->line != y->line)
+		return (x->line > y->line) - (x->line < y->line);
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+static void
+alias_errors_flush(struct alias_errors *errs, FILE *errf)
+{
+	if (errs->n > 1)
+		qsort(errs->v, errs->n, sizeof *errs->v, alias_error_cmp);
+	for (size_t i = 0; i < errs->n; i++) {
+		if (errf != NULL)
+			fprintf(errf, "%s\n", errs->v[i].text);
+		free(errs->v[i].text);
+	}
+	free(errs->v);
+}
+
+/* By name, then line: of a name given twice the first line is kept. */
+static int
+alias_line_cmp(const void *a, const void *b)
+{
+	const struct alias_entry *x = a, *y = b;
+	int c = alias_cmp(a, b);
+
+	return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+static void
+entry_free(struct alias_entry *e)
+{
+	for (size_t j = 0; j < e->ntargets; j++)
+		free(e->targets[j]);
+	free(e->targets);
+	free(e->name);
+}
+
+/* Sort the entries once, and drop (and report) the later lines of a
+ * name given twice.  Returns how many were dropped. */
+static int
+sort_entries(const char *name, struct aliases *al, struct alias_errors *errs)
+{
+	size_t kept = 0;
+	int dropped = 0;
+
+	if (al->nentries == 0)
+		return 0;
+	qsort(al->entries, al->nentries, sizeof *al->entries, alias_line_cmp);
+	for (size_t i = 0; i < al->nentries; i++) {
+		if (kept > 0 && alias_cmp(&al->entries[kept - 1],
+		    &al->entries[i]) == 0) {
+			alias_error(errs, name, al->entries[i].line,
+			    "duplicate alias '%s'", al->entries[i].name);
+			entry_free(&al->entries[i]);
+			dropped++;
+			continue;
+		}
+		al->entries[kept++] = al->entries[i];
+	}
+	al->nentries = kept;
+	return dropped;
 }
 
 /* One logical entry (continuations joined); returns 0 or -1. */
 static int
 parse_entry(const char *name, int line, char *text, struct aliases *al,
-    FILE *errf)
+    struct alias_errors *errs)
 {
 	struct alias_entry e = { 0 };
 	char *colon = strchr(text, ':'), *p, *end;
 
 	if (colon == NULL) {
-		alias_error(errf, name, line, "expected 'name: target, ...'");
+		alias_error(errs, name, line, "expected 'name: target, ...'");
 		return -1;
 	}
 	*colon = '\0';
@@ -65,11 +149,7 @@ parse_entry(const char *name, int line, char *text, struct aliases *al,
 		*--end = '\0';
 	str_lower(text);
 	if (!valid_alias_name(text)) {
-		alias_error(errf, name, line, "bad alias name '%s'", text);
-		return -1;
-	}
-	if (aliases_lookup(al, text) != NULL) {
-		alias_error(errf, name, line, "duplicate alias '%s'", text);
+		alias_error(errs, name, line, "bad alias name '%s'", text);
 		return -1;
 	}
 	p = colon + 1;
@@ -86,7 +166,7 @@ parse_entry(const char *name, int line, char *text, struct aliases *al,
 			if (*q == '"')
 				inquote = !inquote;
 		if (inquote) {
-			alias_error(errf, name, line, "unterminated quote");
+			alias_error(errs, name, line, "unterminated quote");
 			goto fail;
 		}
 		p = *q ? q + 1 : q;
@@ -95,23 +175,23 @@ parse_entry(const char *name, int line, char *text, struct aliases *al,
 		while (end > t && isspace((unsigned char)end[-1]))
 			*--end = '\0';
 		if (*t == '\0') {
-			alias_error(errf, name, line, "empty target");
+			alias_error(errs, name, line, "empty target");
 			goto fail;
 		}
 		if (*t == '|' || *t == '/' || (*t == '"' && (t[1] == '|' ||
 		    t[1] == '/'))) {
-			alias_error(errf, name, line, "program and file targets "
+			alias_error(errs, name, line, "program and file targets "
 			    "('%s') are not supported", t);
 			goto fail;
 		}
 		if (strncmp(t, ":include:", 9) == 0 && t[9] != '/') {
-			alias_error(errf, name, line, ":include: needs an "
+			alias_error(errs, name, line, ":include: needs an "
 			    "absolute path");
 			goto fail;
 		}
 		for (char *c = t; *c; c++)
 			if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) {
-				alias_error(errf, name, line, "control or 8-bit "
+				alias_error(errs, name, line, "control or 8-bit "
 				    "character in target");
 				goto fail;
 			}
@@ -120,15 +200,14 @@ parse_entry(const char *name, int line, char *text, struct aliases *al,
 		e.targets[e.ntargets++] = xstrdup(t);
 	}
 	if (e.ntargets == 0) {
-		alias_error(errf, name, line, "alias '%s' has no targets", text);
+		alias_error(errs, name, line, "alias '%s' has no targets", text);
 		goto fail;
 	}
 	e.name = xstrdup(text);
 	e.line = line;
 	al->entries = xreallocarray(al->entries, al->nentries + 1,
 	    sizeof *al->entries);
-	al->entries[al->nentries++] = e;
-	qsort(al->entries, al->nentries, sizeof *al->entries, alias_cmp);
+	al->entries[al->nentries++] = e;	/* sorted at the end */
 	return 0;
 fail:
 	for (size_t i = 0; i < e.ntargets; i++)
@@ -141,6 +220,7 @@ int
 aliases_parse(const char *name, const char *text, struct aliases *al,
     FILE *errf)
 {
+	struct alias_errors errs = { 0 };
 	struct buf entry;
 	const char *p = text;
 	int line = 0, entry_line = 0, nerr = 0;
@@ -161,7 +241,7 @@ aliases_parse(const char *name, const char *text, struct aliases *al,
 			line++;
 		/* A new entry (or the end) closes the one being collected. */
 		if ((at_end || (!continuation && !blank)) && entry.len) {
-			if (parse_entry(name, entry_line, entry.data, al, errf) == -1)
+			if (parse_entry(name, entry_line, entry.data, al, &errs) == -1)
 				nerr++;
 			buf_reset(&entry);
 		}
@@ -169,7 +249,7 @@ aliases_parse(const char *name, const char *text, struct aliases *al,
 			break;
 		if (!blank) {
 			if (continuation && entry.len == 0) {
-				alias_error(errf, name, line, "continuation line "
+				alias_error(&errs, name, line, "continuation line "
 				    "without an entry");
 				nerr++;
 			} else {
@@ -177,7 +257,7 @@ aliases_parse(const char *name, const char *text, struct aliases *al,
 					entry_line = line;
 				if (buf_append(&entry, p, len) == -1 ||
 				    buf_putc(&entry, '\n') == -1) {
-					alias_error(errf, name, line,
+					alias_error(&errs, name, line,
 					    "entry too long");
 					nerr++;
 					buf_reset(&entry);
@@ -188,6 +268,8 @@ aliases_parse(const char *name, const char *text, struct aliases *al,
 		p += len + (nl != NULL);
 	}
 	buf_free(&entry);
+	nerr += sort_entries(name, al, &errs);
+	alias_errors_flush(&errs, errf);
 	return nerr;
 }
 
@@ -208,12 +290,8 @@ aliases_load(const char *path, struct aliases *al, FILE *errf)
 void
 aliases_free(struct aliases *al)
 {
-	for (size_t i = 0; i < al->nentries; i++) {
-		for (size_t j = 0; j < al->entries[i].ntargets; j++)
-			free(al->entries[i].targets[j]);
-		free(al->entries[i].targets);
-		free(al->entries[i].name);
-	}
+	for (size_t i = 0; i < al->nentries; i++)
+		entry_free(&al->entries[i]);
 	free(al->entries);
 	memset(al, 0, sizeof *al);
 }

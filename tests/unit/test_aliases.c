@@ -212,12 +212,52 @@ test_lookup(void **state)
 		fail_msg("%d lookup case(s) failed", failed);
 }
 
+/* A large table in reverse order with a name given twice and bad
+ * entries around it: every name is found with its own target, the first
+ * of the two lines is kept, and the errors come in line order (the
+ * duplicate is only found once the whole table is in). */
+static void
+test_many(void **state)
+{
+	enum { N = 20000 };
+	size_t cap = (size_t)N * 40 + 256, o = 0;
+	char *text = malloc(cap), *errs = NULL, name[32], want[32];
+	struct aliases al;
+	const struct alias_entry *e;
+
+	(void)state;
+	assert_non_null(text);
+	o += (size_t)snprintf(text + o, cap - o, "first: x\nFIRST: y\n");
+	for (int i = N - 1; i >= 0; i--)
+		o += (size_t)snprintf(text + o, cap - o, "a%05d: u%d\n", i, i);
+	o += (size_t)snprintf(text + o, cap - o, "nocolon\na00009: again\n");
+	assert_int_equal(parse(text, &al, &errs), 3);
+	assert_string_equal(errs, "aliases:2: duplicate alias 'first'\n"
+	    "aliases:20003: expected 'name: target, ...'\n"
+	    "aliases:20004: duplicate alias 'a00009'\n");
+	free(errs);
+	assert_int_equal(al.nentries, N + 1);
+	for (int i = 0; i < N; i += 13) {
+		snprintf(name, sizeof name, "A%05d", i);
+		snprintf(want, sizeof want, "u%d", i);
+		assert_non_null(e = aliases_lookup(&al, name));
+		assert_int_equal(e->ntargets, 1);
+		assert_string_equal(e->targets[0], want);
+	}
+	assert_string_equal(aliases_lookup(&al, "a00009")->targets[0], "u9");
+	assert_string_equal(aliases_lookup(&al, "first")->targets[0], "x");
+	assert_null(aliases_lookup(&al, "a20000"));
+	aliases_free(&al);
+	free(text);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_lookup),
+		cmocka_unit_test(test_many),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
