@@ -18,14 +18,14 @@
  * directory, the removal), and several overlap those waits.  The loop
  * itself only dispatches passes, reloads the maps (under maps_lock),
  * and runs what must stay on it: the end of a pass with remote targets
- * or a DSN to queue (qrun_end_needs_loop).  New mail arrives as IN_CREATE on queue/ (the
- * commit links a whole, fsynced unnamed file) or IN_MOVED_TO (the
- * commit's rename where unnamed files are not available, or `postern
- * queue release`); nothing else creates files there.  Deletions arrive as
- * IN_MOVED_TO on delete/.  A full scan runs at start-up, after an
- * inotify overflow, and on flush (SIGUSR2, sent by `postern queue
- * flush`).  SIGTERM, and SIGUSR1 (reload), end the process between two
- * messages.
+ * or a DSN to queue (qrun_end_needs_loop).  New mail arrives as
+ * IN_CREATE on queue/ (the commit links a whole, fsynced unnamed file)
+ * or IN_MOVED_TO (the commit's rename where unnamed files are not
+ * available, or `postern queue release`); nothing else creates files
+ * there.  Deletions arrive as IN_MOVED_TO on delete/.  A full scan
+ * runs at start-up, after an inotify overflow, and on flush (SIGUSR2,
+ * sent by `postern queue flush`).  SIGTERM, and SIGUSR1 (reload), end
+ * the process once the passes under way are over.
  *
  * Remote delivery runs on the same loop (deliver/remote.h): a pass
  * hands a message's remote targets to the SMTP client and returns
@@ -70,8 +70,9 @@
 
 #define QMGR_DRAIN_SECS	10	/* at stop, for remote sessions */
 /* Passes under way at once in one queue manager.  On two cores, end to
- * end: 4 queue managers with one pass each deliver about 1,000 msg/s,
- * with 8 each about 2,000 (bench/README.md). */
+ * end: 4 queue managers with one pass each delivered about 1,000 msg/s,
+ * with 8 each about 1,700, and the CPU became the limit
+ * (bench/README.md, "End to end"). */
 #define QMGR_PASSES	8
 
 struct qentry {
