@@ -22,6 +22,7 @@
 #include "policy/access.h"
 #include "policy/access_check.h"
 #include "smtp/reply.h"
+#include "unit_files.h"
 
 static struct access_map *
 parse(const char *text, char **errs, int *nerr)
@@ -467,17 +468,6 @@ test_large(void **state)
 	free(text);
 }
 
-/* Write path whole (the test's own edits, truncate then write). */
-static void
-put(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-}
-
 /* The worker's table: a changed file is loaded once it has stayed the
  * same from one look to the next (a second apart); errors keep the old
  * table; a file caught half-written is never loaded. */
@@ -490,13 +480,13 @@ test_table_reload(void **state)
 
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof path, "%s/access", dir);
-	put(path, "192.0.2.1 REJECT\n");
+	unit_write_file(path, "192.0.2.1 REJECT\n");
 	assert_int_equal(access_table_load(&t, path, stderr, &nerr), 0);
 	assert_non_null(t.map);
 	assert_int_equal(addr(t.map, "192.0.2.1")->action, ACCESS_REJECT);
 
 	/* A broken file: the previous table stays. */
-	put(path, "192.0.2.1 BOGUS\n");
+	unit_write_file(path, "192.0.2.1 BOGUS\n");
 	t.watch.mtime.tv_sec = 0;	/* as if time had passed */
 	access_table_refresh(&t, 1);	/* seen */
 	access_table_refresh(&t, 2);	/* the same: tried, refused */
@@ -507,7 +497,7 @@ test_table_reload(void **state)
 	{
 		struct access_map *old = access_map_ref(t.map);
 
-		put(path, "192.0.2.1 OK\n");
+		unit_write_file(path, "192.0.2.1 OK\n");
 		t.watch.mtime.tv_sec = 0;
 		access_table_refresh(&t, 2);	/* same second: not checked */
 		assert_ptr_equal(t.map, old);
@@ -525,10 +515,10 @@ test_table_reload(void **state)
 	{
 		struct access_map *cur = t.map;
 
-		put(path, "");
+		unit_write_file(path, "");
 		t.watch.mtime.tv_sec = 0;
 		access_table_refresh(&t, 5);	/* the empty file, seen */
-		put(path, "192.0.2.1 REJECT\n192.0.2.2 REJECT\n");
+		unit_write_file(path, "192.0.2.1 REJECT\n192.0.2.2 REJECT\n");
 		access_table_refresh(&t, 6);	/* changed again: seen anew */
 		assert_ptr_equal(t.map, cur);
 		access_table_refresh(&t, 7);

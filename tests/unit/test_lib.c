@@ -25,6 +25,7 @@
 #include "lib/fsio.h"
 #include "lib/netaddr.h"
 #include "lib/strutil.h"
+#include "unit_files.h"
 
 /* ---- buf ---------------------------------------------------------- */
 
@@ -590,16 +591,6 @@ test_unnamed_file(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
-static void
-write_text(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-}
-
 /* A file's new version is reported when whole: at once when replaced by
  * rename, after one unchanged look when edited in place, at once at
  * start; a missing file is -1. */
@@ -615,21 +606,21 @@ test_filewatch(void **state)
 	snprintf(tmp, sizeof tmp, "%s/map.new", dir);
 	filewatch_reset(&w);
 	assert_int_equal(filewatch_changed(&w, path, 0), -1);
-	write_text(path, "one\n");
+	unit_write_file(path, "one\n");
 	assert_int_equal(filewatch_changed(&w, path, 1), 1);	/* at start */
 	assert_int_equal(filewatch_changed(&w, path, 0), 0);
 
 	/* In place, caught truncated: not before it holds for a look. */
-	write_text(path, "");
+	unit_write_file(path, "");
 	w.mtime.tv_sec = 0;		/* as if time had passed */
 	assert_int_equal(filewatch_changed(&w, path, 0), 0);
-	write_text(path, "two, longer\n");
+	unit_write_file(path, "two, longer\n");
 	assert_int_equal(filewatch_changed(&w, path, 0), 0);
 	assert_int_equal(filewatch_changed(&w, path, 0), 1);
 	assert_int_equal(filewatch_changed(&w, path, 0), 0);
 
 	/* Replaced by rename: whole, reported at once. */
-	write_text(tmp, "three\n");
+	unit_write_file(tmp, "three\n");
 	assert_int_equal(rename(tmp, path), 0);
 	assert_int_equal(filewatch_changed(&w, path, 0), 1);
 	assert_int_equal(filewatch_changed(&w, path, 0), 0);
