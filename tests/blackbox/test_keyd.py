@@ -100,7 +100,11 @@ def private_scalar(keyfile):
 
 
 def memory_holds(pid, needle):
-    """Search the process's writable private mappings for needle."""
+    """Search the process's writable private mappings for needle, in
+    either byte order: a big number in memory (OpenSSL's BIGNUM) is
+    words of the machine's order, least significant first, so on x86
+    the scalar is there reversed once the decoder's buffers are
+    cleansed."""
     with open(f"/proc/{pid}/maps") as f:
         maps = f.read().splitlines()
     with open(f"/proc/{pid}/mem", "rb", 0) as mem:
@@ -113,10 +117,11 @@ def memory_holds(pid, needle):
                 continue
             try:
                 mem.seek(lo)
-                if needle in mem.read(hi - lo):
-                    return True
+                data = mem.read(hi - lo)
             except (OSError, ValueError, OverflowError):
                 continue
+            if needle in data or needle[::-1] in data:
+                return True
     return False
 
 
