@@ -31,16 +31,20 @@ int	fsio_open_unnamed(const char *dir, mode_t mode);
 /* Give it PATH; never replaces an existing file (EEXIST). */
 int	fsio_link_unnamed(int fd, const char *path);
 /*
- * The same for a file whose data is already on disk, and the link made
- * durable: the file's link count goes from 0 to 1, and that is the
- * file's own metadata, which fsync(2) of the directory does not write.
- * On ext4 without a journal the inode otherwise stays on disk with no
- * links for as long as writeback takes, and the file-system check after
- * a crash takes it for a deleted file and removes the new entry.  So
- * the file is fsynced after the link (on the ext4 that has a journal,
- * that commits the link and the entry together, and the directory's
- * fsync that follows finds that transaction committed).  On failure the
- * name is removed again.  The caller still fsyncs the directory.
+ * The same, with the link made durable: the file's link count goes from
+ * 0 to 1, and that is the file's own metadata, which fsync(2) of the
+ * directory does not write.  On ext4 without a journal the inode
+ * otherwise stays on disk with no links for as long as writeback takes,
+ * and the file-system check after a crash takes it for a deleted file
+ * and removes the new entry.  So the file is fsynced after the link (on
+ * the ext4 that has a journal, that commits the link and the entry
+ * together, and the directory's fsync that follows finds that
+ * transaction committed).  That fsync also writes whatever of the
+ * file's data is not on disk yet: a caller that links a file before
+ * its data is durable must be able to tell, after a crash, a file the
+ * crash cut short (the queue's seal, queue/qstore.h); others fdatasync
+ * first.  On failure the name is removed again.  The caller still
+ * fsyncs the directory.
  */
 int	fsio_publish_unnamed(int fd, const char *path);
 /* Ask the file system to place the subdirectories made in path from now

@@ -4,6 +4,7 @@
  * every record is checked and anything odd makes the file "corrupt".
  */
 #include "queue/qenv.h"
+#include "queue/qstore.h"
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
 
@@ -14,6 +15,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define READ_CHUNK	(64 * 1024)
 
@@ -33,6 +35,22 @@ read_more(int fd, struct buf *b, off_t *off)
 		*off += n;
 	}
 	return n;
+}
+
+/* "content SIZE CRC": exactly as QSTORE_SEAL_FMT writes it. */
+static int
+parse_seal(struct qenv *e, const char *val)
+{
+	char *end;
+
+	if (strlen(val) != 20 + 1 + 8 ||
+	    strspn(val, "0123456789") != 20 || val[20] != ' ' ||
+	    strspn(val + 21, "0123456789abcdef") != 8)
+		return -1;
+	e->seal_size = strtoull(val, &end, 10);
+	e->seal_crc = (uint32_t)strtoul(val + 21, &end, 16);
+	e->sealed = 1;
+	return 0;
 }
 
 static int
@@ -71,6 +89,11 @@ parse_record(struct qenv *e, char *line, char *why, size_t whysz)
 	else if (strcmp(line, "from") == 0) {
 		free(e->from);
 		e->from = xstrdup(val);
+	} else if (strcmp(line, "content") == 0) {
+		if (parse_seal(e, val) == -1) {
+			snprintf(why, whysz, "bad content record");
+			return -1;
+		}
 	} else if (strcmp(line, "rcpt") == 0) {
 		e->rcpts = xreallocarray(e->rcpts, e->nrcpts + 1,
 		    sizeof *e->rcpts);
@@ -148,12 +171,54 @@ qenv_read(int fd, struct qenv *e, char *why, size_t whysz)
 		snprintf(why, whysz, "envelope without qid, from or rcpt");
 		goto fail;
 	}
+	if (e->sealed && e->seal_size != (uint64_t)e->size) {
+		snprintf(why, whysz, "content of %lld octets, sealed with %llu "
+		    "(a crash before its commit?)", (long long)e->size,
+		    (unsigned long long)e->seal_size);
+		goto fail;
+	}
 	buf_free(&b);
 	return 0;
 fail:
 	buf_free(&b);
 	qenv_free(e);
 	return -1;
+}
+
+int
+qenv_check_content(int fd, const struct qenv *e, char *why, size_t whysz)
+{
+	char chunk[READ_CHUNK];
+	off_t off = e->content;
+	uint64_t total = 0;
+	uLong crc = crc32_z(0L, Z_NULL, 0);
+	ssize_t n;
+
+	if (!e->sealed)
+		return 0;
+	for (;;) {
+		do
+			n = pread(fd, chunk, sizeof chunk, off);
+		while (n == -1 && errno == EINTR);
+		if (n == -1) {
+			snprintf(why, whysz, "read: %s", strerror(errno));
+			return -1;
+		}
+		if (n == 0)
+			break;
+		crc = crc32_z(crc, (const Bytef *)chunk, (size_t)n);
+		total += (uint64_t)n;
+		off += n;
+	}
+	if (total != e->seal_size || (uint32_t)crc != e->seal_crc) {
+		snprintf(why, whysz, "content of %llu octets with CRC-32 %08lx, "
+		    "sealed with %llu and %08lx (a crash before its commit?)",
+		    (unsigned long long)total, (unsigned long)(uint32_t)crc,
+		    (unsigned long long)e->seal_size,
+		    (unsigned long)e->seal_crc);
+		return -1;
+	}
+	return 0;
 }
 
 void

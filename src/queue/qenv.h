@@ -8,6 +8,7 @@
 #define POSTERN_QENV_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -30,10 +31,21 @@ struct qenv {
 	struct buf	 headers;	/* the content's header section (CRLF),
 					   possibly truncated */
 	unsigned	 nreceived;	/* Received: fields in it */
+	int		 sealed;	/* a "content" record (queue/qstore.h);
+					   files from before it have none */
+	uint64_t	 seal_size;
+	uint32_t	 seal_crc;
 };
 
-/* Read from an open queue file.  0, or -1 with a reason in why. */
+/* Read from an open queue file.  0, or -1 with a reason in why (a
+ * content whose length is not its seal's among them). */
 int	qenv_read(int fd, struct qenv *, char *why, size_t whysz);
+/* Read the whole content and check it against the seal: 0 if it matches
+ * (or the file has no seal), else -1 with a reason in why.  What a crash
+ * between the link and the fsync of a commit can leave (qstore.h) fails
+ * here; the queue manager checks every message before delivering it. */
+int	qenv_check_content(int fd, const struct qenv *, char *why,
+	    size_t whysz);
 void	qenv_free(struct qenv *);
 
 #endif

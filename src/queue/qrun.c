@@ -817,7 +817,8 @@ qrun_start(struct qmgr *q, const char *qid, int flags,
 		*res = QRUN_GONE;
 		goto end;
 	}
-	if (qenv_read(p->fd, &p->env, why, sizeof why) == -1) {
+	if (qenv_read(p->fd, &p->env, why, sizeof why) == -1 ||
+	    qenv_check_content(p->fd, &p->env, why, sizeof why) == -1) {
 		pass_corrupt(p, why);
 		*res = QRUN_GONE;
 		goto end;

@@ -1,18 +1,21 @@
 /*
  * qstore.c - the spool writer.  Durability rules (src/queue/README):
- * data fsynced, then linked (the link count synced too) or renamed
- * into queue/, then queue/ fsynced, and only then does the session
- * answer 250.
+ * the file sealed, linked into queue/ and fsynced (or, where there are
+ * no unnamed files, fsynced and renamed into queue/), then queue/
+ * fsynced, and only then does the session answer 250.
  *
  * A message being received is an unnamed file (O_TMPFILE) in incoming/
  * where the file system allows it: no directory entry is made for it
- * until it is whole and on disk, so the commit costs one link into
- * queue/ instead of an entry in incoming/ (flushed again by the file's
- * own fdatasync on some file systems) plus a rename across directories,
- * which serialises on the file system's rename lock.  After a crash an
- * unnamed file has no name to clean up: the file system frees it (the
- * journal's orphan list, or fsck where there is no journal).  Where
- * unnamed files do not work (lib/fsio.h), incoming/QID is a named file.
+ * until it is whole, so the commit costs one link into queue/ instead
+ * of an entry in incoming/ (flushed again by the file's own fdatasync
+ * on some file systems) plus a rename across directories, which
+ * serialises on the file system's rename lock.  The file is linked
+ * before it is on disk, so that one fsync writes its data and its new
+ * link count together; its seal (qstore.h) is what tells a file that a
+ * crash caught in between.  After a crash an unnamed file has no name
+ * to clean up: the file system frees it (the journal's orphan list, or
+ * fsck where there is no journal).  Where unnamed files do not work
+ * (lib/fsio.h), incoming/QID is a named file.
  */
 #include "queue/qstore.h"
 #include "queue/qpath.h"
@@ -31,6 +34,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 /*
  * On ext4 without a journal, files are made in turn in incoming/0 ..
@@ -97,14 +101,57 @@ qstore_spares_stop(void)
 	qpool_stop();
 }
 
+static void
+qstore_flush(struct qfile *qf)
+{
+	if (qf->buflen && !qf->err && write_full(qf->fd, qf->buf, qf->buflen) == -1)
+		qf->err = errno;
+	qf->flushed += (off_t)qf->buflen;
+	qf->buflen = 0;
+}
+
+/* Append octets to the file, through the buffer. */
+static void
+qstore_put(struct qfile *qf, const void *p, size_t n)
+{
+	if (qf->err)
+		return;
+	if (qf->buflen + n > QSTORE_BUFSZ)
+		qstore_flush(qf);
+	if (n >= QSTORE_BUFSZ) {
+		if (!qf->err && write_full(qf->fd, p, n) == -1)
+			qf->err = errno;
+		qf->flushed += (off_t)n;
+		return;
+	}
+	memcpy(qf->buf + qf->buflen, p, n);
+	qf->buflen += n;
+}
+
+static void
+qstore_seal_format(char seal[QSTORE_SEAL_LEN + 1], uint64_t size,
+    uint32_t crc)
+{
+	snprintf(seal, QSTORE_SEAL_LEN + 1, QSTORE_SEAL_FMT,
+	    (unsigned long long)size, (unsigned long)crc);
+}
+
 int
 qstore_create(struct qfile *qf, const char *spool, const char *qid,
-    const char *envelope, size_t len)
+    const char *head, size_t len)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], seal[QSTORE_SEAL_LEN + 1];
+	const char *envend;
+	size_t envlen;
+	int saved;
 
 	memset(qf, 0, sizeof *qf);
 	qf->fd = -1;
+	if ((envend = memmem(head, len, "\n\n", 2)) == NULL) {
+		errno = EINVAL;			/* no end of envelope */
+		return -1;
+	}
+	envlen = (size_t)(envend - head) + 2;
 	if (strlcpy(qf->spool, spool, sizeof qf->spool) >= sizeof qf->spool ||
 	    qpath_make(path, sizeof path, spool, "incoming", "") == -1) {
 		errno = ENAMETOOLONG;
@@ -126,26 +173,19 @@ qstore_create(struct qfile *qf, const char *spool, const char *qid,
 	/* The envelope waits in the buffer with the first octets of the
 	 * message: a message that fits is then one write, at commit, on
 	 * the commit thread, and the file's times are updated once. */
-	if (len <= QSTORE_BUFSZ) {
-		memcpy(qf->buf, envelope, len);
-		qf->buflen = len;
-		return 0;
-	}
-	if (write_full(qf->fd, envelope, len) == -1) {
-		int saved = errno;
+	qstore_put(qf, head, envlen - 1);
+	qf->seal_at = qf->flushed + (off_t)qf->buflen;
+	qstore_seal_format(seal, 0, 0);
+	qstore_put(qf, seal, QSTORE_SEAL_LEN);
+	qstore_put(qf, "\n", 1);
+	qstore_write(qf, head + envlen, len - envlen);
+	if (qf->err) {
+		saved = qf->err;
 		qstore_abort(qf);
 		errno = saved;
 		return -1;
 	}
 	return 0;
-}
-
-static void
-qstore_flush(struct qfile *qf)
-{
-	if (qf->buflen && !qf->err && write_full(qf->fd, qf->buf, qf->buflen) == -1)
-		qf->err = errno;
-	qf->buflen = 0;
 }
 
 void
@@ -154,15 +194,31 @@ qstore_write(struct qfile *qf, const void *p, size_t n)
 	qf->size += n;
 	if (qf->err)
 		return;
-	if (qf->buflen + n > QSTORE_BUFSZ)
-		qstore_flush(qf);
-	if (n >= QSTORE_BUFSZ) {
-		if (!qf->err && write_full(qf->fd, p, n) == -1)
-			qf->err = errno;
+	qf->crc = (uint32_t)crc32_z(qf->crc, p, n);
+	qstore_put(qf, p, n);
+}
+
+/* Fill in the seal: in the buffer if it is still there, else in the
+ * file (it is never split: qstore_put buffers it whole). */
+static void
+qstore_seal(struct qfile *qf)
+{
+	char seal[QSTORE_SEAL_LEN + 1];
+	ssize_t n;
+
+	if (qf->err)
+		return;
+	qstore_seal_format(seal, qf->size, qf->crc);
+	if (qf->seal_at >= qf->flushed) {
+		memcpy(qf->buf + (qf->seal_at - qf->flushed), seal,
+		    QSTORE_SEAL_LEN);
 		return;
 	}
-	memcpy(qf->buf + qf->buflen, p, n);
-	qf->buflen += n;
+	do
+		n = pwrite(qf->fd, seal, QSTORE_SEAL_LEN, qf->seal_at);
+	while (n == -1 && errno == EINTR);
+	if (n != (ssize_t)QSTORE_SEAL_LEN)
+		qf->err = n == -1 ? errno : EIO;
 }
 
 /*
@@ -258,20 +314,26 @@ qstore_commit(struct qfile *qf)
 	char from[PATH_MAX], to[PATH_MAX], dir[PATH_MAX];
 	int saved;
 
+	qstore_seal(qf);
 	qstore_flush(qf);
 	if (qf->err) {
 		errno = qf->err;
 		goto tempfail;
 	}
-	if (fdatasync(qf->fd) == -1)
+	/* A named file is renamed into place, so it must be whole on disk
+	 * first; an unnamed one is fsynced after its link (below). */
+	if (!qf->unnamed && fdatasync(qf->fd) == -1)
 		goto tempfail;
 	if (qpath_make(to, sizeof to, qf->spool, qf->hold ? "hold" : "queue",
 	    qf->qid) == -1 || qpath_make(dir, sizeof dir, qf->spool,
 	    qf->hold ? "hold" : "queue", "") == -1)
 		goto tempfail;
 	if (qf->unnamed) {
-		/* linkat, like the rename below, never replaces a file;
-		 * the new link count is synced with it (fsio.h). */
+		/* Linked first, then one fsync writes the data and the
+		 * new link count together (fsio.h); until it returns, a
+		 * crash may leave queue/QID short or with stale blocks,
+		 * which its seal tells.  linkat, like the rename below,
+		 * never replaces a file. */
 		if (fsio_publish_unnamed(qf->fd, to) == -1)
 			goto tempfail;
 		if (close(qf->fd) == -1) {

@@ -23,7 +23,11 @@ struct qfile {
 	int		 err;		/* first write error (errno), sticky */
 	char		 qid[QID_LEN + 1];
 	char		 spool[PATH_MAX];
-	uint64_t	 size;		/* octets after the envelope */
+	uint64_t	 size;		/* octets after the envelope (the
+					   content), so far */
+	uint32_t	 crc;		/* their CRC-32, for the seal */
+	off_t		 seal_at;	/* file offset of the seal record */
+	off_t		 flushed;	/* octets in the file; buf follows */
 	int		 unnamed;	/* O_TMPFILE: no name until commit */
 	int		 hold;		/* commit into hold/, not queue/ (an
 					 * access rule's HOLD) */
@@ -31,16 +35,32 @@ struct qfile {
 	char		*buf;		/* QSTORE_BUFSZ */
 };
 
+/*
+ * The seal: the envelope's last record, "content SIZE CRC", gives the
+ * content's length and CRC-32.  It is written with a placeholder of the
+ * same width and filled in at commit, when both are known.  A file that
+ * was linked into queue/ but not yet fsynced when the machine went down
+ * may come back short, or with blocks of zeros or of an older file; its
+ * seal then does not match, and the queue manager sets it aside
+ * (qenv_check_content) instead of delivering it.
+ */
+#define QSTORE_SEAL_FMT	"content %020llu %08lx\n"
+#define QSTORE_SEAL_LEN	(sizeof "content " - 1 + 20 + 1 + 8 + 1)
+
 /* Create the message file in incoming/ (unnamed where the file system
- * allows, else incoming/QID) and start it with the envelope (buffered
- * with the first octets of the message: a write error may show only at
- * commit).  -1 + errno. */
+ * allows, else incoming/QID) and start it with head: the envelope,
+ * ending with its empty line, and possibly the first octets of the
+ * content (our Received: field).  The seal's placeholder goes before
+ * the empty line.  Buffered with the first octets of the message: a
+ * write error may show only at commit.  -1 + errno (EINVAL: no empty
+ * line in head). */
 int	qstore_create(struct qfile *, const char *spool, const char *qid,
-	    const char *envelope, size_t len);
+	    const char *head, size_t len);
 /* Append message octets; errors are remembered and reported by commit. */
 void	qstore_write(struct qfile *, const void *, size_t);
-/* Flush, fdatasync, link or rename into queue/, close, fsync queue/.  0 or -1
- * with errno.  The qfile is closed either way; on error the file is
+/* Seal, flush, link into queue/ and fsync (an unnamed file), or
+ * fdatasync and rename (a named one); close; fsync queue/.  0 or -1 with
+ * errno.  The qfile is closed either way; on error the file is
  * removed. */
 int	qstore_commit(struct qfile *);
 /* Close and remove the message file. */

@@ -108,3 +108,73 @@ def test_seeded_spool_recovers_interrupted_delivery(postern):
     # at its own start-up scan.
     srv.wait_log(orphan + r" queue: removed a leftover status file")
     assert not o.exists()
+
+
+def test_queue_file_a_crash_cut_short_is_set_aside(postern):
+    """A committed queue file is linked into queue/ before its one fsync
+    (src/queue/README), so a power cut in between can bring it back
+    short, or with a block of zeros or of an older file in it.  Its seal
+    ("content SIZE CRC") then does not match: the queue manager moves it
+    to corrupt/ and says why, and delivers nothing of it.  The whole
+    message queued with them is delivered."""
+    import os
+    import zlib
+    srv = mail_server(postern, start=False)
+    conf = srv.conf.read_text()
+    srv.conf.write_text(conf.replace("queue-manager on", "queue-manager off"))
+    srv.start()
+    qids = []
+    with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=10) as s:
+        s.ehlo("client.example")
+        for i in range(4):
+            body = "".join(f"message {i} line {n:04d}\r\n" for n in range(800))
+            s.mail("x@example.org")
+            s.rcpt("bob@example.test")
+            code, reply = s.data(f"Subject: seal {i}\r\nX-Token: {i}\r\n\r\n"
+                                 f"{body}".encode())
+            assert code == 250, reply
+            qids.append(reply.decode().split()[-1])
+    assert srv.terminate() == 0
+    whole, short, zeros, stale = qids
+    q = srv.spool / "queue"
+    sealed = {}
+    for qid in qids:
+        env, content = (q / qid).read_bytes().split(b"\n\n", 1)
+        m = re.search(rb"^content (\d{20}) ([0-9a-f]{8})$", env, re.M)
+        assert m, env
+        assert int(m.group(1)) == len(content) > 16384
+        assert int(m.group(2), 16) == zlib.crc32(content)
+        sealed[qid] = (len(env) + 2, len(content))
+    os.truncate(q / short, 8192)
+    with open(q / zeros, "r+b") as f:
+        f.seek(8192)
+        f.write(b"\0" * 4096)
+    with open(q / whole, "rb") as f:
+        f.seek(8192)
+        older = f.read(4096)
+    with open(q / stale, "r+b") as f:
+        f.seek(8192)
+        assert f.read(4096) != older
+        f.seek(8192)
+        f.write(older)
+
+    srv.conf.write_text(conf)
+    srv.start()
+    why = {}
+    for qid in (short, zeros, stale):
+        m = srv.wait_log(rf"{qid} queue: corrupt message \((.*)\); moved to "
+                         rf"\S+/corrupt/{qid}$")
+        why[qid] = m.group(1)
+        assert (srv.spool / "corrupt" / qid).exists()
+    envlen, size = sealed[short]
+    assert why[short].startswith(f"content of {8192 - envlen} octets, sealed "
+                                 f"with {size} (a crash"), why[short]
+    for qid in (zeros, stale):
+        assert re.match(rf"content of {sealed[qid][1]} octets with CRC-32 "
+                        rf"[0-9a-f]{{8}}, sealed with {sealed[qid][1]} and "
+                        r"[0-9a-f]{8}", why[qid]), why[qid]
+    srv.wait_log(whole + r" removed$")
+    assert count_tokens(srv, "bob") == {0: 1}
+    assert srv.queue_ids() == []
+    for qid in (short, zeros, stale):
+        assert not re.search(rf"{qid} .*status=sent", srv.log())

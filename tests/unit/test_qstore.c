@@ -29,8 +29,10 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "lib/fsio.h"
+#include "queue/qenv.h"
 #include "queue/qstatus.h"
 #include "queue/qstore.h"
 
@@ -130,7 +132,7 @@ static void
 test_spares_and_commit(void **state)
 {
 	char spool[] = "/tmp/postern-qstore-XXXXXX", incoming[PATH_MAX];
-	char queued[PATH_MAX], got[64];
+	char queued[PATH_MAX], got[128], seal[64];
 	static const char env[] = "postern-queue 1\n\n", body[] = "Subject: x\r\n\r\nhi\r\n";
 	struct qfile qf;
 	int fd, subdirs;
@@ -164,9 +166,15 @@ test_spares_and_commit(void **state)
 	assert_true((fd = open(queued, O_RDONLY)) != -1);
 	n = read(fd, got, sizeof got);
 	close(fd);
-	assert_int_equal(n, sizeof env - 1 + sizeof body - 1);
-	assert_memory_equal(got, env, sizeof env - 1);
-	assert_memory_equal(got + sizeof env - 1, body, sizeof body - 1);
+	/* The envelope, its seal before the empty line, the message. */
+	snprintf(seal, sizeof seal, "content %020zu %08lx\n", sizeof body - 1,
+	    crc32(0, (const Bytef *)body, sizeof body - 1));
+	assert_int_equal(n, sizeof env - 1 + strlen(seal) + sizeof body - 1);
+	assert_memory_equal(got, env, sizeof env - 2);
+	assert_memory_equal(got + sizeof env - 2, seal, strlen(seal));
+	assert_memory_equal(got + sizeof env - 2 + strlen(seal), "\n", 1);
+	assert_memory_equal(got + sizeof env - 1 + strlen(seal), body,
+	    sizeof body - 1);
 
 	/* Three of four left: more than half, so none is made yet (the
 	 * filler wakes when half are used)... */
@@ -289,6 +297,130 @@ test_status_file(void **state)
 	remove_spool(spool);
 }
 
+/* Commit a message of len octets as queue/QID without spare files (a
+ * pattern that differs from block to block and with the QID's last
+ * digit); return the queue file's path in path. */
+static void
+commit_message(const char *spool, const char *qid, size_t len, char *path,
+    size_t pathsz)
+{
+	char env[256];
+	unsigned char *body = malloc(len);
+	struct qfile qf;
+	int n;
+
+	assert_non_null(body);
+	for (size_t i = 0; i < len; i++)
+		body[i] = (unsigned char)('a' + (i / 4096 + i + qid[15]) % 26);
+	n = snprintf(env, sizeof env, "postern-queue 1\nqid %s\nfrom a@b.test\n"
+	    "rcpt c@d.test\n\n", qid);
+	assert_int_equal(qstore_create(&qf, spool, qid, env, (size_t)n), 0);
+	/* In pieces, as a session writes it. */
+	for (size_t off = 0; off < len; off += 1000)
+		qstore_write(&qf, body + off, len - off < 1000 ? len - off : 1000);
+	assert_int_equal(qstore_commit(&qf), 0);
+	free(body);
+	snprintf(path, pathsz, "%s/queue/%s", spool, qid);
+}
+
+/* 0 if the queue file at path reads and checks, else -1 with why. */
+static int
+read_and_check(const char *path, char *why, size_t whysz)
+{
+	struct qenv e;
+	int fd, rc;
+
+	assert_true((fd = open(path, O_RDONLY)) != -1);
+	rc = qenv_read(fd, &e, why, whysz);
+	if (rc == 0) {
+		rc = qenv_check_content(fd, &e, why, whysz);
+		qenv_free(&e);
+	}
+	close(fd);
+	return rc;
+}
+
+/* The seal ("content SIZE CRC", qstore.h) is filled in at commit, in the
+ * buffer for a small message and in place for one larger than the
+ * buffer, and it tells a whole file from one a crash cut short, or
+ * with a block of zeros or of another message in it; a file from before
+ * seals is read unchecked; an envelope without its empty line is
+ * refused. */
+static void
+test_seal(void **state)
+{
+	char spool[] = "/tmp/postern-qstore-XXXXXX", small[PATH_MAX];
+	char big[PATH_MAX], other[PATH_MAX], why[256];
+	static const char old[] = "postern-queue 1\nqid 0000000000000003\n"
+	    "from a@b.test\nrcpt c@d.test\n\nSubject: old\r\n\r\nbody\r\n";
+	unsigned char block[4096], mine[4096], zeros[4096] = { 0 };
+	struct qfile qf;
+	struct qenv e;
+	struct stat st;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(spool));
+	assert_int_equal(qstore_prepare(spool, (uid_t)-1, (gid_t)-1), 0);
+	commit_message(spool, "0000000000000001", 900, small, sizeof small);
+	commit_message(spool, "0000000000000002", 100 * 1024, big, sizeof big);
+	commit_message(spool, "0000000000000004", 100 * 1024, other,
+	    sizeof other);
+	assert_int_equal(read_and_check(small, why, sizeof why), 0);
+	assert_int_equal(read_and_check(big, why, sizeof why), 0);
+	assert_true((fd = open(big, O_RDONLY)) != -1);
+	assert_int_equal(qenv_read(fd, &e, why, sizeof why), 0);
+	assert_true(e.sealed);
+	assert_int_equal(e.seal_size, 100 * 1024);
+	assert_int_equal(e.size, 100 * 1024);
+	qenv_free(&e);
+	close(fd);
+
+	/* A block of another message (the same offset in a file made the
+	 * same way, but with other octets there), then zeros. */
+	assert_true((fd = open(other, O_RDONLY)) != -1);
+	assert_int_equal(pread(fd, block, sizeof block, 8192), sizeof block);
+	close(fd);
+	assert_true((fd = open(big, O_RDWR)) != -1);
+	assert_int_equal(pread(fd, mine, sizeof mine, 8192), sizeof mine);
+	assert_memory_not_equal(block, mine, sizeof block);
+	assert_int_equal(pwrite(fd, block, sizeof block, 8192), sizeof block);
+	assert_int_equal(read_and_check(big, why, sizeof why), -1);
+	assert_non_null(strstr(why, "CRC-32"));
+	assert_int_equal(pwrite(fd, zeros, sizeof zeros, 8192), sizeof zeros);
+	assert_int_equal(read_and_check(big, why, sizeof why), -1);
+	assert_non_null(strstr(why, "sealed with 102400 and"));
+	/* Cut short: qenv_read itself says so, by the length. */
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(ftruncate(fd, st.st_size - 5000), 0);
+	assert_int_equal(read_and_check(big, why, sizeof why), -1);
+	assert_non_null(strstr(why, "sealed with 102400 (a crash"));
+	close(fd);
+
+	/* The placeholder never passes for a seal of a non-empty message. */
+	assert_true((fd = open(small, O_RDWR)) != -1);
+	assert_int_equal(pwrite(fd, "content 00000000000000000000 00000000",
+	    37, 65), 37);
+	assert_int_equal(read_and_check(small, why, sizeof why), -1);
+	assert_int_equal(pwrite(fd, "content 0000000000000000000x 00000000",
+	    37, 65), 37);
+	assert_int_equal(read_and_check(small, why, sizeof why), -1);
+	assert_string_equal(why, "bad content record");
+	close(fd);
+
+	/* A queue file from before seals. */
+	snprintf(small, sizeof small, "%s/queue/0000000000000003", spool);
+	assert_true((fd = open(small, O_WRONLY | O_CREAT, 0600)) != -1);
+	assert_int_equal(write(fd, old, sizeof old - 1), sizeof old - 1);
+	close(fd);
+	assert_int_equal(read_and_check(small, why, sizeof why), 0);
+
+	assert_int_equal(qstore_create(&qf, spool, "0000000000000005",
+	    "postern-queue 1\n", 16), -1);
+	assert_int_equal(errno, EINVAL);
+	remove_spool(spool);
+}
+
 int
 main(void)
 {
@@ -296,6 +428,7 @@ main(void)
 		cmocka_unit_test(test_spares_and_commit),
 		cmocka_unit_test(test_spread_directories),
 		cmocka_unit_test(test_status_file),
+		cmocka_unit_test(test_seal),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
