@@ -124,7 +124,7 @@ maildir_deliver(const char *mailboxes, const char *user, const char *name,
 {
 	char box[PATH_MAX], tmp[PATH_MAX], new[PATH_MAX], newdir[PATH_MAX];
 	char tmpdir[PATH_MAX], head[2 * 512];
-	int fd = -1, unnamed = 0, saved, n;
+	int fd = -1, unnamed = 0, dir_synced = 0, saved, n;
 	const char *step = "create";
 
 	if ((size_t)snprintf(box, sizeof box, "%s/%s", mailboxes, user) >=
@@ -162,24 +162,31 @@ maildir_deliver(const char *mailboxes, const char *user, const char *name,
 	step = "fsync";
 	if (fsync(fd) == -1)
 		goto fail;
-	/* link(2), not rename(2): an existing name is never replaced. */
+	/* link(2), not rename(2): an existing name is never replaced.
+	 * On ext4 the file's fsync after its link also makes the entry
+	 * durable, and new/ need not be synced (fsio.h). */
 	step = "link into new/";
-	if (unnamed && fsio_publish_unnamed(fd, new) == -1)
-		goto fail;
-	step = "close";
-	if (close(fd) == -1) {
+	if (unnamed) {
+		int publish = fd;
+
+		dir_synced = fsio_file_sync_covers_entry(fd);
 		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (!unnamed) {
+		if (fsio_publish_unnamed(publish, new) == -1)
+			goto fail;
+	} else {
+		step = "close";
+		if (close(fd) == -1) {
+			fd = -1;
+			goto fail;
+		}
+		fd = -1;
 		step = "link into new/";
 		if (link(tmp, new) == -1)
 			goto fail;
 		unlink(tmp);
 	}
 	step = "fsync new/";
-	if (fsync_dir(newdir) == -1)
+	if (!dir_synced && fsync_dir(newdir) == -1)
 		goto fail;
 	return 0;
 fail:

@@ -61,17 +61,117 @@ fsio_link_unnamed(int fd, const char *path)
 int
 fsio_publish_unnamed(int fd, const char *path)
 {
-	int saved;
+	int named = -1, saved;
 
 	if (fsio_link_unnamed(fd, path) == -1)
-		return -1;
-	if (fsync(fd) == -1) {
-		saved = errno;
-		(void)unlink(path);
-		errno = saved;
-		return -1;
+		goto fail;
+	/* Synced through its new name, the unnamed descriptor closed
+	 * first: the file then has that one name in the dentry cache,
+	 * held by the descriptor being synced, and that name's directory
+	 * is the one ext4 flushes with the file (fsio.h). */
+	if ((named = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+		if (errno != ENOENT)
+			goto unlink;
+		/* Already taken away by its reader (a queue manager that
+		 * delivered and removed it, a POP3 login that moved it to
+		 * cur/): only the file is left to sync, and failing now
+		 * would have it sent again. */
+		if (fsync(fd) == -1)
+			goto fail;
+		if (close(fd) == -1) {
+			fd = -1;
+			goto fail;
+		}
+		return 0;
+	}
+	if (close(fd) == -1) {
+		fd = -1;
+		goto unlink;
+	}
+	fd = -1;
+	if (fsync(named) == -1)
+		goto unlink;
+	if (close(named) == -1) {
+		named = -1;
+		goto unlink;
 	}
 	return 0;
+unlink:
+	saved = errno;
+	(void)unlink(path);
+	errno = saved;
+fail:
+	saved = errno;
+	if (named != -1)
+		close(named);
+	if (fd != -1)
+		close(fd);
+	errno = saved;
+	return -1;
+}
+
+/* The ext4 driver's name for the block device under fd's file system
+ * (its directory in /sys/fs/ext4/), or -1 if ext4 does not have it. */
+static int
+ext4_device(int fd, char *name, size_t namesz)
+{
+	char sys[PATH_MAX], link[PATH_MAX];
+	const char *base;
+	struct statfs sfs;
+	struct stat st;
+	ssize_t n;
+
+	if (fstatfs(fd, &sfs) == -1 || sfs.f_type != EXT4_SUPER_MAGIC ||
+	    fstat(fd, &st) == -1)
+		return -1;
+	if ((size_t)snprintf(sys, sizeof sys, "/sys/dev/block/%u:%u",
+	    major(st.st_dev), minor(st.st_dev)) >= sizeof sys ||
+	    (n = readlink(sys, link, sizeof link - 1)) <= 0)
+		return -1;		/* no block device to ask about */
+	link[n] = '\0';
+	base = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
+	/* The ext2 and ext3 drivers share the magic number, not this. */
+	if ((size_t)snprintf(sys, sizeof sys, "/sys/fs/ext4/%s", base) >=
+	    sizeof sys || access(sys, F_OK) == -1 ||
+	    strlcpy(name, base, namesz) >= namesz)
+		return -1;
+	return 0;
+}
+
+/* What fsio_file_sync_covers_entry found, per file system: a few
+ * entries are plenty (the spool, the mailboxes). */
+static struct {
+	dev_t	 dev;
+	int	 covers;
+} covers_seen[8];
+static size_t covers_nseen;
+static pthread_mutex_t covers_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int
+fsio_file_sync_covers_entry(int fd)
+{
+	char name[64];
+	struct stat st;
+	int covers;
+
+	if (fstat(fd, &st) == -1)
+		return 0;
+	pthread_mutex_lock(&covers_lock);
+	for (size_t i = 0; i < covers_nseen; i++)
+		if (covers_seen[i].dev == st.st_dev) {
+			covers = covers_seen[i].covers;
+			pthread_mutex_unlock(&covers_lock);
+			return covers;
+		}
+	pthread_mutex_unlock(&covers_lock);
+	covers = ext4_device(fd, name, sizeof name) == 0;
+	pthread_mutex_lock(&covers_lock);
+	if (covers_nseen < sizeof covers_seen / sizeof covers_seen[0]) {
+		covers_seen[covers_nseen].dev = st.st_dev;
+		covers_seen[covers_nseen++].covers = covers;
+	}
+	pthread_mutex_unlock(&covers_lock);
+	return covers;
 }
 
 /* Whether linking through /proc works in this process: tried once, in
@@ -148,23 +248,17 @@ fsio_spread_subdirs(const char *path)
 int
 fsio_ext4_without_journal(const char *path, char *dev, size_t devsz)
 {
-	char sys[PATH_MAX], link[PATH_MAX], task[32];
-	const char *name;
-	struct statfs sfs;
-	struct stat st;
-	ssize_t n;
+	char sys[PATH_MAX], name[64], task[32];
 	FILE *f;
-	int none = 0;
+	int fd, none = 0;
 
-	if (statfs(path, &sfs) == -1 || sfs.f_type != EXT4_SUPER_MAGIC ||
-	    stat(path, &st) == -1)
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_PATH)) == -1)
 		return 0;
-	if ((size_t)snprintf(sys, sizeof sys, "/sys/dev/block/%u:%u",
-	    major(st.st_dev), minor(st.st_dev)) >= sizeof sys ||
-	    (n = readlink(sys, link, sizeof link - 1)) <= 0)
-		return 0;		/* no block device to ask about */
-	link[n] = '\0';
-	name = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
+	if (ext4_device(fd, name, sizeof name) == -1) {
+		close(fd);
+		return 0;
+	}
+	close(fd);
 	if ((size_t)snprintf(sys, sizeof sys, "/sys/fs/ext4/%s/journal_task",
 	    name) >= sizeof sys || (f = fopen(sys, "re")) == NULL)
 		return 0;

@@ -38,15 +38,32 @@ int	fsio_link_unnamed(int fd, const char *path);
  * and the file-system check after a crash takes it for a deleted file
  * and removes the new entry.  So the file is fsynced after the link (on
  * the ext4 that has a journal, that commits the link and the entry
- * together, and the directory's fsync that follows finds that
- * transaction committed).  That fsync also writes whatever of the
- * file's data is not on disk yet: a caller that links a file before
- * its data is durable must be able to tell, after a crash, a file the
- * crash cut short (the queue's seal, queue/qstore.h); others fdatasync
- * first.  On failure the name is removed again.  The caller still
- * fsyncs the directory.
+ * together).  That fsync also writes whatever of the file's data is not
+ * on disk yet: a caller that links a file before its data is durable
+ * must be able to tell, after a crash, a file the crash cut short (the
+ * queue's seal, queue/qstore.h); others fdatasync first.  The fsync is
+ * made through the new name, with fd closed first (so the file has only
+ * that name: see fsio_file_sync_covers_entry).  fd is closed either
+ * way; on failure the name is removed again.  The caller fsyncs the
+ * directory unless fsio_file_sync_covers_entry says it need not.
  */
 int	fsio_publish_unnamed(int fd, const char *path);
+/*
+ * Whether, on the file system of fd, an fsync of a file just linked or
+ * created in a directory also makes the new directory entry durable, so
+ * that an fsync of the directory would add nothing: 1 where the ext4
+ * driver has the file system.  With a journal, the file's fsync commits
+ * the transaction that made the link, and the link made the entry and
+ * the new link count in one.  Without one, an fsync of a file just
+ * added to a directory also writes that directory, which nothing else
+ * would write before writeback (ext4_sync_parent in fs/ext4/fsync.c);
+ * ext4 finds the directory through the file's name in the dentry cache,
+ * which is why fsio_publish_unnamed syncs through the one new name.
+ * POSIX promises neither, so everywhere else the directory is fsynced.
+ * test_acknowledged_mail_survives_a_crash checks both kinds of ext4 by
+ * copying the disk right after a 250.  Cached per file system.
+ */
+int	fsio_file_sync_covers_entry(int fd);
 /* Ask the file system to place the subdirectories made in path from now
  * on apart from each other, and so the files made in them: ext4's
  * "top of a directory hierarchy" flag (chattr +T), which its allocator

@@ -190,8 +190,10 @@ qstatus_load(const char *spool, const char *qid, struct qstatus *st)
  * the last minutes and would make each create scan past them.  A file
  * made with O_CREAT gets its directory entry flushed by its first
  * fdatasync on that file system (ext4 marks it a new entry); a linked
- * one does not, so dir_unsynced asks the first sync (or the close, if
- * no record was synced) to flush status/.
+ * one gets the directory ext4 finds through the file's names in the
+ * dentry cache, which may be the unnamed one it was made as while that
+ * descriptor is open (lib/fsio.h), so dir_unsynced asks the first sync
+ * (or the close, if no record was synced) to flush status/.
  */
 static int
 qstatus_create(const char *spool, struct qstatus *st)

@@ -2,7 +2,8 @@
  * qstore.c - the spool writer.  Durability rules (src/queue/README):
  * the file sealed, linked into queue/ and fsynced (or, where there are
  * no unnamed files, fsynced and renamed into queue/), then queue/
- * fsynced, and only then does the session answer 250.
+ * fsynced unless the file's fsync already made the entry durable
+ * (ext4), and only then does the session answer 250.
  *
  * A message being received is an unnamed file (O_TMPFILE) in incoming/
  * where the file system allows it: no directory entry is made for it
@@ -312,7 +313,7 @@ int
 qstore_commit(struct qfile *qf)
 {
 	char from[PATH_MAX], to[PATH_MAX], dir[PATH_MAX];
-	int saved;
+	int fd, saved, dir_synced = 0;
 
 	qstore_seal(qf);
 	qstore_flush(qf);
@@ -333,17 +334,13 @@ qstore_commit(struct qfile *qf)
 		 * new link count together (fsio.h); until it returns, a
 		 * crash may leave queue/QID short or with stale blocks,
 		 * which its seal tells.  linkat, like the rename below,
-		 * never replaces a file. */
-		if (fsio_publish_unnamed(qf->fd, to) == -1)
-			goto tempfail;
-		if (close(qf->fd) == -1) {
-			qf->fd = -1;
-			saved = errno;
-			unlink(to);
-			errno = saved;
-			goto tempfail_closed;
-		}
+		 * never replaces a file.  On ext4 that fsync also makes
+		 * the entry durable, and queue/ need not be synced. */
+		dir_synced = fsio_file_sync_covers_entry(qf->fd);
+		fd = qf->fd;
 		qf->fd = -1;
+		if (fsio_publish_unnamed(fd, to) == -1)
+			goto tempfail_closed;
 	} else {
 		if (close(qf->fd) == -1) {
 			qf->fd = -1;
@@ -358,7 +355,7 @@ qstore_commit(struct qfile *qf)
 		    RENAME_NOREPLACE) == -1)
 			goto tempfail;
 	}
-	if (qstore_sync_dir(dir) == -1) {
+	if (!dir_synced && qstore_sync_dir(dir) == -1) {
 		/* The rename may or may not survive a crash; the client will
 		 * get a 4xx and retry, so take the message back out. */
 		saved = errno;

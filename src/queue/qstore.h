@@ -59,8 +59,8 @@ int	qstore_create(struct qfile *, const char *spool, const char *qid,
 /* Append message octets; errors are remembered and reported by commit. */
 void	qstore_write(struct qfile *, const void *, size_t);
 /* Seal, flush, link into queue/ and fsync (an unnamed file), or
- * fdatasync and rename (a named one); close; fsync queue/.  0 or -1 with
- * errno.  The qfile is closed either way; on error the file is
+ * fdatasync and rename (a named one); close; fsync queue/ unless the
+ * file's fsync covered its entry (lib/fsio.h).  0 or -1 with errno.  The qfile is closed either way; on error the file is
  * removed. */
 int	qstore_commit(struct qfile *);
 /* Close and remove the message file. */

@@ -591,6 +591,85 @@ test_unnamed_file(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* The file-system type of the mount that holds path, from
+ * /proc/self/mounts (the longest mount point that is a prefix of it). */
+static void
+mount_type(const char *path, char *type, size_t typesz)
+{
+	char line[1024], mnt[512], fstype[64];
+	size_t best = 0;
+	FILE *f = fopen("/proc/self/mounts", "re");
+
+	assert_non_null(f);
+	type[0] = '\0';
+	while (fgets(line, sizeof line, f) != NULL) {
+		size_t len;
+
+		if (sscanf(line, "%*s %511s %63s", mnt, fstype) != 2)
+			continue;
+		len = strlen(mnt);
+		if (strncmp(path, mnt, len) == 0 && (len == 1 ||
+		    path[len] == '/' || path[len] == '\0') && len >= best) {
+			best = len;
+			snprintf(type, typesz, "%s", fstype);
+		}
+	}
+	fclose(f);
+}
+
+/* fsio_publish_unnamed gives the file its name, closes the descriptor
+ * and leaves exactly one link; it fails with EEXIST rather than replace
+ * a file, and closes the descriptor then too.  The file's sync covers
+ * its new entry where ext4 has the file system, and never on tmpfs (or
+ * anything else); /proc/self/mounts says which, independently. */
+static void
+test_publish_and_entry_sync(void **state)
+{
+	static const char *dirs[] = { "/tmp", "/dev/shm", "/var/tmp" };
+	char dir[PATH_MAX], path[PATH_MAX + 8], type[64];
+	struct stat st;
+	int fd, covers;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+		snprintf(dir, sizeof dir, "%s/postern-fsio-XXXXXX", dirs[i]);
+		if (mkdtemp(dir) == NULL) {
+			printf("SKIP %s: %s\n", dirs[i], strerror(errno));
+			continue;
+		}
+		mount_type(dir, type, sizeof type);
+		if ((fd = fsio_open_unnamed(dir, 0600)) == -1) {
+			printf("SKIP unnamed files in %s (%s): %s\n", dir, type,
+			    strerror(errno));
+			rmdir(dir);
+			continue;
+		}
+		covers = fsio_file_sync_covers_entry(fd);
+		/* Asked again: the cached answer, the same. */
+		assert_int_equal(fsio_file_sync_covers_entry(fd), covers);
+		/* ext2 and ext3 may be driven by ext4 or not: either way. */
+		if (strcmp(type, "ext2") != 0 && strcmp(type, "ext3") != 0)
+			assert_int_equal(covers, strcmp(type, "ext4") == 0);
+		assert_int_equal(write_full(fd, "queued\n", 7), 0);
+		snprintf(path, sizeof path, "%s/QID", dir);
+		assert_int_equal(fsio_publish_unnamed(fd, path), 0);
+		assert_int_equal(fcntl(fd, F_GETFD), -1);	/* closed */
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(st.st_nlink, 1);
+		assert_int_equal(st.st_size, 7);
+		assert_true((fd = fsio_open_unnamed(dir, 0600)) != -1);
+		assert_int_equal(fsio_publish_unnamed(fd, path), -1);
+		assert_int_equal(errno, EEXIST);
+		assert_int_equal(fcntl(fd, F_GETFD), -1);
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(st.st_size, 7);	/* not replaced */
+		printf("# %s is %s: entry synced with the file: %s\n", dir, type,
+		    covers ? "yes" : "no");
+		unlink(path);
+		assert_int_equal(rmdir(dir), 0);
+	}
+}
+
 /* A file's new version is reported when whole: at once when replaced by
  * rename, after one unchanged look when edited in place, at once at
  * start; a missing file is -1. */
@@ -643,6 +722,7 @@ main(void)
 		cmocka_unit_test(test_netprefix_list_and_loopback),
 		cmocka_unit_test(test_sockaddr_format),
 		cmocka_unit_test(test_unnamed_file),
+		cmocka_unit_test(test_publish_and_entry_sync),
 		cmocka_unit_test(test_filewatch),
 	};
 
