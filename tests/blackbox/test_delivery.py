@@ -315,6 +315,9 @@ def test_one_queue_manager_overlaps_its_passes(postern):
         assert all(f"Delivered-To: {user}@example.test\r\n".encode()
                    in f.read_bytes() for f in files)
     assert wait_for(lambda: srv.queue_ids() == [], 10), srv.queue_ids()
+    # A pass logs its "removed" just after the unlink.
+    assert wait_for(lambda: len(re.findall(r"[0-9A-F]{16} removed\b",
+                                           srv.log())) >= n, 10), srv.log()
     # From the log, in order: how many passes were between their
     # "queue active" and their removal at once.
     under_way, most, removed = set(), 0, 0
