@@ -4,6 +4,7 @@
  * skipped; the rest of the file still loads.
  */
 #include "auth/userdb.h"
+#include "lib/errlist.h"
 #include "lib/fsio.h"
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
@@ -110,39 +111,17 @@ entry_free(struct user_entry *u)
 	free(u->secrets);
 }
 
-/* A parse error, printed with the others in line order at the end. */
-struct parse_error {
-	int		 line;
-	const char	*why;
-};
-
-static int
-parse_error_cmp(const void *a, const void *b)
-{
-	const struct parse_error *x = a, *y = b;
-
-	return (x->line > y->line) - (x->line < y->line);
-}
-
-static void
-parse_error_add(struct parse_error **v, size_t *n, int line, const char *why)
-{
-	*v = xreallocarray(*v, *n + 1, sizeof **v);
-	(*v)[*n].line = line;
-	(*v)[(*n)++].why = why;
-}
-
 /* Drop the later lines of a name given twice; users is sorted by
  * user_line_cmp. */
 static void
-drop_duplicates(struct userdb *db, struct parse_error **errs, size_t *nerrs)
+drop_duplicates(const char *name, struct userdb *db, struct errlist *errs)
 {
 	size_t kept = 0;
 
 	for (size_t i = 0; i < db->nusers; i++) {
 		if (kept > 0 && user_cmp(&db->users[kept - 1],
 		    &db->users[i]) == 0) {
-			parse_error_add(errs, nerrs, db->users[i].line,
+			errlist_add(errs, name, db->users[i].line,
 			    "duplicate user name");
 			entry_free(&db->users[i]);
 			continue;
@@ -179,8 +158,7 @@ userdb_index(struct userdb *db)
 int
 userdb_parse(const char *name, const char *text, struct userdb *db, FILE *errf)
 {
-	struct parse_error *errs = NULL;
-	size_t nerrs = 0;
+	struct errlist errs = { 0 };
 	const char *p = text;
 	int line = 0;
 
@@ -218,7 +196,7 @@ userdb_parse(const char *name, const char *text, struct userdb *db, FILE *errf)
 		else if (field[3][0] && strcmp(field[3], "locked") != 0)
 			why = "flags must be empty or 'locked'";
 		if (why) {
-			parse_error_add(&errs, &nerrs, line, why);
+			errlist_add(&errs, name, line, "%s", why);
 			free(copy);
 			continue;
 		}
@@ -240,14 +218,9 @@ userdb_parse(const char *name, const char *text, struct userdb *db, FILE *errf)
 	/* Sorted once at the end, not per line: n log n for the file. */
 	if (db->nusers > 0)
 		qsort(db->users, db->nusers, sizeof *db->users, user_line_cmp);
-	drop_duplicates(db, &errs, &nerrs);
+	drop_duplicates(name, db, &errs);
 	userdb_index(db);
-	if (nerrs > 1)
-		qsort(errs, nerrs, sizeof *errs, parse_error_cmp);
-	for (size_t i = 0; errf && i < nerrs; i++)
-		fprintf(errf, "%s:%d: %s\n", name, errs[i].line, errs[i].why);
-	free(errs);
-	return (int)nerrs;
+	return (int)errlist_flush(&errs, errf);
 }
 
 int

@@ -4,12 +4,12 @@
  */
 #include "deliver/aliases.h"
 #include "lib/buf.h"
+#include "lib/errlist.h"
 #include "lib/fsio.h"
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,59 +31,6 @@ valid_alias_name(const char *s)
 		if (!isalnum((unsigned char)*s) && !strchr("._-+", *s))
 			return 0;
 	return 1;
-}
-
-/* The errors of one parse, printed in line order at its end: the
- * duplicates are only found once every entry is in. */
-struct alias_errors {
-	struct alias_error {
-		int	 line;
-		size_t	 seq;	/* order within a line */
-		char	*text;
-	}		*v;
-	size_t		 n;
-};
-
-static void __attribute__((format(printf, 4, 5)))
-alias_error(struct alias_errors *errs, const char *name, int line,
-    const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-	int o;
-
-	o = snprintf(msg, sizeof msg, "%s:%d: ", name, line);
-	va_start(ap, fmt);
-	if (o >= 0 && (size_t)o < sizeof msg)
-		vsnprintf(msg + o, sizeof msg - (size_t)o, fmt, ap);
-	va_end(ap);
-	errs->v = xreallocarray(errs->v, errs->n + 1, sizeof *errs->v);
-	errs->v[errs->n].line = line;
-	errs->v[errs->n].seq = errs->n;
-	errs->v[errs->n++].text = xstrdup(msg);
-}
-
-static int
-alias_error_cmp(const void *a, const void *b)
-{
-	const struct alias_error *x = a, *y = b;
-
-	if (x->line != y->line)
-		return (x->line > y->line) - (x->line < y->line);
-	return (x->seq > y->seq) - (x->seq < y->seq);
-}
-
-static void
-alias_errors_flush(struct alias_errors *errs, FILE *errf)
-{
-	if (errs->n > 1)
-		qsort(errs->v, errs->n, sizeof *errs->v, alias_error_cmp);
-	for (size_t i = 0; i < errs->n; i++) {
-		if (errf != NULL)
-			fprintf(errf, "%s\n", errs->v[i].text);
-		free(errs->v[i].text);
-	}
-	free(errs->v);
 }
 
 /* By name, then line: of a name given twice the first line is kept. */
@@ -108,7 +55,7 @@ entry_free(struct alias_entry *e)
 /* Sort the entries once, and drop (and report) the later lines of a
  * name given twice.  Returns how many were dropped. */
 static int
-sort_entries(const char *name, struct aliases *al, struct alias_errors *errs)
+sort_entries(const char *name, struct aliases *al, struct errlist *errs)
 {
 	size_t kept = 0;
 	int dropped = 0;
@@ -119,7 +66,7 @@ sort_entries(const char *name, struct aliases *al, struct alias_errors *errs)
 	for (size_t i = 0; i < al->nentries; i++) {
 		if (kept > 0 && alias_cmp(&al->entries[kept - 1],
 		    &al->entries[i]) == 0) {
-			alias_error(errs, name, al->entries[i].line,
+			errlist_add(errs, name, al->entries[i].line,
 			    "duplicate alias '%s'", al->entries[i].name);
 			entry_free(&al->entries[i]);
 			dropped++;
@@ -134,13 +81,13 @@ sort_entries(const char *name, struct aliases *al, struct alias_errors *errs)
 /* One logical entry (continuations joined); returns 0 or -1. */
 static int
 parse_entry(const char *name, int line, char *text, struct aliases *al,
-    struct alias_errors *errs)
+    struct errlist *errs)
 {
 	struct alias_entry e = { 0 };
 	char *colon = strchr(text, ':'), *p, *end;
 
 	if (colon == NULL) {
-		alias_error(errs, name, line, "expected 'name: target, ...'");
+		errlist_add(errs, name, line, "expected 'name: target, ...'");
 		return -1;
 	}
 	*colon = '\0';
@@ -149,7 +96,7 @@ parse_entry(const char *name, int line, char *text, struct aliases *al,
 		*--end = '\0';
 	str_lower(text);
 	if (!valid_alias_name(text)) {
-		alias_error(errs, name, line, "bad alias name '%s'", text);
+		errlist_add(errs, name, line, "bad alias name '%s'", text);
 		return -1;
 	}
 	p = colon + 1;
@@ -166,7 +113,7 @@ parse_entry(const char *name, int line, char *text, struct aliases *al,
 			if (*q == '"')
 				inquote = !inquote;
 		if (inquote) {
-			alias_error(errs, name, line, "unterminated quote");
+			errlist_add(errs, name, line, "unterminated quote");
 			goto fail;
 		}
 		p = *q ? q + 1 : q;
@@ -175,23 +122,23 @@ parse_entry(const char *name, int line, char *text, struct aliases *al,
 		while (end > t && isspace((unsigned char)end[-1]))
 			*--end = '\0';
 		if (*t == '\0') {
-			alias_error(errs, name, line, "empty target");
+			errlist_add(errs, name, line, "empty target");
 			goto fail;
 		}
 		if (*t == '|' || *t == '/' || (*t == '"' && (t[1] == '|' ||
 		    t[1] == '/'))) {
-			alias_error(errs, name, line, "program and file targets "
+			errlist_add(errs, name, line, "program and file targets "
 			    "('%s') are not supported", t);
 			goto fail;
 		}
 		if (strncmp(t, ":include:", 9) == 0 && t[9] != '/') {
-			alias_error(errs, name, line, ":include: needs an "
+			errlist_add(errs, name, line, ":include: needs an "
 			    "absolute path");
 			goto fail;
 		}
 		for (char *c = t; *c; c++)
 			if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) {
-				alias_error(errs, name, line, "control or 8-bit "
+				errlist_add(errs, name, line, "control or 8-bit "
 				    "character in target");
 				goto fail;
 			}
@@ -200,7 +147,7 @@ parse_entry(const char *name, int line, char *text, struct aliases *al,
 		e.targets[e.ntargets++] = xstrdup(t);
 	}
 	if (e.ntargets == 0) {
-		alias_error(errs, name, line, "alias '%s' has no targets", text);
+		errlist_add(errs, name, line, "alias '%s' has no targets", text);
 		goto fail;
 	}
 	e.name = xstrdup(text);
@@ -220,7 +167,7 @@ int
 aliases_parse(const char *name, const char *text, struct aliases *al,
     FILE *errf)
 {
-	struct alias_errors errs = { 0 };
+	struct errlist errs = { 0 };
 	struct buf entry;
 	const char *p = text;
 	int line = 0, entry_line = 0, nerr = 0;
@@ -249,7 +196,7 @@ aliases_parse(const char *name, const char *text, struct aliases *al,
 			break;
 		if (!blank) {
 			if (continuation && entry.len == 0) {
-				alias_error(&errs, name, line, "continuation line "
+				errlist_add(&errs, name, line, "continuation line "
 				    "without an entry");
 				nerr++;
 			} else {
@@ -257,7 +204,7 @@ aliases_parse(const char *name, const char *text, struct aliases *al,
 					entry_line = line;
 				if (buf_append(&entry, p, len) == -1 ||
 				    buf_putc(&entry, '\n') == -1) {
-					alias_error(&errs, name, line,
+					errlist_add(&errs, name, line,
 					    "entry too long");
 					nerr++;
 					buf_reset(&entry);
@@ -269,7 +216,7 @@ aliases_parse(const char *name, const char *text, struct aliases *al,
 	}
 	buf_free(&entry);
 	nerr += sort_entries(name, al, &errs);
-	alias_errors_flush(&errs, errf);
+	(void)errlist_flush(&errs, errf);
 	return nerr;
 }
 
