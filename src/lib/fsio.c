@@ -37,8 +37,8 @@ write_full(int fd, const void *p, size_t n)
 	return 0;
 }
 
-/* The name through which linkat(2) gives an unnamed file a name without
- * CAP_DAC_READ_SEARCH, which AT_EMPTY_PATH would need. */
+/* The name through which linkat(2) gives an unnamed file a name where
+ * AT_EMPTY_PATH is refused to this process. */
 static int
 fd_path(char *dst, size_t dstsz, int fd)
 {
@@ -46,16 +46,39 @@ fd_path(char *dst, size_t dstsz, int fd)
 	    0 : -1;
 }
 
+/*
+ * Whether linkat(fd, "", AT_EMPTY_PATH) works here: -1 until it has
+ * been tried.  Linux 6.10 and later allow it when the file was opened
+ * with the caller's own credentials; otherwise it takes
+ * CAP_DAC_READ_SEARCH, and a refusal is ENOENT.  Where it works it
+ * saves the walk through /proc, which every message's commit would
+ * otherwise pay.  ENOENT can also be the link's own failure (no such
+ * directory), so it is told apart by trying /proc, and only a link that
+ * works that way turns AT_EMPTY_PATH off for the rest of the process.
+ */
+static _Atomic int flink_works = -1;
+
 int
 fsio_link_unnamed(int fd, const char *path)
 {
 	char self[64];
 
+	if (flink_works != 0) {
+		if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0) {
+			flink_works = 1;
+			return 0;
+		}
+		if (errno != ENOENT && errno != EPERM)
+			return -1;
+	}
 	if (fd_path(self, sizeof self, fd) == -1) {
 		errno = EINVAL;
 		return -1;
 	}
-	return linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+	if (linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == -1)
+		return -1;
+	flink_works = 0;
+	return 0;
 }
 
 int
@@ -174,7 +197,7 @@ fsio_file_sync_covers_entry(int fd)
 	return covers;
 }
 
-/* Whether linking through /proc works in this process: tried once, in
+/* Whether unnamed files can be linked in this process: tried once, in
  * the first directory that takes unnamed files, on a probe file of its
  * own (a file once linked and unlinked again cannot be linked anew). */
 static _Atomic int unnamed_linkable = -1;

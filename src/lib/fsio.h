@@ -24,8 +24,9 @@ int	write_full(int fd, const void *, size_t);
  * fsio_link_unnamed, once it is whole and fsynced, so a crash leaves
  * nothing half-written behind and no name has to be made and removed
  * again.  fsio_open_unnamed returns -1 with errno when the file system
- * or this process cannot do it (no O_TMPFILE, or no /proc to link
- * through: tried once per process); the caller then makes a named file.
+ * or this process cannot do it (no O_TMPFILE, or neither AT_EMPTY_PATH
+ * nor /proc to link through: tried once per process); the caller then
+ * makes a named file.
  */
 int	fsio_open_unnamed(const char *dir, mode_t mode);
 /* Give it PATH; never replaces an existing file (EEXIST). */

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -591,6 +592,70 @@ test_unnamed_file(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* A file opened under other credentials (here: before a fork and a
+ * change of user) cannot be linked with AT_EMPTY_PATH without
+ * CAP_DAC_READ_SEARCH; fsio_link_unnamed then links it through /proc,
+ * and goes on doing so for the next file. */
+static void
+test_unnamed_link_fallback(void **state)
+{
+	char dir[] = "/tmp/postern-fsio-XXXXXX", path[64], path2[64];
+	struct stat st;
+	int fd, fd2, status;
+	pid_t pid;
+
+	(void)state;
+	if (geteuid() != 0) {
+		printf("SKIP unnamed link fallback: needs root to change user\n");
+		skip();
+	}
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 0777), 0);
+	/* Readable and writable by the other user: the kernel refuses a
+	 * hard link to someone else's file otherwise (protected_hardlinks). */
+	if ((fd = open(dir, O_TMPFILE | O_RDWR, 0600)) == -1) {
+		printf("SKIP unnamed link fallback: %s: %s\n", dir,
+		    strerror(errno));
+		rmdir(dir);
+		skip();
+	}
+	assert_int_equal(fchmod(fd, 0666), 0);
+	assert_true((fd2 = open(dir, O_TMPFILE | O_RDWR, 0600)) != -1);
+	assert_int_equal(fchmod(fd2, 0666), 0);
+	snprintf(path, sizeof path, "%s/one", dir);
+	snprintf(path2, sizeof path2, "%s/two", dir);
+	assert_true((pid = fork()) != -1);
+	if (pid == 0) {
+		/* The child exits with the step that failed. */
+		if (setresgid(65534, 65534, 65534) == -1 ||
+		    setresuid(65534, 65534, 65534) == -1)
+			_exit(10);
+		errno = 0;
+		if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0 ||
+		    errno != ENOENT)
+			_exit(11);	/* not refused: nothing to fall back from */
+		if (fsio_link_unnamed(fd, path) == -1)
+			_exit(12);
+		if (fsio_link_unnamed(fd2, path2) == -1)
+			_exit(13);
+		if (fsio_link_unnamed(fd2, path2) != -1 || errno != EEXIST)
+			_exit(14);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_nlink, 1);
+	assert_int_equal(stat(path2, &st), 0);
+	assert_int_equal(st.st_nlink, 1);
+	close(fd);
+	close(fd2);
+	unlink(path);
+	unlink(path2);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 /* The file-system type of the mount that holds path, from
  * /proc/self/mounts (the longest mount point that is a prefix of it). */
 static void
@@ -722,6 +787,7 @@ main(void)
 		cmocka_unit_test(test_netprefix_list_and_loopback),
 		cmocka_unit_test(test_sockaddr_format),
 		cmocka_unit_test(test_unnamed_file),
+		cmocka_unit_test(test_unnamed_link_fallback),
 		cmocka_unit_test(test_publish_and_entry_sync),
 		cmocka_unit_test(test_filewatch),
 	};
