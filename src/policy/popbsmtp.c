@@ -129,8 +129,8 @@ popbsmtp_grant(const struct conf *c, const struct sockaddr *sa, uint64_t sid,
 	    grants_path(c, key, path, sizeof path) == -1)
 		return -1;
 	n = snprintf(text, sizeof text, "until %lld\n", (long long)until);
-	/* XXX: an fsync on the event loop, once per POP3 login; logins are
-	 * rare next to commands, and the grant must survive a restart. */
+	/* Durable before the login's +OK, so that it survives a restart;
+	 * a POP3 mailbox thread waits for the fsync (pop3/pop3_box.c). */
 	if (write_file_atomic(path, text, (size_t)n, 0600) == -1) {
 		log_warn("%016" PRIx64 " pop3 grant address=%s failed", sid, key);
 		return -1;

@@ -3,8 +3,10 @@
  * Maildir written by local delivery (src/deliver/local_maildir.c):
  * an exclusive lock, a snapshot of the messages taken at login, and
  * the deletions done at QUIT.  Runs in the workers, as the unprivileged
- * user that owns the mailboxes, on the event loop: everything here is
- * readdir, stat, rename and unlink, bounded by MAILDIR_READ_MAX.
+ * user that owns the mailboxes: the open and the expunge on the
+ * worker's mailbox threads (pop3/pop3_box.c), the rest on the event
+ * loop.  Everything here is readdir, stat, rename, unlink and one
+ * fsync, bounded by MAILDIR_READ_MAX.
  */
 #ifndef POSTERN_MAILDIR_READ_H
 #define POSTERN_MAILDIR_READ_H

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "ev/conn.h"
+#include "lib/workpool.h"
 #include "pop3/maildir_read.h"
 #include "pop3/pop3_cmd.h"
 #include "pop3/pop3_reply.h"
@@ -39,6 +40,8 @@ enum pop3_state {
 	POP3_ST_AUTH_INPUT,	/* "+ " sent: the next line answers it */
 	POP3_ST_TRANSACTION,	/* logged in, mailbox locked */
 	POP3_ST_SENDING,	/* streaming RETR or TOP; input waits */
+	POP3_ST_BOX_WAIT,	/* the mailbox is opened or updated on a
+				 * thread (pop3_box.c); input waits */
 	POP3_ST_QUIT,		/* last reply on its way, then close */
 };
 
@@ -46,6 +49,24 @@ enum pop3_state {
 #define POP3_F_SKIP_LINE	0x02	/* discarding an over-long line */
 #define POP3_F_USER		0x04	/* USER accepted; PASS may follow */
 #define POP3_F_CONNCOUNT	0x08	/* counted in connlimit: release */
+#define POP3_F_BOX_BUSY		0x10	/* a thread works on s->box */
+#define POP3_F_ORPHAN		0x20	/* connection gone: freed when the
+					 * thread is done */
+#define POP3_F_SHUTDOWN		0x40	/* the worker stops: close once the
+					 * thread is done */
+
+/* What a thread does with the mailbox, and what came of it. */
+enum pop3_box_work { POP3_BOX_OPEN, POP3_BOX_UPDATE };
+
+struct pop3_box_job {
+	struct workpool_job	 job;
+	struct pop3_session	*s;
+	enum pop3_box_work	 what;
+	enum maildir_open_result opened;	/* POP3_BOX_OPEN */
+	int			 err;		/* errno of a failed open */
+	int			 granted;	/* POP-before-SMTP done there */
+	long			 removed;	/* POP3_BOX_UPDATE; -1: failed */
+};
 
 struct pop3_session {
 	uint64_t		 id;
@@ -62,8 +83,9 @@ struct pop3_session {
 							 * < APOP_TIMESTAMP_MAX */
 	const char		*login_mech;	/* "USER", "APOP" or SASL's */
 	uint64_t		 auth_reqid;
-	struct maildir_box	 box;
+	struct maildir_box	 box;	/* a thread's while POP3_F_BOX_BUSY */
 	int			 box_open;
+	struct pop3_box_job	 box_job;
 	/* the message being sent */
 	int			 msg_fd;
 	size_t			 msg_index;
@@ -99,6 +121,12 @@ void	pop3_cmd_capa(struct pop3_session *, char *);
 void	pop3_cmd_stls(struct pop3_session *, char *);
 void	pop3_auth_input(struct pop3_session *, const char *, size_t);
 
+/* pop3_box.c: the login's mailbox open and QUIT's update go to the
+ * worker's mailbox threads; the session waits in POP3_ST_BOX_WAIT. */
+void	pop3_box_start(struct pop3_session *, enum pop3_box_work);
+void	pop3_login_opened(struct pop3_session *, const struct pop3_box_job *);
+void	pop3_quit_updated(struct pop3_session *, const struct pop3_box_job *);
+
 /* pop3_mail.c */
 void	pop3_cmd_quit(struct pop3_session *, char *);
 void	pop3_cmd_stat(struct pop3_session *, char *);
@@ -112,5 +140,7 @@ void	pop3_cmd_uidl(struct pop3_session *, char *);
 /* Output drained below POP3_OUT_LOW while sending: add more. */
 void	pop3_pump(struct pop3_session *);
 void	pop3_msg_close(struct pop3_session *);
+/* The messages not marked deleted, and their octets. */
+void	pop3_count(const struct pop3_session *, size_t *n, uint64_t *octets);
 
 #endif

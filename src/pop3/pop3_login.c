@@ -2,7 +2,7 @@
  * pop3_login.c - the AUTHORIZATION state (RFC 1939 section 4): USER and
  * PASS, APOP (section 7), AUTH (RFC 5034), CAPA (RFC 2449), STLS
  * (RFC 2595), and what a successful login does: lock and read the
- * Maildir, and record a POP-before-SMTP grant.
+ * Maildir and record a POP-before-SMTP grant (on a thread: pop3_box.c).
  *
  * Every credential goes to the auth process, which alone reads the
  * users file's hashes and secrets and applies the lock, expiry and
@@ -60,43 +60,53 @@ pop3_auth_flags(const struct pop3_session *s)
 	return flags;
 }
 
-/* The credentials were right: take the mailbox, or say why not. */
+/* The credentials were right: a thread takes the mailbox (pop3_box.c),
+ * and pop3_login_opened answers. */
 static void
 pop3_login_done(struct pop3_session *s, const char *user)
 {
+	(void)strlcpy(s->user, user, sizeof s->user);	/* authd's bound */
+	pop3_box_start(s, POP3_BOX_OPEN);
+}
+
+/* The mailbox is locked and read (the login's line is logged), or why
+ * it is not. */
+void
+pop3_login_opened(struct pop3_session *s, const struct pop3_box_job *job)
+{
 	const struct conf *c = s->w->conf;
-	uint64_t octets = 0;
+	uint64_t octets;
+	size_t n;
 	char counts[64];
 
-	(void)strlcpy(s->user, user, sizeof s->user);	/* authd's bound */
-	switch (maildir_box_open(&s->box, c->mailboxes, s->user)) {
+	switch (job->opened) {
 	case MAILDIR_OPEN_OK:
 		break;
 	case MAILDIR_OPEN_IN_USE:
 		log_info("%016" PRIx64 " pop3 login user=%s mech=%s "
 		    "result=in-use", s->id, s->user, s->login_mech);
+		pop3_enter_state(s, POP3_ST_AUTHORIZATION);
 		pop3_reply(s, P_IN_USE, NULL);
 		s->user[0] = '\0';
 		return;
 	case MAILDIR_OPEN_FAIL:
+		errno = job->err;
 		log_warn("%016" PRIx64 " pop3 login user=%s: cannot open the "
 		    "mailbox in %s", s->id, s->user, c->mailboxes);
+		pop3_enter_state(s, POP3_ST_AUTHORIZATION);
 		pop3_reply(s, P_MAILBOX_TEMPFAIL, NULL);
 		s->user[0] = '\0';
 		return;
 	}
-	s->box_open = 1;
-	for (size_t i = 0; i < s->box.nmsgs; i++)
-		octets += s->box.msgs[i].size;
 	pop3_enter_state(s, POP3_ST_TRANSACTION);
-	log_info("%016" PRIx64 " pop3 login user=%s mech=%s messages=%zu "
-	    "octets=%" PRIu64, s->id, s->user, s->login_mech, s->box.nmsgs,
-	    octets);
-	/* DESIGN.md: a POP3 login opens relay on port 25 for a while. */
-	(void)state_grant_add(c, (const struct sockaddr *)&s->ss, s->id,
-	    time(NULL));
+	/* DESIGN.md: a POP3 login opens relay on port 25 for a while
+	 * (made on the thread where it is a file). */
+	if (!job->granted)
+		(void)state_grant_add(c, (const struct sockaddr *)&s->ss, s->id,
+		    time(NULL));
+	pop3_count(s, &n, &octets);
 	snprintf(counts, sizeof counts, "%zu messages (%" PRIu64 " octets)",
-	    s->box.nmsgs, octets);
+	    n, octets);
 	pop3_reply(s, P_LOGIN_OK, counts);
 }
 
@@ -126,7 +136,7 @@ pop3_auth_cb(void *arg, int is_result, enum msg_auth_result result,
 	switch (result) {
 	case AUTH_RESULT_OK:
 		pop3_login_done(s, user ? user : "");
-		break;
+		return;		/* reading resumes after the mailbox */
 	case AUTH_RESULT_FAIL:
 		pop3_reply(s, P_AUTH_FAILED, NULL);
 		break;

@@ -41,8 +41,8 @@ pop3_msg_arg(struct pop3_session *s, const char *arg, size_t *index)
 	return 0;
 }
 
-static void
-pop3_count(struct pop3_session *s, size_t *n, uint64_t *octets)
+void
+pop3_count(const struct pop3_session *s, size_t *n, uint64_t *octets)
 {
 	*n = 0;
 	*octets = 0;
@@ -273,26 +273,28 @@ pop3_cmd_rset(struct pop3_session *s, char *arg)
 }
 
 /* RFC 1939 section 6: QUIT in TRANSACTION enters UPDATE, where (and
- * only where) the deleted messages are removed. */
+ * only where) the deleted messages are removed: on a thread
+ * (pop3_box.c), then pop3_quit_updated answers. */
 void
 pop3_cmd_quit(struct pop3_session *s, char *arg)
 {
-	char text[64];
-	size_t kept;
-	uint64_t octets;
-	long removed;
-
 	if (s->state != POP3_ST_TRANSACTION) {
 		pop3_reply(s, P_BYE, NULL);
 		pop3_close_after_reply(s, "quit");
 		return;
 	}
-	removed = maildir_box_expunge(&s->box);
-	pop3_count(s, &kept, &octets);
-	log_info("%016" PRIx64 " pop3 quit user=%s deleted=%ld kept=%zu%s",
-	    s->id, s->user, removed < 0 ? 0 : removed, kept,
-	    removed < 0 ? " result=update-failed" : "");
-	if (removed < 0)
+	pop3_box_start(s, POP3_BOX_UPDATE);
+}
+
+void
+pop3_quit_updated(struct pop3_session *s, const struct pop3_box_job *job)
+{
+	char text[64];
+	size_t kept;
+	uint64_t octets;
+
+	pop3_count(s, &kept, &octets);	/* the thread logged the outcome */
+	if (job->removed < 0)
 		pop3_reply(s, P_UPDATE_FAILED, NULL);
 	else {
 		snprintf(text, sizeof text, "%zu messages left", kept);

@@ -8,9 +8,9 @@
  * succeeds (USER/PASS, APOP or AUTH, all verified by the auth process),
  * then TRANSACTION over a locked snapshot of the Maildir, and UPDATE,
  * which is the QUIT handler itself.  Commands are taken one line at a
- * time; while a message streams out (SENDING) or the auth process is
- * asked, nothing more is read, so pipelined commands (RFC 2449
- * PIPELINING) wait their turn.
+ * time; while a message streams out (SENDING), the auth process is
+ * asked or a thread has the mailbox (BOX_WAIT), nothing more is read, so
+ * pipelined commands (RFC 2449 PIPELINING) wait their turn.
  */
 #include "pop3/pop3_int.h"
 #include "ev/conn.h"
@@ -37,7 +37,7 @@
 
 static const char *pop3_state_names[] = {
 	"AUTHORIZATION", "AUTH_WAIT", "AUTH_INPUT", "TRANSACTION", "SENDING",
-	"QUIT",
+	"BOX_WAIT", "QUIT",
 };
 
 static void	pop3_process_input(struct pop3_session *);
@@ -146,6 +146,12 @@ pop3_free(struct pop3_session *s)
 		bufferevent_free(s->bev);
 		s->bev = NULL;
 	}
+	if (s->flags & POP3_F_BOX_BUSY) {
+		/* A thread still has the mailbox: the rest when it is done
+		 * (pop3_box.c). */
+		s->flags |= POP3_F_ORPHAN;
+		return;
+	}
 	/* Closing without QUIT: RFC 1939 section 6, nothing is deleted. */
 	if (s->box_open) {
 		maildir_box_close(&s->box);
@@ -160,7 +166,8 @@ pop3_free(struct pop3_session *s)
 void
 pop3_resume(struct pop3_session *s)
 {
-	if (s->bev == NULL || s->state == POP3_ST_QUIT)
+	if (s->bev == NULL || s->state == POP3_ST_QUIT ||
+	    s->state == POP3_ST_BOX_WAIT)
 		return;
 	bufferevent_enable(s->bev, EV_READ);
 	bufferevent_trigger(s->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
@@ -250,7 +257,8 @@ pop3_process_input(struct pop3_session *s)
 		size_t eol_len = 0, len;
 
 		if (s->bev == NULL || s->state == POP3_ST_QUIT ||
-		    s->state == POP3_ST_AUTH_WAIT || s->state == POP3_ST_SENDING)
+		    s->state == POP3_ST_AUTH_WAIT ||
+		    s->state == POP3_ST_SENDING || s->state == POP3_ST_BOX_WAIT)
 			return;
 		if (s->nerrors >= c->max_errors) {
 			pop3_reply(s, P_TOO_MANY_ERRORS, NULL);
@@ -445,6 +453,11 @@ pop3_session_shutdown_all(struct worker *w)
 		next = TAILQ_NEXT(s, entry);
 		if (s->state == POP3_ST_QUIT)
 			continue;
+		if (s->state == POP3_ST_BOX_WAIT) {
+			/* Let a QUIT's update finish and be answered. */
+			s->flags |= POP3_F_SHUTDOWN;
+			continue;
+		}
 		if (s->state == POP3_ST_SENDING) {
 			/* A -ERR inside a message would be taken for part
 			 * of it: just close. */

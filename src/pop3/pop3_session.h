@@ -16,5 +16,10 @@ void	pop3_session_accept(struct worker *, const struct listener *, int fd,
 /* SIGTERM: every session is closed; deletions not yet committed by a
  * QUIT are not done (RFC 1939 section 6). */
 void	pop3_session_shutdown_all(struct worker *);
+/* The threads that open and update mailboxes for the worker's sessions
+ * (a login reads the whole Maildir; QUIT fsyncs it). */
+int	pop3_box_init(struct event_base *, unsigned nthreads);
+/* After the last session: waits for the threads. */
+void	pop3_box_shutdown(void);
 
 #endif

@@ -31,6 +31,7 @@
 #include <event2/listener.h>
 
 #define QCOMMIT_THREADS	8	/* concurrent fsyncs per worker */
+#define POP3_BOX_THREADS 2	/* mailbox opens and updates (pop3_box.c) */
 #define QPOOL_SPARE	32	/* unnamed files made ahead (qpool.h) */
 
 struct worker_listener {
@@ -42,6 +43,12 @@ struct worker_listener {
 static struct worker_listener	*wls;
 static size_t			 nwls;
 
+static int
+listener_is_pop3(const struct listener *l)
+{
+	return l->conf->role == ROLE_POP3 || l->conf->role == ROLE_POP3S;
+}
+
 static void
 worker_accept(struct evconnlistener *evl, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
@@ -50,7 +57,7 @@ worker_accept(struct evconnlistener *evl, evutil_socket_t fd,
 
 	/* One event loop serves both protocols; the listener's role says
 	 * which one this connection speaks. */
-	if (wl->l->conf->role == ROLE_POP3 || wl->l->conf->role == ROLE_POP3S)
+	if (listener_is_pop3(wl->l))
 		pop3_session_accept(wl->w, wl->l, fd, sa, (socklen_t)salen);
 	else
 		smtp_session_accept(wl->w, wl->l, fd, sa, (socklen_t)salen);
@@ -204,6 +211,12 @@ worker_main(const struct conf *conf, const struct access_table *access,
 	if (qstore_spares_start(conf->spool, QPOOL_SPARE) == -1)
 		log_debug("worker %u: no spare message files: %s", index,
 		    strerror(errno));
+	for (size_t i = 0; i < nls; i++)
+		if (listener_is_pop3(&ls[i])) {
+			if (pop3_box_init(w.base, POP3_BOX_THREADS) == -1)
+				fatal("worker: mailbox threads");
+			break;
+		}
 	rcpt_maps_init_view(&w.maps, conf);
 	auth_client_init(w.base, conf);
 	popbsmtp_worker_init(w.base, conf, index);
@@ -236,6 +249,7 @@ worker_main(const struct conf *conf, const struct access_table *access,
 	event_base_dispatch(w.base);
 
 	qcommit_shutdown();
+	pop3_box_shutdown();
 	qstore_spares_stop();
 	auth_client_shutdown();
 	popbsmtp_worker_shutdown();

@@ -41,6 +41,12 @@ state_grant_add(const struct conf *c, const struct sockaddr *sa,
 }
 
 int
+state_grant_is_local(const struct conf *c)
+{
+	return c->state[0] == '\0';
+}
+
+int
 state_grant_check(const struct conf *c, const struct sockaddr *sa,
     time_t now)
 {

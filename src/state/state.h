@@ -29,6 +29,9 @@
  * listener for pop-before-smtp.  0 or -1 (nothing granted). */
 int	state_grant_add(const struct conf *, const struct sockaddr *,
 	    uint64_t sid, time_t now);
+/* Whether grants are local files, which any thread may write; the
+ * shared store's connection belongs to the caller's event loop. */
+int	state_grant_is_local(const struct conf *);
 /* 1: the address holds a grant; 0: it does not, or the shared store
  * cannot be asked (fail closed: relay is refused). */
 int	state_grant_check(const struct conf *, const struct sockaddr *,

@@ -29,11 +29,11 @@ def postern_user(srv, *args, password=None):
 
 
 def pop3_server(extra=(), users=("hoge", "fuga"), pop3_opts="",
-                start=True):
+                start=True, workers=2):
     """A Server with `listen pop3` (STLS) and `listen pop3s`, local
     delivery into its own mailboxes directory, and users whose password
     is PASSWORD."""
-    srv = Server(users=[])
+    srv = Server(users=[], workers=workers)
     srv.pop3_port = free_port()
     srv.pop3s_port = free_port()
     srv.mail = srv.dir / "mail"
@@ -59,16 +59,23 @@ def _owner():
     return pw.pw_uid, pw.pw_gid
 
 
-def seed(srv, user, name, data, sub="new"):
-    """Put a message file into <mailboxes>/<user>/<sub>/ as delivery
-    would (owned by the workers' user)."""
+def make_box(srv, user):
+    """<mailboxes>/<user>/ with its three directories, as delivery makes
+    it (owned by the workers' user); returns its path."""
     box = srv.mail / user
     owner = _owner()
     for d in (srv.mail, box, box / "tmp", box / "new", box / "cur"):
         d.mkdir(mode=0o700, exist_ok=True)
         if owner:
             os.chown(d, *owner)
-    path = box / sub / name
+    return box
+
+
+def seed(srv, user, name, data, sub="new"):
+    """Put a message file into <mailboxes>/<user>/<sub>/ as delivery
+    would (owned by the workers' user)."""
+    owner = _owner()
+    path = make_box(srv, user) / sub / name
     path.write_bytes(data)
     os.chmod(path, 0o600)
     if owner:
