@@ -2,8 +2,9 @@
  * local_maildir.h - delivery into <mailboxes>/<user>/, a Maildir
  * (tmp/, new/, cur/; directories 0700, files 0600; created on first
  * delivery).  The file is written in tmp/, fsynced, linked into new/
- * and new/ is fsynced before success is reported, so a reported
- * delivery survives a crash.  Every error is temporary: the message
+ * and its entry made durable (new/ fsynced, or on ext4 the file's
+ * own fsync after the link: lib/fsio.h) before success is reported, so
+ * a reported delivery survives a crash.  Every error is temporary: the message
  * stays queued and is retried, never lost.  Runs in the queue manager.
  */
 #ifndef POSTERN_LOCAL_MAILDIR_H

@@ -109,7 +109,8 @@ rcpt_maps_refresh(struct rcpt_maps *m, time_t now)
 	}
 }
 
-int
+/* Is this local part (lower case, no domain) a user or alias here? */
+static int
 rcpt_maps_known(const struct rcpt_maps *m, const char *local)
 {
 	/* With neither map configured, every local part is accepted (and

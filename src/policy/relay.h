@@ -49,8 +49,6 @@ void	rcpt_maps_init(struct rcpt_maps *, const struct conf *);
 void	rcpt_maps_init_view(struct rcpt_maps *, const struct conf *);
 void	rcpt_maps_free(struct rcpt_maps *);
 void	rcpt_maps_refresh(struct rcpt_maps *, time_t now);
-/* Is this local part (lower case, no domain) a user or alias here? */
-int	rcpt_maps_known(const struct rcpt_maps *, const char *local);
 
 /* R_RCPT_OK, R_UNKNOWN_USER or R_RELAY_DENIED. */
 enum smtp_reply_id relay_check_rcpt(struct rcpt_maps *,

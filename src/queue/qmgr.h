@@ -84,8 +84,6 @@ struct pass	*qrun_start(struct qmgr *, const char *qid, int flags,
 int		 qrun_end_needs_loop(const struct pass *);
 enum qrun_result qrun_end(struct pass *, time_t *next);
 void		 qrun_abandon(struct pass *);
-/* Exponential back-off after `retries` failed passes (qrun.c). */
-time_t	qrun_backoff(const struct conf *, unsigned retries);
 /* Remove delete/QID and its status (qrun.c). */
 void	qrun_remove_deleted(struct qmgr *, const char *qid);
 

@@ -97,7 +97,8 @@ struct pass {
 	size_t		 ngroups;
 };
 
-time_t
+/* Exponential back-off after `retries` failed passes. */
+static time_t
 qrun_backoff(const struct conf *c, unsigned retries)
 {
 	uint64_t d = c->retry_min ? c->retry_min : 1;
