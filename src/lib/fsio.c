@@ -97,17 +97,12 @@ fsio_publish_unnamed(int fd, const char *path)
 			goto unlink;
 		/* Already taken away by its reader (a queue manager that
 		 * delivered and removed it, a POP3 login that moved it to
-		 * cur/): only the file is left to sync, and failing now
-		 * would have it sent again. */
-		if (fsync(fd) == -1)
-			goto fail;
-		if (close(fd) == -1) {
-			fd = -1;
-			goto fail;
-		}
-		return 0;
-	}
-	if (close(fd) == -1) {
+		 * cur/): only the file is left to sync, through the
+		 * descriptor there is, and failing for the missing name
+		 * would have it sent again.  (The unlink below then finds
+		 * nothing: names are never reused.) */
+		named = fd;
+	} else if (close(fd) == -1) {
 		fd = -1;
 		goto unlink;
 	}
