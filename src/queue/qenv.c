@@ -41,14 +41,16 @@ read_more(int fd, struct buf *b, off_t *off)
 static int
 parse_seal(struct qenv *e, const char *val)
 {
+	const char *crc = val + QSTORE_SEAL_SIZE_DIGITS + 1;
 	char *end;
 
-	if (strlen(val) != 20 + 1 + 8 ||
-	    strspn(val, "0123456789") != 20 || val[20] != ' ' ||
-	    strspn(val + 21, "0123456789abcdef") != 8)
+	if (strlen(val) != QSTORE_SEAL_SIZE_DIGITS + 1 + QSTORE_SEAL_CRC_DIGITS ||
+	    strspn(val, "0123456789") != QSTORE_SEAL_SIZE_DIGITS ||
+	    val[QSTORE_SEAL_SIZE_DIGITS] != ' ' ||
+	    strspn(crc, "0123456789abcdef") != QSTORE_SEAL_CRC_DIGITS)
 		return -1;
 	e->seal_size = strtoull(val, &end, 10);
-	e->seal_crc = (uint32_t)strtoul(val + 21, &end, 16);
+	e->seal_crc = (uint32_t)strtoul(crc, &end, 16);
 	e->sealed = 1;
 	return 0;
 }

@@ -44,8 +44,14 @@ struct qfile {
  * seal then does not match, and the queue manager sets it aside
  * (qenv_check_content) instead of delivering it.
  */
-#define QSTORE_SEAL_FMT	"content %020llu %08lx\n"
-#define QSTORE_SEAL_LEN	(sizeof "content " - 1 + 20 + 1 + 8 + 1)
+#define QSTORE_SEAL_SIZE_DIGITS	20	/* decimal, zero-padded */
+#define QSTORE_SEAL_CRC_DIGITS	8	/* hexadecimal, zero-padded */
+#define QSTORE_SEAL_STR_(x)	#x
+#define QSTORE_SEAL_STR(x)	QSTORE_SEAL_STR_(x)
+#define QSTORE_SEAL_FMT	"content %0" QSTORE_SEAL_STR(QSTORE_SEAL_SIZE_DIGITS) \
+	"llu %0" QSTORE_SEAL_STR(QSTORE_SEAL_CRC_DIGITS) "lx\n"
+#define QSTORE_SEAL_LEN	(sizeof "content " - 1 + QSTORE_SEAL_SIZE_DIGITS + \
+	1 + QSTORE_SEAL_CRC_DIGITS + 1)
 
 /* Create the message file in incoming/ (unnamed where the file system
  * allows, else incoming/QID) and start it with head: the envelope,
