@@ -84,10 +84,22 @@ fsio_link_unnamed(int fd, const char *path)
 int
 fsio_publish_unnamed(int fd, const char *path)
 {
+	int saved;
+
+	if (fsio_link_unnamed(fd, path) == -1) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fsio_sync_new_link(fd, path);
+}
+
+int
+fsio_sync_new_link(int fd, const char *path)
+{
 	int named = -1, saved;
 
-	if (fsio_link_unnamed(fd, path) == -1)
-		goto fail;
 	/* Synced through its new name, the unnamed descriptor closed
 	 * first: the file then has that one name in the dentry cache,
 	 * held by the descriptor being synced, and that name's directory
@@ -117,9 +129,6 @@ fsio_publish_unnamed(int fd, const char *path)
 unlink:
 	saved = errno;
 	(void)unlink(path);
-	errno = saved;
-fail:
-	saved = errno;
 	if (named != -1)
 		close(named);
 	if (fd != -1)

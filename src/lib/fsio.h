@@ -49,6 +49,11 @@ int	fsio_link_unnamed(int fd, const char *path);
  * directory unless fsio_file_sync_covers_entry says it need not.
  */
 int	fsio_publish_unnamed(int fd, const char *path);
+/* Its second half, for fd just linked as path: the fsync through the
+ * name, or through fd where a reader has already taken the name away
+ * (the file then has to be durable all the same).  Closes fd; on
+ * failure removes path. */
+int	fsio_sync_new_link(int fd, const char *path);
 /*
  * Whether, on the file system of fd, an fsync of a file just linked or
  * created in a directory also makes the new directory entry durable, so

@@ -592,6 +592,48 @@ test_unnamed_file(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* A file whose new name a reader has already taken away (a queue
+ * manager that delivered and removed it) between the link and the sync
+ * is still synced, through the descriptor, and that is success: failing
+ * would have the message sent again.  Any other trouble with the name
+ * fails and removes it. */
+static void
+test_sync_new_link_taken_away(void **state)
+{
+	char dir[] = "/tmp/postern-fsio-XXXXXX", path[64], other[64];
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	if ((fd = fsio_open_unnamed(dir, 0600)) == -1) {
+		printf("SKIP sync of a new link: %s: %s\n", dir,
+		    strerror(errno));
+		rmdir(dir);
+		skip();
+	}
+	assert_int_equal(write_full(fd, "queued\n", 7), 0);
+	snprintf(path, sizeof path, "%s/QID", dir);
+	assert_int_equal(fsio_link_unnamed(fd, path), 0);
+	assert_int_equal(unlink(path), 0);		/* the reader */
+	assert_int_equal(fsio_sync_new_link(fd, path), 0);
+	assert_int_equal(fcntl(fd, F_GETFD), -1);	/* closed */
+	assert_int_equal(errno, EBADF);
+	assert_int_equal(count_entries(dir), 0);
+
+	/* The name replaced by a symbolic link: not the file (the reopen
+	 * does not follow it), so a failure, and the name is removed. */
+	assert_true((fd = fsio_open_unnamed(dir, 0600)) != -1);
+	snprintf(other, sizeof other, "%s/QID2", dir);
+	assert_int_equal(fsio_link_unnamed(fd, other), 0);
+	assert_int_equal(unlink(other), 0);
+	assert_int_equal(symlink("/nonexistent", other), 0);
+	assert_int_equal(fsio_sync_new_link(fd, other), -1);
+	assert_int_equal(errno, ELOOP);			/* O_NOFOLLOW */
+	assert_int_equal(fcntl(fd, F_GETFD), -1);
+	assert_int_equal(count_entries(dir), 0);	/* name removed */
+	assert_int_equal(rmdir(dir), 0);
+}
+
 /* A file opened under other credentials (here: before a fork and a
  * change of user) cannot be linked with AT_EMPTY_PATH without
  * CAP_DAC_READ_SEARCH; fsio_link_unnamed then links it through /proc,
@@ -787,6 +829,7 @@ main(void)
 		cmocka_unit_test(test_netprefix_list_and_loopback),
 		cmocka_unit_test(test_sockaddr_format),
 		cmocka_unit_test(test_unnamed_file),
+		cmocka_unit_test(test_sync_new_link_taken_away),
 		cmocka_unit_test(test_unnamed_link_fallback),
 		cmocka_unit_test(test_publish_and_entry_sync),
 		cmocka_unit_test(test_filewatch),
