@@ -88,6 +88,7 @@ struct conf {
 	char		 admin[64];		/* local user for the default aliases */
 	int		 queue_manager;		/* 0: spool only, deliver nothing */
 	unsigned	 queue_managers;	/* processes; 0: one per core, >= 2 */
+	unsigned	 queue_passes;		/* per queue manager, at once */
 	uint64_t	 retry_min;		/* seconds; first back-off */
 	uint64_t	 retry_max;		/* seconds; back-off ceiling */
 	uint64_t	 queue_lifetime;	/* seconds; then bounce */

@@ -12,7 +12,7 @@
  *
  * Scheduling: every message in its part of queue/ has an entry with a
  * libevent timer for its next attempt; due entries wait on a run list,
- * and up to QMGR_PASSES of them have a pass under way at once, each on
+ * and up to queue-passes of them have a pass under way at once, each on
  * a delivery thread (lib/workpool.h): a pass spends most of its time
  * waiting for fsyncs (the status records, the Maildir file and its
  * directory, the removal), and several overlap those waits.  The loop
@@ -69,12 +69,6 @@
 #include <event2/event.h>
 
 #define QMGR_DRAIN_SECS	10	/* at stop, for remote sessions */
-/* Passes under way at once in one queue manager.  On two cores, end to
- * end: 4 queue managers with one pass each delivered about 1,000 msg/s,
- * with 8 each about 1,700, and the CPU became the limit
- * (bench/README.md, "End to end"). */
-#define QMGR_PASSES	8
-
 struct qentry {
 	char			 qid[QID_LEN + 1];
 	struct event		*timer;
@@ -284,7 +278,8 @@ qmgr_runner(evutil_socket_t fd, short ev, void *arg)
 	if (stopping)
 		return;
 	qmgr_maps_refresh();
-	while (nbusy < QMGR_PASSES && (e = TAILQ_FIRST(&run_list)) != NULL) {
+	while (nbusy < qm.conf->queue_passes &&
+	    (e = TAILQ_FIRST(&run_list)) != NULL) {
 		struct pass_job *j = xcalloc(1, sizeof *j);
 
 		TAILQ_REMOVE(&run_list, e, run);
@@ -534,7 +529,7 @@ qmgr_count(const struct conf *c)
 		    c->queue_managers;
 	/* One per core, and at least four: a delivery spends most of its
 	 * time waiting for fsyncs, which other passes overlap (each process
-	 * runs QMGR_PASSES of them; bench/README.md, "End to end"). */
+	 * runs queue-passes of them; bench/README.md, "End to end"). */
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n < 4 ? 4 : n > 16 ? 16 : (unsigned)n;
 }
@@ -574,7 +569,7 @@ qmgr_main(const struct conf *conf, unsigned procno, unsigned index,
 		log_warnx("queue: remote delivery cannot start; mail for "
 		    "other domains stays queued");
 	ev_runner = event_new(base, -1, 0, qmgr_runner, NULL);
-	if ((passes = workpool_new(base, QMGR_PASSES)) == NULL)
+	if ((passes = workpool_new(base, conf->queue_passes)) == NULL)
 		fatal("queue: delivery threads");
 	if ((inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
 		fatal("queue: inotify_init1");
@@ -602,7 +597,8 @@ qmgr_main(const struct conf *conf, unsigned procno, unsigned index,
 	rcpt_maps_init_view(&qm.maps, conf);
 	qmgr_scan_dir("status", scan_status_one);
 	qmgr_scan();
-	log_info("queue: manager running, mailboxes %s", conf->mailboxes);
+	log_info("queue: manager running, mailboxes %s, delivery passes %u",
+	    conf->mailboxes, conf->queue_passes);
 	event_base_dispatch(base);
 
 	/* Whatever is still in flight comes back as TEMPFAIL, unrecorded

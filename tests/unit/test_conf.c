@@ -220,6 +220,9 @@ test_values(void **state)
 		{ "hostname mx.example.org # trailing comment", "hostname", 1 },
 		{ "hostname mx.example.org\r", "hostname", 1 },
 		{ "  hostname mx.example.org", "hostname", 1 },
+		{ "log stderr", "queue-passes", 8 },
+		{ "queue-passes 1", "queue-passes", 1 },
+		{ "queue-passes 64", "queue-passes", 64 },
 	};
 	int failed = 0;
 
@@ -252,6 +255,8 @@ test_values(void **state)
 			got = (uint64_t)c.log_syslog;
 		else if (strcmp(cases[i].field, "hostname") == 0)
 			got = strcmp(c.hostname, "mx.example.org") == 0;
+		else if (strcmp(cases[i].field, "queue-passes") == 0)
+			got = c.queue_passes;
 		if (n != 0 || got != cases[i].want) {
 			print_error("'%s': got %d errors '%s', %s %llu, want %llu\n",
 			    cases[i].line, n, errs, cases[i].field,
@@ -316,6 +321,10 @@ static const struct err_case err_cases[] = {
 	{ OKHEAD "pop-before-smtp 15m ipv6-prefix 8\n", 1,
 	    "t.conf:3: pop-before-smtp ipv6-prefix: '8' is not a number from "
 	    "16 to 128" },
+	{ OKHEAD "queue-passes 0\n", 1,
+	    "t.conf:3: queue-passes: '0' is not a number from 1 to 64" },
+	{ OKHEAD "queue-passes 65\n", 1,
+	    "t.conf:3: queue-passes: '65' is not a number from 1 to 64" },
 	{ OKHEAD "apop yes\n", 1, "t.conf:3: apop: must be on or off, not 'yes'" },
 	{ OKHEAD "users mysql://db/postern\n", 1,
 	    "t.conf:3: users: 'mysql://db/postern' is not an absolute path" },
