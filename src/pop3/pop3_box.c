@@ -2,15 +2,18 @@
  * pop3_box.c - a POP3 session's mailbox work, on threads: the open at
  * login (the lock, new/ moved into cur/, a stat of every message) with
  * the POP-before-SMTP grant where that is a file (written and fsynced),
- * and the UPDATE at QUIT (an unlink per deleted message, an fsync of
- * cur/).  A mailbox of thousands of messages is thousands of system
- * calls, and an fsync waits for the disk: on the event loop, every
- * other session of the worker would wait too.
+ * the UPDATE at QUIT (an unlink per deleted message, an fsync of cur/),
+ * and the chunks of a message being sent that the page cache does not
+ * hold (pop3_mail.c).  A mailbox of thousands of messages is thousands
+ * of system calls, and an fsync or a read from the disk waits for it:
+ * on the event loop, every other session of the worker would wait too.
  *
  * While a thread has the mailbox, the session reads nothing
- * (POP3_ST_BOX_WAIT) and the loop does not touch s->box.  The client
- * may leave meanwhile: pop3_free then ends the connection but leaves
- * the session's memory, and the mailbox lock, to pop3_box_done
+ * (POP3_ST_BOX_WAIT) and the loop does not touch s->box, nor the
+ * message's descriptor and read buffer.  The connection may end
+ * meanwhile (an error, a timeout, the worker stopping during a
+ * message): pop3_free then ends the connection but leaves the session's
+ * memory, the message and the mailbox lock to pop3_box_done
  * (POP3_F_ORPHAN), as an SMTP session does while its message commits.
  */
 #include "pop3/pop3_int.h"
@@ -22,12 +25,14 @@
 #include <inttypes.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/bufferevent.h>
 
 static struct workpool *box_pool;
 
-/* On a thread: only s->box and the job's own fields are written. */
+/* On a thread: only s->box, s->read_buf and the job's own fields are
+ * written. */
 static void
 pop3_box_work(struct workpool_job *wj)
 {
@@ -64,6 +69,13 @@ pop3_box_work(struct workpool_job *wj)
 		    job->removed, n, job->removed < 0 ?
 		    " result=update-failed" : "");
 		break;
+	case POP3_BOX_READ:
+		do
+			job->nread = pread(s->msg_fd, s->read_buf, POP3_CHUNK,
+			    s->msg_off);
+		while (job->nread == -1 && errno == EINTR);
+		job->err = errno;
+		break;
 	}
 }
 
@@ -83,6 +95,10 @@ pop3_box_done(struct workpool_job *wj)
 	}
 	if (s->state != POP3_ST_BOX_WAIT)
 		return;		/* closing already (a write timeout) */
+	if (job->what == POP3_BOX_READ) {
+		pop3_read_done(s, job);
+		return;
+	}
 	if (job->what == POP3_BOX_OPEN)
 		pop3_login_opened(s, job);
 	else

@@ -55,8 +55,10 @@ enum pop3_state {
 #define POP3_F_SHUTDOWN		0x40	/* the worker stops: close once the
 					 * thread is done */
 
-/* What a thread does with the mailbox, and what came of it. */
-enum pop3_box_work { POP3_BOX_OPEN, POP3_BOX_UPDATE };
+/* What a thread does with the mailbox, and what came of it.
+ * POP3_BOX_READ: a chunk of the message being sent that is not in the
+ * page cache (pop3_pump), into s->read_buf. */
+enum pop3_box_work { POP3_BOX_OPEN, POP3_BOX_UPDATE, POP3_BOX_READ };
 
 struct pop3_box_job {
 	struct workpool_job	 job;
@@ -66,6 +68,7 @@ struct pop3_box_job {
 	int			 err;		/* errno of a failed open */
 	int			 granted;	/* POP-before-SMTP done there */
 	long			 removed;	/* POP3_BOX_UPDATE; -1: failed */
+	ssize_t			 nread;		/* POP3_BOX_READ; -1: err */
 };
 
 struct pop3_session {
@@ -91,6 +94,11 @@ struct pop3_session {
 	size_t			 msg_index;
 	off_t			 msg_off;
 	int			 msg_top;
+	char			*read_buf;	/* POP3_CHUNK, made at the first
+						 * read a thread did */
+	size_t			 read_len;
+	int			 read_ready;	/* read_buf holds the next
+						 * read_len bytes */
 	struct pop3_stuff	 stuff;
 	unsigned		 nerrors, nretr, ndele;
 	const char		*cmdline;	/* escaped, for failed-command logs */
@@ -121,9 +129,12 @@ void	pop3_cmd_capa(struct pop3_session *, char *);
 void	pop3_cmd_stls(struct pop3_session *, char *);
 void	pop3_auth_input(struct pop3_session *, const char *, size_t);
 
-/* pop3_box.c: the login's mailbox open and QUIT's update go to the
- * worker's mailbox threads; the session waits in POP3_ST_BOX_WAIT. */
+/* pop3_box.c: the login's mailbox open, QUIT's update and the reads of
+ * a message the page cache does not hold go to the worker's mailbox
+ * threads; the session waits in POP3_ST_BOX_WAIT. */
 void	pop3_box_start(struct pop3_session *, enum pop3_box_work);
+/* Streaming a message: SENDING, or waiting for a thread's read of it. */
+int	pop3_sending(const struct pop3_session *);
 void	pop3_login_opened(struct pop3_session *, const struct pop3_box_job *);
 void	pop3_quit_updated(struct pop3_session *, const struct pop3_box_job *);
 
@@ -139,6 +150,8 @@ void	pop3_cmd_top(struct pop3_session *, char *);
 void	pop3_cmd_uidl(struct pop3_session *, char *);
 /* Output drained below POP3_OUT_LOW while sending: add more. */
 void	pop3_pump(struct pop3_session *);
+void	pop3_read_done(struct pop3_session *, const struct pop3_box_job *);
+void	pop3_read_failed(struct pop3_session *, int err);
 void	pop3_msg_close(struct pop3_session *);
 /* The messages not marked deleted, and their octets. */
 void	pop3_count(const struct pop3_session *, size_t *n, uint64_t *octets);

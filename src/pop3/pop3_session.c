@@ -339,7 +339,7 @@ pop3_event_cb(struct bufferevent *bev, short events, void *arg)
 		}
 	}
 	if (events & BEV_EVENT_TIMEOUT) {
-		if (s->state == POP3_ST_QUIT || s->state == POP3_ST_SENDING) {
+		if (s->state == POP3_ST_QUIT || pop3_sending(s)) {
 			s->close_reason = "write-timeout";
 			pop3_free(s);
 			return;
@@ -355,7 +355,7 @@ pop3_event_cb(struct bufferevent *bev, short events, void *arg)
 			    "io-error";
 		/* A client that half-closed after its last command is still
 		 * owed the replies (QUIT's +OK among them). */
-		if (!(events & BEV_EVENT_ERROR) && s->state != POP3_ST_SENDING &&
+		if (!(events & BEV_EVENT_ERROR) && !pop3_sending(s) &&
 		    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
 			pop3_close_after_reply(s, s->close_reason);
 			return;
@@ -453,16 +453,18 @@ pop3_session_shutdown_all(struct worker *w)
 		next = TAILQ_NEXT(s, entry);
 		if (s->state == POP3_ST_QUIT)
 			continue;
-		if (s->state == POP3_ST_BOX_WAIT) {
-			/* Let a QUIT's update finish and be answered. */
-			s->flags |= POP3_F_SHUTDOWN;
-			continue;
-		}
-		if (s->state == POP3_ST_SENDING) {
+		if (pop3_sending(s)) {
 			/* A -ERR inside a message would be taken for part
-			 * of it: just close. */
+			 * of it: just close (after a thread's read, when it
+			 * is done). */
 			s->close_reason = "shutdown";
 			pop3_free(s);
+			continue;
+		}
+		if (s->state == POP3_ST_BOX_WAIT) {
+			/* Let a login or a QUIT's update finish and be
+			 * answered. */
+			s->flags |= POP3_F_SHUTDOWN;
 			continue;
 		}
 		pop3_reply(s, P_SHUTDOWN, NULL);
