@@ -6,13 +6,15 @@
  * fsync of the directory: lib/fsio.c), so that a grant is either there
  * whole or not at all after a crash.  A grant is valid while now < until;
  * an expired file is harmless and is removed by the sweep (worker 0,
- * once a minute, and the master at start), which logs the expiry.
+ * once a minute on a thread of its own, and the master at start), which
+ * logs the expiry.
  * Runs in the workers (grant, check, sweep) and the master (prepare).
  */
 #include "policy/popbsmtp.h"
 #include "lib/fsio.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
+#include "lib/workpool.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -34,8 +36,17 @@
 #define SWEEP_INTERVAL		60	/* seconds */
 #define SWEEP_MAX		100000	/* files looked at per sweep */
 
+/*
+ * Worker 0's sweep reads every grant file, up to SWEEP_MAX of them: on
+ * the event loop, that worker's sessions would wait for all of it once
+ * a minute.  It runs on a thread of its own, and a sweep still running
+ * when the next is due is not started twice.
+ */
 static struct event	*sweep_ev;
 static const struct conf *sweep_conf;
+static struct workpool	*sweep_pool;
+static struct workpool_job sweep_job;
+static int		 sweep_running;
 
 static int
 grants_path(const struct conf *c, const char *key, char *dst, size_t dstsz)
@@ -226,9 +237,26 @@ popbsmtp_prepare(const struct conf *c, uid_t uid, gid_t gid)
 }
 
 static void
-popbsmtp_sweep_cb(evutil_socket_t fd, short ev, void *arg)
+popbsmtp_sweep_work(struct workpool_job *job)
 {
 	(void)popbsmtp_sweep(sweep_conf, time(NULL));
+}
+
+static void
+popbsmtp_sweep_done(struct workpool_job *job)
+{
+	sweep_running = 0;
+}
+
+static void
+popbsmtp_sweep_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	if (sweep_running)
+		return;
+	sweep_running = 1;
+	sweep_job.work = popbsmtp_sweep_work;
+	sweep_job.done = popbsmtp_sweep_done;
+	workpool_submit(sweep_pool, &sweep_job);
 }
 
 void
@@ -240,6 +268,13 @@ popbsmtp_worker_init(struct event_base *base, const struct conf *c,
 	if (c->pop_before_smtp == 0 || worker_index != 0)
 		return;
 	sweep_conf = c;
+	if ((sweep_pool = workpool_new(base, 1)) == NULL) {
+		/* Expired grants are harmless (popbsmtp_granted checks the
+		 * time); only their removal and its log line wait for the
+		 * master's sweep at the next start. */
+		log_warn("popbsmtp: no sweep thread");
+		return;
+	}
 	sweep_ev = event_new(base, -1, EV_PERSIST, popbsmtp_sweep_cb, NULL);
 	if (sweep_ev)
 		event_add(sweep_ev, &tv);
@@ -252,4 +287,7 @@ popbsmtp_worker_shutdown(void)
 		event_free(sweep_ev);
 		sweep_ev = NULL;
 	}
+	/* A sweep under way ends first: it is bounded by SWEEP_MAX. */
+	workpool_free(sweep_pool);
+	sweep_pool = NULL;
 }

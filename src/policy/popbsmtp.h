@@ -34,7 +34,8 @@ unsigned popbsmtp_sweep(const struct conf *, time_t now);
  * "2001:db8:1:2::_64" with a prefix length.  -1 if not an IP address. */
 int	popbsmtp_key(const struct conf *, const struct sockaddr *, char *dst,
 	    size_t dstsz);
-/* Worker 0 sweeps once a minute so that expiries are logged on time. */
+/* Worker 0 sweeps once a minute, on a thread, so that expiries are
+ * logged on time. */
 void	popbsmtp_worker_init(struct event_base *, const struct conf *,
 	    unsigned worker_index);
 void	popbsmtp_worker_shutdown(void);

@@ -7,10 +7,12 @@ import re
 import socket
 import ssl
 import subprocess
+import threading
+import time
 from pathlib import Path
 
-from conftest import (BIN, NET_TIMEOUT, LineClient, Server, free_port,
-                      wait_for)
+from conftest import (BIN, NET_TIMEOUT, LineClient, Server, SMTPClient,
+                      free_port, wait_for)
 
 PASSWORD = "correct horse 42"
 
@@ -131,3 +133,35 @@ class POP3Raw(LineClient):
             return True
         except socket.timeout:
             return False
+
+
+def greeted_while(srv, work, got, at_least, longest_allowed=None):
+    """Run work() on a thread (it sets got["sent"] and got["done"]) while
+    new SMTP connections to the same worker are greeted one after the
+    other, and check that the worker kept greeting all along: had work
+    waited on the event loop, every greeting would have waited too.  No
+    wait between greetings may be longer than longest_allowed (a third
+    of the work's time if None)."""
+    t = threading.Thread(target=work)
+    t.start()
+    answered = []
+    deadline = time.monotonic() + 60
+    while t.is_alive() and time.monotonic() < deadline:
+        # A new SMTP connection's greeting: the loop accepted and wrote.
+        smtp = SMTPClient(srv.smtp_port)
+        assert smtp.greeting[0] == 220, smtp.greeting
+        answered.append(time.monotonic())
+        smtp.sock.close()
+        time.sleep(0.005)
+    t.join(NET_TIMEOUT)
+    assert not t.is_alive()
+    took = got["done"] - got["sent"]
+    assert took > at_least, f"the work took {took:.3f} s: too little to tell"
+    during = [a for a in answered if got["sent"] <= a <= got["done"]]
+    times = [got["sent"]] + during + [got["done"]]
+    longest = max(b - a for a, b in zip(times, times[1:]))
+    if longest_allowed is None:
+        longest_allowed = took / 3
+    assert len(during) >= 5 and longest < longest_allowed, \
+        (f"work {took:.3f} s; {len(during)} greetings meanwhile, "
+         f"longest wait {longest:.3f} s")

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (NET_TIMEOUT, SMTPClient, finish_checked, owned_server,
-                      umount, wait_for)
-from pop3_helpers import PASSWORD, POP3Raw, _owner, make_box, pop3_server, seed
+from conftest import (NET_TIMEOUT, finish_checked, owned_server, umount,
+                      wait_for)
+from pop3_helpers import (PASSWORD, POP3Raw, _owner, greeted_while, make_box,
+                          pop3_server, seed)
 
 # Enough files that reading them takes a good part of a second (more
 # under the sanitizers): the work the event loop must not wait for.
@@ -50,34 +51,6 @@ def srv():
 
 def pop3s(srv):
     return POP3Raw(srv.pop3s_port, tls=True)
-
-
-def greeted_while(srv, work, got, at_least):
-    """Run work() on a thread (it sets got["sent"] and got["done"]) while
-    new SMTP connections to the same worker are greeted one after the
-    other, and check that the worker kept greeting all along: had work
-    waited on the event loop, every greeting would have waited too."""
-    t = threading.Thread(target=work)
-    t.start()
-    answered = []
-    deadline = time.monotonic() + 60
-    while t.is_alive() and time.monotonic() < deadline:
-        # A new SMTP connection's greeting: the loop accepted and wrote.
-        smtp = SMTPClient(srv.smtp_port)
-        assert smtp.greeting[0] == 220, smtp.greeting
-        answered.append(time.monotonic())
-        smtp.sock.close()
-        time.sleep(0.005)
-    t.join(NET_TIMEOUT)
-    assert not t.is_alive()
-    took = got["done"] - got["sent"]
-    assert took > at_least, f"the work took {took:.3f} s: too little to tell"
-    during = [a for a in answered if got["sent"] <= a <= got["done"]]
-    times = [got["sent"]] + during + [got["done"]]
-    longest = max(b - a for a, b in zip(times, times[1:]))
-    assert len(during) >= 5 and longest < took / 3, \
-        (f"work {took:.3f} s; {len(during)} greetings meanwhile, "
-         f"longest wait {longest:.3f} s")
 
 
 def test_a_large_mailbox_does_not_stall_the_worker(srv):

@@ -2,19 +2,21 @@
 smtp listener for the client's address for `pop-before-smtp DURATION`;
 never on submission, never after a failed login, and the grant outlives
 a restart.  Each test uses its own 127.0.0.x so that grants do not mix."""
+import os
 import time
 
 import pytest
 
 from conftest import finish_checked, owned_server
-from pop3_helpers import PASSWORD, POP3Raw, pop3_server
+from pop3_helpers import (PASSWORD, POP3Raw, _owner, greeted_while,
+                          pop3_server)
 
 
-def server(duration):
+def server(duration, **kw):
     # cleartext-auth loopback: the raw client logs in without TLS, from
     # whichever 127.0.0.x it binds.
     return pop3_server(extra=[f"pop-before-smtp {duration}"], users=("hoge",),
-                       pop3_opts="cleartext-auth loopback")
+                       pop3_opts="cleartext-auth loopback", **kw)
 
 
 def relay_rcpt(srv, source, port=None):
@@ -98,5 +100,55 @@ def test_expired_grant_is_swept_at_start():
                      r"1970-01-01T00:16:40Z")
         assert not (grants / "127.0.0.11").exists()
         assert relay_rcpt(srv, "127.0.0.11")[0] == 554
+    finally:
+        finish_checked(srv)
+
+
+# Enough grants that reading them all takes a good part of a second.
+MANY_GRANTS = 100000
+
+
+def test_the_sweep_of_many_grants_does_not_stall_the_worker():
+    """Worker 0 reads every grant once a minute to remove the expired
+    ones: on a thread, while the worker goes on greeting."""
+    srv = server("1h", workers=1, start=False)
+    srv.start()         # makes grants/ for the workers' user
+    srv.terminate()
+    srv.logf.close()
+    grants = srv.spool / "grants"
+    owner = _owner()
+    far = int(time.time()) + 7200
+    for i in range(MANY_GRANTS):
+        name = f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}"
+        fd = os.open(grants / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                     0o600)
+        os.write(fd, b"until %d\n" % far)
+        if owner:
+            os.fchown(fd, *owner)
+        os.close(fd)
+    # Valid at start (the master's sweep keeps it), expired by the
+    # worker's first sweep a minute later: its line shows that sweep.
+    soon = int(time.time()) + 15
+    (grants / "127.0.0.12").write_text(f"until {soon}\n")
+    if owner:
+        os.chown(grants / "127.0.0.12", *owner)
+    try:
+        srv.start()
+        started = time.monotonic()
+        time.sleep(50)
+        got = {}
+
+        def sweep():
+            got["sent"] = time.monotonic()
+            srv.wait_log(r"popbsmtp: grant address=127\.0\.0\.12 expired "
+                         r"at ", timeout=60)
+            got["swept"] = time.monotonic()
+            time.sleep(2)       # the rest of the sweep, after that file
+            got["done"] = time.monotonic()
+
+        greeted_while(srv, sweep, got, at_least=2, longest_allowed=0.2)
+        assert got["swept"] - started > 55, "swept before the minute"
+        assert not (grants / "127.0.0.12").exists()
+        assert len(os.listdir(grants)) == MANY_GRANTS
     finally:
         finish_checked(srv)
