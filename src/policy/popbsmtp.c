@@ -45,7 +45,10 @@
 static struct event	*sweep_ev;
 static const struct conf *sweep_conf;
 static struct workpool	*sweep_pool;
-static struct workpool_job sweep_job;
+static void popbsmtp_sweep_work(struct workpool_job *);
+static void popbsmtp_sweep_done(struct workpool_job *);
+static struct workpool_job sweep_job = {
+	.work = popbsmtp_sweep_work, .done = popbsmtp_sweep_done };
 static int		 sweep_running;
 
 static int
@@ -254,8 +257,6 @@ popbsmtp_sweep_cb(evutil_socket_t fd, short ev, void *arg)
 	if (sweep_running)
 		return;
 	sweep_running = 1;
-	sweep_job.work = popbsmtp_sweep_work;
-	sweep_job.done = popbsmtp_sweep_done;
 	workpool_submit(sweep_pool, &sweep_job);
 }
 

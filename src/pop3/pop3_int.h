@@ -96,9 +96,8 @@ struct pop3_session {
 	int			 msg_top;
 	char			*read_buf;	/* POP3_CHUNK, made at the first
 						 * read a thread did */
-	size_t			 read_len;
 	int			 read_ready;	/* read_buf holds the next
-						 * read_len bytes */
+						 * box_job.nread bytes */
 	struct pop3_stuff	 stuff;
 	unsigned		 nerrors, nretr, ndele;
 	const char		*cmdline;	/* escaped, for failed-command logs */
@@ -151,7 +150,6 @@ void	pop3_cmd_uidl(struct pop3_session *, char *);
 /* Output drained below POP3_OUT_LOW while sending: add more. */
 void	pop3_pump(struct pop3_session *);
 void	pop3_read_done(struct pop3_session *, const struct pop3_box_job *);
-void	pop3_read_failed(struct pop3_session *, int err);
 void	pop3_msg_close(struct pop3_session *);
 /* The messages not marked deleted, and their octets. */
 void	pop3_count(const struct pop3_session *, size_t *n, uint64_t *octets);

@@ -153,13 +153,12 @@ pop3_sending(const struct pop3_session *s)
 }
 
 /*
- * Whether preadv2(RWF_NOWAIT) works on the mailboxes' file system: -1
- * until a read tells.  Where the kernel or the file system refuses it
- * (EINVAL, EOPNOTSUPP), every chunk is read on a thread: a thread's
- * round trip per 16 KiB is slower than a read on the loop, but it never
- * stops the loop.
+ * Set once the kernel or the mailboxes' file system has refused
+ * preadv2(RWF_NOWAIT) (EINVAL, EOPNOTSUPP): from then on every chunk is
+ * read on a thread.  A thread's round trip per 16 KiB is slower than a
+ * read on the loop, but it never stops the loop.
  */
-static int nowait_works = -1;
+static int nowait_refused;
 
 /* The next chunk if the page cache holds it: its length, 0 at the end,
  * -1 with EAGAIN when a thread must read it, or -1 with another errno. */
@@ -169,7 +168,7 @@ pop3_read_cached(struct pop3_session *s, char *chunk, size_t len)
 	struct iovec iov = { chunk, len };
 	ssize_t n;
 
-	if (nowait_works == 0) {
+	if (nowait_refused) {
 		errno = EAGAIN;
 		return -1;
 	}
@@ -177,13 +176,21 @@ pop3_read_cached(struct pop3_session *s, char *chunk, size_t len)
 		n = preadv2(s->msg_fd, &iov, 1, s->msg_off, RWF_NOWAIT);
 	while (n == -1 && errno == EINTR);
 	if (n == -1 && (errno == EOPNOTSUPP || errno == EINVAL)) {
-		nowait_works = 0;
+		nowait_refused = 1;
 		errno = EAGAIN;
-		return -1;
 	}
-	if (n >= 0)
-		nowait_works = 1;
 	return n;
+}
+
+static void
+pop3_read_failed(struct pop3_session *s, int err)
+{
+	/* The +OK has gone out: the only honest end now is to close the
+	 * connection (RFC 1939 gives no other). */
+	errno = err;
+	log_warn("%016" PRIx64 " pop3 read cur/%s", s->id,
+	    s->box.msgs[s->msg_index].name);
+	pop3_close_after_reply(s, "read-error");
 }
 
 /* Start streaming message i; body_lines -1 for RETR. */
@@ -234,7 +241,7 @@ pop3_pump(struct pop3_session *s)
 
 		if (s->read_ready) {		/* a thread's read */
 			data = s->read_buf;
-			n = (ssize_t)s->read_len;
+			n = s->box_job.nread;
 			s->read_ready = 0;
 		} else if ((n = pop3_read_cached(s, chunk, sizeof chunk)) ==
 		    -1 && errno == EAGAIN) {
@@ -274,17 +281,6 @@ pop3_pump(struct pop3_session *s)
 	pop3_resume(s);
 }
 
-void
-pop3_read_failed(struct pop3_session *s, int err)
-{
-	/* The +OK has gone out: the only honest end now is to close the
-	 * connection (RFC 1939 gives no other). */
-	errno = err;
-	log_warn("%016" PRIx64 " pop3 read cur/%s", s->id,
-	    s->box.msgs[s->msg_index].name);
-	pop3_close_after_reply(s, "read-error");
-}
-
 /* On the loop, after a thread's POP3_BOX_READ. */
 void
 pop3_read_done(struct pop3_session *s, const struct pop3_box_job *job)
@@ -294,7 +290,6 @@ pop3_read_done(struct pop3_session *s, const struct pop3_box_job *job)
 		pop3_read_failed(s, job->err);
 		return;
 	}
-	s->read_len = (size_t)job->nread;
 	s->read_ready = 1;
 	pop3_pump(s);
 }
