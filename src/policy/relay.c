@@ -5,8 +5,6 @@
  * and a local part holding '%', '!' or '@' is never a local name.
  */
 #include "policy/relay.h"
-#include "policy/popbsmtp.h"
-#include "state/state.h"
 #include "deliver/aliases_default.h"
 #include "deliver/aliases_index.h"
 #include "auth/userview.h"
@@ -125,8 +123,7 @@ int
 relay_client_trusted(const struct conf *c, const struct relay_client *rc)
 {
 	return rc->authenticated || rc->access_relay ||
-	    netprefix_match_list(c->mynetworks, c->nmynetworks, rc->peer) ||
-	    (rc->pop_grant_ok && state_grant_check(c, rc->peer, time(NULL)));
+	    netprefix_match_list(c->mynetworks, c->nmynetworks, rc->peer);
 }
 
 enum smtp_reply_id

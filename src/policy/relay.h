@@ -37,9 +37,6 @@ struct relay_client {
 	int		 authenticated;
 	int		 access_relay;	/* an access rule says RELAY, on the
 					 * smtp role (docs/access.md) */
-	/* A POP-before-SMTP grant counts (the smtp listener only: on the
-	 * submission ports nothing replaces AUTH). */
-	int		 pop_grant_ok;
 };
 
 /* From the users file itself: the auth process and the admin tools. */
@@ -50,7 +47,10 @@ void	rcpt_maps_init_view(struct rcpt_maps *, const struct conf *);
 void	rcpt_maps_free(struct rcpt_maps *);
 void	rcpt_maps_refresh(struct rcpt_maps *, time_t now);
 
-/* R_RCPT_OK, R_UNKNOWN_USER or R_RELAY_DENIED. */
+/* R_RCPT_OK, R_UNKNOWN_USER or R_RELAY_DENIED.  A POP-before-SMTP
+ * grant is not looked at here: asking for it may take a round trip to
+ * the shared store, which the session makes after an R_RELAY_DENIED
+ * (state.h, on the smtp listener only). */
 enum smtp_reply_id relay_check_rcpt(struct rcpt_maps *,
 	    const struct relay_client *, const struct mailaddr *);
 int	relay_client_trusted(const struct conf *, const struct relay_client *);

@@ -57,7 +57,7 @@ pop3_box_work(struct workpool_job *wj)
 		 * connection belongs to the loop (pop3_login_opened). */
 		if (state_grant_is_local(c)) {
 			(void)state_grant_add(c, (const struct sockaddr *)&s->ss,
-			    s->id, time(NULL));
+			    s->id, time(NULL), NULL, NULL, NULL);
 			job->granted = 1;
 		}
 		break;
@@ -103,6 +103,14 @@ pop3_box_done(struct workpool_job *wj)
 		pop3_login_opened(s, job);
 	else
 		pop3_quit_updated(s, job);
+	if (s->state == POP3_ST_BOX_WAIT)
+		return;		/* the login's grant: pop3_login_granted */
+	pop3_box_resume(s);
+}
+
+void
+pop3_box_resume(struct pop3_session *s)
+{
 	if ((s->flags & POP3_F_SHUTDOWN) && s->state != POP3_ST_QUIT) {
 		pop3_reply(s, P_SHUTDOWN, NULL);
 		pop3_close_after_reply(s, "shutdown");

@@ -21,6 +21,8 @@
 #include "pop3/pop3_stuff.h"
 #include "sasl/sasl.h"
 
+struct state_ask;	/* state/state.h */
+
 /* RFC 2449 section 4 allows 255 octets a command line; passwords and
  * AUTH initial responses get more room, SASL responses the RFC 4954
  * size. */
@@ -86,6 +88,8 @@ struct pop3_session {
 							 * < APOP_TIMESTAMP_MAX */
 	const char		*login_mech;	/* "USER", "APOP" or SASL's */
 	uint64_t		 auth_reqid;
+	struct state_ask	*grant_ask;	/* a login waiting for its
+						 * grant in the shared store */
 	struct maildir_box	 box;	/* a thread's while POP3_F_BOX_BUSY */
 	int			 box_open;
 	struct pop3_box_job	 box_job;
@@ -132,6 +136,9 @@ void	pop3_auth_input(struct pop3_session *, const char *, size_t);
  * a message the page cache does not hold go to the worker's mailbox
  * threads; the session waits in POP3_ST_BOX_WAIT. */
 void	pop3_box_start(struct pop3_session *, enum pop3_box_work);
+/* After the mailbox's work (and a login's grant): answer a stop, or read
+ * on. */
+void	pop3_box_resume(struct pop3_session *);
 /* Streaming a message: SENDING, or waiting for a thread's read of it. */
 int	pop3_sending(const struct pop3_session *);
 void	pop3_login_opened(struct pop3_session *, const struct pop3_box_job *);

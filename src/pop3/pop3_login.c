@@ -69,15 +69,42 @@ pop3_login_done(struct pop3_session *s, const char *user)
 	pop3_box_start(s, POP3_BOX_OPEN);
 }
 
+/* The login is complete: the mailbox is ours, the grant made. */
+static void
+pop3_login_welcome(struct pop3_session *s)
+{
+	uint64_t octets;
+	size_t n;
+	char counts[64];
+
+	pop3_enter_state(s, POP3_ST_TRANSACTION);
+	pop3_count(s, &n, &octets);
+	snprintf(counts, sizeof counts, "%zu messages (%" PRIu64 " octets)",
+	    n, octets);
+	pop3_reply(s, P_LOGIN_OK, counts);
+}
+
+/* The shared store answered for the login's grant (its line is logged
+ * there); a failed grant does not fail the login. */
+static void
+pop3_login_granted(void *arg, int answer)
+{
+	struct pop3_session *s = arg;
+
+	(void)answer;
+	s->grant_ask = NULL;
+	if (s->state != POP3_ST_BOX_WAIT)
+		return;		/* closing already */
+	pop3_login_welcome(s);
+	pop3_box_resume(s);
+}
+
 /* The mailbox is locked and read (the login's line is logged), or why
  * it is not. */
 void
 pop3_login_opened(struct pop3_session *s, const struct pop3_box_job *job)
 {
 	const struct conf *c = s->w->conf;
-	uint64_t octets;
-	size_t n;
-	char counts[64];
 
 	switch (job->opened) {
 	case MAILDIR_OPEN_OK:
@@ -98,16 +125,15 @@ pop3_login_opened(struct pop3_session *s, const struct pop3_box_job *job)
 		s->user[0] = '\0';
 		return;
 	}
-	pop3_enter_state(s, POP3_ST_TRANSACTION);
 	/* DESIGN.md: a POP3 login opens relay on port 25 for a while
-	 * (made on the thread where it is a file). */
-	if (!job->granted)
-		(void)state_grant_add(c, (const struct sockaddr *)&s->ss, s->id,
-		    time(NULL));
-	pop3_count(s, &n, &octets);
-	snprintf(counts, sizeof counts, "%zu messages (%" PRIu64 " octets)",
-	    n, octets);
-	pop3_reply(s, P_LOGIN_OK, counts);
+	 * (made on the thread where it is a file).  The grant is in place
+	 * before the +OK: the client may send through port 25 right after
+	 * it. */
+	if (!job->granted && state_grant_add(c,
+	    (const struct sockaddr *)&s->ss, s->id, time(NULL),
+	    pop3_login_granted, s, &s->grant_ask) == STATE_PENDING)
+		return;		/* still BOX_WAIT, for the shared store */
+	pop3_login_welcome(s);
 }
 
 /* The auth process answered: a SASL challenge or the outcome. */

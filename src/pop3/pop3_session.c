@@ -13,6 +13,7 @@
  * pipelined commands (RFC 2449 PIPELINING) wait their turn.
  */
 #include "pop3/pop3_int.h"
+#include "state/state.h"
 #include "ev/conn.h"
 #include "auth/authd.h"
 #include "lib/log.h"
@@ -133,6 +134,8 @@ pop3_free(struct pop3_session *s)
 		auth_client_cancel(s->auth_reqid);
 		s->auth_reqid = 0;
 	}
+	state_ask_cancel(s->grant_ask);
+	s->grant_ask = NULL;
 	conn_close_free(&s->closer);
 	if (s->flags & POP3_F_CONNCOUNT) {
 		connlimit_release((const struct sockaddr *)&s->ss);

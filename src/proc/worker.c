@@ -16,6 +16,7 @@
 #include "smtp/smtp_session.h"
 #include "pop3/pop3_session.h"
 #include "policy/popbsmtp.h"
+#include "state/state.h"
 #include "auth/authd.h"
 #include "tls/tls.h"
 #include "tls/keyd.h"
@@ -219,6 +220,7 @@ worker_main(const struct conf *conf, const struct access_table *access,
 		}
 	rcpt_maps_init_view(&w.maps, conf);
 	auth_client_init(w.base, conf);
+	state_async_init(w.base);
 	popbsmtp_worker_init(w.base, conf, index);
 
 	wls = xcalloc(nls, sizeof *wls);
@@ -252,6 +254,7 @@ worker_main(const struct conf *conf, const struct access_table *access,
 	pop3_box_shutdown();
 	qstore_spares_stop();
 	auth_client_shutdown();
+	state_async_shutdown();
 	popbsmtp_worker_shutdown();
 	rcpt_maps_free(&w.maps);
 	access_table_free(&w.access);

@@ -63,11 +63,12 @@ enum smtp_state {
 	SMTP_ST_QUIT,		/* flushing the last reply, then close */
 	SMTP_ST_AUTH_WAIT,	/* AUTH step sent to the auth process */
 	SMTP_ST_AUTH_INPUT,	/* 334 sent; the next line is the client's */
+	SMTP_ST_STATE_WAIT,	/* MAIL or RCPT asked the shared store */
 };
 
 static const char *smtp_state_names[] = {
 	"CONNECTED", "HELO", "MAIL", "RCPT", "DATA", "COMMIT", "QUIT",
-	"AUTH_WAIT", "AUTH_INPUT",
+	"AUTH_WAIT", "AUTH_INPUT", "STATE_WAIT",
 };
 
 /* RFC 4954 section 4: an AUTH command line or response may be 12288
@@ -105,6 +106,31 @@ struct smtp_tx {
 	const struct access_rule *discard, *hold;
 };
 
+/*
+ * A MAIL or RCPT whose answer waits for the shared store (state.h):
+ * what the command needs to finish when it comes.  Made only for the
+ * wait; the session reads nothing meanwhile, so pipelined commands keep
+ * their order.
+ */
+enum smtp_wait_step {
+	WAIT_MAIL_RATE,		/* MAIL: the sender's message rate */
+	WAIT_RCPT_GRANT,	/* RCPT: a POP-before-SMTP grant to relay */
+	WAIT_RCPT_RATE,		/* RCPT: the sender's recipient rate */
+};
+
+struct smtp_wait {
+	enum smtp_wait_step	 step;
+	enum smtp_state		 back;		/* the state it came from */
+	struct state_ask	*ticket;
+	struct smtp_tx		*tx;		/* MAIL: started on a yes */
+	struct access_verdict	 av;		/* RCPT: its access rule */
+	char			 rcpt[SMTP_PATH_MAX + 1];
+	char			 key[RATELIMIT_KEY_MAX];	/* the rate's */
+	enum ratelimit_kind	 kind;
+	unsigned		 max;
+	char			 cmdline[128];	/* for failed-command logs */
+};
+
 struct smtp_session {
 	uint64_t		 id;
 	struct worker		*w;
@@ -120,6 +146,7 @@ struct smtp_session {
 	const struct sasl_mech	*auth_mech;	/* exchange in progress */
 	uint64_t		 auth_reqid;
 	struct smtp_tx		*tx;
+	struct smtp_wait	*wait;		/* in SMTP_ST_STATE_WAIT */
 	unsigned		 nerrors, njunk, nqueued;
 	unsigned		 counts[CMD__COUNT + 1];	/* last: unknown */
 	const char		*cmdline;	/* escaped, for failed-command logs */
@@ -204,10 +231,8 @@ smtp_close_after_reply(struct smtp_session *s, const char *reason)
 }
 
 static void
-smtp_tx_free(struct smtp_session *s)
+smtp_tx_destroy(struct smtp_tx *tx)
 {
-	struct smtp_tx *tx = s->tx;
-
 	if (tx == NULL)
 		return;
 	if (tx->qf_open)
@@ -217,7 +242,25 @@ smtp_tx_free(struct smtp_session *s)
 	free(tx->rcpts);
 	buf_free(&tx->head);
 	free(tx);
+}
+
+static void
+smtp_tx_free(struct smtp_session *s)
+{
+	smtp_tx_destroy(s->tx);
 	s->tx = NULL;
+}
+
+/* A wait ended without its answer being used: the session is closing. */
+static void
+smtp_wait_drop(struct smtp_session *s)
+{
+	if (s->wait == NULL)
+		return;
+	state_ask_cancel(s->wait->ticket);
+	smtp_tx_destroy(s->wait->tx);
+	free(s->wait);
+	s->wait = NULL;
 }
 
 static void
@@ -249,6 +292,7 @@ smtp_free(struct smtp_session *s)
 		auth_client_cancel(s->auth_reqid);
 		s->auth_reqid = 0;
 	}
+	smtp_wait_drop(s);
 	conn_close_free(&s->closer);
 	conn_direct_free(&s->direct);
 	if (s->deadline_ev) {
@@ -589,38 +633,167 @@ smtp_cmd_ehlo(struct smtp_session *s, char *arg)
  * Sending limits (policy/ratelimit.h): an authenticated user's messages
  * and recipients per hour, and an unauthenticated client's messages per
  * hour on a listener without mandatory AUTH (port 25), mynetworks
- * exempt.  A message counts at MAIL, a recipient at its 250: what a
- * hijacked account or a flooding client tries is what costs it.
+ * exempt.  A message counts at a MAIL about to be accepted, a recipient
+ * at its 250: what a hijacked account or a flooding client tries is
+ * what costs it.  The rate's key and limit go into w; 0: no limit
+ * applies.
  */
 static int
-smtp_check_rate(struct smtp_session *s, enum ratelimit_kind kind)
+smtp_rate_key(struct smtp_session *s, struct smtp_wait *w,
+    enum ratelimit_kind kind)
 {
 	const struct conf *c = s->w->conf;
-	char key[RATELIMIT_KEY_MAX];
-	unsigned max;
 
+	w->kind = kind;
 	if (s->flags & SMTP_F_AUTH) {
-		max = kind == RL_MESSAGES ? c->user_rate_limit_messages :
+		w->max = kind == RL_MESSAGES ? c->user_rate_limit_messages :
 		    c->user_rate_limit_recipients;
-		(void)snprintf(key, sizeof key, "user:%s", s->user);
+		(void)snprintf(w->key, sizeof w->key, "user:%s", s->user);
 	} else {
 		struct relay_client rc = {
 		    .peer = (const struct sockaddr *)&s->ss };
-		size_t n = strlcpy(key, "ip:", sizeof key);
+		size_t n = strlcpy(w->key, "ip:", sizeof w->key);
 
 		if (kind != RL_MESSAGES || s->l->conf->auth == AUTH_REQUIRED ||
 		    relay_client_trusted(c, &rc) ||
-		    client_key_format((const struct sockaddr *)&s->ss, key + n,
-		    sizeof key - n) == -1)
-			return 1;
-		max = c->ip_rate_limit;
+		    client_key_format((const struct sockaddr *)&s->ss,
+		    w->key + n, sizeof w->key - n) == -1)
+			return 0;
+		w->max = c->ip_rate_limit;
 	}
-	if (state_rate_take(c, key, kind, 1, max, time(NULL)))
-		return 1;
+	return w->max != 0;
+}
+
+static void
+smtp_rate_refused(struct smtp_session *s, const struct smtp_wait *w)
+{
 	log_info("%016" PRIx64 " smtp rate-limit %s kind=%s limit=%u/h",
-	    s->id, key, kind == RL_MESSAGES ? "messages" : "recipients", max);
+	    s->id, w->key, w->kind == RL_MESSAGES ? "messages" : "recipients",
+	    w->max);
 	smtp_reply(s, R_RATE_LIMITED, NULL);
-	return 0;
+}
+
+static void	smtp_state_answered(void *, int);
+
+/*
+ * What the shared store said (state.h), for the command's step: the
+ * answer now, or STATE_PENDING, and then the session waits (a copy of
+ * w, which may be the caller's) until smtp_state_answered.
+ */
+static int
+smtp_ask(struct smtp_session *s, struct smtp_wait *w,
+    enum smtp_wait_step step, int answer)
+{
+	if (answer != STATE_PENDING)
+		return answer;
+	w->step = step;
+	w->back = s->state;
+	(void)strlcpy(w->cmdline, s->cmdline ? s->cmdline : "",
+	    sizeof w->cmdline);
+	s->wait = xmalloc(sizeof *s->wait);
+	*s->wait = *w;
+	smtp_enter_state(s, SMTP_ST_STATE_WAIT);
+	bufferevent_disable(s->bev, EV_READ);
+	return STATE_PENDING;
+}
+
+/* The sender's message rate allowed the MAIL, or not. */
+static void
+smtp_mail_rated(struct smtp_session *s, struct smtp_wait *w, int ok)
+{
+	if (!ok) {
+		smtp_tx_destroy(w->tx);
+		smtp_rate_refused(s, w);
+		return;
+	}
+	s->tx = w->tx;
+	smtp_enter_state(s, SMTP_ST_MAIL);
+	smtp_reply(s, R_SENDER_OK, NULL);
+}
+
+static void
+smtp_rcpt_accept(struct smtp_session *s, const struct smtp_wait *w)
+{
+	struct smtp_tx *tx = s->tx;
+
+	if (w->av.action == ACCESS_DISCARD && tx->discard == NULL)
+		tx->discard = w->av.rule;
+	else if (w->av.action == ACCESS_HOLD && tx->hold == NULL)
+		tx->hold = w->av.rule;
+	tx->rcpts = xreallocarray(tx->rcpts, tx->nrcpts + 1, sizeof *tx->rcpts);
+	tx->rcpts[tx->nrcpts++] = xstrdup(w->rcpt);
+	smtp_enter_state(s, SMTP_ST_RCPT);
+	smtp_reply(s, R_RCPT_OK, NULL);
+}
+
+static void
+smtp_rcpt_rated(struct smtp_session *s, struct smtp_wait *w, int ok)
+{
+	if (ok)
+		smtp_rcpt_accept(s, w);
+	else
+		smtp_rate_refused(s, w);
+}
+
+/* The recipient may be relayed to (or is local): its rate comes last. */
+static void
+smtp_rcpt_rate(struct smtp_session *s, struct smtp_wait *w)
+{
+	int ok = 1;
+
+	if (smtp_rate_key(s, w, RL_RECIPIENTS) &&
+	    (ok = smtp_ask(s, w, WAIT_RCPT_RATE, state_rate_take(s->w->conf,
+	    w->key, w->kind, 1, w->max, time(NULL), smtp_state_answered, s,
+	    &w->ticket))) == STATE_PENDING)
+		return;
+	smtp_rcpt_rated(s, w, ok);
+}
+
+static void
+smtp_rcpt_granted(struct smtp_session *s, struct smtp_wait *w, int granted)
+{
+	if (granted)
+		smtp_rcpt_rate(s, w);
+	else
+		smtp_reply(s, R_RELAY_DENIED, NULL);
+}
+
+static void
+smtp_state_answered(void *arg, int answer)
+{
+	struct smtp_session *s = arg;
+	struct smtp_wait w;
+
+	s->wait->ticket = NULL;		/* answered: nothing to cancel */
+	if (s->state != SMTP_ST_STATE_WAIT) {
+		/* Closing meanwhile (a stop): the answer is not wanted. */
+		smtp_wait_drop(s);
+		return;
+	}
+	w = *s->wait;
+	free(s->wait);
+	s->wait = NULL;
+	smtp_enter_state(s, w.back);
+	s->cmdline = w.cmdline;
+	switch (w.step) {
+	case WAIT_MAIL_RATE:
+		smtp_mail_rated(s, &w, answer);
+		break;
+	case WAIT_RCPT_GRANT:
+		smtp_rcpt_granted(s, &w, answer == 1);
+		break;
+	case WAIT_RCPT_RATE:
+		smtp_rcpt_rated(s, &w, answer);
+		break;
+	}
+	s->cmdline = NULL;
+	if (s->wait != NULL)
+		return;		/* the next step asks in turn */
+	/* Read on, from the loop: this may run inside another session's
+	 * call (a dropped connection answers all its questions at once). */
+	bufferevent_enable(s->bev, EV_READ);
+	bufferevent_trigger(s->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
+	    BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static void
@@ -632,6 +805,8 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 	int body_8bit = 0;
 	const struct conf *c = s->w->conf;
 	const struct access_rule *discard, *hold;
+	struct smtp_wait w = { 0 };
+	int ok = 1;
 
 	if (s->tx) {
 		smtp_reply(s, R_NESTED_MAIL, NULL);
@@ -665,8 +840,6 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 			return;
 		}
 	}
-	if (!smtp_check_rate(s, RL_MESSAGES))
-		return;
 	for (size_t i = 0; i < nparams; i++) {
 		const char *k = params[i].key, *v = params[i].value;
 
@@ -701,13 +874,17 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 	}
 	if (smtp_access_mail(s, &from, &discard, &hold) == -1)
 		return;
-	s->tx = xcalloc(1, sizeof *s->tx);
-	s->tx->from = from;
-	s->tx->body_8bit = body_8bit;
-	s->tx->discard = discard;
-	s->tx->hold = hold;
-	smtp_enter_state(s, SMTP_ST_MAIL);
-	smtp_reply(s, R_SENDER_OK, NULL);
+	w.tx = xcalloc(1, sizeof *w.tx);
+	w.tx->from = from;
+	w.tx->body_8bit = body_8bit;
+	w.tx->discard = discard;
+	w.tx->hold = hold;
+	if (smtp_rate_key(s, &w, RL_MESSAGES) &&
+	    (ok = smtp_ask(s, &w, WAIT_MAIL_RATE, state_rate_take(c, w.key,
+	    w.kind, 1, w.max, time(NULL), smtp_state_answered, s,
+	    &w.ticket))) == STATE_PENDING)
+		return;
+	smtp_mail_rated(s, &w, ok);
 }
 
 static void
@@ -716,10 +893,9 @@ smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 	struct smtp_param params[SMTP_PARAMS_MAX];
 	struct mailaddr to;
 	struct relay_client rc;
-	struct access_verdict av;
+	struct smtp_wait w = { 0 };
 	size_t nparams;
 	enum smtp_reply_id verdict;
-	char addr[SMTP_PATH_MAX + 1];
 	struct smtp_tx *tx = s->tx;
 
 	if (tx == NULL) {
@@ -740,30 +916,31 @@ smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 			s->nerrors--;	/* counted by smtp_reply */
 		return;
 	}
-	if (smtp_access_rcpt(s, &to, &av) == -1)
+	if (smtp_access_rcpt(s, &to, &w.av) == -1)
 		return;
 	rc.peer = (const struct sockaddr *)&s->ss;
 	rc.authenticated = (s->flags & SMTP_F_AUTH) != 0;
 	rc.access_relay = s->client_access == ACCESS_RELAY ||
-	    av.action == ACCESS_RELAY;
-	rc.pop_grant_ok = s->l->conf->role == ROLE_SMTP;
+	    w.av.action == ACCESS_RELAY;
 	rcpt_maps_refresh(&s->w->maps, time(NULL));
 	verdict = relay_check_rcpt(&s->w->maps, &rc, &to);
+	smtp_addr_format(&to, w.rcpt, sizeof w.rcpt);
+	if (verdict == R_RELAY_DENIED && s->l->conf->role == ROLE_SMTP) {
+		/* A POP-before-SMTP grant relays (the smtp listener only: on
+		 * the submission ports nothing replaces AUTH). */
+		int granted = smtp_ask(s, &w, WAIT_RCPT_GRANT,
+		    state_grant_check(s->w->conf, rc.peer, time(NULL),
+		    smtp_state_answered, s, &w.ticket));
+
+		if (granted != STATE_PENDING)
+			smtp_rcpt_granted(s, &w, granted == 1);
+		return;
+	}
 	if (verdict != R_RCPT_OK) {
 		smtp_reply(s, verdict, NULL);
 		return;
 	}
-	if (!smtp_check_rate(s, RL_RECIPIENTS))
-		return;
-	if (av.action == ACCESS_DISCARD && tx->discard == NULL)
-		tx->discard = av.rule;
-	else if (av.action == ACCESS_HOLD && tx->hold == NULL)
-		tx->hold = av.rule;
-	smtp_addr_format(&to, addr, sizeof addr);
-	tx->rcpts = xreallocarray(tx->rcpts, tx->nrcpts + 1, sizeof *tx->rcpts);
-	tx->rcpts[tx->nrcpts++] = xstrdup(addr);
-	smtp_enter_state(s, SMTP_ST_RCPT);
-	smtp_reply(s, R_RCPT_OK, NULL);
+	smtp_rcpt_rate(s, &w);
 }
 
 /* RFC 3848 protocol names for the Received: header and the envelope. */
@@ -1302,11 +1479,11 @@ smtp_deadline_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct smtp_session *s = arg;
 
-	/* Waiting for the disk or the auth process, or leaving anyway:
-	 * not the client's fault.  Reading resumes through
+	/* Waiting for the disk, the auth process or the shared store, or
+	 * leaving anyway: not the client's fault.  Reading resumes through
 	 * smtp_process_input, which starts the deadline again. */
 	if (s->state == SMTP_ST_QUIT || s->state == SMTP_ST_COMMIT ||
-	    s->state == SMTP_ST_AUTH_WAIT)
+	    s->state == SMTP_ST_AUTH_WAIT || s->state == SMTP_ST_STATE_WAIT)
 		return;
 	smtp_reply(s, R_TIMEOUT, NULL);
 	smtp_close_after_reply(s, "line-deadline");
@@ -1386,7 +1563,8 @@ smtp_process_input(struct smtp_session *s)
 		size_t eol_len = 0, len;
 
 		if (s->state == SMTP_ST_QUIT || s->state == SMTP_ST_COMMIT ||
-		    s->state == SMTP_ST_AUTH_WAIT)
+		    s->state == SMTP_ST_AUTH_WAIT ||
+		    s->state == SMTP_ST_STATE_WAIT)
 			return;
 		if (s->nerrors >= c->max_errors) {
 			smtp_reply(s, R_TOO_MANY_ERRORS, NULL);

@@ -12,19 +12,15 @@
  * Every update is one atomic command or one Lua script (EVAL), so two
  * nodes never lose each other's counts.
  *
- * XXX: the calls are synchronous, on the caller's event loop (a worker's
- * RCPT and MAIL checks, the auth process), with a 100 ms timeout for
- * connecting and for each answer; a failure marks Redis down for
+ * This is the auth process's client: synchronous, since that process
+ * answers one step at a time anyway.  XXX: a Redis that answers slowly
+ * delays every authentication by up to 100 ms per call (the timeout for
+ * connecting and for each answer); a failure marks Redis down for
  * STATE_RETRY seconds in this process (the breaker), during which
- * nothing is tried and the callers take their fallback at once.  On a
- * healthy loopback or LAN a call costs well under a millisecond; the
- * price is that a Redis which answers slowly (not one that is down)
- * can hold each session on a worker for up to 100 ms per check.  The
- * asynchronous API would avoid that, but the RCPT path would then have
- * to wait for the answer like the commit path does.
+ * nothing is tried and the callers take their fallback at once.  The
+ * workers ask without waiting (state_async.c).
  *
- * Runs in the workers and the auth process; each process has its own
- * connection, opened at its first use.
+ * One connection per process, opened at its first use.
  */
 #include "state/state.h"
 #include "lib/log.h"
@@ -39,9 +35,6 @@
 
 #include <hiredis/hiredis.h>
 
-#define STATE_TIMEOUT_MS	100
-#define STATE_RETRY		3	/* seconds a failure keeps Redis down */
-#define STATE_KEY_MAX		200
 
 static struct {
 	redisContext	*ctx;
@@ -49,21 +42,6 @@ static struct {
 	time_t		 down_until;
 	int		 down;		/* an outage is being reported */
 } rs;
-
-/*
- * Sliding-hour estimate as in policy/ratelimit.c, done inside Redis so
- * that the read and the increment are one step for every node.
- * KEYS: current hour, previous hour; ARGV: n, max, seconds of the
- * previous hour still inside the last 60 minutes, lifetime.
- */
-static const char rate_script[] =
-    "local cur = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "local prev = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
-    "local est = cur + math.floor(prev * tonumber(ARGV[3]) / 3600)\n"
-    "if est + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return 0 end\n"
-    "redis.call('INCRBY', KEYS[1], ARGV[1])\n"
-    "redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
-    "return 1\n";
 
 /* KEYS: failures, block; ARGV: max, block seconds.  The failure window
  * starts at the first failure, as in auth/throttle.c. */
@@ -76,8 +54,8 @@ static const char fail_script[] =
     "return n\n";
 
 /* redis://HOST[:PORT][/DB] */
-static int
-parse_url(const char *url, char *host, size_t hostsz, int *port, int *db)
+int
+state_redis_parse_url(const char *url, char *host, size_t hostsz, int *port, int *db)
 {
 	const char *p = url + 8, *end = p + strcspn(p, ":/");
 	char *e;
@@ -147,7 +125,7 @@ conn(const struct conf *c)
 		return rs.ctx;
 	if (rs.down && time(NULL) < rs.down_until)
 		return NULL;
-	if (parse_url(c->state, host, sizeof host, &port, &db) == -1) {
+	if (state_redis_parse_url(c->state, host, sizeof host, &port, &db) == -1) {
 		mark_down("bad URL in the state directive");
 		return NULL;
 	}
@@ -231,29 +209,6 @@ int_reply(redisReply *r)
 }
 
 int
-state_redis_set_ex(const struct conf *c, const char *key, unsigned seconds)
-{
-	char secs[16];
-	const char *argv[] = { "SET", key, "1", "EX", secs };
-	redisReply *r;
-
-	(void)snprintf(secs, sizeof secs, "%u", seconds ? seconds : 1);
-	if ((r = cmd(c, 5, argv)) == NULL)
-		return -1;
-	freeReplyObject(r);
-	return 0;
-}
-
-int
-state_redis_exists(const struct conf *c, const char *key)
-{
-	const char *argv[] = { "EXISTS", key };
-	long long v = int_reply(cmd(c, 2, argv));
-
-	return v < 0 ? -1 : v > 0;
-}
-
-int
 state_redis_del(const struct conf *c, const char *key)
 {
 	const char *argv[] = { "DEL", key };
@@ -274,29 +229,6 @@ state_redis_ttl(const struct conf *c, const char *key)
 	freeReplyObject(r);
 	/* -2: no key; -1: a key without expiry, not one of ours. */
 	return v > 0 ? (long)v : 0;
-}
-
-int
-state_redis_rate(const struct conf *c, const char *key,
-    enum ratelimit_kind kind, unsigned n, unsigned max, time_t now)
-{
-	char cur[STATE_KEY_MAX], prev[STATE_KEY_MAX], ns[16], maxs[16];
-	char lefts[16];
-	time_t hour = now - now % 3600;
-	const char *k = kind == RL_MESSAGES ? "m" : "r";
-	const char *argv[] = { "EVAL", rate_script, "2", cur, prev, ns, maxs,
-	    lefts, "7200" };
-
-	if ((size_t)snprintf(cur, sizeof cur, "postern:rate:%s:%s:%lld", k,
-	    key, (long long)hour) >= sizeof cur)
-		return 1;	/* as ratelimit_take: an impossible key */
-	(void)snprintf(prev, sizeof prev, "postern:rate:%s:%s:%lld", k, key,
-	    (long long)(hour - 3600));
-	(void)snprintf(ns, sizeof ns, "%u", n);
-	(void)snprintf(maxs, sizeof maxs, "%u", max);
-	(void)snprintf(lefts, sizeof lefts, "%lld",
-	    (long long)(3600 - now % 3600));
-	return (int)int_reply(cmd(c, 9, argv));
 }
 
 long

@@ -1,0 +1,420 @@
+/*
+ * state_async.c - the shared state as the workers ask it (see state.h):
+ * POP-before-SMTP grants and sending counters, without the event loop
+ * ever waiting for Redis.
+ *
+ * With the local back end the answer is there at once (a grant file, a
+ * counter in shared memory).  With Redis each worker keeps one
+ * connection, attached to its event loop (hiredis' libevent adapter),
+ * and every question is one command on it: sessions wait for their own
+ * answer while the loop serves the others, and the commands of many
+ * sessions share the connection in flight.
+ *
+ * Each question has STATE_TIMEOUT_MS to be answered.  When one is not,
+ * or the connection fails, the connection is dropped and Redis counts
+ * as down for STATE_RETRY seconds (the breaker): every question then
+ * waiting, and every new one until the retry, gets the fallback answer
+ * at once, the same as the auth process's synchronous client gives
+ * (state_redis.c): no grant, the node's own counters, a grant not made.
+ */
+#include "state/state.h"
+#include "policy/popbsmtp.h"
+#include "lib/log.h"
+#include "lib/strutil.h"
+#include "lib/xalloc.h"
+
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+#include <hiredis/adapters/libevent.h>
+
+enum ask_kind {
+	ASK_GRANT_ADD,
+	ASK_GRANT_CHECK,
+	ASK_RATE,
+};
+
+struct state_ask {
+	state_answer_fn		*fn;	/* NULL once cancelled */
+	void			*arg;
+	struct event		*timer;
+	enum ask_kind		 kind;
+	/* What the fallback answer and the log need. */
+	uint64_t		 sid;
+	char			 addr[INET6_ADDRSTRLEN + 8];
+	unsigned		 seconds;
+	char			 key[RATELIMIT_KEY_MAX];
+	enum ratelimit_kind	 rate_kind;
+	unsigned		 n, max;
+	time_t			 now;
+};
+
+static struct {
+	struct event_base	*base;
+	redisAsyncContext	*ac;
+	time_t			 down_until;
+	int			 down;		/* an outage is being reported */
+} ra;
+
+/*
+ * Sliding-hour estimate as in policy/ratelimit.c, done inside Redis so
+ * that the read and the increment are one step for every node.
+ * KEYS: current hour, previous hour; ARGV: n, max, seconds of the
+ * previous hour still inside the last 60 minutes, lifetime.
+ */
+static const char rate_script[] =
+    "local cur = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "local prev = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
+    "local est = cur + math.floor(prev * tonumber(ARGV[3]) / 3600)\n"
+    "if est + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return 0 end\n"
+    "redis.call('INCRBY', KEYS[1], ARGV[1])\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
+    "return 1\n";
+
+void
+state_async_init(struct event_base *base)
+{
+	ra.base = base;
+}
+
+static void
+ra_down(const char *reason)
+{
+	ra.down_until = time(NULL) + STATE_RETRY;
+	if (!ra.down) {
+		/* Once per outage and process, not per session. */
+		log_warnx("state: redis down (%s); relay by POP grant refused, "
+		    "retrying every %ds", reason, STATE_RETRY);
+		ra.down = 1;
+	}
+}
+
+/* Drop our connection: its questions are answered (with the fallback)
+ * from inside redisAsyncFree, or right after the callback running now. */
+static void
+ra_close(const char *reason)
+{
+	redisAsyncContext *ac = ra.ac;
+	char why[128];
+
+	/* reason may point into the context freed below. */
+	(void)snprintf(why, sizeof why, "%s", reason);
+	ra.ac = NULL;
+	ra_down(why);
+	if (ac)
+		redisAsyncFree(ac);
+}
+
+/* hiredis is freeing this context itself (a failed connect, a lost
+ * connection): forget it, it must not take new questions. */
+static void
+ra_lost(const redisAsyncContext *ac, const char *reason)
+{
+	if (ac != ra.ac)
+		return;
+	ra.ac = NULL;
+	ra_down(reason);
+}
+
+static void
+ra_connected(const redisAsyncContext *ac, int status)
+{
+	if (status != REDIS_OK)
+		ra_lost(ac, ac->errstr[0] ? ac->errstr : "cannot connect");
+}
+
+static void
+ra_disconnected(const redisAsyncContext *ac, int status)
+{
+	ra_lost(ac, status == REDIS_OK ? "connection closed" :
+	    ac->errstr[0] ? ac->errstr : "connection lost");
+}
+
+static void
+ra_selected(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	redisReply *r = reply;
+
+	if (ac != ra.ac)
+		return;
+	if (r == NULL || r->type == REDIS_REPLY_ERROR)
+		ra_close("SELECT failed");
+}
+
+/* redis://HOST[:PORT][/DB], as state_redis.c reads it. */
+static redisAsyncContext *
+ra_conn(const struct conf *c)
+{
+	char host[256];
+	int port, db;
+
+	if (ra.ac)
+		return ra.ac;
+	if (ra.down && time(NULL) < ra.down_until)
+		return NULL;
+	if (ra.base == NULL || state_redis_parse_url(c->state, host,
+	    sizeof host, &port, &db) == -1) {
+		ra_down("bad URL in the state directive");
+		return NULL;
+	}
+	/* Non-blocking: the commands below wait in hiredis' buffer until
+	 * the connection is up. */
+	if ((ra.ac = redisAsyncConnect(host, port)) == NULL) {
+		ra_down("out of memory");
+		return NULL;
+	}
+	if (ra.ac->err) {
+		ra_close(ra.ac->errstr);
+		return NULL;
+	}
+	if (redisLibeventAttach(ra.ac, ra.base) != REDIS_OK) {
+		ra_close("cannot attach to the event loop");
+		return NULL;
+	}
+	(void)redisAsyncSetConnectCallback(ra.ac, ra_connected);
+	(void)redisAsyncSetDisconnectCallback(ra.ac, ra_disconnected);
+	if (db != 0 && redisAsyncCommand(ra.ac, ra_selected, NULL, "SELECT %d",
+	    db) != REDIS_OK) {
+		ra_close("SELECT failed");
+		return NULL;
+	}
+	return ra.ac;
+}
+
+/* The answer without Redis: what each question falls back to. */
+static int
+ask_fallback(struct state_ask *q)
+{
+	switch (q->kind) {
+	case ASK_GRANT_ADD:
+		log_warnx("%016" PRIx64 " pop3 grant address=%s failed: "
+		    "state store unreachable", q->sid, q->addr);
+		return -1;
+	case ASK_GRANT_CHECK:
+		return 0;	/* no grant: relay fails closed */
+	case ASK_RATE:
+		/* XXX: while Redis is down each node counts alone, so a
+		 * sender may get up to (nodes x max) through; refusing all
+		 * mail instead would also refuse mail for local users. */
+		return ratelimit_take(q->key, q->rate_kind, q->n, q->max,
+		    q->now);
+	}
+	return -1;
+}
+
+/* Redis answered (an integer or OK); the caller's answer. */
+static int
+ask_answer(struct state_ask *q, const redisReply *r)
+{
+	switch (q->kind) {
+	case ASK_GRANT_ADD:
+		log_info("%016" PRIx64 " pop3 grant address=%s for=%us "
+		    "store=redis", q->sid, q->addr, q->seconds);
+		return 0;
+	case ASK_GRANT_CHECK:
+		return r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+	case ASK_RATE:
+		return r->type == REDIS_REPLY_INTEGER && r->integer != 0;
+	}
+	return -1;
+}
+
+static void
+ask_free(struct state_ask *q)
+{
+	if (q->timer)
+		event_free(q->timer);
+	free(q);
+}
+
+static void
+ask_replied(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct state_ask *q = privdata;
+	redisReply *r = reply;
+	int answer;
+
+	if (r == NULL) {
+		/* The context is going away: ours, dropped by ra_close, or
+		 * hiredis' own after an error. */
+		ra_lost(ac, ac->errstr[0] ? ac->errstr : "no answer");
+		answer = q->fn ? ask_fallback(q) : -1;
+	} else if (r->type == REDIS_REPLY_ERROR) {
+		/* An answer, so the server is up; this is a bug or a Redis
+		 * that refuses writes (read-only replica, out of memory). */
+		log_warnx("state: redis: %s", r->str);
+		answer = q->fn ? ask_fallback(q) : -1;
+	} else {
+		if (ra.down && ac == ra.ac) {
+			log_info("state: redis back");
+			ra.down = 0;
+		}
+		answer = ask_answer(q, r);
+	}
+	if (q->fn)
+		q->fn(q->arg, answer);
+	ask_free(q);
+}
+
+static void
+ask_timed_out(evutil_socket_t fd, short ev, void *arg)
+{
+	char why[64];
+
+	/* The question itself is answered from inside ra_close, with
+	 * every other one on the connection. */
+	(void)snprintf(why, sizeof why, "no answer within %d ms",
+	    STATE_TIMEOUT_MS);
+	ra_close(why);
+}
+
+/*
+ * Send q as the command argv.  STATE_PENDING: q->fn gets the answer
+ * later, and *ticket is q (for state_ask_cancel).  Anything else is the
+ * answer now (Redis down: the fallback), and q is gone.
+ */
+static int
+ask_send(const struct conf *c, struct state_ask *q, int argc,
+    const char **argv, struct state_ask **ticket)
+{
+	struct timeval tv = { 0, STATE_TIMEOUT_MS * 1000 };
+	redisAsyncContext *ac = ra_conn(c);
+	int answer;
+
+	if (ac != NULL &&
+	    (q->timer = evtimer_new(ra.base, ask_timed_out, q)) != NULL &&
+	    redisAsyncCommandArgv(ac, ask_replied, q, argc, argv, NULL) ==
+	    REDIS_OK) {
+		evtimer_add(q->timer, &tv);
+		*ticket = q;
+		return STATE_PENDING;
+	}
+	if (ac != NULL && ac == ra.ac)
+		ra_close(ac->errstr[0] ? ac->errstr : "cannot send");
+	answer = ask_fallback(q);
+	ask_free(q);
+	return answer;
+}
+
+static struct state_ask *
+ask_new(enum ask_kind kind, state_answer_fn *fn, void *arg)
+{
+	struct state_ask *q = xcalloc(1, sizeof *q);
+
+	q->kind = kind;
+	q->fn = fn;
+	q->arg = arg;
+	return q;
+}
+
+void
+state_ask_cancel(struct state_ask *q)
+{
+	/* Freed when its reply comes or its connection goes; its timer
+	 * stays, since Redis is just as slow for the others. */
+	if (q)
+		q->fn = NULL;
+}
+
+int
+state_grant_is_local(const struct conf *c)
+{
+	return c->state[0] == '\0';
+}
+
+int
+state_grant_add(const struct conf *c, const struct sockaddr *sa,
+    uint64_t sid, time_t now, state_answer_fn *fn, void *arg,
+    struct state_ask **ticket)
+{
+	struct state_ask *q;
+	char key[STATE_KEY_MAX], secs[16];
+	const char *argv[] = { "SET", key, "1", "EX", secs };
+
+	if (state_grant_is_local(c))
+		return popbsmtp_grant(c, sa, sid, now);
+	if (c->pop_before_smtp == 0)
+		return 0;
+	q = ask_new(ASK_GRANT_ADD, fn, arg);
+	q->sid = sid;
+	q->seconds = (unsigned)c->pop_before_smtp;
+	if (popbsmtp_key(c, sa, q->addr, sizeof q->addr) == -1) {
+		free(q);
+		return -1;
+	}
+	(void)snprintf(key, sizeof key, "postern:grant:%s", q->addr);
+	(void)snprintf(secs, sizeof secs, "%u", q->seconds);
+	return ask_send(c, q, 5, argv, ticket);
+}
+
+int
+state_grant_check(const struct conf *c, const struct sockaddr *sa,
+    time_t now, state_answer_fn *fn, void *arg, struct state_ask **ticket)
+{
+	struct state_ask *q;
+	char addr[INET6_ADDRSTRLEN + 8], key[STATE_KEY_MAX];
+	const char *argv[] = { "EXISTS", key };
+
+	if (state_grant_is_local(c))
+		return popbsmtp_granted(c, sa, now);
+	if (c->pop_before_smtp == 0 ||
+	    popbsmtp_key(c, sa, addr, sizeof addr) == -1)
+		return 0;
+	(void)snprintf(key, sizeof key, "postern:grant:%s", addr);
+	q = ask_new(ASK_GRANT_CHECK, fn, arg);
+	return ask_send(c, q, 2, argv, ticket);
+}
+
+int
+state_rate_take(const struct conf *c, const char *key,
+    enum ratelimit_kind kind, unsigned n, unsigned max, time_t now,
+    state_answer_fn *fn, void *arg, struct state_ask **ticket)
+{
+	struct state_ask *q;
+	char cur[STATE_KEY_MAX], prev[STATE_KEY_MAX], ns[16], maxs[16];
+	char lefts[16];
+	time_t hour = now - now % 3600;
+	const char *k = kind == RL_MESSAGES ? "m" : "r";
+	const char *argv[] = { "EVAL", rate_script, "2", cur, prev, ns, maxs,
+	    lefts, "7200" };
+
+	if (max == 0)
+		return 1;
+	if (state_grant_is_local(c))	/* the same directive */
+		return ratelimit_take(key, kind, n, max, now);
+	if ((size_t)snprintf(cur, sizeof cur, "postern:rate:%s:%s:%lld", k,
+	    key, (long long)hour) >= sizeof cur)
+		return 1;	/* as ratelimit_take: an impossible key */
+	(void)snprintf(prev, sizeof prev, "postern:rate:%s:%s:%lld", k, key,
+	    (long long)(hour - 3600));
+	(void)snprintf(ns, sizeof ns, "%u", n);
+	(void)snprintf(maxs, sizeof maxs, "%u", max);
+	(void)snprintf(lefts, sizeof lefts, "%lld",
+	    (long long)(3600 - now % 3600));
+	q = ask_new(ASK_RATE, fn, arg);
+	strlcpy(q->key, key, sizeof q->key);
+	q->rate_kind = kind;
+	q->n = n;
+	q->max = max;
+	q->now = now;
+	return ask_send(c, q, 9, argv, ticket);
+}
+
+void
+state_async_shutdown(void)
+{
+	/* Any question still out is answered with its fallback. */
+	if (ra.ac) {
+		redisAsyncContext *ac = ra.ac;
+
+		ra.ac = NULL;
+		redisAsyncFree(ac);
+	}
+	ra.base = NULL;
+}

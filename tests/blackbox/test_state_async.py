@@ -1,0 +1,217 @@
+"""The workers ask the shared store (Redis) without waiting for it
+(src/state/state_async.c): a slow or silent Redis delays only the
+session that asked, never the worker's other sessions, and pipelined
+commands keep their order around the wait.
+
+The Redis here is a small server of the test's own on a loopback port
+that speaks enough of RESP for postern's commands and answers each one
+after a set delay, or never: a real Redis cannot be made slow on
+purpose.  The real one is in test_cluster.py."""
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import free_port
+from pop3_helpers import greeted_while
+
+SOURCE = "127.0.0.40"           # not in mynetworks: relay needs a grant
+DELAY = 0.07                    # seconds per answer, under the 100 ms bound
+
+
+class SlowRedis:
+    """Answers EXISTS with `exists`, SET with +OK and EVAL with :1, each
+    after `delay` seconds; with delay None it reads and never answers.
+    Commands are answered in order on each connection, as Redis does."""
+
+    def __init__(self, delay, exists=1):
+        self.delay = delay
+        self.exists = exists
+        self.port = free_port()
+        self.commands = []
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", self.port))
+        self.lsock.listen(16)
+        self.lsock.settimeout(0.2)
+        self.stopping = False
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            t = threading.Thread(target=self._serve, args=(conn,),
+                                 daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    @staticmethod
+    def _commands(buf):
+        """Complete RESP arrays at the front of buf: (commands, rest)."""
+        out = []
+        while buf.startswith(b"*") and b"\r\n" in buf:
+            head, rest = buf[1:].split(b"\r\n", 1)
+            args = []
+            for _ in range(int(head)):
+                if b"\r\n" not in rest:
+                    return out, buf
+                size, tail = rest[1:].split(b"\r\n", 1)
+                n = int(size)
+                if len(tail) < n + 2:
+                    return out, buf
+                args.append(tail[:n].decode())
+                rest = tail[n + 2:]
+            out.append(args)
+            buf = rest
+        return out, buf
+
+    def _serve(self, conn):
+        conn.settimeout(0.2)
+        buf = b""
+        with conn:
+            while not self.stopping:
+                try:
+                    chunk = conn.recv(65536)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                cmds, buf = self._commands(buf + chunk)
+                for args in cmds:
+                    self.commands.append(args[0].upper())
+                    if self.delay is None:
+                        continue
+                    time.sleep(self.delay)
+                    verb = args[0].upper()
+                    reply = (f":{self.exists}\r\n" if verb == "EXISTS" else
+                             ":1\r\n" if verb == "EVAL" else "+OK\r\n")
+                    try:
+                        conn.sendall(reply.encode())
+                    except OSError:
+                        return
+
+    def stop(self):
+        self.stopping = True
+        self.lsock.close()
+        for t in self.threads:
+            t.join(5)
+
+
+@pytest.fixture
+def slow_redis(request):
+    redis = SlowRedis(*request.param)
+    yield redis
+    redis.stop()
+
+
+def store_server(postern, redis):
+    # One worker: the greetings below are that worker's.
+    return postern(extra=[f"state {redis.url}", "pop-before-smtp 60s"],
+                   workers=1)
+
+
+@pytest.mark.parametrize("slow_redis", [(DELAY,)], indirect=True)
+def test_a_slow_store_does_not_stall_the_worker(postern, slow_redis):
+    srv = store_server(postern, slow_redis)
+    got = {}
+
+    def relay_many():
+        with srv.connect(source=SOURCE) as c:
+            c.ehlo()
+            assert c.cmd("MAIL FROM:<someone@remote.example>")[0] == 250
+            got["sent"] = time.monotonic()
+            got["codes"] = [c.cmd(f"RCPT TO:<friend{i}@elsewhere.example>")
+                            for i in range(10)]
+            got["done"] = time.monotonic()
+
+    # Each RCPT waits DELAY for its grant; a worker that waited with it
+    # would greet nobody for DELAY at a time.
+    greeted_while(srv, relay_many, got, at_least=10 * DELAY * 0.9,
+                  longest_allowed=DELAY / 2)
+    # The store's answer was used: each RCPT relayed on its grant.
+    assert [code for code, _ in got["codes"]] == [250] * 10, got["codes"]
+    assert slow_redis.commands.count("EXISTS") == 10
+    assert "state: redis down" not in srv.log()
+
+
+@pytest.mark.parametrize("slow_redis", [(DELAY, 0)], indirect=True)
+def test_pipelined_commands_keep_their_order_around_a_wait(postern,
+                                                          slow_redis):
+    srv = store_server(postern, slow_redis)
+    with srv.connect(source=SOURCE) as c:
+        c.ehlo()
+        c.send("MAIL FROM:<someone@remote.example>\r\n"
+               "RCPT TO:<friend@elsewhere.example>\r\n"
+               "RCPT TO:<postmaster@example.test>\r\n"
+               "RSET\r\n")
+        replies = [c.reply() for _ in range(4)]
+    # No grant (EXISTS 0): the remote recipient is refused, and its
+    # reply comes in its place, before the local recipient's.
+    assert [code for code, _ in replies] == [250, 554, 250, 250], replies
+    assert "5.7.1" in replies[1][1]
+    assert 'command="RCPT TO:<friend@elsewhere.example>"' in srv.log()
+
+
+@pytest.mark.parametrize("slow_redis", [(None,)], indirect=True)
+def test_a_silent_store_fails_closed_in_bounded_time(postern, slow_redis):
+    srv = store_server(postern, slow_redis)
+    with srv.connect(source=SOURCE) as c:
+        c.ehlo()
+        # The client's message rate (ip-rate-limit, on by default) is the
+        # first question; unanswered, the node's own counter decides.
+        t0 = time.monotonic()
+        code, text = c.cmd("MAIL FROM:<someone@remote.example>")
+        first = time.monotonic() - t0
+        assert code == 250, text
+        # Redis counts as down now: the grant is not asked for, and
+        # relay is refused at once (fail closed).
+        t0 = time.monotonic()
+        code, text = c.cmd("RCPT TO:<friend@elsewhere.example>")
+        second = time.monotonic() - t0
+        assert code == 554, text
+        # Mail for local users is still taken.
+        assert c.cmd("RCPT TO:<postmaster@example.test>")[0] == 250
+    assert 0.09 <= first < 2, first
+    assert second < 0.09, second
+    assert slow_redis.commands == ["EVAL"], slow_redis.commands
+    srv.wait_log(r"state: redis down \(no answer within 100 ms\)")
+    print(f"\nfigure: unanswered MAIL took {first * 1000:.0f} ms, "
+          f"the RCPT after it {second * 1000:.1f} ms")
+
+
+@pytest.mark.parametrize("slow_redis", [(DELAY,)], indirect=True)
+def test_stopping_while_a_session_waits_for_the_store(postern, slow_redis):
+    srv = store_server(postern, slow_redis)
+    with srv.connect(source=SOURCE) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<someone@remote.example>")[0] == 250
+        # Ten pipelined RCPTs keep the session waiting for the store,
+        # one answer after another, when the stop comes.
+        c.send("".join(f"RCPT TO:<friend{i}@elsewhere.example>\r\n"
+                       for i in range(10)))
+        time.sleep(3.5 * DELAY)
+        srv.proc.send_signal(15)
+        replies = []
+        while True:
+            code, text = c.reply()
+            replies.append(code)
+            if code != 250:
+                break
+        assert code == 421 and "4.3.2" in text, replies
+        assert 1 <= len(replies) - 1 < 10, replies
+        assert c.closed(10)
+    assert srv.proc.wait(15) == 0, srv.log()
+    assert "reason=shutdown" in srv.log()
