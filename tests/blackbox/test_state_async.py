@@ -7,14 +7,15 @@ The Redis here is a small server of the test's own on a loopback port
 that speaks enough of RESP for postern's commands and answers each one
 after a set delay, or never: a real Redis cannot be made slow on
 purpose.  The real one is in test_cluster.py."""
+import re
 import socket
 import threading
 import time
 
 import pytest
 
-from conftest import free_port
-from pop3_helpers import greeted_while
+from conftest import finish_checked, free_port
+from pop3_helpers import PASSWORD, POP3Raw, greeted_while, pop3_server
 
 SOURCE = "127.0.0.40"           # not in mynetworks: relay needs a grant
 DELAY = 0.07                    # seconds per answer, under the 100 ms bound
@@ -215,3 +216,27 @@ def test_stopping_while_a_session_waits_for_the_store(postern, slow_redis):
         assert c.closed(10)
     assert srv.proc.wait(15) == 0, srv.log()
     assert "reason=shutdown" in srv.log()
+
+
+@pytest.mark.parametrize("slow_redis", [(DELAY,)], indirect=True)
+def test_a_pop3_login_answers_once_its_grant_is_stored(slow_redis):
+    srv = pop3_server(extra=[f"state {slow_redis.url}",
+                             "pop-before-smtp 60s"], users=("hoge",),
+                      pop3_opts="cleartext-auth loopback", workers=1)
+    try:
+        with POP3Raw(srv.pop3_port, source=SOURCE) as c:
+            r = c.login("hoge", PASSWORD)
+            assert r.startswith("+OK"), r
+            # The +OK waited for Redis's answer to the SET: the grant's
+            # line, logged on that answer, is there already.
+            assert re.search(r"pop3 grant address=127\.0\.0\.40 for=60s "
+                             r"store=redis", srv.log()), srv.log()
+            c.cmd("QUIT")
+        assert slow_redis.commands.count("SET") == 1
+        with srv.connect(source=SOURCE) as c:
+            c.ehlo()
+            assert c.cmd("MAIL FROM:<hoge@example.test>")[0] == 250
+            code, text = c.cmd("RCPT TO:<friend@elsewhere.example>")
+            assert code == 250, text        # relayed on the grant
+    finally:
+        finish_checked(srv)
