@@ -141,9 +141,9 @@ ra_selected(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	redisReply *r = reply;
 
-	if (ac != ra.ac)
-		return;
-	if (r == NULL || r->type == REDIS_REPLY_ERROR)
+	if (r == NULL)
+		ra_lost(ac, "SELECT not answered");	/* going away */
+	else if (ac == ra.ac && r->type == REDIS_REPLY_ERROR)
 		ra_close("SELECT failed");
 }
 

@@ -240,3 +240,16 @@ def test_a_pop3_login_answers_once_its_grant_is_stored(slow_redis):
             assert code == 250, text        # relayed on the grant
     finally:
         finish_checked(srv)
+
+
+@pytest.mark.parametrize("slow_redis", [(0.0,)], indirect=True)
+def test_a_database_number_is_selected_first(postern, slow_redis):
+    srv = postern(extra=[f"state redis://127.0.0.1:{slow_redis.port}/3",
+                         "pop-before-smtp 60s"], workers=1)
+    with srv.connect(source=SOURCE) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<someone@remote.example>")[0] == 250
+        code, text = c.cmd("RCPT TO:<friend@elsewhere.example>")
+        assert code == 250, text
+    assert slow_redis.commands == ["SELECT", "EVAL", "EXISTS"], \
+        slow_redis.commands
