@@ -327,6 +327,10 @@ def test_full_tmpfs_maildrop(postern):
     srv = mail_server(postern)
     md = srv.spool / "maildrop"
     st = md.stat()
+    # The server greets before its pickup process has opened the
+    # maildrop: mounted over first, the tmpfs would be what it holds
+    # open, and could not be unmounted while the server runs.
+    srv.wait_log(r"pickup: watching ")
     r = subprocess.run(["mount", "-t", "tmpfs", "-o",
                         "size=16k,mode=3733,uid=%d,gid=%d" % (st.st_uid,
                                                               st.st_gid),
