@@ -697,6 +697,19 @@ smtp_ask(struct smtp_session *s, struct smtp_wait *w,
 	return STATE_PENDING;
 }
 
+/* The sender's rate of kind: 1 (counted, or no limit applies), 0 (over
+ * it), or STATE_PENDING (the session waits at step). */
+static int
+smtp_rate_take(struct smtp_session *s, struct smtp_wait *w,
+    enum ratelimit_kind kind, enum smtp_wait_step step)
+{
+	if (!smtp_rate_key(s, w, kind))
+		return 1;
+	return smtp_ask(s, w, step, state_rate_take(s->w->conf, w->key,
+	    w->kind, 1, w->max, time(NULL), smtp_state_answered, s,
+	    &w->ticket));
+}
+
 /* The sender's message rate allowed the MAIL, or not. */
 static void
 smtp_mail_rated(struct smtp_session *s, struct smtp_wait *w, int ok)
@@ -739,14 +752,10 @@ smtp_rcpt_rated(struct smtp_session *s, struct smtp_wait *w, int ok)
 static void
 smtp_rcpt_rate(struct smtp_session *s, struct smtp_wait *w)
 {
-	int ok = 1;
+	int ok = smtp_rate_take(s, w, RL_RECIPIENTS, WAIT_RCPT_RATE);
 
-	if (smtp_rate_key(s, w, RL_RECIPIENTS) &&
-	    (ok = smtp_ask(s, w, WAIT_RCPT_RATE, state_rate_take(s->w->conf,
-	    w->key, w->kind, 1, w->max, time(NULL), smtp_state_answered, s,
-	    &w->ticket))) == STATE_PENDING)
-		return;
-	smtp_rcpt_rated(s, w, ok);
+	if (ok != STATE_PENDING)
+		smtp_rcpt_rated(s, w, ok);
 }
 
 static void
@@ -806,7 +815,7 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 	const struct conf *c = s->w->conf;
 	const struct access_rule *discard, *hold;
 	struct smtp_wait w = { 0 };
-	int ok = 1;
+	int ok;
 
 	if (s->tx) {
 		smtp_reply(s, R_NESTED_MAIL, NULL);
@@ -879,12 +888,9 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 	w.tx->body_8bit = body_8bit;
 	w.tx->discard = discard;
 	w.tx->hold = hold;
-	if (smtp_rate_key(s, &w, RL_MESSAGES) &&
-	    (ok = smtp_ask(s, &w, WAIT_MAIL_RATE, state_rate_take(c, w.key,
-	    w.kind, 1, w.max, time(NULL), smtp_state_answered, s,
-	    &w.ticket))) == STATE_PENDING)
-		return;
-	smtp_mail_rated(s, &w, ok);
+	if ((ok = smtp_rate_take(s, &w, RL_MESSAGES, WAIT_MAIL_RATE)) !=
+	    STATE_PENDING)
+		smtp_mail_rated(s, &w, ok);
 }
 
 static void

@@ -22,8 +22,6 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include <event2/event.h>
-
 #include "conf/conf.h"
 #include "policy/ratelimit.h"
 
@@ -37,6 +35,7 @@
 #define STATE_PENDING	(-2)
 typedef void	state_answer_fn(void *arg, int answer);
 struct state_ask;
+struct event_base;
 
 void	state_async_init(struct event_base *);
 void	state_async_shutdown(void);	/* answers what is still out */

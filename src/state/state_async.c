@@ -295,7 +295,7 @@ ask_send(const struct conf *c, struct state_ask *q, int argc,
 		*ticket = q;
 		return STATE_PENDING;
 	}
-	if (ac != NULL && ac == ra.ac)
+	if (ac != NULL)
 		ra_close(ac->errstr[0] ? ac->errstr : "cannot send");
 	answer = ask_fallback(q);
 	ask_free(q);

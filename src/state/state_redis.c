@@ -35,7 +35,6 @@
 
 #include <hiredis/hiredis.h>
 
-
 static struct {
 	redisContext	*ctx;
 	pid_t		 pid;		/* the process that connected */
@@ -55,7 +54,8 @@ static const char fail_script[] =
 
 /* redis://HOST[:PORT][/DB] */
 int
-state_redis_parse_url(const char *url, char *host, size_t hostsz, int *port, int *db)
+state_redis_parse_url(const char *url, char *host, size_t hostsz, int *port,
+    int *db)
 {
 	const char *p = url + 8, *end = p + strcspn(p, ":/");
 	char *e;
