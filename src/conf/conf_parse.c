@@ -580,10 +580,60 @@ kw_remote_connections(struct conf_ctx *ctx, struct conf *c, char **av,
 		    &c->remote_connections_per_domain);
 }
 
+/* "ADDRESS", "ADDRESS:PORT" (IPv4), "[ADDRESS]" or "[ADDRESS]:PORT":
+ * what the resolver takes, checked here so that a mistake is this
+ * file's error and not a process that stops when it first looks up. */
+static int
+resolver_valid(const char *s)
+{
+	char host[INET6_ADDRSTRLEN];
+	struct in6_addr a6;
+	struct in_addr a4;
+	const char *port = NULL, *end;
+	size_t len;
+
+	if (inet_pton(AF_INET6, s, &a6) == 1)
+		return 1;
+	if (*s == '[') {
+		if ((end = strchr(s, ']')) == NULL ||
+		    (end[1] != '\0' && end[1] != ':'))
+			return 0;
+		len = (size_t)(end - s - 1);
+		port = end[1] == ':' ? end + 2 : NULL;
+		s++;
+	} else {
+		end = strchr(s, ':');
+		len = end ? (size_t)(end - s) : strlen(s);
+		port = end ? end + 1 : NULL;
+	}
+	if (len == 0 || len >= sizeof host)
+		return 0;
+	memcpy(host, s, len);
+	host[len] = '\0';
+	if (inet_pton(AF_INET6, host, &a6) != 1 &&
+	    inet_pton(AF_INET, host, &a4) != 1)
+		return 0;
+	if (port != NULL) {
+		char *stop;
+		unsigned long n;
+
+		errno = 0;
+		n = strtoul(port, &stop, 10);
+		if (!isdigit((unsigned char)*port) || *stop != '\0' ||
+		    errno != 0 || n == 0 || n > 65535)
+			return 0;
+	}
+	return 1;
+}
+
 static void
 kw_resolver(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 {
-	if (strlcpy(c->resolver, av[1], sizeof c->resolver) >= sizeof c->resolver)
+	if (!resolver_valid(av[1]))
+		conf_error(ctx, "resolver: '%s' is not an address, "
+		    "address:port or [address]:port", av[1]);
+	else if (strlcpy(c->resolver, av[1], sizeof c->resolver) >=
+	    sizeof c->resolver)
 		conf_error(ctx, "resolver: too long");
 }
 

@@ -23,6 +23,9 @@
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
 
+#include "deliver/dns.h"
+
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -44,6 +47,9 @@ struct state_ask {
 	state_answer_fn		*fn;	/* NULL once cancelled */
 	void			*arg;
 	struct event		*timer;
+	struct state_ask	*next;	/* waiting for the connection */
+	char			*cmd;	/* while waiting: the command, in RESP */
+	int			 cmdlen;
 	enum ask_kind		 kind;
 	/* What the fallback answer and the log need. */
 	uint64_t		 sid;
@@ -55,12 +61,27 @@ struct state_ask {
 	time_t			 now;
 };
 
+/*
+ * The connection goes through three steps: the host name's addresses
+ * (c-ares on the loop, as for MX look-ups: hiredis would call a
+ * blocking getaddrinfo), the TCP connect (one address after another),
+ * then ready.  Until it is ready, questions wait in the order asked, as
+ * commands already formatted, each with its own timer running.
+ */
 static struct {
 	struct event_base	*base;
+	struct dns		*dns;		/* made for the first name */
 	redisAsyncContext	*ac;
+	int			 ready;		/* ac connected */
+	int			 resolving;	/* a look-up is out */
+	char			 host[256];
+	int			 port, db;
+	struct dns_addr		 addrs[DNS_ADDR_MAX];
+	size_t			 naddrs, next;	/* next: the one to try */
+	struct state_ask	*waiting, **waiting_tail;
 	time_t			 down_until;
 	int			 down;		/* an outage is being reported */
-} ra;
+} ra = { .waiting_tail = &ra.waiting };
 
 /*
  * Sliding-hour estimate as in policy/ratelimit.c, done inside Redis so
@@ -77,10 +98,39 @@ static const char rate_script[] =
     "redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
     "return 1\n";
 
+static int	ask_fallback(struct state_ask *);
+static void	ask_free(struct state_ask *);
+static void	ask_replied(redisAsyncContext *, void *, void *);
+
 void
 state_async_init(struct event_base *base)
 {
 	ra.base = base;
+}
+
+/* Every question still waiting for the connection gets its fallback.
+ * The list is taken first: an answer may lead its session to ask
+ * again, and that question must not join this walk. */
+static void
+ra_fail_waiting(void)
+{
+	struct state_ask *q = ra.waiting, *next;
+
+	ra.waiting = NULL;
+	ra.waiting_tail = &ra.waiting;
+	for (; q; q = next) {
+		next = q->next;
+		if (q->fn)
+			q->fn(q->arg, ask_fallback(q));
+		ask_free(q);
+	}
+}
+
+/* Redis counted as down: questions get their fallback at once. */
+static int
+ra_breaker_open(void)
+{
+	return ra.down && time(NULL) < ra.down_until;
 }
 
 static void
@@ -93,10 +143,13 @@ ra_down(const char *reason)
 		    "retrying every %ds", reason, STATE_RETRY);
 		ra.down = 1;
 	}
+	ra_fail_waiting();
 }
 
 /* Drop our connection: its questions are answered (with the fallback)
- * from inside redisAsyncFree, or right after the callback running now. */
+ * from inside redisAsyncFree, or right after the callback running now.
+ * A look-up still out is left to finish: its addresses serve the next
+ * connection. */
 static void
 ra_close(const char *reason)
 {
@@ -106,6 +159,7 @@ ra_close(const char *reason)
 	/* reason may point into the context freed below. */
 	(void)snprintf(why, sizeof why, "%s", reason);
 	ra.ac = NULL;
+	ra.ready = 0;
 	ra_down(why);
 	if (ac)
 		redisAsyncFree(ac);
@@ -119,22 +173,11 @@ ra_lost(const redisAsyncContext *ac, const char *reason)
 	if (ac != ra.ac)
 		return;
 	ra.ac = NULL;
+	ra.ready = 0;
 	ra_down(reason);
 }
 
-static void
-ra_connected(const redisAsyncContext *ac, int status)
-{
-	if (status != REDIS_OK)
-		ra_lost(ac, ac->errstr[0] ? ac->errstr : "cannot connect");
-}
-
-static void
-ra_disconnected(const redisAsyncContext *ac, int status)
-{
-	ra_lost(ac, status == REDIS_OK ? "connection closed" :
-	    ac->errstr[0] ? ac->errstr : "connection lost");
-}
+static void	ra_connect_next(void);
 
 static void
 ra_selected(redisAsyncContext *ac, void *reply, void *privdata)
@@ -147,44 +190,154 @@ ra_selected(redisAsyncContext *ac, void *reply, void *privdata)
 		ra_close("SELECT failed");
 }
 
-/* redis://HOST[:PORT][/DB], as state_redis.c reads it. */
-static redisAsyncContext *
-ra_conn(const struct conf *c)
+/* Connected: the database first, then the questions in the order asked
+ * (hiredis keeps the order of its commands). */
+static void
+ra_ready(redisAsyncContext *ac)
 {
-	char host[256];
-	int port, db;
+	struct state_ask *q, *next;
 
-	if (ra.ac)
-		return ra.ac;
-	if (ra.down && time(NULL) < ra.down_until)
-		return NULL;
-	if (ra.base == NULL || state_redis_parse_url(c->state, host,
-	    sizeof host, &port, &db) == -1) {
-		ra_down("bad URL in the state directive");
-		return NULL;
-	}
-	/* Non-blocking: the commands below wait in hiredis' buffer until
-	 * the connection is up. */
-	if ((ra.ac = redisAsyncConnect(host, port)) == NULL) {
-		ra_down("out of memory");
-		return NULL;
-	}
-	if (ra.ac->err) {
-		ra_close(ra.ac->errstr);
-		return NULL;
-	}
-	if (redisLibeventAttach(ra.ac, ra.base) != REDIS_OK) {
-		ra_close("cannot attach to the event loop");
-		return NULL;
-	}
-	(void)redisAsyncSetConnectCallback(ra.ac, ra_connected);
-	(void)redisAsyncSetDisconnectCallback(ra.ac, ra_disconnected);
-	if (db != 0 && redisAsyncCommand(ra.ac, ra_selected, NULL, "SELECT %d",
-	    db) != REDIS_OK) {
+	ra.ready = 1;
+	if (ra.db != 0 && redisAsyncCommand(ac, ra_selected, NULL,
+	    "SELECT %d", ra.db) != REDIS_OK) {
 		ra_close("SELECT failed");
-		return NULL;
+		return;
 	}
-	return ra.ac;
+	q = ra.waiting;
+	ra.waiting = NULL;
+	ra.waiting_tail = &ra.waiting;
+	for (; q; q = next) {
+		next = q->next;
+		q->next = NULL;
+		if (q->fn == NULL) {		/* its session is gone */
+			ask_free(q);
+			continue;
+		}
+		if (redisAsyncFormattedCommand(ac, ask_replied, q, q->cmd,
+		    (size_t)q->cmdlen) != REDIS_OK) {
+			/* Kept to be answered with the fallback, below. */
+			*ra.waiting_tail = q;
+			ra.waiting_tail = &q->next;
+			continue;
+		}
+		redisFreeCommand(q->cmd);
+		q->cmd = NULL;
+	}
+	if (ra.waiting)
+		ra_close(ac->errstr[0] ? ac->errstr : "cannot send");
+}
+
+static void
+ra_connected(const redisAsyncContext *ac, int status)
+{
+	if (ac != ra.ac)
+		return;
+	if (status == REDIS_OK) {
+		ra_ready(ra.ac);
+		return;
+	}
+	/* hiredis frees this context when we return. */
+	if (ra.next < ra.naddrs) {
+		ra.ac = NULL;
+		ra_connect_next();
+	} else
+		ra_lost(ac, ac->errstr[0] ? ac->errstr : "cannot connect");
+}
+
+static void
+ra_disconnected(const redisAsyncContext *ac, int status)
+{
+	ra_lost(ac, status == REDIS_OK ? "connection closed" :
+	    ac->errstr[0] ? ac->errstr : "connection lost");
+}
+
+/* Connect to the next address of the host; the questions wait until
+ * the connect callback says how it went. */
+static void
+ra_connect_next(void)
+{
+	char ip[INET6_ADDRSTRLEN], err[128] = "no address";
+
+	while (ra.next < ra.naddrs) {
+		const struct dns_addr *a = &ra.addrs[ra.next++];
+		const void *in = a->ss.ss_family == AF_INET6 ?
+		    (const void *)&((const struct sockaddr_in6 *)&a->ss)->sin6_addr :
+		    (const void *)&((const struct sockaddr_in *)&a->ss)->sin_addr;
+
+		/* A numeric address: hiredis' getaddrinfo of it does no
+		 * look-up. */
+		if (inet_ntop(a->ss.ss_family, in, ip, sizeof ip) == NULL)
+			continue;
+		if ((ra.ac = redisAsyncConnect(ip, ra.port)) == NULL) {
+			(void)strlcpy(err, "out of memory", sizeof err);
+			break;
+		}
+		if (ra.ac->err) {
+			(void)strlcpy(err, ra.ac->errstr, sizeof err);
+			redisAsyncFree(ra.ac);
+			ra.ac = NULL;
+			continue;
+		}
+		if (redisLibeventAttach(ra.ac, ra.base) != REDIS_OK) {
+			ra_close("cannot attach to the event loop");
+			return;
+		}
+		(void)redisAsyncSetConnectCallback(ra.ac, ra_connected);
+		(void)redisAsyncSetDisconnectCallback(ra.ac, ra_disconnected);
+		return;
+	}
+	ra_down(err);
+}
+
+static void
+ra_resolved(void *arg, enum dns_status st, const struct dns_addr *addrs,
+    size_t n)
+{
+	char why[320];
+
+	ra.resolving = 0;
+	if (st != DNS_OK) {
+		(void)snprintf(why, sizeof why, "cannot resolve %s: %s",
+		    ra.host, dns_status_str(st));
+		ra_down(why);
+		return;
+	}
+	memcpy(ra.addrs, addrs, n * sizeof *addrs);
+	ra.naddrs = n;
+	ra.next = 0;
+	ra_connect_next();
+}
+
+/* redis://HOST[:PORT][/DB], as state_redis.c reads it: an address is
+ * connected to at once, a name looked up first. */
+static void
+ra_start(const struct conf *c)
+{
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ra.addrs[0].ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ra.addrs[0].ss;
+
+	if (ra.base == NULL || state_redis_parse_url(c->state, ra.host,
+	    sizeof ra.host, &ra.port, &ra.db) == -1) {
+		ra_down("bad URL in the state directive");
+		return;
+	}
+	memset(ra.addrs, 0, sizeof ra.addrs[0]);
+	ra.next = 0;
+	if (inet_pton(AF_INET6, ra.host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		ra.naddrs = 1;
+	} else if (inet_pton(AF_INET, ra.host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		ra.naddrs = 1;
+	} else {
+		if (ra.dns == NULL)
+			ra.dns = dns_new(ra.base, c->resolver);
+		ra.resolving = 1;
+		dns_lookup_addr(ra.dns, ra.host, (uint16_t)ra.port,
+		    ra_resolved, NULL);
+		return;
+	}
+	ra_connect_next();
 }
 
 /* The answer without Redis: what each question falls back to. */
@@ -230,6 +383,8 @@ ask_free(struct state_ask *q)
 {
 	if (q->timer)
 		event_free(q->timer);
+	if (q->cmd)
+		redisFreeCommand(q->cmd);
 	free(q);
 }
 
@@ -265,38 +420,61 @@ ask_replied(redisAsyncContext *ac, void *reply, void *privdata)
 static void
 ask_timed_out(evutil_socket_t fd, short ev, void *arg)
 {
-	char why[64];
+	char why[320];
 
 	/* The question itself is answered from inside ra_close, with
-	 * every other one on the connection. */
-	(void)snprintf(why, sizeof why, "no answer within %d ms",
-	    STATE_TIMEOUT_MS);
+	 * every other one waiting or on the connection. */
+	if (ra.resolving)
+		(void)snprintf(why, sizeof why, "no address for %s within "
+		    "%d ms", ra.host, STATE_TIMEOUT_MS);
+	else if (ra.ac && !ra.ready)
+		(void)snprintf(why, sizeof why, "not connected within %d ms",
+		    STATE_TIMEOUT_MS);
+	else
+		(void)snprintf(why, sizeof why, "no answer within %d ms",
+		    STATE_TIMEOUT_MS);
 	ra_close(why);
 }
 
 /*
- * Send q as the command argv.  STATE_PENDING: q->fn gets the answer
- * later, and *ticket is q (for state_ask_cancel).  Anything else is the
- * answer now (Redis down: the fallback), and q is gone.
+ * Send q as the command argv, or keep it until the connection is up.
+ * STATE_PENDING: q->fn gets the answer later, and *ticket is q (for
+ * state_ask_cancel).  Anything else is the answer now (Redis down: the
+ * fallback), and q is gone.
  */
 static int
 ask_send(const struct conf *c, struct state_ask *q, int argc,
     const char **argv, struct state_ask **ticket)
 {
 	struct timeval tv = { 0, STATE_TIMEOUT_MS * 1000 };
-	redisAsyncContext *ac = ra_conn(c);
 	int answer;
 
-	if (ac != NULL &&
-	    (q->timer = evtimer_new(ra.base, ask_timed_out, q)) != NULL &&
-	    redisAsyncCommandArgv(ac, ask_replied, q, argc, argv, NULL) ==
-	    REDIS_OK) {
-		evtimer_add(q->timer, &tv);
-		*ticket = q;
-		return STATE_PENDING;
+	if (ra.ac == NULL && !ra.resolving && !ra_breaker_open())
+		ra_start(c);
+	/* While the breaker is open only a connection that is up takes
+	 * questions (a look-up that ended meanwhile may have made one). */
+	if ((!ra.ready && (ra_breaker_open() || (ra.ac == NULL &&
+	    !ra.resolving))) ||
+	    (q->timer = evtimer_new(ra.base, ask_timed_out, q)) == NULL)
+		goto fallback;
+	if (ra.ready) {
+		if (redisAsyncCommandArgv(ra.ac, ask_replied, q, argc, argv,
+		    NULL) != REDIS_OK) {
+			ra_close(ra.ac->errstr[0] ? ra.ac->errstr :
+			    "cannot send");
+			goto fallback;
+		}
+	} else {
+		if ((q->cmdlen = redisFormatCommandArgv(&q->cmd, argc, argv,
+		    NULL)) <= 0)
+			goto fallback;
+		*ra.waiting_tail = q;
+		ra.waiting_tail = &q->next;
 	}
-	if (ac != NULL)
-		ra_close(ac->errstr[0] ? ac->errstr : "cannot send");
+	evtimer_add(q->timer, &tv);
+	*ticket = q;
+	return STATE_PENDING;
+fallback:
 	answer = ask_fallback(q);
 	ask_free(q);
 	return answer;
@@ -409,12 +587,18 @@ state_rate_take(const struct conf *c, const char *key,
 void
 state_async_shutdown(void)
 {
-	/* Any question still out is answered with its fallback. */
+	/* Any question still out or waiting is answered with its
+	 * fallback. */
 	if (ra.ac) {
 		redisAsyncContext *ac = ra.ac;
 
 		ra.ac = NULL;
+		ra.ready = 0;
 		redisAsyncFree(ac);
 	}
+	ra_fail_waiting();
+	dns_free(ra.dns);	/* a look-up still out ends unanswered */
+	ra.dns = NULL;
+	ra.resolving = 0;
 	ra.base = NULL;
 }

@@ -221,13 +221,16 @@ class Server:
         self.proc = None
         self.logf = None
         self.killed = False
+        # A command the server is started through (it must exec it, so
+        # that the PID stays the server's): see test_state_async.py.
+        self.wrap = []
 
     # -- process control -------------------------------------------------
 
     def start(self):
         self.logf = open(self.logpath, "ab")
         self.proc = subprocess.Popen(
-            (VALGRIND_CMD if VALGRIND else [])
+            self.wrap + (VALGRIND_CMD if VALGRIND else [])
             + [BIN, "serve", "-c", str(self.conf)], stdin=subprocess.DEVNULL,
             stdout=self.logf, stderr=self.logf, env=server_env())
         self.killed = False

@@ -6,9 +6,14 @@ commands keep their order around the wait.
 The Redis here is a small server of the test's own on a loopback port
 that speaks enough of RESP for postern's commands and answers each one
 after a set delay, or never: a real Redis cannot be made slow on
-purpose.  The real one is in test_cluster.py."""
+purpose.  The real one is in test_cluster.py.  A host name in the URL
+is looked up without waiting either: the last tests give the server a
+name server of their own."""
+import os
 import re
+import shutil
 import socket
+import struct
 import threading
 import time
 
@@ -253,3 +258,190 @@ def test_a_database_number_is_selected_first(postern, slow_redis):
         assert code == 250, text
     assert slow_redis.commands == ["SELECT", "EVAL", "EXISTS"], \
         slow_redis.commands
+
+
+# ----------------------------------------------------------------------
+# A host name in `state redis://HOST`: looked up on the worker's loop
+# without waiting (c-ares), not by a blocking getaddrinfo.
+
+class SlowDNS:
+    """A name server of the test's own on port 53 of a loopback address,
+    answering A and AAAA questions from `names` ({name: [addresses]})
+    after `delay` seconds, NXDOMAIN for any other name.  The server runs
+    in a mount namespace where /etc/resolv.conf names only this one
+    (`wrap`), so its look-ups come here whichever resolver makes them."""
+
+    def __init__(self, tmpdir, delay, names):
+        self.delay = delay
+        self.names = {k.lower(): v for k, v in names.items()}
+        self.questions = []
+        self.answered = threading.Event()
+        self.sock = None
+        for last in (77, 78, 79):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                s.bind((f"127.0.0.{last}", 53))
+            except OSError:
+                s.close()
+                continue
+            self.sock, self.addr = s, f"127.0.0.{last}"
+            break
+        if self.sock is None:
+            pytest.skip("SKIP: port 53 is taken on 127.0.0.77-79")
+        self.sock.settimeout(0.2)
+        self.resolv = tmpdir / "resolv.conf"
+        self.resolv.write_text(f"nameserver {self.addr}\n"
+                               "options timeout:5 attempts:1\n")
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def wrap(self):
+        return ["unshare", "-m", "--", "sh", "-c",
+                'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+                str(self.resolv)]
+
+    def _answer(self, query, peer):
+        qid, = struct.unpack("!H", query[:2])
+        labels, i = [], 12
+        while query[i]:
+            labels.append(query[i + 1:i + 1 + query[i]].decode().lower())
+            i += 1 + query[i]
+        qtype, = struct.unpack("!H", query[i + 1:i + 3])
+        question = query[12:i + 5]
+        name = ".".join(labels)
+        self.questions.append((name, qtype))
+        want = socket.AF_INET if qtype == 1 else \
+            socket.AF_INET6 if qtype == 28 else None
+        rrs = []
+        if name in self.names and want is not None:
+            for a in self.names[name]:
+                if (":" in a) == (want == socket.AF_INET6):
+                    data = socket.inet_pton(want, a)
+                    rrs.append(struct.pack("!HHHIH", 0xC00C, qtype, 1, 60,
+                                           len(data)) + data)
+        rcode = 0 if name in self.names else 3
+        head = struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, len(rrs), 0, 0)
+        time.sleep(self.delay)
+        try:
+            self.sock.sendto(head + question + b"".join(rrs), peer)
+        except OSError:
+            return
+        self.answered.set()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                query, peer = self.sock.recvfrom(512)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(query, peer),
+                             daemon=True).start()
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+@pytest.fixture
+def slow_dns(request, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("SKIP: needs root, for port 53 and a mount namespace")
+    if shutil.which("unshare") is None:
+        pytest.skip("SKIP: unshare(1) is missing")
+    dns = SlowDNS(tmp_path, *request.param)
+    yield dns
+    dns.stop()
+
+
+def named_store_server(postern, redis, dns):
+    srv = postern(extra=[f"state redis://redis.test:{redis.port}/0",
+                         "pop-before-smtp 60s"], workers=1, start=False)
+    srv.wrap = dns.wrap
+    return srv.start()
+
+
+# ::1 first (postern tries IPv6 addresses first): nothing listens there
+# on the store's port, so the connection must go on to 127.0.0.1.
+SLOW_NAME = (0.3, {"redis.test": ["::1", "127.0.0.1"]})
+
+
+@pytest.mark.parametrize("slow_redis", [(0.0,)], indirect=True)
+@pytest.mark.parametrize("slow_dns", [SLOW_NAME], indirect=True)
+def test_a_slow_name_server_does_not_stall_the_worker(postern, slow_redis,
+                                                       slow_dns):
+    srv = named_store_server(postern, slow_redis, slow_dns)
+    got = {}
+
+    def first_mail():
+        with srv.connect(source=SOURCE) as c:
+            c.ehlo()
+            got["sent"] = time.monotonic()
+            # The message rate is the first question: it waits for the
+            # name, then for its 100 ms, and the node's counter answers.
+            got["mail"] = c.cmd("MAIL FROM:<someone@remote.example>")
+            got["done"] = time.monotonic()
+
+    # A worker that looked the name up on its loop would greet nobody
+    # for the name server's 300 ms.
+    greeted_while(srv, first_mail, got, at_least=0.09, longest_allowed=0.05)
+    assert got["mail"][0] == 250, got["mail"]
+    assert got["done"] - got["sent"] < 0.25
+    srv.wait_log(r"state: redis down \(no address for redis\.test within "
+                 r"100 ms\)")
+    assert {(n, t) for n, t in slow_dns.questions} >= \
+        {("redis.test", 1), ("redis.test", 28)}, slow_dns.questions
+    # The answer, when it comes, is used at once (not after the 3 s
+    # breaker): the grant is asked of the store and relay goes through.
+    assert slow_dns.answered.wait(5)
+    t0 = time.monotonic()
+    with srv.connect(source=SOURCE) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<someone@remote.example>")[0] == 250
+        while True:
+            code, text = c.cmd("RCPT TO:<friend@elsewhere.example>")
+            if code == 250 or time.monotonic() - t0 > 2:
+                break
+            time.sleep(0.05)
+    assert code == 250, text
+    assert "EXISTS" in slow_redis.commands, slow_redis.commands
+    srv.wait_log(r"state: redis back")
+
+
+@pytest.mark.parametrize("slow_redis", [(0.0,)], indirect=True)
+@pytest.mark.parametrize("slow_dns", [(0.0, {})], indirect=True)
+def test_a_name_that_does_not_exist_fails_closed(postern, slow_redis,
+                                                 slow_dns):
+    srv = named_store_server(postern, slow_redis, slow_dns)
+    with srv.connect(source=SOURCE) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<someone@remote.example>")[0] == 250
+        code, text = c.cmd("RCPT TO:<friend@elsewhere.example>")
+        assert code == 554, text
+        assert c.cmd("RCPT TO:<postmaster@example.test>")[0] == 250
+    srv.wait_log(r"state: redis down \(cannot resolve redis\.test: no such "
+                 r"domain\)")
+    assert slow_redis.commands == [], slow_redis.commands
+
+
+@pytest.mark.parametrize("slow_redis", [(0.0,)], indirect=True)
+@pytest.mark.parametrize("slow_dns", [(0.0, {"redis.test": ["127.0.0.1"]})],
+                         indirect=True)
+def test_the_resolver_directive_serves_the_store_name(postern, slow_redis,
+                                                      slow_dns):
+    # No mount namespace: only the directive leads the look-up here.
+    srv = postern(extra=[f"state redis://redis.test:{slow_redis.port}/0",
+                         "pop-before-smtp 60s", f"resolver {slow_dns.addr}"],
+                  workers=1)
+    with srv.connect(source=SOURCE) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<someone@remote.example>")[0] == 250
+        code, text = c.cmd("RCPT TO:<friend@elsewhere.example>")
+        assert code == 250, text
+    assert ("redis.test", 1) in slow_dns.questions, slow_dns.questions
+    assert slow_redis.commands == ["EVAL", "EXISTS"], slow_redis.commands
+    assert "state: redis down" not in srv.log()

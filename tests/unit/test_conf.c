@@ -393,6 +393,15 @@ static const struct err_case err_cases[] = {
 	    "t.conf:3: domains: 'under_score.example' is not a valid domain" },
 	{ OKHEAD "domains trailing.example.\n", 1,
 	    "t.conf:3: domains: 'trailing.example.' is not a valid domain" },
+	{ OKHEAD "resolver dns.example\n", 1,
+	    "t.conf:3: resolver: 'dns.example' is not an address, "
+	    "address:port or [address]:port" },
+	{ OKHEAD "resolver 127.0.0.1:0\n", 1,
+	    "t.conf:3: resolver: '127.0.0.1:0' is not an address, "
+	    "address:port or [address]:port" },
+	{ OKHEAD "resolver [::1:53\n", 1,
+	    "t.conf:3: resolver: '[::1:53' is not an address, "
+	    "address:port or [address]:port" },
 	{ OKHEAD "hostname bad_host\n", 1,
 	    "t.conf:3: hostname: 'bad_host' is not a valid host name" },
 	{ OKHEAD "hostname \"mx.example.org\n", 1,
@@ -464,6 +473,30 @@ test_errors(void **state)
 	}
 	if (failed)
 		fail_msg("%d error case(s) failed", failed);
+}
+
+/* Each form of a resolver address the parser must take. */
+static void
+test_resolver_forms(void **state)
+{
+	static const char *forms[] = { "127.0.0.1", "127.0.0.1:5353",
+	    "::1", "[::1]", "[2001:db8::53]:5353" };
+	char text[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+		char *errs = NULL;
+		struct conf c;
+		int n;
+
+		snprintf(text, sizeof text, OKHEAD "resolver %s\n", forms[i]);
+		n = parse(text, &c, &errs);
+		if (n != 0)
+			fail_msg("'%s': %d error(s) '%s'", forms[i], n, errs);
+		assert_string_equal(c.resolver, forms[i]);
+		conf_free(&c);
+		free(errs);
+	}
 }
 
 /* Multi-error output names each line. */
@@ -567,6 +600,7 @@ main(void)
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_error_lines),
+		cmocka_unit_test(test_resolver_forms),
 		cmocka_unit_test(test_service_port),
 		cmocka_unit_test(test_local_domain),
 	};
