@@ -4,11 +4,13 @@
  *
  * A bounded open-addressing table under one robust lock.  A key not in
  * the table takes an empty slot, else one idle for two hours (its
- * counts can no longer matter), else the least recently active slot in
- * its probe window.  Evicting an active slot forgets that client's
- * count: XXX a flood of distinct keys could push a heavy sender out;
- * the table is sized far above the number of users or clients active
- * in one hour on one node, and the probe window keeps that local.
+ * counts can no longer matter), else the slot in its probe window whose
+ * count weighs least now.  Evicting an active slot forgets that
+ * client's count; the least one is chosen so that a flood of distinct
+ * keys, each with a count of one or two, pushes out its own kind and
+ * not a heavy sender: that one goes only when every slot of its window
+ * is heavier still.  The table is sized far above the number of users
+ * or clients active in one hour on one node.
  */
 #include "policy/ratelimit.h"
 #include "lib/shm.h"
@@ -69,25 +71,45 @@ rl_roll(struct rl_slot *s, time_t now)
 	s->window = hour;
 }
 
+/* What the slot's counts weigh at now, both kinds together, as
+ * rl_estimate would see them after rl_roll (the slot is not changed). */
+static uint64_t
+rl_weight(const struct rl_slot *s, time_t now)
+{
+	time_t hour = now - now % RL_WINDOW;
+	uint64_t left = (uint64_t)(RL_WINDOW - now % RL_WINDOW);
+	uint64_t cur = (uint64_t)s->cur[0] + s->cur[1];
+	uint64_t prev = (uint64_t)s->prev[0] + s->prev[1];
+
+	if (s->window == hour)
+		return cur + prev * left / RL_WINDOW;
+	if (s->window == hour - RL_WINDOW)
+		return cur * left / RL_WINDOW;
+	return 0;
+}
+
 static struct rl_slot *
 rl_find(const char *key, time_t now)
 {
 	struct rl_slot *victim = NULL;
-	int victim_free = 0;
+	uint64_t victim_weight = 0;
 	size_t h = rl_hash(key);
 
 	for (size_t k = 0; k < RL_PROBE; k++) {
 		struct rl_slot *s = &rl->slots[(h + k) % RL_SLOTS];
-		int idle = s->key[0] == '\0' || s->window < now - 2 * RL_WINDOW;
+		uint64_t w;
 
 		if (strcmp(s->key, key) == 0)
 			return s;
-		if (idle && !victim_free) {
+		if (s->key[0] == '\0' || s->window < now - 2 * RL_WINDOW)
+			w = 0;		/* empty, or idle two hours */
+		else
+			w = rl_weight(s, now) + 1;
+		if (victim == NULL || w < victim_weight ||
+		    (w == victim_weight && s->window < victim->window)) {
 			victim = s;
-			victim_free = 1;
-		} else if (!victim_free && (victim == NULL ||
-		    s->window < victim->window))
-			victim = s;
+			victim_weight = w;
+		}
 	}
 	memset(victim, 0, sizeof *victim);
 	strlcpy(victim->key, key, sizeof victim->key);

@@ -79,6 +79,32 @@ test_rate_table_full(void **state)
 	    RL_MESSAGES, 1, 1, T0), 1);
 }
 
+static void
+test_rate_flood_keeps_the_heavy_sender(void **state)
+{
+	const time_t now = T0 + 20 * HOUR + 10;	/* the tests above idle */
+	char key[64];
+
+	ratelimit_init();
+	assert_int_equal(ratelimit_take("ip:203.0.113.9", RL_MESSAGES, 900,
+	    1000, now), 1);
+	/* a flood of new addresses, twelve times the table, one message
+	 * each: they push each other out, never the sender with 900 */
+	for (int i = 0; i < 200000; i++) {
+		snprintf(key, sizeof key, "ip:10.%d.%d.%d", i >> 16,
+		    (i >> 8) & 255, i & 255);
+		assert_int_equal(ratelimit_take(key, RL_MESSAGES, 1, 1000,
+		    now), 1);
+	}
+	assert_int_equal(ratelimit_rate("ip:203.0.113.9", RL_MESSAGES, now),
+	    900);
+	assert_int_equal(ratelimit_take("ip:203.0.113.9", RL_MESSAGES, 200,
+	    1000, now), 0);
+	/* an hour on, the count still weighs (a sliding hour) */
+	assert_int_equal(ratelimit_take("ip:203.0.113.9", RL_MESSAGES, 200,
+	    1000, now + HOUR), 0);
+}
+
 static struct sockaddr_in
 v4(const char *a)
 {
@@ -166,6 +192,7 @@ main(void)
 		cmocka_unit_test(test_rate_fixed_window),
 		cmocka_unit_test(test_rate_sliding),
 		cmocka_unit_test(test_rate_table_full),
+		cmocka_unit_test(test_rate_flood_keeps_the_heavy_sender),
 		cmocka_unit_test(test_client_key),
 		cmocka_unit_test(test_connlimit),
 	};
