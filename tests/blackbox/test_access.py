@@ -318,8 +318,13 @@ def test_restarted_worker_keeps_the_checked_table(postern):
     path.write_text("127.0.0.5 NOPE\n")
     (old,) = srv.workers()
     os.kill(old, signal.SIGKILL)
-    assert wait_for(lambda: len(srv.workers()) == 1 and
-                    srv.workers()[0] != old, 10), srv.log()
+
+    def replaced():
+        # One look per try: the list may change between two looks.
+        now = srv.workers()
+        return len(now) == 1 and now[0] != old
+
+    assert wait_for(replaced, 10), srv.log()
     srv.wait_log(r"access: %s:1: unknown action 'NOPE'" %
                  re.escape(str(path)))
     assert greeting_from(srv, "127.0.0.5") == 554
