@@ -3,9 +3,10 @@
  * password hashes and mechanism secrets.  Workers connect to its unix
  * socket (SOCK_SEQPACKET, one message per datagram, proc/msg.h) and relay
  * SASL exchanges; authd runs the mechanisms (src/sasl), verifies
- * passwords with crypt(3) here, off the workers' event loops, throttles
- * failures per client address (throttle.c) and answers with a result.
- * It never talks to the network.
+ * passwords with crypt(3) here, off the workers' event loops and on
+ * threads of its own, throttles failures per client address
+ * (throttle.c) and answers with a result.  It never talks to the
+ * network.
  */
 #include "auth/authd.h"
 #include "auth/apop.h"
@@ -17,6 +18,7 @@
 #include "auth/userview.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
+#include "lib/workpool.h"
 #include "lib/xalloc.h"
 #include "policy/relay.h"
 #include "proc/msg.h"
@@ -27,6 +29,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -44,10 +47,15 @@
 #include <openssl/rand.h>
 
 #define AUTHD_MAX_EXCHANGES	1024	/* per connection (worker) */
+#define AUTHD_MAX_VERIFIERS	8	/* threads; each hash takes its memory */
+
+struct authd_verify;
 
 struct authd_exchange {
 	uint64_t		 reqid;
 	struct sasl_server	 sasl;
+	struct sasl_backend	 be;		/* arg: this exchange */
+	struct authd_verify	*verifying;	/* its password, on a thread */
 	char			 peer[64];
 	struct authd_conn	*conn;
 	struct event		*delay;		/* a failure answered late */
@@ -70,8 +78,35 @@ static struct {
 	gid_t			 view_gid;	/* group that reads the view */
 	struct event		*view_timer;
 	struct userdb_pg	*pg;		/* users postgresql://; else NULL */
+	struct workpool		*verifiers;	/* NULL: verify on the loop */
 	TAILQ_HEAD(, authd_conn) conns;
 } authd;
+
+/*
+ * A password verified on a thread: a yescrypt verification takes
+ * milliseconds of CPU on purpose, and on the loop every other login,
+ * cached or not, would wait behind it while one core did all the
+ * hashing.  The job owns copies of what it needs.  An exchange that
+ * ends first (the client went, the worker cancelled) abandons it; a job
+ * not yet started is then skipped.
+ */
+struct authd_verify {
+	struct workpool_job	 job;		/* first */
+	struct authd_exchange	*x;		/* NULL once abandoned */
+	atomic_int		 abandoned;	/* the same, for the thread */
+	int			 ran;		/* the hash was computed */
+	char			 user[SASL_USER_MAX + 1];
+	char			 peer[64];	/* for the log */
+	const char		*mech;
+	char			*password;
+	char			*hash;		/* the user's, or the dummy's */
+	int			 known;		/* a usable user's hash */
+	int			 cacheable;	/* mac is its cache entry */
+	unsigned char		 mac[32];
+	int			 verdict;	/* pwhash_verify's */
+};
+
+static void authd_finish(struct authd_exchange *, enum sasl_status);
 
 /* Reload the users source if it changed, and publish the hash-free view
  * the workers read (auth/userview.h). */
@@ -183,6 +218,93 @@ authd_cache_slot(const unsigned char mac[32])
 	return h % AUTHD_CACHE_SLOTS;
 }
 
+static void
+authd_cache_put(const unsigned char mac[32], time_t now)
+{
+	size_t i = authd_cache_slot(mac);
+
+	memcpy(authd_cache.slot[i].mac, mac, 32);
+	authd_cache.slot[i].expires = now + AUTHD_CACHE_TTL;
+}
+
+static void
+authd_verify_work(struct workpool_job *wj)
+{
+	struct authd_verify *v = (struct authd_verify *)wj;
+
+	if (!atomic_load(&v->abandoned)) {
+		v->verdict = pwhash_verify(v->password, v->hash);
+		v->ran = 1;
+	}
+}
+
+static void
+authd_verify_free(struct authd_verify *v)
+{
+	OPENSSL_cleanse(v->password, strlen(v->password));
+	free(v->password);
+	free(v->hash);
+	OPENSSL_cleanse(v->mac, sizeof v->mac);
+	free(v);
+}
+
+static void
+authd_verify_done(struct workpool_job *wj)
+{
+	struct authd_verify *v = (struct authd_verify *)wj;
+	struct authd_exchange *x = v->x;
+	const struct user_entry *u;
+	int verdict = v->known ? v->verdict : 0;
+	char user[SASL_USER_MAX * 4 + 1];
+
+	if (x == NULL) {
+		/* Clients that give up while the checks queue show here. */
+		str_escape(user, sizeof user, v->user, strlen(v->user));
+		log_info("authd: auth abandoned user=%s address=%s mech=%s "
+		    "hash=%s", user, v->peer, v->mech, v->ran ? "done" :
+		    "skipped");
+	} else {
+		x->verifying = NULL;
+		/* The account may have been locked, removed or given a new
+		 * password while the hash ran: the verdict holds only for
+		 * the hash that is still the user's. */
+		if (verdict == 1 && ((u = authd_usable_user(v->user)) == NULL ||
+		    strcmp(u->hash, v->hash) != 0))
+			verdict = 0;
+		if (verdict == 1 && v->cacheable)
+			authd_cache_put(v->mac, time(NULL));
+		authd_finish(x, sasl_server_verdict(&x->sasl, verdict));
+	}
+	authd_verify_free(v);
+}
+
+/* Hand the verification to a thread; the exchange waits for it. */
+static int
+authd_verify_later(struct authd_exchange *x, const char *user,
+    const char *password, const char *hash, int known,
+    const unsigned char *mac)
+{
+	struct authd_verify *v = xcalloc(1, sizeof *v);
+
+	v->job.work = authd_verify_work;
+	v->job.done = authd_verify_done;
+	v->x = x;
+	atomic_init(&v->abandoned, 0);
+	strlcpy(v->user, user, sizeof v->user);
+	strlcpy(v->peer, x->peer, sizeof v->peer);
+	v->mech = x->sasl.mech->name;
+	v->password = xstrdup(password);
+	v->hash = xstrdup(hash);
+	v->known = known;
+	if (mac != NULL) {
+		memcpy(v->mac, mac, sizeof v->mac);
+		v->cacheable = 1;
+	}
+	x->verifying = v;
+	workpool_submit(authd.verifiers, &v->job);
+	return SASL_VERIFY_LATER;
+}
+
 /* The password against the user's hash, or the system account's. */
 static int
 authd_check(const struct user_entry *u, const char *password)
@@ -193,17 +315,23 @@ authd_check(const struct user_entry *u, const char *password)
 	return pwhash_verify(password, u->hash);
 }
 
+/*
+ * The backend's verify_password: 1 from the cache, or SASL_VERIFY_LATER
+ * with the hash on a thread (authd_verify_done gives the verdict).
+ * Without threads, and for PAM, the verification runs here.
+ */
 static int
 authd_verify_password(void *arg, const char *user, const char *password)
 {
 	/* A hash of a password nobody has, so that unknown and locked
 	 * users cost the same time as wrong passwords. */
 	static char dummy[128];
+	struct authd_exchange *x = arg;
 	const struct user_entry *u = authd_usable_user(user);
 	unsigned char mac[32];
 	time_t now = time(NULL);
 	size_t i;
-	int ok;
+	int ok, cacheable = 0;
 
 	if (dummy[0] == '\0' && pwhash_make("postern-timing-dummy", dummy,
 	    sizeof dummy) == -1)
@@ -212,28 +340,39 @@ authd_verify_password(void *arg, const char *user, const char *password)
 	if (authd.pg && !userdb_pg_usable(authd.pg))
 		return -1;
 	if (u == NULL) {
+		if (authd.verifiers)
+			return authd_verify_later(x, user, password, dummy, 0,
+			    NULL);
 		(void)pwhash_verify(password, dummy);
 		return 0;
 	}
 	/* A system account can be locked where postern cannot see it
-	 * (passwd -l): PAM is asked every time, never the cache. */
+	 * (passwd -l): PAM is asked every time, never the cache.  PAM
+	 * modules are not all safe to call from threads, so it runs
+	 * here. */
 	if (strcmp(u->hash, USERDB_PAM_HASH) == 0)
 		return authd_check(u, password);
-	if (!authd_cache.keyed) {
-		if (RAND_bytes(authd_cache.key, sizeof authd_cache.key) != 1)
-			return authd_check(u, password);
+	if (!authd_cache.keyed &&
+	    RAND_bytes(authd_cache.key, sizeof authd_cache.key) == 1)
 		authd_cache.keyed = 1;
+	if (authd_cache.keyed &&
+	    authd_cache_mac(user, password, u->hash, mac) == 0) {
+		cacheable = 1;
+		i = authd_cache_slot(mac);
+		if (authd_cache.slot[i].expires > now &&
+		    CRYPTO_memcmp(authd_cache.slot[i].mac, mac, sizeof mac) == 0) {
+			OPENSSL_cleanse(mac, sizeof mac);
+			return 1;
+		}
 	}
-	if (authd_cache_mac(user, password, u->hash, mac) == -1)
-		return authd_check(u, password);
-	i = authd_cache_slot(mac);
-	if (authd_cache.slot[i].expires > now &&
-	    CRYPTO_memcmp(authd_cache.slot[i].mac, mac, sizeof mac) == 0)
-		return 1;
-	if ((ok = authd_check(u, password)) == 1) {
-		memcpy(authd_cache.slot[i].mac, mac, sizeof mac);
-		authd_cache.slot[i].expires = now + AUTHD_CACHE_TTL;
+	if (authd.verifiers) {
+		ok = authd_verify_later(x, user, password, u->hash, 1,
+		    cacheable ? mac : NULL);
+		OPENSSL_cleanse(mac, sizeof mac);
+		return ok;
 	}
+	if ((ok = authd_check(u, password)) == 1 && cacheable)
+		authd_cache_put(mac, now);
 	OPENSSL_cleanse(mac, sizeof mac);
 	return ok;
 }
@@ -267,6 +406,7 @@ authd_get_secret(void *arg, const char *user, const char *kind, char *dst,
 	return 0;
 }
 
+/* Each exchange has a copy, its arg pointing at the exchange. */
 static const struct sasl_backend authd_backend = {
 	NULL, authd_verify_password, authd_get_secret,
 };
@@ -279,6 +419,10 @@ authd_exchange_free(struct authd_exchange *x)
 {
 	TAILQ_REMOVE(&x->conn->exchanges, x, entry);
 	x->conn->nexchanges--;
+	if (x->verifying) {
+		x->verifying->x = NULL;
+		atomic_store(&x->verifying->abandoned, 1);
+	}
 	if (x->delay)
 		event_free(x->delay);
 	sasl_server_free(&x->sasl);
@@ -318,26 +462,37 @@ authd_delayed_fail(evutil_socket_t fd, short ev, void *arg)
 	authd_exchange_free(x);
 }
 
-/* Run one step and answer: a challenge, or the result. */
+/* Run one step and answer: a challenge, or the result (now, or once
+ * the password's verification is done). */
 static void
 authd_step(struct authd_exchange *x, const uint8_t *in, size_t n, int has_in)
 {
-	struct authd_conn *c = x->conn;
 	struct buf out;
 	enum sasl_status st;
 	struct msg m;
-	time_t now = time(NULL);
 
 	buf_init(&out, SASL_MSG_MAX);
 	st = sasl_server_step(&x->sasl, has_in ? in : NULL, n, &out);
-	switch (st) {
-	case SASL_CONTINUE:
+	if (st == SASL_CONTINUE) {
 		msg_init(&m, MSG_AUTH_CHALLENGE, x->reqid);
 		msg_put_data(&m, out.data ? out.data : "", out.len);
-		if (msg_send(c->fd, &m) == -1)
+		if (msg_send(x->conn->fd, &m) == -1)
 			log_warn("authd: send");
-		buf_free(&out);
-		return;
+	}
+	buf_free(&out);
+	if (st != SASL_CONTINUE && st != SASL_PENDING)
+		authd_finish(x, st);
+}
+
+/* The exchange's result: answered, and the exchange freed, at once or
+ * after a failure's delay. */
+static void
+authd_finish(struct authd_exchange *x, enum sasl_status st)
+{
+	struct authd_conn *c = x->conn;
+	time_t now = time(NULL);
+
+	switch (st) {
 	case SASL_OK:
 		state_auth_success(x->peer);
 		log_info("authd: auth ok user=%s address=%s mech=%s",
@@ -357,21 +512,21 @@ authd_step(struct authd_exchange *x, const uint8_t *in, size_t n, int has_in)
 		/* Each failure makes the next answer slower. */
 		x->delay = evtimer_new(authd.base, authd_delayed_fail, x);
 		evtimer_add(x->delay, &tv);
-		buf_free(&out);
 		return;
 	}
-	case SASL_MALFORMED:
-		log_info("authd: auth malformed address=%s mech=%s", x->peer,
-		    x->sasl.mech->name);
-		authd_send_result(c, x->reqid, AUTH_RESULT_MALFORMED, NULL);
-		break;
 	case SASL_TEMPFAIL:
 		log_warnx("authd: auth tempfail address=%s mech=%s", x->peer,
 		    x->sasl.mech->name);
 		authd_send_result(c, x->reqid, AUTH_RESULT_TEMPFAIL, NULL);
 		break;
+	case SASL_MALFORMED:
+	case SASL_CONTINUE:	/* not results: authd_step's */
+	case SASL_PENDING:
+		log_info("authd: auth malformed address=%s mech=%s", x->peer,
+		    x->sasl.mech->name);
+		authd_send_result(c, x->reqid, AUTH_RESULT_MALFORMED, NULL);
+		break;
 	}
-	buf_free(&out);
 	authd_exchange_free(x);
 }
 
@@ -430,8 +585,10 @@ authd_handle_start(struct authd_conn *c, struct msg *m)
 	x->reqid = m->reqid;
 	x->conn = c;
 	strlcpy(x->peer, peer, sizeof x->peer);
+	x->be = authd_backend;
+	x->be.arg = x;
 	/* The service name enters DIGEST-MD5's digest-uri (RFC 2831). */
-	sasl_server_init(&x->sasl, mech, &authd_backend, authd.conf->hostname,
+	sasl_server_init(&x->sasl, mech, &x->be, authd.conf->hostname,
 	    (flags & MSG_AUTH_F_POP3) ? "pop" : "smtp");
 	TAILQ_INSERT_TAIL(&c->exchanges, x, entry);
 	c->nexchanges++;
@@ -448,9 +605,11 @@ authd_handle_step(struct authd_conn *c, struct msg *m)
 
 	if (msg_get_data(m, &data, &n) == -1 || msg_end(m) == -1)
 		return -1;
-	/* An exchange that already ended (or waits out a failure delay) is
-	 * not an error: the worker may be a step behind. */
-	if ((x = authd_exchange_find(c, m->reqid)) == NULL || x->delay)
+	/* An exchange that already ended (or waits out a failure delay,
+	 * or for its verification) is not an error: the worker may be a
+	 * step behind. */
+	if ((x = authd_exchange_find(c, m->reqid)) == NULL || x->delay ||
+	    x->verifying)
 		return 0;
 	authd_step(x, data, n, 1);
 	return 0;
@@ -615,10 +774,22 @@ authd_listen(const struct conf *c, uid_t uid, gid_t gid)
 	return msg_listen_private(c->spool, "auth", uid, gid);
 }
 
+/* One thread per core, for CPU-bound work, and a few at most: each
+ * yescrypt verification holds its own memory while it runs. */
+static unsigned
+authd_verifier_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > AUTHD_MAX_VERIFIERS ? AUTHD_MAX_VERIFIERS :
+	    (unsigned)n;
+}
+
 void
 authd_main(const struct conf *conf, int listen_fd)
 {
 	struct event *ev_listen, *ev_term, *ev_int;
+	unsigned nverifiers = authd_verifier_threads();
 	sigset_t none;
 
 	sigemptyset(&none);
@@ -642,6 +813,12 @@ authd_main(const struct conf *conf, int listen_fd)
 	}
 	authd.view_timer = evtimer_new(authd.base, authd_view_tick, NULL);
 	authd_view_tick(-1, 0, NULL);
+	if ((authd.verifiers = workpool_new(authd.base, nverifiers)) == NULL)
+		log_warn("authd: no verification threads; passwords are "
+		    "verified one at a time");
+	else
+		log_info("authd: verifying passwords on %u threads",
+		    nverifiers);
 	ev_listen = event_new(authd.base, listen_fd, EV_READ | EV_PERSIST,
 	    authd_accept, NULL);
 	ev_term = evsignal_new(authd.base, SIGTERM, authd_sigterm, NULL);
@@ -650,8 +827,11 @@ authd_main(const struct conf *conf, int listen_fd)
 	evsignal_add(ev_term, NULL);
 	evsignal_add(ev_int, NULL);
 	event_base_dispatch(authd.base);
+	/* The exchanges abandon their verifications, which the pool then
+	 * skips or lets finish, and frees. */
 	while (!TAILQ_EMPTY(&authd.conns))
 		authd_conn_free(TAILQ_FIRST(&authd.conns));
+	workpool_free(authd.verifiers);
 	event_free(authd.view_timer);
 	userdb_pg_free(authd.pg);
 	event_free(ev_listen);

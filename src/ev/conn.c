@@ -51,6 +51,20 @@ conn_starttls(struct event_base *base, struct bufferevent *plain, SSL_CTX *ctx)
 	return tls;
 }
 
+void
+conn_watch_start(struct bufferevent *bev, size_t slack)
+{
+	bufferevent_setwatermark(bev, EV_READ, 0,
+	    evbuffer_get_length(bufferevent_get_input(bev)) + slack);
+	bufferevent_enable(bev, EV_READ);
+}
+
+void
+conn_watch_stop(struct bufferevent *bev)
+{
+	bufferevent_setwatermark(bev, EV_READ, 0, 0);
+}
+
 size_t
 conn_pending_output(struct bufferevent *bev)
 {

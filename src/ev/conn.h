@@ -25,6 +25,16 @@ struct bufferevent *conn_tls_accept(struct event_base *, int fd, SSL_CTX *);
  */
 struct bufferevent *conn_starttls(struct event_base *, struct bufferevent *plain,
 	    SSL_CTX *);
+/*
+ * While a session waits for the auth process it takes no commands, but
+ * it still reads, so that a client who leaves is seen (the event
+ * callback's EOF) and the wait called off: conn_watch_start() keeps
+ * reading, at most slack octets past what is already in, which wait
+ * unparsed (libevent stops reading at the high-water mark).
+ * conn_watch_stop() lifts the limit when the session reads again.
+ */
+void	conn_watch_start(struct bufferevent *, size_t slack);
+void	conn_watch_stop(struct bufferevent *);
 /* Octets not yet handed to the kernel, TLS layer included. */
 size_t	conn_pending_output(struct bufferevent *);
 /* After an error event: the OpenSSL reason, if TLS is why (1), else 0. */

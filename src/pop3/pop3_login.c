@@ -180,13 +180,14 @@ pop3_auth_cb(void *arg, int is_result, enum msg_auth_result result,
 	pop3_resume(s);
 }
 
-/* Hand a first step to the auth process and stop reading meanwhile. */
+/* Hand a first step to the auth process; commands wait meanwhile, but
+ * a client who leaves calls the check off (pop3_free cancels it). */
 static void
 pop3_auth_begin(struct pop3_session *s, const char *mech,
     const uint8_t *ir, size_t irlen, int has_ir)
 {
 	pop3_enter_state(s, POP3_ST_AUTH_WAIT);
-	bufferevent_disable(s->bev, EV_READ);
+	conn_watch_start(s->bev, POP3_LINE_MAX);
 	s->auth_reqid = auth_client_start(mech, s->addr, pop3_auth_flags(s),
 	    ir, irlen, has_ir, pop3_auth_cb, s);
 	if (s->auth_reqid == 0) {
@@ -278,7 +279,7 @@ pop3_cmd_apop(struct pop3_session *s, char *arg)
 	}
 	s->login_mech = "APOP";
 	pop3_enter_state(s, POP3_ST_AUTH_WAIT);
-	bufferevent_disable(s->bev, EV_READ);
+	conn_watch_start(s->bev, POP3_LINE_MAX);
 	s->auth_reqid = auth_client_apop(av[0], s->addr, pop3_auth_flags(s),
 	    s->apop_stamp, av[1], pop3_auth_cb, s);
 	if (s->auth_reqid == 0) {
@@ -374,7 +375,7 @@ pop3_auth_input(struct pop3_session *s, const char *line, size_t len)
 		return;
 	}
 	pop3_enter_state(s, POP3_ST_AUTH_WAIT);
-	bufferevent_disable(s->bev, EV_READ);
+	conn_watch_start(s->bev, POP3_LINE_MAX);
 	auth_client_step(s->auth_reqid, data, (size_t)n);
 	explicit_bzero(data, (size_t)n);
 	free(data);

@@ -172,6 +172,7 @@ pop3_resume(struct pop3_session *s)
 	if (s->bev == NULL || s->state == POP3_ST_QUIT ||
 	    s->state == POP3_ST_BOX_WAIT)
 		return;
+	conn_watch_stop(s->bev);
 	bufferevent_enable(s->bev, EV_READ);
 	bufferevent_trigger(s->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
 	    BEV_TRIG_DEFER_CALLBACKS);

@@ -67,11 +67,22 @@ sasl_server_step(struct sasl_server *s, const unsigned char *in, size_t inlen,
 	enum sasl_status st;
 
 	buf_reset(out);
-	if (in && inlen > SASL_MSG_MAX)
+	if (s->pending || (in && inlen > SASL_MSG_MAX))
 		return SASL_MALFORMED;
 	st = sasl_steps[s->mech->id](s, in, inlen, out);
 	s->step++;
+	s->pending = st == SASL_PENDING;
 	return st;
+}
+
+enum sasl_status
+sasl_server_verdict(struct sasl_server *s, int verdict)
+{
+	if (!s->pending)
+		return SASL_MALFORMED;
+	s->pending = 0;
+	return verdict == 1 ? SASL_OK : verdict == 0 ? SASL_FAIL :
+	    SASL_TEMPFAIL;
 }
 
 void

@@ -43,13 +43,19 @@ enum sasl_status {
 	SASL_FAIL,		/* wrong credentials, unknown user */
 	SASL_MALFORMED,		/* the client broke the protocol */
 	SASL_TEMPFAIL,		/* the user data could not be read */
+	SASL_PENDING,		/* the backend answers later: pass its
+				 * verdict to sasl_server_verdict() */
 };
+
+#define SASL_VERIFY_LATER	2
 
 /* What a mechanism may ask of the user database. */
 struct sasl_backend {
 	void	*arg;
 	/* 1: the password is right and the account usable; 0: not;
-	 * -1: temporary failure. */
+	 * -1: temporary failure; SASL_VERIFY_LATER: the backend took a
+	 * copy of the password and gives one of the other three later,
+	 * through sasl_server_verdict() (a hash verified on a thread). */
 	int	(*verify_password)(void *arg, const char *user,
 		    const char *password);
 	/* Copy the named secret (from the users file's secrets field:
@@ -64,6 +70,7 @@ struct sasl_server {
 	const struct sasl_mech	*mech;
 	const struct sasl_backend *be;
 	int			 step;
+	int			 pending;	/* SASL_PENDING given */
 	char			 user[SASL_USER_MAX + 1];
 	char			 hostname[256];
 	char			 service[16];	/* "smtp", "pop" */
@@ -90,6 +97,10 @@ void	sasl_server_set_nonce(struct sasl_server *, const char *);
  */
 enum sasl_status sasl_server_step(struct sasl_server *, const unsigned char *in,
 	    size_t inlen, struct buf *out);
+/* After SASL_PENDING: the backend's verdict (1, 0 or -1, as
+ * verify_password) turned into the step's result.  A step or a verdict
+ * out of turn is SASL_MALFORMED. */
+enum sasl_status sasl_server_verdict(struct sasl_server *, int verdict);
 void	sasl_server_free(struct sasl_server *);
 
 /* Build the secrets field entries for a password (postern user passwd).

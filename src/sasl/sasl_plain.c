@@ -27,6 +27,8 @@ verify(struct sasl_server *s, const char *user, size_t ulen,
 	password[plen] = '\0';
 	rc = s->be->verify_password(s->be->arg, s->user, password);
 	OPENSSL_cleanse(password, sizeof password);
+	if (rc == SASL_VERIFY_LATER)
+		return SASL_PENDING;
 	return rc == 1 ? SASL_OK : rc == 0 ? SASL_FAIL : SASL_TEMPFAIL;
 }
 

@@ -1181,6 +1181,7 @@ smtp_auth_cb(void *arg, int is_result, enum msg_auth_result result,
 			return;
 		}
 	}
+	conn_watch_stop(s->bev);
 	bufferevent_enable(s->bev, EV_READ);
 	bufferevent_trigger(s->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
 	    BEV_TRIG_DEFER_CALLBACKS);
@@ -1192,8 +1193,10 @@ smtp_auth_send(struct smtp_session *s, const uint8_t *data, size_t n,
 {
 	uint32_t flags = 0;
 
+	/* Commands wait, but a client who leaves calls the check off
+	 * (smtp_free cancels it). */
 	smtp_enter_state(s, SMTP_ST_AUTH_WAIT);
-	bufferevent_disable(s->bev, EV_READ);
+	conn_watch_start(s->bev, SMTP_LINE_MAX);
 	if (!first) {
 		auth_client_step(s->auth_reqid, data, n);
 		return;
@@ -1207,7 +1210,7 @@ smtp_auth_send(struct smtp_session *s, const uint8_t *data, size_t n,
 	    data, n, has_ir, smtp_auth_cb, s);
 	if (s->auth_reqid == 0) {
 		smtp_enter_state(s, SMTP_ST_HELO);
-		bufferevent_enable(s->bev, EV_READ);
+		conn_watch_stop(s->bev);
 		smtp_reply(s, R_AUTH_TEMPFAIL, NULL);
 	}
 }

@@ -21,7 +21,8 @@
 static struct {
 	const char *user, *password;
 	char scram[256], cram[256], digest[256];
-	int tempfail;
+	int tempfail, later;
+	char taken[64];		/* the password a "later" backend kept */
 } fake;
 
 static int
@@ -29,6 +30,10 @@ fake_verify(void *arg, const char *user, const char *password)
 {
 	if (fake.tempfail)
 		return -1;
+	if (fake.later) {
+		snprintf(fake.taken, sizeof fake.taken, "%s", password);
+		return SASL_VERIFY_LATER;
+	}
 	return strcmp(user, fake.user) == 0 &&
 	    strcmp(password, fake.password) == 0;
 }
@@ -301,6 +306,49 @@ test_plain_login(void **state)
 	buf_free(&out);
 }
 
+/* A backend that verifies on a thread: the step waits, and the verdict
+ * finishes it; nothing else is taken meanwhile or afterwards. */
+static void
+test_verdict_given_later(void **state)
+{
+	static const unsigned char ok[] = "\0hoge\0secret";
+	static const struct { int verdict; enum sasl_status want; } rows[] = {
+		{ 1, SASL_OK }, { 0, SASL_FAIL }, { -1, SASL_TEMPFAIL },
+	};
+	struct sasl_server s;
+	struct buf out;
+
+	set_user("hoge", "secret");
+	fake.later = 1;
+	buf_init(&out, 0);
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		sasl_server_init(&s, sasl_mech_lookup("PLAIN"), &fake_be, "h",
+		    "smtp");
+		/* A verdict before any step is out of turn. */
+		assert_int_equal(sasl_server_verdict(&s, 1), SASL_MALFORMED);
+		assert_int_equal(sasl_server_step(&s, ok, sizeof ok - 1, &out),
+		    SASL_PENDING);
+		assert_string_equal(fake.taken, "secret");
+		assert_string_equal(s.user, "hoge");
+		/* The client cannot step on while the verdict is due. */
+		assert_int_equal(sasl_server_step(&s, ok, sizeof ok - 1, &out),
+		    SASL_MALFORMED);
+		assert_int_equal(sasl_server_verdict(&s, rows[i].verdict),
+		    rows[i].want);
+		/* One verdict per verification. */
+		assert_int_equal(sasl_server_verdict(&s, 1), SASL_MALFORMED);
+		sasl_server_free(&s);
+	}
+	/* LOGIN: the password step waits the same way. */
+	sasl_server_init(&s, sasl_mech_lookup("LOGIN"), &fake_be, "h", "smtp");
+	assert_int_equal(step_str(&s, "hoge", &out), SASL_CONTINUE);
+	assert_int_equal(step_str(&s, "pw2", &out), SASL_PENDING);
+	assert_string_equal(fake.taken, "pw2");
+	assert_int_equal(sasl_server_verdict(&s, 0), SASL_FAIL);
+	sasl_server_free(&s);
+	buf_free(&out);
+}
+
 static void
 test_base64_strict(void **state)
 {
@@ -436,6 +484,7 @@ main(void)
 		cmocka_unit_test(test_scram_sha256_rfc7677),
 		cmocka_unit_test(test_digest_md5_rfc2831),
 		cmocka_unit_test(test_plain_login),
+		cmocka_unit_test(test_verdict_given_later),
 		cmocka_unit_test(test_base64_strict),
 		cmocka_unit_test(test_client_scram_rfc7677),
 		cmocka_unit_test(test_client_server_round_trip),
