@@ -51,10 +51,28 @@
 
 struct authd_verify;
 
+/* APOP's one step, kept while the address's block is asked. */
+struct authd_apop {
+	char			 user[SASL_USER_MAX + 1];
+	char			 stamp[APOP_TIMESTAMP_MAX + 1];
+	char			 digest[APOP_DIGEST_LEN + 1];
+};
+
+/*
+ * One authentication.  It waits for at most one thing at a time: the
+ * state store (whether the address is blocked, then the failure's
+ * count), a password's verification, or a failure's delay; a step from
+ * the worker meanwhile is ignored, a cancel ends it.
+ */
 struct authd_exchange {
 	uint64_t		 reqid;
-	struct sasl_server	 sasl;
+	struct sasl_server	 sasl;		/* unused for APOP */
 	struct sasl_backend	 be;		/* arg: this exchange */
+	struct authd_apop	*apop;		/* an APOP login, else NULL */
+	unsigned char		*ir;		/* the first step's data, while */
+	size_t			 irlen;		/* the block is asked */
+	int			 has_ir;
+	struct state_ask	*ask;		/* a state store question */
 	struct authd_verify	*verifying;	/* its password, on a thread */
 	char			 peer[64];
 	struct authd_conn	*conn;
@@ -423,10 +441,39 @@ authd_exchange_free(struct authd_exchange *x)
 		x->verifying->x = NULL;
 		atomic_store(&x->verifying->abandoned, 1);
 	}
+	/* A question already sent still counts in the store (a failure
+	 * stays counted); only its answer is dropped. */
+	state_ask_cancel(x->ask);
 	if (x->delay)
 		event_free(x->delay);
-	sasl_server_free(&x->sasl);
+	if (x->ir) {
+		OPENSSL_cleanse(x->ir, x->irlen);
+		free(x->ir);
+	}
+	if (x->apop) {
+		OPENSSL_cleanse(x->apop, sizeof *x->apop);
+		free(x->apop);
+	}
+	if (x->sasl.mech)
+		sasl_server_free(&x->sasl);
 	free(x);
+}
+
+/* The exchange's user, as the log shows it. */
+static void
+authd_log_user(const struct authd_exchange *x, char *dst, size_t dstsz)
+{
+	const char *u = x->apop ? x->apop->user : x->sasl.user;
+
+	str_escape(dst, dstsz, u, strlen(u));
+	if (dst[0] == '\0')
+		strlcpy(dst, "-", dstsz);
+}
+
+static const char *
+authd_mech_name(const struct authd_exchange *x)
+{
+	return x->apop ? "APOP" : x->sasl.mech->name;
 }
 
 static struct authd_exchange *
@@ -484,6 +531,46 @@ authd_step(struct authd_exchange *x, const uint8_t *in, size_t n, int has_in)
 		authd_finish(x, st);
 }
 
+/* The failure counted (failures: what the store says now), then
+ * answered late: each failure makes the next answer slower. */
+static void
+authd_fail_counted(void *arg, int failures)
+{
+	struct authd_exchange *x = arg;
+	const struct conf *c = authd.conf;
+	unsigned max = c->auth_max_failures ? c->auth_max_failures : 1;
+	struct timeval tv = { failures < 5 ? failures : 5, 0 };
+	char user[SASL_USER_MAX * 4 + 1];
+
+	x->ask = NULL;
+	authd_log_user(x, user, sizeof user);
+	log_info("authd: auth failed user=%s address=%s mech=%s failures=%d%s",
+	    user, x->peer, authd_mech_name(x), failures,
+	    failures > 0 && (unsigned)failures >= max ? " blocked" : "");
+	x->delay = evtimer_new(authd.base, authd_delayed_fail, x);
+	evtimer_add(x->delay, &tv);
+}
+
+static void
+authd_fail(struct authd_exchange *x, time_t now)
+{
+	int failures = state_auth_fail(x->peer, now, authd_fail_counted, x,
+	    &x->ask);
+
+	if (failures != STATE_PENDING)
+		authd_fail_counted(x, failures);
+}
+
+static void
+authd_ok(struct authd_exchange *x, const char *user)
+{
+	state_auth_success(x->peer);
+	log_info("authd: auth ok user=%s address=%s mech=%s", user, x->peer,
+	    authd_mech_name(x));
+	authd_send_result(x->conn, x->reqid, AUTH_RESULT_OK, user);
+	authd_exchange_free(x);
+}
+
 /* The exchange's result: answered, and the exchange freed, at once or
  * after a failure's delay. */
 static void
@@ -494,26 +581,11 @@ authd_finish(struct authd_exchange *x, enum sasl_status st)
 
 	switch (st) {
 	case SASL_OK:
-		state_auth_success(x->peer);
-		log_info("authd: auth ok user=%s address=%s mech=%s",
-		    x->sasl.user, x->peer, x->sasl.mech->name);
-		authd_send_result(c, x->reqid, AUTH_RESULT_OK, x->sasl.user);
-		break;
-	case SASL_FAIL: {
-		char user[SASL_USER_MAX * 4 + 1];
-		unsigned failures = state_auth_fail(x->peer, now);
-		struct timeval tv = { failures < 5 ? failures : 5, 0 };
-
-		str_escape(user, sizeof user, x->sasl.user, strlen(x->sasl.user));
-		log_info("authd: auth failed user=%s address=%s mech=%s "
-		    "failures=%u%s", user[0] ? user : "-", x->peer,
-		    x->sasl.mech->name, failures,
-		    state_auth_blocked(x->peer, now) > 0 ? " blocked" : "");
-		/* Each failure makes the next answer slower. */
-		x->delay = evtimer_new(authd.base, authd_delayed_fail, x);
-		evtimer_add(x->delay, &tv);
+		authd_ok(x, x->sasl.user);
 		return;
-	}
+	case SASL_FAIL:
+		authd_fail(x, now);
+		return;
 	case SASL_TEMPFAIL:
 		log_warnx("authd: auth tempfail address=%s mech=%s", x->peer,
 		    x->sasl.mech->name);
@@ -530,26 +602,68 @@ authd_finish(struct authd_exchange *x, enum sasl_status st)
 	authd_exchange_free(x);
 }
 
-/* An address blocked after too many failures gets BLOCKED; if the
- * blocks cannot be read (shared state down), nobody gets in: TEMPFAIL.
- * Returns 1 when it has answered. */
-static int
-authd_refuse_blocked(struct authd_conn *c, uint64_t reqid, const char *peer,
-    time_t now)
-{
-	long blocked = state_auth_blocked(peer, now);
+static void authd_apop_check(struct authd_exchange *);
 
+/* Whether the address is blocked after too many failures: BLOCKED; if
+ * the blocks cannot be read (shared state down), nobody gets in:
+ * TEMPFAIL.  Otherwise the exchange's first step runs. */
+static void
+authd_block_known(void *arg, int blocked)
+{
+	struct authd_exchange *x = arg;
+	unsigned char *ir = x->ir;
+	size_t irlen = x->irlen;
+
+	x->ask = NULL;
 	if (blocked < 0) {
-		authd_send_result(c, reqid, AUTH_RESULT_TEMPFAIL, NULL);
-		return 1;
+		authd_send_result(x->conn, x->reqid, AUTH_RESULT_TEMPFAIL, NULL);
+		authd_exchange_free(x);
+		return;
 	}
 	if (blocked) {
 		log_info("authd: auth refused address=%s: blocked after too "
-		    "many failures", peer);
-		authd_send_result(c, reqid, AUTH_RESULT_BLOCKED, NULL);
-		return 1;
+		    "many failures", x->peer);
+		authd_send_result(x->conn, x->reqid, AUTH_RESULT_BLOCKED, NULL);
+		authd_exchange_free(x);
+		return;
 	}
-	return 0;
+	if (x->apop) {
+		authd_apop_check(x);
+		return;
+	}
+	/* The step may end the exchange: the data is freed here.  An
+	 * empty initial response ("=") is data, not none. */
+	x->ir = NULL;
+	authd_step(x, ir ? ir : (const unsigned char *)"", irlen, x->has_ir);
+	if (ir) {
+		OPENSSL_cleanse(ir, irlen);
+		free(ir);
+	}
+}
+
+/* A new exchange, counted on its connection, that first asks whether
+ * its address is blocked. */
+static struct authd_exchange *
+authd_exchange_new(struct authd_conn *c, uint64_t reqid, const char *peer)
+{
+	struct authd_exchange *x = xcalloc(1, sizeof *x);
+
+	x->reqid = reqid;
+	x->conn = c;
+	strlcpy(x->peer, peer, sizeof x->peer);
+	TAILQ_INSERT_TAIL(&c->exchanges, x, entry);
+	c->nexchanges++;
+	return x;
+}
+
+static void
+authd_exchange_begin(struct authd_exchange *x)
+{
+	int blocked = state_auth_blocked(x->peer, time(NULL),
+	    authd_block_known, x, &x->ask);
+
+	if (blocked != STATE_PENDING)
+		authd_block_known(x, blocked);
 }
 
 static int
@@ -570,8 +684,6 @@ authd_handle_start(struct authd_conn *c, struct msg *m)
 		return -1;
 	if (authd_exchange_find(c, m->reqid) != NULL)
 		return -1;
-	if (authd_refuse_blocked(c, m->reqid, peer, time(NULL)))
-		return 0;
 	mech = sasl_mech_lookup(mechname);
 	/* The worker checked this too; the auth process does not trust it. */
 	if (mech == NULL || !(authd.conf->auth_mechanisms & (1u << mech->id)) ||
@@ -581,18 +693,19 @@ authd_handle_start(struct authd_conn *c, struct msg *m)
 		authd_send_result(c, m->reqid, AUTH_RESULT_MALFORMED, NULL);
 		return 0;
 	}
-	x = xcalloc(1, sizeof *x);
-	x->reqid = m->reqid;
-	x->conn = c;
-	strlcpy(x->peer, peer, sizeof x->peer);
+	x = authd_exchange_new(c, m->reqid, peer);
 	x->be = authd_backend;
 	x->be.arg = x;
 	/* The service name enters DIGEST-MD5's digest-uri (RFC 2831). */
 	sasl_server_init(&x->sasl, mech, &x->be, authd.conf->hostname,
 	    (flags & MSG_AUTH_F_POP3) ? "pop" : "smtp");
-	TAILQ_INSERT_TAIL(&c->exchanges, x, entry);
-	c->nexchanges++;
-	authd_step(x, ir, irlen, has_ir != 0);
+	x->has_ir = has_ir != 0;
+	if (irlen > 0) {
+		x->ir = xmalloc(irlen);
+		memcpy(x->ir, ir, irlen);
+		x->irlen = irlen;
+	}
+	authd_exchange_begin(x);
 	return 0;
 }
 
@@ -609,7 +722,7 @@ authd_handle_step(struct authd_conn *c, struct msg *m)
 	 * or for its verification) is not an error: the worker may be a
 	 * step behind. */
 	if ((x = authd_exchange_find(c, m->reqid)) == NULL || x->delay ||
-	    x->verifying)
+	    x->verifying || x->ask)
 		return 0;
 	authd_step(x, data, n, 1);
 	return 0;
@@ -633,11 +746,9 @@ static int
 authd_handle_apop(struct authd_conn *c, struct msg *m)
 {
 	char user[SASL_USER_MAX + 1], peer[64], stamp[APOP_TIMESTAMP_MAX + 1];
-	char digest[APOP_DIGEST_LEN + 8], secret[1024], esc[SASL_USER_MAX * 4 + 1];
+	char digest[APOP_DIGEST_LEN + 8];
 	uint32_t flags;
 	struct authd_exchange *x;
-	time_t now = time(NULL);
-	int ok;
 
 	if (msg_get_str(m, user, sizeof user) == -1 ||
 	    msg_get_str(m, peer, sizeof peer) == -1 ||
@@ -647,47 +758,42 @@ authd_handle_apop(struct authd_conn *c, struct msg *m)
 		return -1;
 	if (authd_exchange_find(c, m->reqid) != NULL)
 		return -1;
-	if (authd_refuse_blocked(c, m->reqid, peer, now))
-		return 0;
-	if (!authd.conf->apop || c->nexchanges >= AUTHD_MAX_EXCHANGES) {
+	if (!authd.conf->apop || c->nexchanges >= AUTHD_MAX_EXCHANGES ||
+	    strlen(digest) > APOP_DIGEST_LEN) {
 		authd_send_result(c, m->reqid, AUTH_RESULT_MALFORMED, NULL);
 		return 0;
 	}
+	x = authd_exchange_new(c, m->reqid, peer);
+	x->apop = xcalloc(1, sizeof *x->apop);
+	strlcpy(x->apop->user, user, sizeof x->apop->user);
+	strlcpy(x->apop->stamp, stamp, sizeof x->apop->stamp);
+	strlcpy(x->apop->digest, digest, sizeof x->apop->digest);
+	authd_exchange_begin(x);
+	return 0;
+}
+
+/* APOP once the address is known not to be blocked. */
+static void
+authd_apop_check(struct authd_exchange *x)
+{
+	char secret[1024];
+	int ok;
+
 	/* authd_get_secret refuses locked and expired accounts, and says
 	 * -1 when the users cannot be read (a database down). */
-	if ((ok = authd_get_secret(NULL, user, "apop", secret,
+	if ((ok = authd_get_secret(NULL, x->apop->user, "apop", secret,
 	    sizeof secret)) < 0) {
 		OPENSSL_cleanse(secret, sizeof secret);
-		authd_send_result(c, m->reqid, AUTH_RESULT_TEMPFAIL, NULL);
-		return 0;
+		authd_send_result(x->conn, x->reqid, AUTH_RESULT_TEMPFAIL, NULL);
+		authd_exchange_free(x);
+		return;
 	}
-	ok = ok > 0 && apop_check(stamp, secret, digest);
+	ok = ok > 0 && apop_check(x->apop->stamp, secret, x->apop->digest);
 	OPENSSL_cleanse(secret, sizeof secret);
-	str_escape(esc, sizeof esc, user, strlen(user));
-	if (ok) {
-		state_auth_success(peer);
-		log_info("authd: auth ok user=%s address=%s mech=APOP", user,
-		    peer);
-		authd_send_result(c, m->reqid, AUTH_RESULT_OK, user);
-		return 0;
-	}
-	x = xcalloc(1, sizeof *x);
-	x->reqid = m->reqid;
-	x->conn = c;
-	strlcpy(x->peer, peer, sizeof x->peer);
-	TAILQ_INSERT_TAIL(&c->exchanges, x, entry);
-	c->nexchanges++;
-	{
-		unsigned failures = state_auth_fail(peer, now);
-		struct timeval tv = { failures < 5 ? failures : 5, 0 };
-
-		log_info("authd: auth failed user=%s address=%s mech=APOP "
-		    "failures=%u%s", esc[0] ? esc : "-", peer, failures,
-		    state_auth_blocked(peer, now) > 0 ? " blocked" : "");
-		x->delay = evtimer_new(authd.base, authd_delayed_fail, x);
-		evtimer_add(x->delay, &tv);
-	}
-	return 0;
+	if (ok)
+		authd_ok(x, x->apop->user);
+	else
+		authd_fail(x, time(NULL));
 }
 
 static void
@@ -803,7 +909,7 @@ authd_main(const struct conf *conf, int listen_fd)
 	TAILQ_INIT(&authd.conns);
 	if ((authd.base = event_base_new()) == NULL)
 		fatalx("authd: event_base_new failed");
-	state_auth_init(conf);
+	state_auth_init(conf, authd.base);
 	if (userdb_pg_is_url(conf->users))
 		authd.pg = userdb_pg_new(conf->users, (unsigned)conf->users_cache);
 	rcpt_maps_init(&authd.maps, conf);
@@ -832,6 +938,7 @@ authd_main(const struct conf *conf, int listen_fd)
 	while (!TAILQ_EMPTY(&authd.conns))
 		authd_conn_free(TAILQ_FIRST(&authd.conns));
 	workpool_free(authd.verifiers);
+	state_async_shutdown();
 	event_free(authd.view_timer);
 	userdb_pg_free(authd.pg);
 	event_free(ev_listen);

@@ -8,12 +8,12 @@
  *                        node's shared memory (policy/ratelimit.c),
  *                        failures in the auth process (auth/throttle.c);
  *   redis://HOST:PORT/DB keys with expiry on one Redis server that every
- *                        node uses (state_redis.c, docs/scaling.md).
+ *                        node uses (state_async.c, docs/scaling.md).
  *
- * Asked in the workers (grants, counters: without waiting, below) and
- * the auth process (failures).  With Redis unreachable the answers fail
- * closed where that matters: no grant, "unavailable" for the auth
- * process; see each function.
+ * Asked in the workers (grants, counters) and the auth process
+ * (failures), without waiting (state_async.c).  With Redis unreachable
+ * the answers fail closed where that matters: no grant, "unavailable"
+ * for the auth process; see each function.
  */
 #ifndef POSTERN_STATE_H
 #define POSTERN_STATE_H
@@ -26,7 +26,7 @@
 #include "policy/ratelimit.h"
 
 /*
- * The workers' questions (state_async.c), asked from their event loops.
+ * The questions, asked from the processes' event loops.
  * Each returns the answer at once where none needs a round trip (the
  * local back end, or Redis counted as down: then the fallback below),
  * or STATE_PENDING: then fn(arg, answer) comes later, from the event
@@ -63,30 +63,35 @@ int	state_rate_take(const struct conf *, const char *key,
 	    enum ratelimit_kind, unsigned n, unsigned max, time_t now,
 	    state_answer_fn *fn, void *arg, struct state_ask **ticket);
 
-/* Authentication failures per client address (auth process).
+/*
+ * Authentication failures per client address, as the auth process asks
+ * them: the same way as the workers' questions above (the local back
+ * end is auth/throttle.c in that process).  state_auth_init first, with
+ * the process's loop.
  * state_auth_blocked: seconds the address stays blocked, 0 if it is
  * not, -1 if the shared store cannot be asked (answer a temporary
- * error: nobody gets in while the blocks cannot be read). */
-void	state_auth_init(const struct conf *);
-long	state_auth_blocked(const char *addr, time_t now);
-/* A failure; returns the failures counted for the address (0 if the
- * store was unreachable). */
-unsigned state_auth_fail(const char *addr, time_t now);
+ * error: nobody gets in while the blocks cannot be read).
+ * state_auth_fail: a failure; the failures now counted for the address
+ * (it is blocked from auth_max_failures on), 0 if the store could not
+ * count it.
+ * state_auth_success: the address's failures forgotten; nothing to
+ * wait for.
+ */
+void	state_auth_init(const struct conf *, struct event_base *);
+int	state_auth_blocked(const char *addr, time_t now, state_answer_fn *,
+	    void *arg, struct state_ask **ticket);
+int	state_auth_fail(const char *addr, time_t now, state_answer_fn *,
+	    void *arg, struct state_ask **ticket);
 void	state_auth_success(const char *addr);
 
-/* Both Redis clients: each command's bound, and how long a failure
- * counts Redis as down in that process (the breaker). */
+/* Each question's bound, and how long a failure counts Redis as down in
+ * that process (the breaker). */
 #define STATE_TIMEOUT_MS	100
 #define STATE_RETRY		3	/* seconds */
 #define STATE_KEY_MAX		200	/* a key's length */
 
-/* The auth process's Redis client (state_redis.c): synchronous; -1 =
- * unreachable. */
+/* redis://HOST[:PORT][/DB]; -1 if it is not one. */
 int	state_redis_parse_url(const char *url, char *host, size_t hostsz,
 	    int *port, int *db);
-long	state_redis_ttl(const struct conf *, const char *key);
-long	state_redis_fail(const struct conf *, const char *addr, unsigned max,
-	    unsigned block);
-int	state_redis_del(const struct conf *, const char *key);
 
 #endif

@@ -1,11 +1,12 @@
 /*
- * state_async.c - the shared state as the workers ask it (see state.h):
- * POP-before-SMTP grants and sending counters, without the event loop
- * ever waiting for Redis.
+ * state_async.c - the shared state as the processes ask it (see
+ * state.h): POP-before-SMTP grants and sending counters in the workers,
+ * failures and blocks in the auth process, without an event loop ever
+ * waiting for Redis.
  *
  * With the local back end the answer is there at once (a grant file, a
- * counter in shared memory).  With Redis each worker keeps one
- * connection, attached to its event loop (hiredis' libevent adapter),
+ * counter in shared memory, the auth process's own failure table).  With
+ * Redis each process keeps one connection, attached to its event loop (hiredis' libevent adapter),
  * and every question is one command on it: sessions wait for their own
  * answer while the loop serves the others, and the commands of many
  * sessions share the connection in flight.
@@ -14,10 +15,23 @@
  * or the connection fails, the connection is dropped and Redis counts
  * as down for STATE_RETRY seconds (the breaker): every question then
  * waiting, and every new one until the retry, gets the fallback answer
- * at once, the same as the auth process's synchronous client gives
- * (state_redis.c): no grant, the node's own counters, a grant not made.
+ * at once: no grant, the node's own counters, a grant not made, and for
+ * the auth process "cannot tell" (a temporary error for the login).
+ *
+ * Keys:
+ *
+ *   postern:grant:ADDRESS           "1", expires after pop-before-smtp
+ *   postern:rate:K:KEY:HOUR         count of kind K (m|r) in that clock
+ *                                   hour; expires after two hours
+ *   postern:authfail:ADDRESS        failures; expires auth-throttle BLOCK
+ *                                   after the first
+ *   postern:authblock:ADDRESS       "1" while blocked; expires after BLOCK
+ *
+ * Every update is one atomic command or one Lua script (EVAL), so two
+ * nodes never lose each other's counts.
  */
 #include "state/state.h"
+#include "auth/throttle.h"
 #include "policy/popbsmtp.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
@@ -26,7 +40,9 @@
 #include "deliver/dns.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +57,9 @@ enum ask_kind {
 	ASK_GRANT_ADD,
 	ASK_GRANT_CHECK,
 	ASK_RATE,
+	ASK_AUTH_BLOCKED,
+	ASK_AUTH_FAIL,
+	ASK_AUTH_SUCCESS,
 };
 
 struct state_ask {
@@ -81,7 +100,12 @@ static struct {
 	struct state_ask	*waiting, **waiting_tail;
 	time_t			 down_until;
 	int			 down;		/* an outage is being reported */
-} ra = { .waiting_tail = &ra.waiting };
+	const char		*down_means;	/* for the log, per process */
+} ra = { .waiting_tail = &ra.waiting,
+	 .down_means = "relay by POP grant refused" };
+
+/* The auth process's configuration (state_auth_init); NULL elsewhere. */
+static const struct conf *auth_conf;
 
 /*
  * Sliding-hour estimate as in policy/ratelimit.c, done inside Redis so
@@ -97,6 +121,16 @@ static const char rate_script[] =
     "redis.call('INCRBY', KEYS[1], ARGV[1])\n"
     "redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
     "return 1\n";
+
+/* KEYS: failures, block; ARGV: max, block seconds.  The failure window
+ * starts at the first failure, as in auth/throttle.c. */
+static const char fail_script[] =
+    "local n = redis.call('INCR', KEYS[1])\n"
+    "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end\n"
+    "if n >= tonumber(ARGV[1]) then\n"
+    "  redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])\n"
+    "end\n"
+    "return n\n";
 
 static int	ask_fallback(struct state_ask *);
 static void	ask_free(struct state_ask *);
@@ -139,8 +173,8 @@ ra_down(const char *reason)
 	ra.down_until = time(NULL) + STATE_RETRY;
 	if (!ra.down) {
 		/* Once per outage and process, not per session. */
-		log_warnx("state: redis down (%s); relay by POP grant refused, "
-		    "retrying every %ds", reason, STATE_RETRY);
+		log_warnx("state: redis down (%s); %s, retrying every %ds",
+		    reason, ra.down_means, STATE_RETRY);
 		ra.down = 1;
 	}
 	ra_fail_waiting();
@@ -308,8 +342,8 @@ ra_resolved(void *arg, enum dns_status st, const struct dns_addr *addrs,
 	ra_connect_next();
 }
 
-/* redis://HOST[:PORT][/DB], as state_redis.c reads it: an address is
- * connected to at once, a name looked up first. */
+/* redis://HOST[:PORT][/DB]: an address is connected to at once, a name
+ * looked up first. */
 static void
 ra_start(const struct conf *c)
 {
@@ -357,6 +391,11 @@ ask_fallback(struct state_ask *q)
 		 * mail instead would also refuse mail for local users. */
 		return ratelimit_take(q->key, q->rate_kind, q->n, q->max,
 		    q->now);
+	case ASK_AUTH_BLOCKED:
+		return -1;	/* cannot tell: nobody gets in */
+	case ASK_AUTH_FAIL:
+	case ASK_AUTH_SUCCESS:
+		return 0;	/* not counted */
 	}
 	return -1;
 }
@@ -374,6 +413,17 @@ ask_answer(struct state_ask *q, const redisReply *r)
 		return r->type == REDIS_REPLY_INTEGER && r->integer > 0;
 	case ASK_RATE:
 		return r->type == REDIS_REPLY_INTEGER && r->integer != 0;
+	case ASK_AUTH_BLOCKED:
+		/* TTL: -2 no key; -1 a key without expiry, not one of ours. */
+		if (r->type != REDIS_REPLY_INTEGER || r->integer <= 0)
+			return 0;
+		return r->integer > INT_MAX ? INT_MAX : (int)r->integer;
+	case ASK_AUTH_FAIL:
+		if (r->type != REDIS_REPLY_INTEGER || r->integer <= 0)
+			return 0;
+		return r->integer > INT_MAX ? INT_MAX : (int)r->integer;
+	case ASK_AUTH_SUCCESS:
+		return 0;
 	}
 	return -1;
 }
@@ -582,6 +632,115 @@ state_rate_take(const struct conf *c, const char *key,
 	q->max = max;
 	q->now = now;
 	return ask_send(c, q, 9, argv, ticket);
+}
+
+/* redis://HOST[:PORT][/DB] */
+int
+state_redis_parse_url(const char *url, char *host, size_t hostsz, int *port,
+    int *db)
+{
+	const char *p = url + 8, *end = p + strcspn(p, ":/");
+	char *e;
+	long v;
+
+	if (strncmp(url, "redis://", 8) != 0 || end == p ||
+	    (size_t)(end - p) >= hostsz)
+		return -1;
+	memcpy(host, p, (size_t)(end - p));
+	host[end - p] = '\0';
+	*port = 6379;
+	*db = 0;
+	if (*end == ':') {
+		errno = 0;
+		v = strtol(end + 1, &e, 10);
+		if (errno || e == end + 1 || v < 1 || v > 65535)
+			return -1;
+		*port = (int)v;
+		end = e;
+	}
+	if (*end == '/' && end[1]) {
+		errno = 0;
+		v = strtol(end + 1, &e, 10);
+		if (errno || *e || v < 0 || v > INT_MAX)
+			return -1;
+		*db = (int)v;
+	} else if (*end && strcmp(end, "/") != 0)
+		return -1;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* the auth process's questions                                       */
+
+void
+state_auth_init(const struct conf *c, struct event_base *base)
+{
+	auth_conf = c;
+	throttle_init(c->auth_max_failures, (unsigned)c->auth_block_time);
+	state_async_init(base);
+	ra.down_means = "relay by POP grant refused, authentication "
+	    "answers a temporary error";
+}
+
+static int
+state_auth_local(void)
+{
+	return auth_conf == NULL || auth_conf->state[0] == '\0';
+}
+
+int
+state_auth_blocked(const char *addr, time_t now, state_answer_fn *fn,
+    void *arg, struct state_ask **ticket)
+{
+	char key[STATE_KEY_MAX];
+	const char *argv[] = { "TTL", key };
+
+	if (state_auth_local()) {
+		unsigned left = throttle_blocked(addr, now);
+
+		return left > INT_MAX ? INT_MAX : (int)left;
+	}
+	(void)snprintf(key, sizeof key, "postern:authblock:%s", addr);
+	return ask_send(auth_conf, ask_new(ASK_AUTH_BLOCKED, fn, arg), 2,
+	    argv, ticket);
+}
+
+int
+state_auth_fail(const char *addr, time_t now, state_answer_fn *fn,
+    void *arg, struct state_ask **ticket)
+{
+	char fk[STATE_KEY_MAX], bk[STATE_KEY_MAX], maxs[16], blocks[16];
+	const char *argv[] = { "EVAL", fail_script, "2", fk, bk, maxs, blocks };
+	const struct conf *c = auth_conf;
+	unsigned n;
+
+	if (state_auth_local()) {
+		n = throttle_fail(addr, now);
+		return n > INT_MAX ? INT_MAX : (int)n;
+	}
+	(void)snprintf(fk, sizeof fk, "postern:authfail:%s", addr);
+	(void)snprintf(bk, sizeof bk, "postern:authblock:%s", addr);
+	(void)snprintf(maxs, sizeof maxs, "%u",
+	    c->auth_max_failures ? c->auth_max_failures : 1);
+	(void)snprintf(blocks, sizeof blocks, "%u",
+	    c->auth_block_time ? (unsigned)c->auth_block_time : 1);
+	return ask_send(c, ask_new(ASK_AUTH_FAIL, fn, arg), 7, argv, ticket);
+}
+
+void
+state_auth_success(const char *addr)
+{
+	char key[STATE_KEY_MAX];
+	const char *argv[] = { "DEL", key };
+	struct state_ask *ticket = NULL;
+
+	if (state_auth_local()) {
+		throttle_success(addr);
+		return;
+	}
+	(void)snprintf(key, sizeof key, "postern:authfail:%s", addr);
+	(void)ask_send(auth_conf, ask_new(ASK_AUTH_SUCCESS, NULL, NULL), 2,
+	    argv, &ticket);
 }
 
 void

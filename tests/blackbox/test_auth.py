@@ -253,6 +253,10 @@ def test_bad_credentials_and_protocol_errors(srv):
         assert code == 334
         code, text = c.cmd("%%%")
         assert code == 501 and "5.5.2" in text, text
+        # An empty initial response (RFC 4954 "=") is a response, and an
+        # empty PLAIN message is malformed; no challenge follows.
+        code, text = c.cmd("AUTH PLAIN =")
+        assert code == 501, text
         code, text = c.cmd(f"AUTH PLAIN {plain_ir('hoge', PASSWORD)}")
         assert code == 235, text
         code, text = c.cmd(f"AUTH PLAIN {plain_ir('hoge', PASSWORD)}")

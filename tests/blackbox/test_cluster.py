@@ -29,7 +29,7 @@ PASSWORD = "shared secret 11"
 USERS_CACHE = 2          # seconds: users-cache on both nodes
 GRANT = 5                # seconds: pop-before-smtp
 STATE_RETRY = 3          # seconds Redis stays "down" after a failure
-                         # (src/state/state_redis.c)
+                         # (src/state/state_async.c)
 
 
 # ----------------------------------------------------------------------

@@ -10,6 +10,7 @@ purpose.  The real one is in test_cluster.py.  A host name in the URL
 is looked up without waiting either: the last tests give the server a
 name server of their own."""
 import os
+import queue
 import re
 import shutil
 import socket
@@ -27,13 +28,17 @@ DELAY = 0.07                    # seconds per answer, under the 100 ms bound
 
 
 class SlowRedis:
-    """Answers EXISTS with `exists`, SET with +OK and EVAL with :1, each
-    after `delay` seconds; with delay None it reads and never answers.
-    Commands are answered in order on each connection, as Redis does."""
+    """Answers EXISTS with `exists`, TTL with :-2 (no such key), EVAL with
+    :1 and the rest with +OK, each after `delay` seconds; with delay None
+    it reads and never answers.  Commands are answered in order on each
+    connection, as Redis does: one after another (a slow server), or with
+    `latency` each `delay` after it arrived (a slow network: commands
+    sent together are answered together)."""
 
-    def __init__(self, delay, exists=1):
+    def __init__(self, delay, exists=1, latency=False):
         self.delay = delay
         self.exists = exists
+        self.latency = latency
         self.port = free_port()
         self.commands = []
         self.lsock = socket.socket()
@@ -57,6 +62,9 @@ class SlowRedis:
                 continue
             except OSError:
                 return
+            # As Redis does: replies written one by one must not wait
+            # for the client's delayed ACK (Nagle).
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             t = threading.Thread(target=self._serve, args=(conn,),
                                  daemon=True)
             self.threads.append(t)
@@ -82,9 +90,38 @@ class SlowRedis:
             buf = rest
         return out, buf
 
+    def _reply(self, verb):
+        return (f":{self.exists}\r\n" if verb == "EXISTS" else
+                ":-2\r\n" if verb == "TTL" else
+                ":1\r\n" if verb == "EVAL" else "+OK\r\n").encode()
+
+    def _send_due(self, conn, outbox):
+        """The latency mode's sender: each reply at its time, in order."""
+        while True:
+            item = outbox.get()
+            if item is None:
+                return
+            due, reply = item
+            time.sleep(max(0.0, due - time.monotonic()))
+            try:
+                conn.sendall(reply)
+            except OSError:
+                return
+
     def _serve(self, conn):
         conn.settimeout(0.2)
         buf = b""
+        outbox = queue.Queue()
+        if self.latency:
+            sender = threading.Thread(target=self._send_due,
+                                      args=(conn, outbox), daemon=True)
+            sender.start()
+        try:
+            self._serve_commands(conn, buf, outbox)
+        finally:
+            outbox.put(None)
+
+    def _serve_commands(self, conn, buf, outbox):
         with conn:
             while not self.stopping:
                 try:
@@ -97,15 +134,17 @@ class SlowRedis:
                     return
                 cmds, buf = self._commands(buf + chunk)
                 for args in cmds:
-                    self.commands.append(args[0].upper())
+                    verb = args[0].upper()
+                    self.commands.append(verb)
                     if self.delay is None:
                         continue
+                    if self.latency:
+                        outbox.put((time.monotonic() + self.delay,
+                                    self._reply(verb)))
+                        continue
                     time.sleep(self.delay)
-                    verb = args[0].upper()
-                    reply = (f":{self.exists}\r\n" if verb == "EXISTS" else
-                             ":1\r\n" if verb == "EVAL" else "+OK\r\n")
                     try:
-                        conn.sendall(reply.encode())
+                        conn.sendall(self._reply(verb))
                     except OSError:
                         return
 
@@ -445,3 +484,42 @@ def test_the_resolver_directive_serves_the_store_name(postern, slow_redis,
     assert ("redis.test", 1) in slow_dns.questions, slow_dns.questions
     assert slow_redis.commands == ["EVAL", "EXISTS"], slow_redis.commands
     assert "state: redis down" not in srv.log()
+
+
+@pytest.mark.parametrize("slow_redis", [(DELAY, 1, True)], indirect=True)
+def test_logins_do_not_wait_for_each_other_on_a_slow_store(slow_redis):
+    """The auth process asks the store too (is the address blocked; the
+    failures forgotten after a success) without waiting for it: logins
+    that arrive together are answered together, not one store round
+    trip after another."""
+    import base64
+    from test_auth import PASSWORD, make_server
+    srv = make_server(extra=[f"state {slow_redis.url}"],
+                      sub_opts="cleartext-auth loopback")
+    n = 8
+    ir = base64.b64encode(f"\0hoge\0{PASSWORD}".encode()).decode()
+    try:
+        # The password in the cache first, so that only the store is
+        # waited for below.
+        with srv.connect(srv.sub_port) as c:
+            c.ehlo()
+            assert c.cmd(f"AUTH PLAIN {ir}")[0] == 235
+        asked = slow_redis.commands.count("TTL")
+        clients = [srv.connect(srv.sub_port) for _ in range(n)]
+        for c in clients:
+            c.ehlo()
+        t0 = time.monotonic()
+        for c in clients:
+            c.send(f"AUTH PLAIN {ir}\r\n")
+        waits = []
+        for c in clients:
+            code, text = c.reply()
+            assert code == 235, text
+            waits.append(time.monotonic() - t0)
+            c.close()
+        assert slow_redis.commands.count("TTL") - asked == n
+        # One after another, the last would wait n round trips.
+        assert max(waits) < n * DELAY / 2, [round(w, 3) for w in waits]
+        assert "state: redis down" not in srv.log()
+    finally:
+        finish_checked(srv)
