@@ -719,10 +719,10 @@ authd_handle_step(struct authd_conn *c, struct msg *m)
 	if (msg_get_data(m, &data, &n) == -1 || msg_end(m) == -1)
 		return -1;
 	/* An exchange that already ended (or waits out a failure delay,
-	 * or for its verification) is not an error: the worker may be a
-	 * step behind. */
+	 * or for the store or its verification) is not an error: the
+	 * worker may be a step behind.  APOP has no second step. */
 	if ((x = authd_exchange_find(c, m->reqid)) == NULL || x->delay ||
-	    x->verifying || x->ask)
+	    x->verifying || x->ask || x->apop)
 		return 0;
 	authd_step(x, data, n, 1);
 	return 0;

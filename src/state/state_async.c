@@ -6,10 +6,10 @@
  *
  * With the local back end the answer is there at once (a grant file, a
  * counter in shared memory, the auth process's own failure table).  With
- * Redis each process keeps one connection, attached to its event loop (hiredis' libevent adapter),
- * and every question is one command on it: sessions wait for their own
- * answer while the loop serves the others, and the commands of many
- * sessions share the connection in flight.
+ * Redis each process keeps one connection, attached to its event loop
+ * (hiredis' libevent adapter), and every question is one command on it:
+ * sessions (or logins) wait for their own answer while the loop serves
+ * the others, and the commands of many share the connection in flight.
  *
  * Each question has STATE_TIMEOUT_MS to be answered.  When one is not,
  * or the connection fails, the connection is dropped and Redis counts
