@@ -77,6 +77,9 @@ def test_a_client_gone_during_the_open_leaves_the_mailbox_free(srv):
     pop = pop3s(srv)
     assert pop.cmd("USER gone").startswith("+OK")
     pop.send(f"PASS {PASSWORD}\r\n")
+    # Gone once the password is checked, while the mailbox opens (a
+    # client gone before that ends the login itself: test_auth_verify).
+    srv.wait_log(r"authd: auth ok user=gone ")
     pop.sock.close()
     # Input waits while the thread reads the mailbox, the end of the
     # connection with it: the session sees it when the open is done ...
