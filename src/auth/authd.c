@@ -641,8 +641,8 @@ authd_block_known(void *arg, int blocked)
 	}
 }
 
-/* A new exchange, counted on its connection, that first asks whether
- * its address is blocked. */
+/* A new exchange, counted on its connection.  authd_exchange_begin
+ * then asks first whether its address is blocked. */
 static struct authd_exchange *
 authd_exchange_new(struct authd_conn *c, uint64_t reqid, const char *peer)
 {
