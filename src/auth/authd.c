@@ -110,8 +110,8 @@ static struct {
  */
 struct authd_verify {
 	struct workpool_job	 job;		/* first */
-	struct authd_exchange	*x;		/* NULL once abandoned */
-	atomic_int		 abandoned;	/* the same, for the thread */
+	/* NULL once abandoned; the thread reads it too. */
+	struct authd_exchange	*_Atomic x;
 	int			 ran;		/* the hash was computed */
 	char			 user[SASL_USER_MAX + 1];
 	char			 peer[64];	/* for the log */
@@ -250,7 +250,7 @@ authd_verify_work(struct workpool_job *wj)
 {
 	struct authd_verify *v = (struct authd_verify *)wj;
 
-	if (!atomic_load(&v->abandoned)) {
+	if (atomic_load(&v->x) != NULL) {
 		v->verdict = pwhash_verify(v->password, v->hash);
 		v->ran = 1;
 	}
@@ -270,7 +270,7 @@ static void
 authd_verify_done(struct workpool_job *wj)
 {
 	struct authd_verify *v = (struct authd_verify *)wj;
-	struct authd_exchange *x = v->x;
+	struct authd_exchange *x = atomic_load(&v->x);
 	const struct user_entry *u;
 	int verdict = v->known ? v->verdict : 0;
 	char user[SASL_USER_MAX * 4 + 1];
@@ -306,8 +306,7 @@ authd_verify_later(struct authd_exchange *x, const char *user,
 
 	v->job.work = authd_verify_work;
 	v->job.done = authd_verify_done;
-	v->x = x;
-	atomic_init(&v->abandoned, 0);
+	atomic_init(&v->x, x);
 	strlcpy(v->user, user, sizeof v->user);
 	strlcpy(v->peer, x->peer, sizeof v->peer);
 	v->mech = x->sasl.mech->name;
@@ -438,8 +437,7 @@ authd_exchange_free(struct authd_exchange *x)
 	TAILQ_REMOVE(&x->conn->exchanges, x, entry);
 	x->conn->nexchanges--;
 	if (x->verifying) {
-		x->verifying->x = NULL;
-		atomic_store(&x->verifying->abandoned, 1);
+		atomic_store(&x->verifying->x, NULL);
 	}
 	/* A question already sent still counts in the store (a failure
 	 * stays counted); only its answer is dropped. */

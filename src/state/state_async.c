@@ -413,12 +413,8 @@ ask_answer(struct state_ask *q, const redisReply *r)
 		return r->type == REDIS_REPLY_INTEGER && r->integer > 0;
 	case ASK_RATE:
 		return r->type == REDIS_REPLY_INTEGER && r->integer != 0;
-	case ASK_AUTH_BLOCKED:
-		/* TTL: -2 no key; -1 a key without expiry, not one of ours. */
-		if (r->type != REDIS_REPLY_INTEGER || r->integer <= 0)
-			return 0;
-		return r->integer > INT_MAX ? INT_MAX : (int)r->integer;
-	case ASK_AUTH_FAIL:
+	case ASK_AUTH_BLOCKED:	/* TTL: -2 no key; -1 a key without */
+	case ASK_AUTH_FAIL:	/* expiry, not one of ours */
 		if (r->type != REDIS_REPLY_INTEGER || r->integer <= 0)
 			return 0;
 		return r->integer > INT_MAX ? INT_MAX : (int)r->integer;
