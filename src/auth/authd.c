@@ -126,20 +126,26 @@ struct authd_verify {
 
 static void authd_finish(struct authd_exchange *, enum sasl_status);
 
-/* Reload the users source if it changed, and publish the hash-free view
- * the workers read (auth/userview.h). */
+/* Publish the hash-free view the workers read (auth/userview.h) if the
+ * users changed since. */
 static void
-authd_users_refresh(time_t now)
+authd_users_publish(void *unused)
 {
-	rcpt_maps_refresh(&authd.maps, now);
-	if (authd.pg)	/* at most once per users-cache (docs/scaling.md) */
-		(void)userdb_pg_refresh(authd.pg, &authd.maps.users,
-		    &authd.maps.users_generation, now);
 	if (authd.conf->users[0] &&
 	    authd.maps.users_generation != authd.published &&
 	    userview_publish(authd.conf, &authd.maps.users,
 	    authd.view_gid) == 0)
 		authd.published = authd.maps.users_generation;
+}
+
+/* Reload the users source if it changed, and publish. */
+static void
+authd_users_refresh(time_t now)
+{
+	rcpt_maps_refresh(&authd.maps, now);
+	if (authd.pg)	/* asked at most once per users-cache, off the loop */
+		userdb_pg_refresh(authd.pg, now);
+	authd_users_publish(NULL);
 }
 
 /* A lock or a new user must reach the workers without waiting for the
@@ -908,13 +914,15 @@ authd_main(const struct conf *conf, int listen_fd)
 	if ((authd.base = event_base_new()) == NULL)
 		fatalx("authd: event_base_new failed");
 	state_auth_init(conf, authd.base);
-	if (userdb_pg_is_url(conf->users))
-		authd.pg = userdb_pg_new(conf->users, (unsigned)conf->users_cache);
 	rcpt_maps_init(&authd.maps, conf);
 	if (geteuid() == 0) {
 		struct passwd *pw = getpwnam(conf->user);
 		authd.view_gid = pw ? pw->pw_gid : 0;
 	}
+	if (userdb_pg_is_url(conf->users))
+		authd.pg = userdb_pg_new(conf->users,
+		    (unsigned)conf->users_cache, authd.base, &authd.maps.users,
+		    &authd.maps.users_generation, authd_users_publish, NULL);
 	authd.view_timer = evtimer_new(authd.base, authd_view_tick, NULL);
 	authd_view_tick(-1, 0, NULL);
 	if ((authd.verifiers = workpool_new(authd.base, nverifiers)) == NULL)

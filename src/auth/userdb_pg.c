@@ -3,33 +3,62 @@
  * sql/001_users.sql).  Runs in the auth process (reads) and in
  * `postern user` (writes); never in a worker.
  *
- * XXX: libpq is used synchronously; in the auth process that blocks its
- * event loop for a query every users-cache seconds (one integer when
- * nothing changed, the whole table when something did).  A database
- * that is refused costs nothing; one that does not answer costs up to
- * connect_timeout (2 s) once per users-cache while it is down, during
- * which authentication waits.  Acceptable next to crypt(3), which the
- * same loop already runs; an asynchronous libpq connection on the loop
- * is the better answer.
+ * libpq is used synchronously, but in the auth process only on a thread
+ * of its own (after the first copy, at start): a database that is slow,
+ * or that accepted the connection and then stopped answering, holds
+ * that thread and never the loop every login goes through.  The loop
+ * keeps answering from its copy meanwhile, for PG_ANSWER_WAIT seconds
+ * at most past the question, and then fails closed until an answer
+ * comes.
  */
 #include "auth/userdb_pg.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
+#include "lib/workpool.h"
 #include "lib/xalloc.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <libpq-fe.h>
 
 #define PG_CONNECT_TIMEOUT	"2"	/* seconds; libpq's minimum */
+#define PG_ANSWER_WAIT		5	/* seconds the copy outlives a question */
+
+/* One question to the database, asked on the thread (or, for the first
+ * copy, on the caller's): the users' generation, and the whole table
+ * when it moved. */
+struct pg_ask {
+	struct workpool_job	 job;		/* first */
+	struct userdb_pg	*pg;
+	int			 answered;	/* the database answered */
+	int			 loaded;	/* fresh holds a new copy */
+	long long		 generation;	/* fresh's */
+	struct userdb		 fresh;
+	char			 why[256];	/* no answer: libpq's reason */
+};
 
 struct userdb_pg {
 	char		*url;
 	unsigned	 lifetime;
+	/* The asking side's (the thread while a question is out); lock
+	 * held to set or close it, so that the loop may shut its socket. */
 	PGconn		*conn;
+	pthread_mutex_t	 lock;
+	int		 stopping;
+	/* The loop's; the thread reads generation while it asks. */
 	long long	 generation;	/* the database's, last loaded; -1 none */
+	struct userdb	*db;		/* the copy, the caller's */
+	unsigned	*db_generation;
+	void		(*changed)(void *);
+	void		*arg;
+	struct workpool	*asker;		/* NULL: asked on the loop */
+	struct pg_ask	 ask;
+	int		 asking;	/* ask is out */
+	time_t		 asked;		/* when it went out */
 	time_t		 next_check;
 	int		 usable;	/* the last check succeeded */
 	int		 down;		/* an outage is being reported */
@@ -158,9 +187,15 @@ prepare(PGconn *conn, const char *name, const char *sql, int nparams,
 static PGconn *
 pg_open(const char *url, FILE *errf, char *why, size_t whysz)
 {
-	const char *const keys[] = { "dbname", "connect_timeout",
-	    "application_name", NULL };
-	const char *const vals[] = { url, PG_CONNECT_TIMEOUT, "postern", NULL };
+	/* A server that stops answering is let go after about half a
+	 * minute rather than TCP's quarter of an hour: keepalives while a
+	 * reply is awaited, and a bound on data left unacknowledged.  The
+	 * URL may say otherwise (it comes after them); not the timeout. */
+	const char *const keys[] = { "keepalives_idle", "keepalives_interval",
+	    "keepalives_count", "tcp_user_timeout", "dbname",
+	    "connect_timeout", "application_name", NULL };
+	const char *const vals[] = { "10", "5", "3", "30000", url,
+	    PG_CONNECT_TIMEOUT, "postern", NULL };
 	PGconn *conn = PQconnectdbParams(keys, vals, 1);
 
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
@@ -248,38 +283,63 @@ load_all(PGconn *conn, struct userdb *out, FILE *errf)
 /* ---------------------------------------------------------------- */
 /* the auth process                                                   */
 
-struct userdb_pg *
-userdb_pg_new(const char *url, unsigned lifetime)
+/* On the asking side: connect if need be, ask for the generation, and
+ * load the table if it moved.  Touches nothing of the loop's but reads
+ * pg->generation, which does not change while a question is out. */
+static void
+pg_ask_work(struct workpool_job *job)
 {
-	struct userdb_pg *pg = xcalloc(1, sizeof *pg);
+	struct pg_ask *a = (struct pg_ask *)job;
+	struct userdb_pg *pg = a->pg;
+	PGconn *conn;
+	PGresult *r;
+	long long gen;
 
-	pg->url = xstrdup(url);
-	pg->lifetime = lifetime ? lifetime : 1;
-	pg->generation = -1;
-	return pg;
-}
-
-void
-userdb_pg_free(struct userdb_pg *pg)
-{
-	if (pg == NULL)
-		return;
+	a->answered = a->loaded = 0;
+	a->why[0] = '\0';
+	if (pg->conn == NULL) {
+		if ((conn = pg_open(pg->url, NULL, a->why, sizeof a->why)) ==
+		    NULL)
+			return;
+		pthread_mutex_lock(&pg->lock);
+		if (pg->stopping) {
+			PQfinish(conn);
+			conn = NULL;
+		}
+		pg->conn = conn;
+		pthread_mutex_unlock(&pg->lock);
+		if (conn == NULL) {
+			(void)strlcpy(a->why, "stopping", sizeof a->why);
+			return;
+		}
+	}
+	r = PQexecPrepared(pg->conn, "generation", 0, NULL, NULL, NULL, 0);
+	if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK ||
+	    PQntuples(r) != 1) {
+		PQclear(r);
+		goto fail;
+	}
+	gen = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	if (gen != pg->generation) {
+		if (load_all(pg->conn, &a->fresh, NULL) == -1)
+			goto fail;
+		a->loaded = 1;
+		a->generation = gen;
+	}
+	a->answered = 1;
+	return;
+fail:
+	(void)pg_error(pg->conn, a->why, sizeof a->why);
+	pthread_mutex_lock(&pg->lock);
 	PQfinish(pg->conn);
-	free(pg->url);
-	free(pg);
-}
-
-int
-userdb_pg_usable(const struct userdb_pg *pg)
-{
-	return pg->usable;
+	pg->conn = NULL;
+	pthread_mutex_unlock(&pg->lock);
 }
 
 static void
 outage(struct userdb_pg *pg, const char *why)
 {
-	PQfinish(pg->conn);
-	pg->conn = NULL;
 	pg->usable = 0;
 	if (!pg->down) {
 		log_warnx("users: postgresql down (%s); authentication answers "
@@ -288,50 +348,114 @@ outage(struct userdb_pg *pg, const char *why)
 	}
 }
 
-int
-userdb_pg_refresh(struct userdb_pg *pg, struct userdb *db,
-    unsigned *generation, time_t now)
+/* On the loop: take the answer in. */
+static void
+pg_ask_done(struct workpool_job *job)
 {
-	char why[256];
-	PGresult *r;
-	long long gen;
+	struct pg_ask *a = (struct pg_ask *)job;
+	struct userdb_pg *pg = a->pg;
 
-	if (now < pg->next_check)
-		return pg->usable;
-	pg->next_check = now + (time_t)pg->lifetime;
-	if (pg->conn == NULL &&
-	    (pg->conn = pg_open(pg->url, NULL, why, sizeof why)) == NULL) {
-		outage(pg, why);
-		return 0;
+	pg->asking = 0;
+	if (!a->answered) {
+		outage(pg, a->why[0] ? a->why : "unknown error");
+		return;
 	}
-	r = PQexecPrepared(pg->conn, "generation", 0, NULL, NULL, NULL, 0);
-	if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK ||
-	    PQntuples(r) != 1) {
-		PQclear(r);
-		outage(pg, pg_error(pg->conn, why, sizeof why));
-		return 0;
-	}
-	gen = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	if (gen != pg->generation) {
-		struct userdb fresh;
-
-		if (load_all(pg->conn, &fresh, NULL) == -1) {
-			outage(pg, pg_error(pg->conn, why, sizeof why));
-			return 0;
-		}
-		userdb_free(db);
-		*db = fresh;
-		(*generation)++;
-		pg->generation = gen;
-		log_debug("users: loaded %zu users from postgresql", db->nusers);
+	if (a->loaded) {
+		userdb_free(pg->db);
+		*pg->db = a->fresh;
+		memset(&a->fresh, 0, sizeof a->fresh);
+		(*pg->db_generation)++;
+		pg->generation = a->generation;
+		log_debug("users: loaded %zu users from postgresql",
+		    pg->db->nusers);
 	}
 	if (pg->down) {
 		log_info("users: postgresql back");
 		pg->down = 0;
 	}
 	pg->usable = 1;
-	return 1;
+	if (a->loaded && pg->changed)
+		pg->changed(pg->arg);
+}
+
+struct userdb_pg *
+userdb_pg_new(const char *url, unsigned lifetime, struct event_base *base,
+    struct userdb *db, unsigned *generation, void (*changed)(void *),
+    void *arg)
+{
+	struct userdb_pg *pg = xcalloc(1, sizeof *pg);
+
+	pg->url = xstrdup(url);
+	pg->lifetime = lifetime ? lifetime : 1;
+	pg->generation = -1;
+	pthread_mutex_init(&pg->lock, NULL);
+	pg->db = db;
+	pg->db_generation = generation;
+	pg->changed = changed;
+	pg->arg = arg;
+	pg->ask.job.work = pg_ask_work;
+	pg->ask.job.done = pg_ask_done;
+	pg->ask.pg = pg;
+	/* The first copy here, before any login can want it. */
+	pg->next_check = time(NULL) + (time_t)pg->lifetime;
+	pg_ask_work(&pg->ask.job);
+	pg_ask_done(&pg->ask.job);
+	if ((pg->asker = workpool_new(base, 1)) == NULL)
+		log_warn("users: no thread to ask postgresql on; asking on "
+		    "the loop");
+	return pg;
+}
+
+void
+userdb_pg_free(struct userdb_pg *pg)
+{
+	if (pg == NULL)
+		return;
+	/* A question still out may be waiting on a server that does not
+	 * answer: end its wait, then let the thread finish. */
+	pthread_mutex_lock(&pg->lock);
+	pg->stopping = 1;
+	if (pg->asking && pg->conn != NULL && PQsocket(pg->conn) != -1)
+		(void)shutdown(PQsocket(pg->conn), SHUT_RDWR);
+	pthread_mutex_unlock(&pg->lock);
+	workpool_free(pg->asker);
+	userdb_free(&pg->ask.fresh);
+	PQfinish(pg->conn);
+	pthread_mutex_destroy(&pg->lock);
+	free(pg->url);
+	free(pg);
+}
+
+void
+userdb_pg_refresh(struct userdb_pg *pg, time_t now)
+{
+	char why[64];
+
+	if (pg->asking) {
+		if (pg->usable && now >= pg->asked + PG_ANSWER_WAIT) {
+			(void)snprintf(why, sizeof why, "no answer in %ds",
+			    PG_ANSWER_WAIT);
+			outage(pg, why);
+		}
+		return;
+	}
+	if (now < pg->next_check)
+		return;
+	pg->next_check = now + (time_t)pg->lifetime;
+	pg->asking = 1;
+	pg->asked = now;
+	if (pg->asker != NULL) {
+		workpool_submit(pg->asker, &pg->ask.job);
+		return;
+	}
+	pg_ask_work(&pg->ask.job);
+	pg_ask_done(&pg->ask.job);
+}
+
+int
+userdb_pg_usable(const struct userdb_pg *pg)
+{
+	return pg->usable;
 }
 
 /* ---------------------------------------------------------------- */

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <time.h>
 
+#include <event2/event.h>
+
 #include "auth/userdb.h"
 
 struct userdb_pg_migration {
@@ -26,18 +28,23 @@ extern const struct userdb_pg_migration userdb_pg_migrations[];
 int	userdb_pg_is_url(const char *);
 
 /*
- * The auth process's copy.  userdb_pg_refresh asks for the generation at
- * most once per `lifetime` seconds and reloads the table into *db when
- * it moved (then bumps *generation).  Returns 1 if the copy may be used,
- * 0 if the database could not be asked when it was due (callers answer
- * a temporary error until it can again).  A connection error is logged
- * once per outage.
+ * The auth process's copy, *db.  userdb_pg_new loads the first one on
+ * the caller's thread (bounded by a 2 s connect timeout).  After that,
+ * userdb_pg_refresh sends a question at most once per `lifetime` seconds
+ * to a thread of its own, which asks for the generation and reloads the
+ * table when it moved; the answer replaces *db on base's loop, bumps
+ * *generation and calls changed(arg).  userdb_pg_usable: 1 if the copy
+ * may be used, 0 if the last question got no answer, or none within 5 s
+ * (callers answer a temporary error until one comes).  An outage is
+ * logged once.
  */
 struct userdb_pg;
-struct userdb_pg *userdb_pg_new(const char *url, unsigned lifetime);
+struct userdb_pg *userdb_pg_new(const char *url, unsigned lifetime,
+	    struct event_base *base, struct userdb *db, unsigned *generation,
+	    void (*changed)(void *), void *arg);
+/* Ends a question still out (its socket is shut), then frees. */
 void	userdb_pg_free(struct userdb_pg *);
-int	userdb_pg_refresh(struct userdb_pg *, struct userdb *db,
-	    unsigned *generation, time_t now);
+void	userdb_pg_refresh(struct userdb_pg *, time_t now);
 int	userdb_pg_usable(const struct userdb_pg *);
 
 /* `postern user`: 0 or -1 with a message on errf. */

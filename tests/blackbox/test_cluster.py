@@ -449,3 +449,139 @@ def test_postgresql_outage_tempfails_auth_and_recovers(alice):
     print(f"\nfigure: postgresql back, B authenticates again after "
           f"{time.monotonic() - t1:.2f}s")
     assert "users: postgresql back" in b.log()
+
+
+class FreezingRelay:
+    """A TCP relay in front of PostgreSQL that can hold the server's
+    bytes: a database that took the connection and then stopped
+    answering (a stuck server, a path that drops packets).  Held bytes
+    go on when it thaws, so the question in flight then completes."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.lsock.settimeout(0.2)
+        self.port = self.lsock.getsockname()[1]
+        self.frozen = threading.Event()
+        self.held = 0            # server replies held while frozen
+        self.stopping = threading.Event()
+        self.socks = []
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        while not self.stopping.is_set():
+            try:
+                client, _ = self.lsock.accept()
+            except OSError:
+                continue
+            server = socket.create_connection(("127.0.0.1", self.target), 5)
+            self.socks += [client, server]
+            for src, dst, held in ((client, server, False),
+                                   (server, client, True)):
+                t = threading.Thread(target=self._pipe, daemon=True,
+                                     args=(src, dst, held))
+                self.threads.append(t)
+                t.start()
+
+    def _pipe(self, src, dst, held):
+        src.settimeout(0.2)
+        while not self.stopping.is_set():
+            try:
+                data = src.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            if held and self.frozen.is_set():
+                self.held += 1
+            while held and self.frozen.is_set() and \
+                    not self.stopping.is_set():
+                time.sleep(0.02)
+            try:
+                dst.sendall(data)
+            except OSError:
+                break
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(5)
+        for s in self.socks + [self.lsock]:
+            s.close()
+
+
+def timed_auth(srv, source):
+    t = time.monotonic()
+    code = smtp_auth(srv, source)[0]
+    return code, time.monotonic() - t
+
+
+def test_a_database_that_stops_answering_does_not_hold_logins(alice):
+    """The auth process asks PostgreSQL on a thread: while a question
+    hangs, logins are answered from its copy, for 5 s at most past the
+    question, and then refused with 454 until an answer comes."""
+    pg, redis, a, b = alice
+    relay = FreezingRelay(pg.port)
+    mail = Path([line.split()[1] for line in a.conf.read_text().splitlines()
+                 if line.startswith("mailboxes ")][-1])
+    c = node(type("PG", (), {"url": f"postgresql://postgres@127.0.0.1:"
+                                    f"{relay.port}/postgres"}), redis, mail)
+    try:
+        c.start()
+        assert wait_for(lambda: smtp_auth(c, "127.0.0.50")[0] == 235,
+                        USERS_CACHE + 5, 0.2), c.log()
+
+        relay.frozen.set()
+        t0 = time.monotonic()
+        answers = []
+        while time.monotonic() - t0 < USERS_CACHE + 10:
+            code, took = timed_auth(c, "127.0.0.50")
+            answers.append((round(time.monotonic() - t0, 2), code,
+                            round(took, 3)))
+            if code == 454:
+                break
+            time.sleep(0.2)
+        print(f"\nfigure: (seconds since the freeze, reply, seconds it "
+              f"took): {answers}")
+        assert all(took < 1.0 for _, _, took in answers), answers
+        assert answers[-1][1] == 454, answers
+        assert all(code == 235 for _, code, _ in answers[:-1]), answers
+        # The question goes out within users-cache (plus the auth
+        # process's half-second tick), the copy serves 5 s past it.
+        assert answers[-1][0] >= 4.5, answers
+        assert "users: postgresql down (no answer in 5s)" in c.log()
+
+        relay.frozen.clear()
+        t1 = time.monotonic()
+        assert wait_for(lambda: smtp_auth(c, "127.0.0.50")[0] == 235,
+                        USERS_CACHE + 5, 0.2), c.log()
+        print(f"figure: thawed, 235 again after "
+              f"{time.monotonic() - t1:.2f}s")
+        assert "users: postgresql back" in c.log()
+
+        # Stopping while a question hangs: its socket is shut, the
+        # server exits at once and cleanly.
+        relay.frozen.set()
+        relay.held = 0
+        t2 = time.monotonic()
+        while time.monotonic() - t2 < USERS_CACHE + 1.5:
+            assert timed_auth(c, "127.0.0.50")[1] < 1.0
+            time.sleep(0.2)
+        assert relay.held > 0    # the answer to a question out
+        t3 = time.monotonic()
+        assert c.terminate(timeout=10) == 0, c.log()
+        print(f"figure: stopped with a question out in "
+              f"{time.monotonic() - t3:.2f}s")
+    finally:
+        relay.frozen.clear()
+        problems = _finish_all([c])
+        relay.close()
+    assert not problems, "\n\n".join(problems)
