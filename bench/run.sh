@@ -417,6 +417,7 @@ for kb in 1 100; do
 				rf+=("$(src_run postfix "$F_SMTP" "$s" "$m" $((kb * 1024)) "$d")")
 				rs+=("$(src_run sink "$SINK" "$s" "$m" $((kb * 1024)) "$d")")
 			done
+			log "  runs: postern ${rp[*]}; postfix ${rf[*]}; sink ${rs[*]}"
 			a=$(printf '%s\n' "${rp[@]}" | median)
 			b=$(printf '%s\n' "${rf[@]}" | median)
 			c=$(printf '%s\n' "${rs[@]}" | median)
