@@ -97,6 +97,10 @@ static struct {
 	struct event		*view_timer;
 	struct userdb_pg	*pg;		/* users postgresql://; else NULL */
 	struct workpool		*verifiers;	/* NULL: verify on the loop */
+	/* PAM's one thread (made at the first PAM login): modules are
+	 * called one at a time, as not all of them are thread-safe, but
+	 * off the loop, as a module may take its time. */
+	struct workpool		*pam;
 	TAILQ_HEAD(, authd_conn) conns;
 } authd;
 
@@ -257,7 +261,9 @@ authd_verify_work(struct workpool_job *wj)
 	struct authd_verify *v = (struct authd_verify *)wj;
 
 	if (atomic_load(&v->x) != NULL) {
-		v->verdict = pwhash_verify(v->password, v->hash);
+		v->verdict = strcmp(v->hash, USERDB_PAM_HASH) == 0 ?
+		    userdb_pam_verify(authd.conf->pam_service, v->user,
+		    v->password) : pwhash_verify(v->password, v->hash);
 		v->ran = 1;
 	}
 }
@@ -302,10 +308,11 @@ authd_verify_done(struct workpool_job *wj)
 	authd_verify_free(v);
 }
 
-/* Hand the verification to a thread; the exchange waits for it. */
+/* Hand the verification to a thread of pool; the exchange waits for
+ * it. */
 static int
-authd_verify_later(struct authd_exchange *x, const char *user,
-    const char *password, const char *hash, int known,
+authd_verify_later(struct workpool *pool, struct authd_exchange *x,
+    const char *user, const char *password, const char *hash, int known,
     const unsigned char *mac)
 {
 	struct authd_verify *v = xcalloc(1, sizeof *v);
@@ -324,7 +331,7 @@ authd_verify_later(struct authd_exchange *x, const char *user,
 		v->cacheable = 1;
 	}
 	x->verifying = v;
-	workpool_submit(authd.verifiers, &v->job);
+	workpool_submit(pool, &v->job);
 	return SASL_VERIFY_LATER;
 }
 
@@ -341,7 +348,7 @@ authd_check(const struct user_entry *u, const char *password)
 /*
  * The backend's verify_password: 1 from the cache, or SASL_VERIFY_LATER
  * with the hash on a thread (authd_verify_done gives the verdict).
- * Without threads, and for PAM, the verification runs here.
+ * Without threads, the verification runs here.
  */
 static int
 authd_verify_password(void *arg, const char *user, const char *password)
@@ -364,17 +371,23 @@ authd_verify_password(void *arg, const char *user, const char *password)
 		return -1;
 	if (u == NULL) {
 		if (authd.verifiers)
-			return authd_verify_later(x, user, password, dummy, 0,
-			    NULL);
+			return authd_verify_later(authd.verifiers, x, user,
+			    password, dummy, 0, NULL);
 		(void)pwhash_verify(password, dummy);
 		return 0;
 	}
 	/* A system account can be locked where postern cannot see it
-	 * (passwd -l): PAM is asked every time, never the cache.  PAM
-	 * modules are not all safe to call from threads, so it runs
-	 * here. */
-	if (strcmp(u->hash, USERDB_PAM_HASH) == 0)
-		return authd_check(u, password);
+	 * (passwd -l): PAM is asked every time, never the cache, on its
+	 * own thread (authd.pam). */
+	if (strcmp(u->hash, USERDB_PAM_HASH) == 0) {
+		if (authd.pam == NULL && (authd.pam = workpool_new(authd.base,
+		    1)) == NULL)
+			log_warn("authd: no thread for PAM; asking it here");
+		if (authd.pam == NULL)
+			return authd_check(u, password);
+		return authd_verify_later(authd.pam, x, user, password,
+		    u->hash, 1, NULL);
+	}
 	if (!authd_cache.keyed &&
 	    RAND_bytes(authd_cache.key, sizeof authd_cache.key) == 1)
 		authd_cache.keyed = 1;
@@ -389,8 +402,8 @@ authd_verify_password(void *arg, const char *user, const char *password)
 		}
 	}
 	if (authd.verifiers) {
-		ok = authd_verify_later(x, user, password, u->hash, 1,
-		    cacheable ? mac : NULL);
+		ok = authd_verify_later(authd.verifiers, x, user, password,
+		    u->hash, 1, cacheable ? mac : NULL);
 		OPENSSL_cleanse(mac, sizeof mac);
 		return ok;
 	}
@@ -944,6 +957,7 @@ authd_main(const struct conf *conf, int listen_fd)
 	while (!TAILQ_EMPTY(&authd.conns))
 		authd_conn_free(TAILQ_FIRST(&authd.conns));
 	workpool_free(authd.verifiers);
+	workpool_free(authd.pam);
 	state_async_shutdown();
 	event_free(authd.view_timer);
 	userdb_pg_free(authd.pg);

@@ -4,10 +4,11 @@ import base64
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
-from conftest import _finish_all
+from conftest import NET_TIMEOUT, _finish_all
 from test_auth import make_server, postern_user, settle, starttls
 
 ACCOUNT = "postern-pamt"
@@ -62,6 +63,41 @@ def test_pam_user_authenticates_with_system_password(system_account):
             code, text = c.cmd(f"AUTH PLAIN {plain(ACCOUNT, SYSPASS)}")
             assert code == 535, text
         srv.wait_log(rf"authd: auth failed user={ACCOUNT} ")
+    finally:
+        problems = _finish_all([srv])
+        assert not problems, problems
+
+
+def test_a_slow_pam_check_does_not_hold_other_logins(system_account):
+    """PAM runs on a thread of the auth process's own: a system account
+    whose check takes about a second (a SHA-512 crypt hash with millions
+    of rounds in /etc/shadow) holds no other login."""
+    from test_auth_verify import Login, slow_hash, started
+    subprocess.run(["usermod", "-p", slow_hash(SYSPASS), ACCOUNT],
+                   check=True, timeout=30)
+    srv = make_server()
+    try:
+        r = postern_user(srv, "add", ACCOUNT, "--pam", "--address",
+                         "pamt@example.test")
+        assert r.returncode == 0, r.stderr
+        settle(srv, ACCOUNT, lambda l: l is not None)
+        t0 = time.monotonic()
+        slow = Login(srv, ACCOUNT, SYSPASS)
+        started(srv, slow)
+        # A users-file login, its hash on the verification threads:
+        # answered while PAM still runs.
+        fast = Login(srv, "hoge")
+        started(srv, fast)
+        fast.join(NET_TIMEOUT)
+        slow.join(NET_TIMEOUT)
+        for l in (fast, slow):
+            assert l.error is None, l.error
+            assert l.reply[0] == 235, (l.user, l.reply)
+        print(f"\nfigure: PAM login answered {slow.at - t0:.2f}s in, the "
+              f"file user's {fast.at - t0:.2f}s in")
+        assert fast.at < slow.at, (
+            f"the file user was answered {fast.at - t0:.2f} s in, the PAM "
+            f"login {slow.at - t0:.2f} s in: it waited for PAM")
     finally:
         problems = _finish_all([srv])
         assert not problems, problems
