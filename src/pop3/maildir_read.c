@@ -220,6 +220,9 @@ maildir_box_find_renamed(struct maildir_box *b, size_t i)
 			close(fd);
 		return 0;
 	}
+	/* The copy shares the offset of curfd, which the listing at open
+	 * left at the end. */
+	rewinddir(d);
 	while (!found && (de = readdir(d)) != NULL)
 		if (strncmp(de->d_name, e->name, n) == 0 &&
 		    (de->d_name[n] == ':' || de->d_name[n] == '\0') &&

@@ -30,7 +30,7 @@ MSG3 = b"Subject: three\r\n\r\n" + b"x" * 998 + b"\r\n" * 3
 def srv():
     s = pop3_server(extra=["apop on"], users=("hoge", "fuga", "lockd",
                                               "inuse", "tester", "carol",
-                                              "bigbox"))
+                                              "bigbox", "mover"))
     # APOP needs the secret `postern user passwd` keeps when apop is on.
     assert "apop=" in s.users_path.read_text()
     seed(s, "hoge", "1700000001.M1P1Q1.test", MSG1)
@@ -186,6 +186,40 @@ def test_sasl_auth_plain_login_and_cancel(srv):
     log = srv.log()
     assert PASSWORD not in log and ir not in log
     srv.wait_log(r"pop3 login user=hoge mech=PLAIN")
+
+
+def test_retr_after_another_reader_renamed_or_removed_the_file(srv):
+    """Another reader of the Maildir (an IMAP server, a second node over
+    NFS) may give a message new flags (a new name) or remove it while
+    this session holds the list: RETR and TOP follow the new name, the
+    removed one gets -ERR, and the session goes on."""
+    seed(srv, "mover", "1700002001.M1P5Q5.test",
+         b"Subject: a\r\n\r\nalpha\r\n")
+    seed(srv, "mover", "1700002002.M2P5Q5.test",
+         b"Subject: b\r\n\r\nbeta\r\n")
+    with POP3Raw(srv.pop3s_port, tls=True) as c:
+        assert c.login("mover").startswith("+OK")
+        c.cmd("UIDL")
+        num = {uid: n for n, uid in (l.split() for l in c.multi())}
+        cur = srv.mail / "mover" / "cur"
+        on_disk = {name.split(":")[0]: name for name in os.listdir(cur)}
+        renamed, removed = "1700002001.M1P5Q5.test", "1700002002.M2P5Q5.test"
+        os.rename(cur / on_disk[renamed], cur / (renamed + ":2,S"))
+        os.unlink(cur / on_disk[removed])
+
+        assert c.cmd(f"RETR {num[renamed]}").startswith("+OK")
+        assert c.multi() == ["Subject: a", "", "alpha"]
+        assert c.cmd(f"RETR {num[removed]}") == (
+            f"-ERR Message {num[removed]} has been removed from the mailbox")
+        assert c.cmd(f"TOP {num[renamed]} 0").startswith("+OK")
+        assert c.multi() == ["Subject: a", ""]
+        assert c.cmd("NOOP").startswith("+OK")
+        # Renamed once more: QUIT's update follows that name too.
+        os.rename(cur / (renamed + ":2,S"), cur / (renamed + ":2,RS"))
+        assert c.cmd(f"DELE {num[renamed]}").startswith("+OK")
+        assert c.cmd("QUIT").startswith("+OK")
+    srv.wait_log(r"pop3 disconnect reason=quit user=mover retr=1 dele=1")
+    assert box_files(srv, "mover") == []
 
 
 def test_dele_rset_drop_and_quit(srv):
