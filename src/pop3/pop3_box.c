@@ -3,8 +3,8 @@
  * login (the lock, new/ moved into cur/, a stat of every message) with
  * the POP-before-SMTP grant where that is a file (written and fsynced),
  * the UPDATE at QUIT (an unlink per deleted message, an fsync of cur/),
- * and the chunks of a message being sent that the page cache does not
- * hold (pop3_mail.c).  A mailbox of thousands of messages is thousands
+ * the open of a message to send, and the chunks of it that the page
+ * cache does not hold (pop3_mail.c).  A mailbox of thousands of messages is thousands
  * of system calls, and an fsync or a read from the disk waits for it:
  * on the event loop, every other session of the worker would wait too.
  *
@@ -69,6 +69,10 @@ pop3_box_work(struct workpool_job *wj)
 		    job->removed, n, job->removed < 0 ?
 		    " result=update-failed" : "");
 		break;
+	case POP3_BOX_MSG:
+		s->msg_fd = maildir_box_open_msg(&s->box, s->msg_index);
+		job->err = errno;
+		break;
 	case POP3_BOX_READ:
 		do
 			job->nread = pread(s->msg_fd, s->read_buf, POP3_CHUNK,
@@ -97,6 +101,10 @@ pop3_box_done(struct workpool_job *wj)
 		return;		/* closing already (a write timeout) */
 	if (job->what == POP3_BOX_READ) {
 		pop3_read_done(s, job);
+		return;
+	}
+	if (job->what == POP3_BOX_MSG) {
+		pop3_msg_opened(s, job);
 		return;
 	}
 	if (job->what == POP3_BOX_OPEN)

@@ -58,9 +58,12 @@ enum pop3_state {
 					 * thread is done */
 
 /* What a thread does with the mailbox, and what came of it.
+ * POP3_BOX_MSG: the open of the message RETR or TOP asked for, into
+ * s->msg_fd (a lookup and an open are round trips on NFS).
  * POP3_BOX_READ: a chunk of the message being sent that is not in the
  * page cache (pop3_pump), into s->read_buf. */
-enum pop3_box_work { POP3_BOX_OPEN, POP3_BOX_UPDATE, POP3_BOX_READ };
+enum pop3_box_work { POP3_BOX_OPEN, POP3_BOX_UPDATE, POP3_BOX_MSG,
+	POP3_BOX_READ };
 
 struct pop3_box_job {
 	struct workpool_job	 job;
@@ -132,9 +135,10 @@ void	pop3_cmd_capa(struct pop3_session *, char *);
 void	pop3_cmd_stls(struct pop3_session *, char *);
 void	pop3_auth_input(struct pop3_session *, const char *, size_t);
 
-/* pop3_box.c: the login's mailbox open, QUIT's update and the reads of
- * a message the page cache does not hold go to the worker's mailbox
- * threads; the session waits in POP3_ST_BOX_WAIT. */
+/* pop3_box.c: the login's mailbox open, QUIT's update, the open of a
+ * message to send and the reads of it the page cache does not hold go
+ * to the worker's mailbox threads; the session waits in
+ * POP3_ST_BOX_WAIT. */
 void	pop3_box_start(struct pop3_session *, enum pop3_box_work);
 /* After the mailbox's work (and a login's grant): answer a stop, or read
  * on. */
@@ -156,6 +160,7 @@ void	pop3_cmd_top(struct pop3_session *, char *);
 void	pop3_cmd_uidl(struct pop3_session *, char *);
 /* Output drained below POP3_OUT_LOW while sending: add more. */
 void	pop3_pump(struct pop3_session *);
+void	pop3_msg_opened(struct pop3_session *, const struct pop3_box_job *);
 void	pop3_read_done(struct pop3_session *, const struct pop3_box_job *);
 void	pop3_msg_close(struct pop3_session *);
 /* The messages not marked deleted, and their octets. */

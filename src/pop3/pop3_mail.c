@@ -193,30 +193,49 @@ pop3_read_failed(struct pop3_session *s, int err)
 	pop3_close_after_reply(s, "read-error");
 }
 
-/* Start streaming message i; body_lines -1 for RETR. */
+/* Send message i; body_lines -1 for RETR.  The open is a thread's
+ * (pop3_msg_opened goes on). */
 static void
 pop3_send_msg(struct pop3_session *s, size_t i, long body_lines)
 {
-	char text[32];
-
-	if ((s->msg_fd = maildir_box_open_msg(&s->box, i)) == -1) {
-		char num[24];
-
-		snprintf(num, sizeof num, "%zu", i + 1);
-		if (errno == ENOENT)
-			pop3_reply(s, P_MSG_GONE, num);
-		else {
-			log_warn("%016" PRIx64 " pop3 open cur/%s", s->id,
-			    s->box.msgs[i].name);
-			pop3_reply(s, P_MAILBOX_TEMPFAIL, NULL);
-		}
-		return;
-	}
 	s->msg_index = i;
 	s->msg_off = 0;
 	s->msg_top = body_lines >= 0;
 	pop3_stuff_init(&s->stuff, body_lines);
-	if (body_lines < 0) {
+	pop3_box_start(s, POP3_BOX_MSG);
+}
+
+/* On the loop, after a thread's POP3_BOX_MSG: the +OK and the first
+ * chunks, or the -ERR and the next command. */
+void
+pop3_msg_opened(struct pop3_session *s, const struct pop3_box_job *job)
+{
+	size_t i = s->msg_index;
+	char text[32];
+
+	if (s->msg_fd == -1) {
+		char num[24];
+
+		snprintf(num, sizeof num, "%zu", i + 1);
+		if (job->err == ENOENT)
+			pop3_reply(s, P_MSG_GONE, num);
+		else {
+			errno = job->err;
+			log_warn("%016" PRIx64 " pop3 open cur/%s", s->id,
+			    s->box.msgs[i].name);
+			pop3_reply(s, P_MAILBOX_TEMPFAIL, NULL);
+		}
+		pop3_enter_state(s, POP3_ST_TRANSACTION);
+		pop3_box_resume(s);
+		return;
+	}
+	if (s->flags & POP3_F_SHUTDOWN) {
+		pop3_msg_close(s);
+		pop3_enter_state(s, POP3_ST_TRANSACTION);
+		pop3_box_resume(s);	/* says why, and closes */
+		return;
+	}
+	if (!s->msg_top) {
 		snprintf(text, sizeof text, "%" PRIu64, s->box.msgs[i].size);
 		pop3_reply(s, P_RETR_FOLLOWS, text);
 	} else
