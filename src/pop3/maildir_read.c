@@ -235,20 +235,37 @@ maildir_box_find_renamed(struct maildir_box *b, size_t i)
 	return found;
 }
 
+/* A regular file only: a FIFO put in its place would hold the open (and
+ * the thread) for ever, a directory fail every read. */
+static int
+maildir_open_regular(int dirfd, const char *name)
+{
+	struct stat st;
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC);
+
+	if (fd == -1)
+		return -1;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = ENOENT;		/* not a message any more */
+		return -1;
+	}
+	return fd;
+}
+
 int
 maildir_box_open_msg(struct maildir_box *b, size_t i)
 {
 	int fd;
 
-	fd = openat(b->curfd, b->msgs[i].name, O_RDONLY | O_NOFOLLOW |
-	    O_CLOEXEC);
+	fd = maildir_open_regular(b->curfd, b->msgs[i].name);
 	if (fd == -1 && errno == ENOENT) {
 		if (!maildir_box_find_renamed(b, i)) {
 			errno = ENOENT;
 			return -1;
 		}
-		fd = openat(b->curfd, b->msgs[i].name, O_RDONLY | O_NOFOLLOW |
-		    O_CLOEXEC);
+		fd = maildir_open_regular(b->curfd, b->msgs[i].name);
 	}
 	return fd;
 }
