@@ -47,6 +47,10 @@ conn_starttls(struct event_base *base, struct bufferevent *plain, SSL_CTX *ctx)
 		SSL_free(ssl);
 		return NULL;
 	}
+	/* The TLS layer moves records into the socket's buffer only up to
+	 * this mark: what the client has not read stays in the session's
+	 * own output, where conn_output_full() sees it. */
+	bufferevent_setwatermark(plain, EV_WRITE, 0, CONN_OUT_MAX);
 	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
 	return tls;
 }
@@ -63,6 +67,27 @@ void
 conn_watch_stop(struct bufferevent *bev)
 {
 	bufferevent_setwatermark(bev, EV_READ, 0, 0);
+}
+
+int
+conn_eof_owed(struct bufferevent *bev)
+{
+	struct evbuffer_ptr eol = evbuffer_search_eol(
+	    bufferevent_get_input(bev), NULL, NULL, EVBUFFER_EOL_LF);
+
+	if (eol.pos == -1)
+		return 0;
+	bufferevent_disable(bev, EV_READ);
+	return 1;
+}
+
+int
+conn_output_full(struct bufferevent *bev)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) <= CONN_OUT_MAX)
+		return 0;
+	bufferevent_disable(bev, EV_READ);
+	return 1;
 }
 
 size_t

@@ -35,6 +35,23 @@ struct bufferevent *conn_starttls(struct event_base *, struct bufferevent *plain
  */
 void	conn_watch_start(struct bufferevent *, size_t slack);
 void	conn_watch_stop(struct bufferevent *);
+/*
+ * A client that leaves during such a wait calls it off; one that only
+ * half-closed after pipelining more commands is still owed their
+ * replies.  conn_eof_owed() tells them apart: 1 if a whole command line
+ * waits in the input, and then reading stops until the session reads
+ * again (the socket gives the EOF once more).
+ */
+int	conn_eof_owed(struct bufferevent *);
+/*
+ * Replies a client leaves unread.  conn_output_full() is 1 once more
+ * than CONN_OUT_MAX octets of them wait, and then reading stops: the
+ * session takes no further command until its write callback finds the
+ * output drained and reads again, so a client that sends without
+ * reading fills its own socket, not the server's memory.
+ */
+#define CONN_OUT_MAX	(64 * 1024)
+int	conn_output_full(struct bufferevent *);
 /* Octets not yet handed to the kernel, TLS layer included. */
 size_t	conn_pending_output(struct bufferevent *);
 /* After an error event: the OpenSSL reason, if TLS is why (1), else 0. */

@@ -56,6 +56,8 @@ enum pop3_state {
 					 * thread is done */
 #define POP3_F_SHUTDOWN		0x40	/* the worker stops: close once the
 					 * thread is done */
+#define POP3_F_OUT_FULL		0x80	/* replies unread: no commands taken
+					 * until they have gone */
 
 /* What a thread does with the mailbox, and what came of it.
  * POP3_BOX_MSG: the open of the message RETR or TOP asked for, into

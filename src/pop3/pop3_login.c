@@ -143,7 +143,7 @@ pop3_auth_cb(void *arg, int is_result, enum msg_auth_result result,
 {
 	struct pop3_session *s = arg;
 
-	if (s->bev == NULL)
+	if (s->bev == NULL || s->state != POP3_ST_AUTH_WAIT)
 		return;
 	if (!is_result) {
 		/* RFC 5034 section 4: "+" SP base64, even when empty. */
@@ -431,9 +431,6 @@ pop3_cmd_stls(struct pop3_session *s, char *arg)
 		pop3_close_after_reply(s, "tls-setup");
 		return;
 	}
-	/* The TLS layer moves data into the socket's buffer only up to
-	 * this mark, so a streamed RETR stays bounded in memory. */
-	bufferevent_setwatermark(under, EV_WRITE, 0, POP3_OUT_HIGH);
 	s->bev = tls;
 	s->user[0] = '\0';
 	s->flags &= ~POP3_F_USER;

@@ -119,6 +119,13 @@ void
 pop3_close_after_reply(struct pop3_session *s, const char *reason)
 {
 	s->close_reason = reason;
+	/* An answer arriving now would take the session out of QUIT. */
+	if (s->auth_reqid) {
+		auth_client_cancel(s->auth_reqid);
+		s->auth_reqid = 0;
+	}
+	state_ask_cancel(s->grant_ask);
+	s->grant_ask = NULL;
 	pop3_msg_close(s);
 	pop3_enter_state(s, POP3_ST_QUIT);
 	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
@@ -269,6 +276,10 @@ pop3_process_input(struct pop3_session *s)
 			pop3_close_after_reply(s, "too-many-errors");
 			return;
 		}
+		if (conn_output_full(s->bev)) {
+			s->flags |= POP3_F_OUT_FULL;	/* pop3_write_cb */
+			return;
+		}
 		in = bufferevent_get_input(s->bev);
 		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 		len = eol.pos == -1 ? evbuffer_get_length(in) : (size_t)eol.pos;
@@ -319,6 +330,10 @@ pop3_write_cb(struct bufferevent *bev, void *arg)
 		pop3_pump(s);
 	else if (s->state == POP3_ST_QUIT)
 		conn_close_check(&s->closer);
+	else if (s->flags & POP3_F_OUT_FULL) {
+		s->flags &= ~POP3_F_OUT_FULL;
+		pop3_resume(s);
+	}
 }
 
 static void
@@ -354,6 +369,11 @@ pop3_event_cb(struct bufferevent *bev, short events, void *arg)
 		return;
 	}
 	if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		/* Half-closed during the login's check with more commands
+		 * pipelined: they are answered first (conn.h). */
+		if (!(events & BEV_EVENT_ERROR) &&
+		    s->state == POP3_ST_AUTH_WAIT && conn_eof_owed(bev))
+			return;
 		if (s->close_reason == NULL)
 			s->close_reason = events & BEV_EVENT_EOF ? "eof" :
 			    "io-error";

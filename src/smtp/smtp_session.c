@@ -82,6 +82,8 @@ static const char *smtp_state_names[] = {
 #define SMTP_F_SKIP_LINE	0x08	/* discarding an over-long line */
 #define SMTP_F_ORPHAN		0x10	/* connection gone, commit in flight */
 #define SMTP_F_CONNCOUNT	0x20	/* counted in connlimit: release */
+#define SMTP_F_OUT_FULL		0x40	/* replies unread: no commands taken
+					 * until they have gone */
 
 /* RFC 5321 4.5.3.1.10: a client told 452 for too many recipients sends
  * the rest in another transaction, so those 452s are not errors; past
@@ -226,6 +228,11 @@ smtp_close_after_reply(struct smtp_session *s, const char *reason)
 	    (unsigned)s->w->conf->smtp_timeout : 10;
 
 	s->close_reason = reason;
+	/* An answer arriving now would take the session out of QUIT. */
+	if (s->auth_reqid) {
+		auth_client_cancel(s->auth_reqid);
+		s->auth_reqid = 0;
+	}
 	smtp_enter_state(s, SMTP_ST_QUIT);
 	conn_close_arm(&s->closer, s->w->base, s->bev, wait, smtp_free_later, s);
 }
@@ -1148,7 +1155,7 @@ smtp_auth_cb(void *arg, int is_result, enum msg_auth_result result,
 {
 	struct smtp_session *s = arg;
 
-	if (s->bev == NULL)
+	if (s->bev == NULL || s->state != SMTP_ST_AUTH_WAIT)
 		return;
 	if (!is_result) {
 		auth_challenge_write(bufferevent_get_output(s->bev), "334", data,
@@ -1580,6 +1587,10 @@ smtp_process_input(struct smtp_session *s)
 			smtp_close_after_reply(s, "too-many-errors");
 			return;
 		}
+		if (s->state != SMTP_ST_DATA && conn_output_full(s->bev)) {
+			s->flags |= SMTP_F_OUT_FULL;	/* smtp_write_cb */
+			return;
+		}
 		if (s->state == SMTP_ST_DATA) {
 			smtp_data_input(s);
 			if (s->state == SMTP_ST_DATA || s->state == SMTP_ST_QUIT ||
@@ -1639,6 +1650,11 @@ smtp_write_cb(struct bufferevent *bev, void *arg)
 	conn_direct_resume(&s->direct);
 	if (s->state == SMTP_ST_QUIT)
 		conn_close_check(&s->closer);
+	else if (s->flags & SMTP_F_OUT_FULL) {
+		s->flags &= ~SMTP_F_OUT_FULL;
+		bufferevent_enable(bev, EV_READ);
+		smtp_process_input(s);
+	}
 }
 
 static void
@@ -1676,6 +1692,11 @@ smtp_event_cb(struct bufferevent *bev, short events, void *arg)
 		return;
 	}
 	if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		/* Half-closed during the AUTH check with more commands
+		 * pipelined: they are answered first (conn.h). */
+		if (!(events & BEV_EVENT_ERROR) &&
+		    s->state == SMTP_ST_AUTH_WAIT && conn_eof_owed(bev))
+			return;
 		if (s->close_reason == NULL)
 			s->close_reason = events & BEV_EVENT_EOF ?
 			    (s->state == SMTP_ST_DATA ? "eof-in-data" : "eof") :

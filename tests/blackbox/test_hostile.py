@@ -598,3 +598,61 @@ def test_workers_hold_no_privileges():
         assert r != 0, "the postern user can read the TLS key"
     finally:
         assert _finish_all([srv]) == []
+
+
+# ---------------------------------------------------------------------------
+# replies a client does not read
+
+def rss_kib(pids):
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def flood_unread(port, greeting_and_command, command, total=8 << 20):
+    """Send `command` again and again (about `total` octets) without
+    reading a reply; returns the octets the server took before it
+    stopped reading (a send that blocks 3 s ends it)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    s.settimeout(3)
+    chunk = command * (65536 // len(command))
+    sent = 0
+    try:
+        s.sendall(greeting_and_command)
+        while sent < total:
+            sent += s.send(chunk)
+    except (socket.timeout, BlockingIOError):
+        pass
+    return s, sent
+
+
+@pytest.mark.parametrize("proto", ["smtp", "pop3"])
+def test_replies_never_read_stop_the_reading(proto):
+    """A client that sends commands and never reads their replies: past
+    64 KiB of unread replies the server takes no further command and
+    stops reading, so the client fills its own socket buffers and not
+    the worker's memory; other sessions are served meanwhile."""
+    from pop3_helpers import pop3_server
+    srv = pop3_server(workers=1)
+    try:
+        port, first, cmd = ((srv.smtp_port, b"EHLO x\r\n", b"EHLO x\r\n")
+                            if proto == "smtp" else
+                            (srv.pop3_port, b"", b"CAPA\r\n"))
+        before = rss_kib(srv.workers())
+        hog, sent = flood_unread(port, first, cmd)
+        grown = rss_kib(srv.workers()) - before
+        print(f"\nfigure: {proto}: the server took {sent >> 10} KiB of "
+              f"commands, the worker grew by {grown} KiB")
+        assert sent < 8 << 20, "the server read everything"
+        assert grown < 16 << 10, f"worker grew by {grown} KiB"
+        still_serving(srv)
+        hog.close()
+    finally:
+        problems = _finish_all([srv])
+        assert not problems, problems

@@ -124,3 +124,29 @@ def test_half_close_after_group(server):
         assert c.closed()
     check_queued(server, [got[4]], [(MSG1, ["a@example.test"])])
     server.wait_log(r"smtp disconnect reason=eof messages=1 ")
+
+
+def test_half_close_after_a_pipelined_auth():
+    """AUTH with its initial response and a whole transaction after it
+    in one write, then the client shuts its side while the password is
+    checked: the check finishes and every command after it is answered,
+    the message queued."""
+    from conftest import _finish_all
+    from test_auth import PASSWORD, make_server, plain_ir
+    srv = make_server(sub_opts="cleartext-auth loopback")
+    try:
+        with srv.connect(srv.sub_port) as c:
+            c.send(b"EHLO client.example\r\n"
+                   + f"AUTH PLAIN {plain_ir('hoge', PASSWORD)}\r\n".encode()
+                   + transaction("hoge@example.test", ["hoge@example.test"])
+                   + stuff(MSG1) + b".\r\nQUIT\r\n")
+            c.sock.shutdown(socket.SHUT_WR)
+            got = expect(c, [250, 235, 250, 250, 354, QUEUED, 221])
+            assert c.closed()
+        env, body, _ = srv.read_queued(got[5].split()[-1])
+        assert body == MSG1
+        assert env["from"] == "hoge@example.test"
+        assert env["rcpt"] == ["hoge@example.test"]
+    finally:
+        problems = _finish_all([srv])
+        assert not problems, problems

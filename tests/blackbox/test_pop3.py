@@ -7,7 +7,9 @@ import os
 import poplib
 import re
 import shutil
+import signal
 import smtplib
+import socket
 import subprocess
 import time
 
@@ -455,6 +457,96 @@ def test_connection_limit_per_address_shared_with_smtp():
         assert again, "the places were not given back"
         for c in again:
             c.close()
+    finally:
+        problems = _finish_all([srv])
+        assert not problems, problems
+
+
+# ---------------------------------------------------------------------------
+# half-closed clients (a POP3 dialogue written in one go: printf | nc -N)
+
+@pytest.fixture(scope="module")
+def plain_srv():
+    """Plaintext logins allowed on loopback; "gone" has a password hash
+    that takes about a second to check (test_auth_verify.py)."""
+    from test_auth_verify import slow_down
+    s = pop3_server(users=("pipe", "gone"),
+                    pop3_opts="cleartext-auth loopback", start=False)
+    slow_down(s, ["gone"])
+    s.start()
+    yield from owned_server(s)
+
+
+def read_all(sock, timeout=NET_TIMEOUT):
+    sock.settimeout(timeout)
+    out = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return out.decode(errors="replace").split("\r\n")
+        out += chunk
+
+
+def test_pipelined_login_then_half_close_gets_every_reply(plain_srv):
+    """The whole dialogue pipelined (RFC 2449 PIPELINING), then the
+    client shuts its side: the login is finished and every command
+    after it answered, the DELE done by QUIT, before the close."""
+    seed(plain_srv, "pipe", "1700003001.M1P6Q6.test",
+         b"Subject: p\r\n\r\npiped\r\n")
+    s = socket.create_connection(("127.0.0.1", plain_srv.pop3_port),
+                                 timeout=NET_TIMEOUT)
+    s.sendall(f"USER pipe\r\nPASS {PASSWORD}\r\nSTAT\r\nRETR 1\r\n"
+              "DELE 1\r\nQUIT\r\n".encode())
+    s.shutdown(socket.SHUT_WR)
+    lines = read_all(s)
+    s.close()
+    status = [l for l in lines if l.startswith(("+OK", "-ERR"))]
+    assert [l.split()[0] for l in status] == ["+OK"] * 7, lines
+    assert status[3].startswith("+OK 1 "), status          # STAT
+    assert "piped" in lines, lines                          # RETR
+    assert status[5] == "+OK Message 1 deleted", status
+    assert box_files(plain_srv, "pipe") == []
+
+
+def test_a_client_gone_during_its_login_is_not_logged_in(plain_srv):
+    """A client that leaves while its password is checked (about a
+    second), replies still unread: the check is called off and the
+    session ends; it does not log in after all (holding the mailbox,
+    whose next login would get [IN-USE])."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", plain_srv.pop3_port))
+    s.sendall(b"CAPA\r\n" * 300 + f"USER gone\r\nPASS {PASSWORD}\r\n"
+              .encode())
+    time.sleep(0.3)
+    s.shutdown(socket.SHUT_WR)
+    plain_srv.wait_log(r"pop3 disconnect reason=eof user=-")
+    s.close()
+    with POP3Raw(plain_srv.pop3_port) as c:
+        assert c.login("gone").startswith("+OK"), "mailbox held"
+        assert c.cmd("QUIT").startswith("+OK")
+    assert len(re.findall(r"pop3 login user=gone ", plain_srv.log())) == 1
+
+
+def test_a_stop_during_a_login_check_does_not_log_in():
+    """The server stops while a password is being checked: the session
+    is told so and closed, and the check's answer, when it comes, does
+    not log it in on the way out."""
+    from test_auth_verify import slow_down
+    srv = pop3_server(users=("gone",), pop3_opts="cleartext-auth loopback",
+                      start=False)
+    slow_down(srv, ["gone"])
+    srv.start()
+    try:
+        with POP3Raw(srv.pop3_port) as c:
+            c.send(f"USER gone\r\nPASS {PASSWORD}\r\n")
+            assert c.line().startswith("+OK")
+            time.sleep(0.3)             # the check is under way
+            srv.proc.send_signal(signal.SIGTERM)
+            assert c.line().startswith("-ERR [SYS/TEMP]"), "no stop reply"
+            assert c.closed()
+        assert srv.proc.wait(30) == 0
+        assert "pop3 login user=gone" not in srv.log(), srv.log()
     finally:
         problems = _finish_all([srv])
         assert not problems, problems
