@@ -164,7 +164,8 @@ qenv_read(int fd, struct qenv *e, char *why, size_t whysz)
 		;
 	scan_headers(e, b.data + envlen, b.len - envlen);
 
-	envend[1] = '\0';
+	/* By offset: the reads above may have moved the buffer. */
+	b.data[envlen - 1] = '\0';
 	for (line = strtok_r(b.data, "\n", &save); line;
 	    line = strtok_r(NULL, "\n", &save))
 		if (parse_record(e, line, why, whysz) == -1)

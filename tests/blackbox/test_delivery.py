@@ -102,6 +102,26 @@ def test_maildir_bytes_and_modes(postern):
         b"Return-Path: <>\r\nDelivered-To: a.smith@example.test\r\n")
 
 
+def test_large_messages_delivered_whole(postern):
+    """Messages of 140 KB and 3 MB (an ordinary attachment): the queue
+    manager reads the envelope, then more of the file for the header
+    section, and delivers every byte."""
+    srv = mail_server(postern)
+    bodies = []
+    for size in (140_000, 3_000_000):
+        line = b"x" * 76 + b"\r\n"
+        body = (b"From: Alice <alice@example.test>\r\nSubject: big\r\n\r\n"
+                + line * (size // len(line)))
+        bodies.append(body)
+        send(srv, "someone@example.org", ["bob@example.test"], body)
+    files = wait_files(srv, "bob", 2)
+    got = sorted(f.read_bytes() for f in files)
+    for data, body in zip(sorted(got, key=len), bodies):
+        assert data.endswith(b"\r\n" + body), len(data)
+    assert "killed by signal" not in srv.log()
+    assert wait_for(lambda: srv.queue_ids() == [], 5)
+
+
 def test_aliases_nested_include_and_reload(postern):
     srv = mail_server(postern, aliases="", start=False)
     inc = srv.dir / "team.list"
