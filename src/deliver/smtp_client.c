@@ -23,7 +23,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <linux/sockios.h>
 #include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -99,11 +104,19 @@ struct smtp_client {
 	off_t			 body_off;
 	int			 body_bol, body_lastlf;
 	char			*chunk;
+	/* The end of the body, gone from our buffer but not yet taken by
+	 * the server (sc_drain_tick). */
+	struct event		*drain_ev;
+	int			 drain_left;	/* octets the kernel still holds */
+	time_t			 drain_moved;	/* when that last went down */
 	char			 lastcmd[16];	/* for "in reply to X" */
 };
 
 static void	sc_send(struct smtp_client *, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
+static void	sc_broken(struct smtp_client *, const char *);
+static void	sc_enter(struct smtp_client *);
+static void	sc_leave(struct smtp_client *);
 
 const char *
 smtp_client_peer(const struct smtp_client *c)
@@ -133,6 +146,103 @@ sc_timeout(struct smtp_client *c, unsigned rfc)
 	struct timeval tv = { c->cfg.timeout ? c->cfg.timeout : rfc, 0 };
 
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
+}
+
+/*
+ * While the message goes out the server says nothing, so a read timeout
+ * would measure the upload, not the server: a slow link would never get
+ * a large message through, and a timeout that closes the connection
+ * with the final "." already in the socket gets the message accepted
+ * there while it is recorded as deferred, then sent again.  Until the
+ * server has taken all of it, only progress is timed, each block afresh
+ * (RFC 5321 section 4.5.3.2.5): the writes from our buffer, then the
+ * kernel's send queue draining (sc_drain_tick); the reply to the "."
+ * then gets its own time.  A stall resets the connection instead of
+ * closing it, so that what the kernel still holds is never sent.
+ */
+static unsigned
+sc_block_time(const struct smtp_client *c)
+{
+	return c->cfg.timeout ? c->cfg.timeout : T_BLOCK;
+}
+
+static void
+sc_timeout_sending(struct smtp_client *c)
+{
+	struct timeval tv = { sc_block_time(c), 0 };
+
+	bufferevent_set_timeouts(c->bev, NULL, &tv);
+}
+
+static int
+sc_fd(struct smtp_client *c)
+{
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+
+	return bufferevent_getfd(under ? under : c->bev);
+}
+
+static void
+sc_reset(struct smtp_client *c)
+{
+	struct linger reset = { 1, 0 };
+	int fd = sc_fd(c);
+
+	if (fd != -1)
+		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset,
+		    sizeof reset);
+}
+
+/* Octets sent to the server and not yet acknowledged, or -1. */
+static int
+sc_kernel_queue(struct smtp_client *c)
+{
+	int fd = sc_fd(c), n;
+
+	return fd == -1 || ioctl(fd, SIOCOUTQ, &n) == -1 ? -1 : n;
+}
+
+static void
+sc_drain_tick(evutil_socket_t unused, short ev, void *arg)
+{
+	struct smtp_client *c = arg;
+	struct timeval tick = { 0, 200000 };
+	time_t now = time(NULL);
+	int left;
+
+	if (c->state != SC_DOT)
+		return;			/* the reply came meanwhile */
+	left = sc_kernel_queue(c);
+	if (left <= 0) {
+		sc_timeout(c, T_DOT);	/* all taken: the reply's time */
+		return;
+	}
+	if (left < c->drain_left)
+		c->drain_moved = now;
+	c->drain_left = left;
+	if (now - c->drain_moved >= (time_t)sc_block_time(c)) {
+		sc_enter(c);
+		sc_reset(c);
+		sc_broken(c, "sending the message (timeout)");
+		sc_leave(c);
+		return;
+	}
+	evtimer_add(c->drain_ev, &tick);
+}
+
+/* Our buffer is empty: time the kernel's part. */
+static void
+sc_drain_start(struct smtp_client *c)
+{
+	if (c->drain_ev == NULL &&
+	    (c->drain_ev = evtimer_new(c->base, sc_drain_tick, c)) == NULL) {
+		sc_timeout(c, T_DOT);
+		return;
+	}
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	c->drain_left = INT_MAX;
+	c->drain_moved = time(NULL);
+	sc_drain_tick(-1, 0, c);
 }
 
 static void
@@ -385,6 +495,9 @@ sc_starttls(struct smtp_client *c)
 		return;
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	/* Records go into the socket's buffer only as it drains, so that
+	 * the write callback above tells progress on the wire. */
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, SC_OUT_HIGH / 4);
 	c->bev = tls;
 	c->state = SC_TLS;
 	sc_timeout(c, T_GREETING);
@@ -539,7 +652,8 @@ sc_body_fill(struct smtp_client *c)
 			evbuffer_add(out, "\r\n", 2);
 		evbuffer_add(out, ".\r\n", 3);
 		c->state = SC_DOT;
-		sc_timeout(c, T_DOT);
+		/* sc_write_cb once it has all gone. */
+		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	}
 }
 
@@ -688,7 +802,8 @@ sc_reply_tx(struct smtp_client *c, int code)
 		c->body_bol = 1;
 		c->body_lastlf = 1;
 		c->chunk = xmalloc(SC_CHUNK);
-		sc_timeout(c, T_BLOCK);
+		bufferevent_setwatermark(c->bev, EV_WRITE, SC_OUT_HIGH / 4, 0);
+		sc_timeout_sending(c);
 		sc_body_fill(c);
 		return;
 	case SC_DOT:
@@ -837,8 +952,12 @@ sc_write_cb(struct bufferevent *bev, void *arg)
 	struct smtp_client *c = arg;
 
 	sc_enter(c);
-	if (c->state == SC_BODY)
+	if (c->state == SC_BODY) {
+		sc_timeout_sending(c);		/* progress: the next block */
 		sc_body_fill(c);
+	} else if (c->state == SC_DOT &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		sc_drain_start(c);
 	sc_leave(c);
 }
 
@@ -873,7 +992,10 @@ sc_event(struct smtp_client *c, struct bufferevent *bev, short what)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
+		if (what & BEV_EVENT_WRITING)
+			sc_reset(c);	/* see sc_timeout_sending */
 		sc_broken(c, c->state == SC_CONNECTING ? "connecting (timeout)" :
+		    (what & BEV_EVENT_WRITING) ? "sending the message (timeout)" :
 		    "waiting for a reply (timeout)");
 		return;
 	}
@@ -990,6 +1112,8 @@ smtp_client_free(struct smtp_client *c)
 static void
 sc_destroy(struct smtp_client *c)
 {
+	if (c->drain_ev)
+		event_free(c->drain_ev);
 	if (c->sasl_active)
 		sasl_client_free(&c->sasl);
 	OPENSSL_cleanse(c->pass, sizeof c->pass);

@@ -111,13 +111,19 @@ class DNS:
 
 class FakeSMTP:
     """mode "silent": accept and say nothing; "421": greet with 421 and
-    close.  Counts connections."""
+    close; "slow": a plain SMTP server that takes the message at about
+    10 KB/s (a slow link) and records each DATA it got (octets, whether
+    the final "." came); "stall": the same, but it stops reading for 6 s
+    after the first 8 KB of a message.  Counts connections."""
 
     def __init__(self, addr, port, mode):
         self.addr, self.port, self.mode = addr, port, mode
         self.connections = 0
+        self.datas = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if mode in ("slow", "stall"):   # the kernel must not take it all
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.sock.bind((addr, port))
         self.sock.listen(16)
         self.sock.settimeout(0.2)
@@ -142,8 +148,66 @@ class FakeSMTP:
                 except OSError:
                     pass
                 c.close()
+            elif self.mode in ("slow", "stall"):
+                self.held.append(c)
+                threading.Thread(target=self._slow, args=(c,),
+                                 daemon=True).start()
             else:
                 self.held.append(c)     # silent: keep it open, say nothing
+
+    def _slow(self, c):
+        c.settimeout(30)
+        buf = b""
+
+        def line():
+            nonlocal buf
+            while b"\r\n" not in buf:
+                chunk = c.recv(1024)
+                if not chunk:
+                    raise EOFError
+                buf += chunk
+            out, buf = buf.split(b"\r\n", 1)
+            return out.upper()
+
+        try:
+            c.sendall(b"220 slow.example ESMTP\r\n")
+            while not self.stopping:
+                cmd = line()
+                if cmd.startswith((b"EHLO", b"HELO")):
+                    c.sendall(b"250 slow.example\r\n")
+                elif cmd.startswith((b"MAIL", b"RCPT", b"RSET")):
+                    c.sendall(b"250 ok\r\n")
+                elif cmd == b"DATA":
+                    c.sendall(b"354 go on\r\n")
+                    data, done = buf, False
+                    while not done and not self.stopping:
+                        if b"\r\n.\r\n" in data:
+                            done = True
+                            break
+                        try:
+                            chunk = c.recv(1024)
+                        except OSError:         # reset
+                            chunk = b""
+                        if not chunk:
+                            break
+                        data += chunk
+                        if self.mode == "stall" and len(data) >= 8192 and \
+                                len(data) - len(chunk) < 8192:
+                            time.sleep(6)
+                        elif self.mode == "slow":
+                            time.sleep(0.1)
+                    self.datas.append((len(data), done))
+                    if not done:
+                        return
+                    buf = data.split(b"\r\n.\r\n", 1)[1]
+                    c.sendall(b"250 2.0.0 taken\r\n")
+                elif cmd == b"QUIT":
+                    c.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    c.sendall(b"502 no\r\n")
+        except (OSError, EOFError):
+            return
 
     def close(self):
         self.stopping = True

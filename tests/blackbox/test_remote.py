@@ -47,6 +47,8 @@ MX = [
     "nullmx.test,.,0",                      # RFC 7505: MX 0 "."
     "v6.test,mx.v6.test,10",
     "hang.test,mx.hang.test,10",
+    "slow.test,mx.slow.test,10",
+    "stall.test,mx.stall.test,10",
 ]
 HOSTS = [
     f"mx.b.test,{ip(2)}",
@@ -58,6 +60,8 @@ HOSTS = [
     f"nomx.test,{ip(2)}",                  # no MX: the A record
     f"mx.v6.test,{ip(2)},::1",              # AAAA first, nobody there
     f"mx.hang.test,{ip(12)}",
+    f"mx.slow.test,{ip(14)}",
+    f"mx.stall.test,{ip(15)}",
 ]
 
 
@@ -97,6 +101,10 @@ def lab():
         stop.append(lab.busy.close)
         lab.silent = FakeSMTP(ip(8), 25, "silent")
         stop.append(lab.silent.close)
+        lab.slow = FakeSMTP(ip(14), 25, "slow")
+        stop.append(lab.slow.close)
+        lab.stall = FakeSMTP(ip(15), 25, "stall")
+        stop.append(lab.stall.close)
 
         # -- Postfix ------------------------------------------------------
         lab.pf = None
@@ -395,6 +403,47 @@ def test_silent_server_times_out(lab):
                        r"status=deferred \(([^)]*)", timeout=15)
     assert time.monotonic() - t0 < 10          # remote-timeout 2s
     assert lab.silent.connections >= 1
+    delete_from_queue(lab, m.group(1))
+
+
+def test_a_slow_upload_is_not_a_timeout(lab):
+    """A 94 KB message to a server that takes it at about 10 KB/s, with
+    remote-timeout 2s: the upload is timed by its progress, not as one
+    wait for a reply, so it goes through once and is recorded as sent
+    (a reply timeout during it would defer the message while the server
+    got all of it, then send it again)."""
+    tok = token()
+    body = message(tok) + b"".join(b"%06d " % i + b"y" * 90 + b"\r\n"
+                                   for i in range(940))
+    with smtplib.SMTP("127.0.0.1", lab.a.smtp_port, timeout=10) as s:
+        s.ehlo("client.example")
+        assert not s.sendmail("alice@example.test", ["x@slow.test"], body)
+    m = lab.a.wait_log(r"delivery to=<x@slow\.test> relay=\S+ "
+                       r"delay=[0-9.]+s dsn=(\S+) status=(\w+)", timeout=40)
+    print(f"\nfigure: {m.group(0)}; the server got {lab.slow.datas}")
+    assert m.group(2) == "sent", lab.a.log()[-3000:]
+    assert len(lab.slow.datas) == 1 and lab.slow.datas[0][1], lab.slow.datas
+    assert lab.slow.datas[0][0] > len(body)
+
+
+def test_a_stalled_upload_is_reset_not_completed(lab):
+    """The server stops taking the message half-way for longer than
+    remote-timeout: the connection is reset, so what the kernel still
+    holds (the final "." among it) never reaches the server, which
+    therefore never accepts a message recorded here as deferred."""
+    tok = token()
+    body = message(tok) + b"z" * 98 * 940 + b"\r\n"
+    with smtplib.SMTP("127.0.0.1", lab.a.smtp_port, timeout=10) as s:
+        s.ehlo("client.example")
+        assert not s.sendmail("alice@example.test", ["x@stall.test"], body)
+    m = lab.a.wait_log(r"([0-9A-F]{16}) delivery to=<x@stall\.test> "
+                       r"relay=\S+ delay=[0-9.]+s dsn=\S+ status=(\w+) "
+                       r"\(([^)]*)", timeout=20)
+    assert m.group(2) == "deferred", m.group(0)
+    assert "while sending the message (timeout" in m.group(3), m.group(0)
+    time.sleep(6)               # the server reads again
+    print(f"\nfigure: {m.group(0)}; the server got {lab.stall.datas}")
+    assert lab.stall.datas and not any(done for _, done in lab.stall.datas)
     delete_from_queue(lab, m.group(1))
 
 
