@@ -153,10 +153,52 @@ apply_record(struct qstatus *st, char *line)
 		st->warned = 1;
 }
 
+/* The whole file, NUL-terminated (*lenp octets before it); NULL with
+ * errno, ENOENT when there is none. */
+static char *
+qstatus_read(const char *path, size_t *lenp)
+{
+	struct stat sb;
+	char *text;
+	size_t got = 0;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), saved;
+
+	if (fd == -1)
+		return NULL;
+	if (fstat(fd, &sb) == -1)
+		goto fail;
+	if (sb.st_size > QSTATUS_MAX) {
+		errno = EFBIG;
+		goto fail;
+	}
+	text = xmalloc((size_t)sb.st_size + 1);
+	while (got < (size_t)sb.st_size &&
+	    (n = read(fd, text + got, (size_t)sb.st_size - got)) != 0) {
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			free(text);
+			goto fail;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	text[got] = '\0';
+	*lenp = got;
+	return text;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return NULL;
+}
+
 int
 qstatus_load(const char *spool, const char *qid, struct qstatus *st)
 {
-	char *text, *line, *nl;
+	char *text, *line, *nl, *end;
+	size_t len;
 
 	memset(st, 0, sizeof *st);
 	st->fd = -1;
@@ -165,19 +207,18 @@ qstatus_load(const char *spool, const char *qid, struct qstatus *st)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	if ((text = read_text_file(st->path, QSTATUS_MAX, NULL)) == NULL) {
-		struct stat sb;
-		if (stat(st->path, &sb) == -1 && errno == ENOENT)
-			return 0;
-		if (errno == 0)
-			errno = EINVAL;
-		return -1;
-	}
-	/* Only complete lines count: a torn last one was never synced. */
+	if ((text = qstatus_read(st->path, &len)) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	/* Only whole records count: a torn last line was never synced, and
+	 * on a file system without a journal a crash may leave a block of
+	 * zeros where an append was (qstatus_open cuts both off). */
+	if ((end = memchr(text, '\0', len)) != NULL)
+		*end = '\0';
 	for (line = text; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
 		*nl = '\0';
 		apply_record(st, line);
 	}
+	st->valid = line - text;
 	free(text);
 	return 0;
 }
@@ -235,22 +276,23 @@ int
 qstatus_open(const char *spool, const char *qid, struct qstatus *st)
 {
 	struct stat sb;
-	char last;
 
 	if (qstatus_load(spool, qid, st) == -1)
 		return -1;
 	if ((st->fd = open(st->path, O_WRONLY | O_APPEND | O_CLOEXEC)) == -1 &&
 	    (errno != ENOENT || (st->fd = qstatus_create(spool, st)) == -1))
 		return -1;
-	/* A torn line must not swallow the next record. */
-	if (fstat(st->fd, &sb) == 0 && sb.st_size > 0) {
-		int rfd = open(st->path, O_RDONLY | O_CLOEXEC);
-		if (rfd != -1) {
-			if (pread(rfd, &last, 1, sb.st_size - 1) == 1 &&
-			    last != '\n')
-				(void)write_full(st->fd, "\n", 1);
-			close(rfd);
-		}
+	/* A torn line, or zeros, after the last whole record: cut them
+	 * off, or the next record would be read with them, a torn
+	 * "complete 12" as "complete 1". */
+	if (fstat(st->fd, &sb) == 0 && sb.st_size > st->valid &&
+	    ftruncate(st->fd, st->valid) == -1) {
+		int saved = errno;
+
+		close(st->fd);
+		st->fd = -1;
+		errno = saved;
+		return -1;
 	}
 	return 0;
 }
@@ -273,8 +315,16 @@ qstatus_append(struct qstatus *st, int sync, const char *fmt, ...)
 		n = sizeof line - 2;	/* only the reason text is cut */
 	memcpy(copy, line, (size_t)n + 1);
 	line[n] = '\n';
-	if (write_full(st->fd, line, (size_t)n + 1) == -1)
+	if (write_full(st->fd, line, (size_t)n + 1) == -1) {
+		/* A full disk may have taken part of it: no torn record in
+		 * front of the next one (qstatus_open). */
+		int saved = errno;
+
+		(void)ftruncate(st->fd, st->valid);
+		errno = saved;
 		return -1;
+	}
+	st->valid += n + 1;
 	if (sync && (fdatasync(st->fd) == -1 || qstatus_sync_dir(st) == -1))
 		return -1;
 	apply_record(st, copy);

@@ -27,9 +27,12 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <time.h>
 
-#define QSTATUS_MAX	(16 * 1024 * 1024)
+/* A message's status file: 64 MiB holds the records of the default
+ * queue lifetime's retries for max-recipients deferred recipients. */
+#define QSTATUS_MAX	(64 * 1024 * 1024)
 
 struct qstatus_begin {
 	unsigned	 rcpt;
@@ -71,6 +74,7 @@ struct qstatus {
 	unsigned	 nremote_records;	/* ever, pending or not */
 	int		 dir_unsynced;	/* made by a link: status/ still
 					 * to be fsynced with the first sync */
+	off_t		 valid;		/* octets of whole records read */
 };
 
 /* Read status/QID (absent means empty).  0, or -1 with errno. */

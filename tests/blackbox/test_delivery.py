@@ -239,6 +239,27 @@ def test_bounces_and_expiry(postern):
     assert len(maildir_files(srv, "alice")) == 1
 
 
+def test_a_torn_status_record_drops_no_recipient(postern):
+    """A status record cut short (a crash during its append, a full disk)
+    is not a record: "complete 12" torn to "complete 1" must not mark
+    recipient 1 done.  Every one of the 12 deferred recipients is in the
+    expiry DSN; the torn tail is gone from the file."""
+    srv = mail_server(postern, extra=["queue-lifetime 4s",
+                                      "delay-warning 0"])
+    far = [f"far{i:02d}@remote.example" for i in range(12)]
+    send(srv, "alice@example.test", far, MSG, source="127.0.0.2")
+    srv.wait_log(DEFERRED_FAR.replace("far@", "far11@"))
+    (qid,) = srv.queue_ids()
+    status = srv.spool / "status" / qid
+    with open(status, "ab") as f:
+        f.write(b"complete 1")          # no end of line
+    (f,) = wait_files(srv, "alice", 1, timeout=30)
+    text = dsn_parts(f.read_bytes())
+    listed = sorted(re.findall(r"Final-Recipient: rfc822; (\S+)", text))
+    assert listed == far, listed
+    srv.wait_log(qid + r" removed$")
+
+
 def test_permanent_failure_bounces_at_once(postern):
     # an alias whose target is no user: 5.1.1 in a DSN, no retry
     srv = mail_server(postern, aliases="team: bob, ghost\n")
