@@ -30,6 +30,7 @@
 #include "policy/ratelimit.h"
 #include "state/state.h"
 #include "queue/qcommit.h"
+#include "queue/qenv.h"
 #include "queue/qid.h"
 #include "queue/qstore.h"
 #include "smtp/reply.h"
@@ -90,11 +91,16 @@ static const char *smtp_state_names[] = {
  * this many extra RCPTs they are a flood and count again. */
 #define SMTP_RCPT_OVERSHOOT_MAX	20000
 
+/* The recipients' records in a queue file's envelope, leaving room for
+ * the others (qenv.h). */
+#define SMTP_RCPT_OCTETS_MAX	(QENV_ENVELOPE_MAX - 64 * 1024)
+
 struct smtp_tx {
 	char		 qid[QID_LEN + 1];
 	struct mailaddr	 from;
 	char		**rcpts;
 	size_t		 nrcpts;
+	size_t		 rcpt_octets;	/* their records in the envelope */
 	int		 body_8bit;
 	struct data_reader dr;
 	struct qfile	 qf;
@@ -742,6 +748,7 @@ smtp_rcpt_accept(struct smtp_session *s, const struct smtp_wait *w)
 		tx->hold = w->av.rule;
 	tx->rcpts = xreallocarray(tx->rcpts, tx->nrcpts + 1, sizeof *tx->rcpts);
 	tx->rcpts[tx->nrcpts++] = xstrdup(w->rcpt);
+	tx->rcpt_octets += strlen(w->rcpt) + sizeof "rcpt \n" - 1;
 	smtp_enter_state(s, SMTP_ST_RCPT);
 	smtp_reply(s, R_RCPT_OK, NULL);
 }
@@ -923,7 +930,11 @@ smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 		smtp_reply(s, R_BAD_PARAM, params[0].key);
 		return;
 	}
-	if (tx->nrcpts >= s->w->conf->max_recipients) {
+	/* Past the queue's envelope limit the message would be taken and
+	 * then found unreadable: those go in another transaction, as with
+	 * max-recipients (RFC 5321 4.5.3.1.10). */
+	if (tx->nrcpts >= s->w->conf->max_recipients ||
+	    tx->rcpt_octets + SMTP_PATH_MAX + 6 > SMTP_RCPT_OCTETS_MAX) {
 		smtp_reply(s, R_TOO_MANY_RCPTS, NULL);
 		if (s->rcpt_overshoot++ < SMTP_RCPT_OVERSHOOT_MAX)
 			s->nerrors--;	/* counted by smtp_reply */
