@@ -65,3 +65,11 @@ xstrndup(const char *s, size_t n)
 		xalloc_die(n + 1);
 	return p;
 }
+
+void *
+xgrowarray(void *p, size_t n, size_t size)
+{
+	if (n != 0 && (n & (n - 1)) != 0)
+		return p;		/* below the next power of two */
+	return xreallocarray(p, n ? 2 * n : 1, size);
+}

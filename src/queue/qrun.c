@@ -30,6 +30,7 @@
 #include "lib/fsio.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
+#include "lib/keyindex.h"
 #include "lib/xalloc.h"
 #include "queue/qpath.h"
 #include "queue/bounce.h"
@@ -95,6 +96,10 @@ struct pass {
 	int		 flags;		/* QRUN_F_* */
 	struct rgroup	**groups;	/* remote targets to submit */
 	size_t		 ngroups;
+	struct keyindex	 group_index;	/* groups by domain */
+	char		**gkeys;	/* every group's keys (the groups') */
+	size_t		 ngkeys;
+	struct keyindex	 gkey_index;
 };
 
 /* Exponential back-off after `retries` failed passes. */
@@ -142,7 +147,7 @@ static void
 failure_add(struct failure **v, size_t *n, size_t rcpt, const char *key,
     const char *final, const char *dsn, const char *why)
 {
-	*v = xreallocarray(*v, *n + 1, sizeof **v);
+	*v = xgrowarray(*v, *n, sizeof **v);
 	(*v)[*n].rcpt = rcpt;
 	(void)strlcpy((*v)[*n].key, key, KEY_MAX);	/* keys are bounded */
 	(*v)[*n].final = xstrdup(final);
@@ -405,37 +410,70 @@ rgroup_done(struct remote_msg *m, void *arg)
 	}
 }
 
+static const char *
+pass_group_domain(const void *p, size_t i)
+{
+	return ((const struct pass *)p)->groups[i]->domain;
+}
+
+static const char *
+pass_group_key(const void *p, size_t i)
+{
+	return ((const struct pass *)p)->gkeys[i];
+}
+
+static void
+pass_groups_forget(struct pass *p)
+{
+	free(p->groups);
+	p->groups = NULL;
+	p->ngroups = 0;
+	free(p->gkeys);
+	p->gkeys = NULL;
+	p->ngkeys = 0;
+	keyindex_free(&p->group_index);
+	keyindex_free(&p->gkey_index);
+}
+
 /* Add a remote target to its domain's group, once per pass. */
 static void
 pass_group_add(struct pass *p, size_t i, const char *key, const char *addr,
     const char *domain)
 {
 	struct rgroup *g = NULL;
+	char *low = xstrdup(domain);
+	size_t k;
 
-	for (size_t k = 0; k < p->ngroups; k++) {
-		for (size_t j = 0; j < p->groups[k]->n; j++)
-			if (strcmp(p->groups[k]->keys[j], key) == 0)
-				return;	/* the same address for another rcpt */
-		if (strcasecmp(p->groups[k]->domain, domain) == 0)
-			g = p->groups[k];
+	if (keyindex_find(&p->gkey_index, key, pass_group_key, p) != SIZE_MAX) {
+		free(low);
+		return;		/* the same address for another rcpt */
 	}
-	if (g == NULL) {
+	str_lower(low);
+	if ((k = keyindex_find(&p->group_index, low, pass_group_domain, p)) !=
+	    SIZE_MAX) {
+		g = p->groups[k];
+		free(low);
+	} else {
 		g = xcalloc(1, sizeof *g);
-		g->domain = xstrdup(domain);
-		str_lower(g->domain);
+		g->domain = low;
 		g->from = xstrdup(p->env.from);
 		p->groups = xreallocarray(p->groups, p->ngroups + 1,
 		    sizeof *p->groups);
 		p->groups[p->ngroups++] = g;
+		keyindex_put(&p->group_index, p->ngroups - 1,
+		    pass_group_domain, p);
 	}
-	g->rcpts = xreallocarray(g->rcpts, g->n + 1, sizeof *g->rcpts);
-	g->rcpt_of = xreallocarray(g->rcpt_of, g->n + 1, sizeof *g->rcpt_of);
-	g->keys = xreallocarray(g->keys, g->n + 1, sizeof *g->keys);
+	g->rcpts = xgrowarray(g->rcpts, g->n, sizeof *g->rcpts);
+	g->rcpt_of = xgrowarray(g->rcpt_of, g->n, sizeof *g->rcpt_of);
+	g->keys = xgrowarray(g->keys, g->n, sizeof *g->keys);
 	memset(&g->rcpts[g->n], 0, sizeof g->rcpts[g->n]);
 	g->rcpts[g->n].cookie = xstrdup(addr);
 	g->rcpts[g->n].addr = g->rcpts[g->n].cookie;
 	g->rcpt_of[g->n] = i;
 	g->keys[g->n] = xstrdup(key);
+	p->gkeys = xgrowarray(p->gkeys, p->ngkeys, sizeof *p->gkeys);
+	p->gkeys[p->ngkeys] = g->keys[g->n];
+	keyindex_put(&p->gkey_index, p->ngkeys++, pass_group_key, p);
 	g->n++;
 }
 
@@ -475,9 +513,7 @@ pass_submit(struct pass *p)
 		/* g may be gone when this returns. */
 		remote_submit(p->q->remote, &g->m);
 	}
-	free(p->groups);
-	p->groups = NULL;
-	p->ngroups = 0;
+	pass_groups_forget(p);
 	f->submitting = 0;
 	if (f->pending == 0) {
 		free(f);
@@ -773,7 +809,7 @@ pass_free(struct pass *p)
 {
 	for (size_t k = 0; k < p->ngroups; k++)	/* only if never submitted */
 		rgroup_free(p->groups[k]);
-	free(p->groups);
+	pass_groups_forget(p);
 	failures_free(p->fails, p->nfails);
 	failures_free(p->defers, p->ndefers);
 	qstatus_close(&p->st);
@@ -859,6 +895,7 @@ qrun_end(struct pass *p, time_t *next)
 	const char *qid = p->qid;
 	enum qrun_result res = QRUN_DEFERRED;
 	size_t pending = 0;
+	unsigned char *open_by;
 	int flight;
 
 	*next = p->now + qrun_backoff(c, 1);
@@ -868,17 +905,22 @@ qrun_end(struct pass *p, time_t *next)
 	pass_bounce(p);
 	/* Which recipients are finished now: none of their targets is
 	 * deferred (a failed DSN leaves its failures unrecorded too). */
+	/* Once over the deferrals and failures, not once per recipient:
+	 * a message may have tens of thousands. */
+	open_by = xcalloc(p->env.nrcpts ? p->env.nrcpts : 1, 1);
+	for (size_t k = 0; k < p->ndefers; k++)
+		if (p->defers[k].rcpt < p->env.nrcpts)
+			open_by[p->defers[k].rcpt] = 1;
+	for (size_t k = 0; k < p->nfails; k++)
+		if (p->fails[k].rcpt < p->env.nrcpts &&
+		    !qstatus_is_done(&p->st, p->fails[k].key))
+			open_by[p->fails[k].rcpt] = 1;
 	for (size_t i = 0; i < p->env.nrcpts; i++) {
 		const struct qstatus_rcpt *r = qstatus_rcpt(&p->st, i);
-		int open_ = 0;
+		int open_ = open_by[i];
 
 		if (r != NULL && r->complete)
 			continue;
-		for (size_t k = 0; k < p->ndefers && !open_; k++)
-			open_ = p->defers[k].rcpt == i;
-		for (size_t k = 0; k < p->nfails && !open_; k++)
-			open_ = p->fails[k].rcpt == i &&
-			    !qstatus_is_done(&p->st, p->fails[k].key);
 		if (!open_) {
 			/* A recipient whose local delivery's "done" could
 			 * not be written is not complete either. */
@@ -900,6 +942,7 @@ qrun_end(struct pass *p, time_t *next)
 		else if (qstatus_append(&p->st, 0, "complete %zu", i) == -1)
 			log_warn("%s queue: status append", qid);
 	}
+	free(open_by);
 	if (pending == 0) {
 		pass_remove(p);
 		res = QRUN_REMOVED;

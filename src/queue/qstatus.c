@@ -5,6 +5,7 @@
 #include "queue/qstatus.h"
 #include "queue/qstore.h"
 #include "lib/fsio.h"
+#include "lib/keyindex.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
@@ -12,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +45,18 @@ rcpt_slot(struct qstatus *st, unsigned long n)
 	if (n >= QSTATUS_RCPT_MAX)
 		return NULL;
 	if (n >= st->nrcpts) {
-		st->rcpts = xreallocarray(st->rcpts, n + 1, sizeof *st->rcpts);
+		/* Allocated to the power of two at or above nrcpts: records
+		 * come one recipient after another. */
+		size_t have = st->nrcpts ? st->nrcpts : 1, cap = 1;
+
+		while (cap < have)
+			cap *= 2;
+		if (n + 1 > cap || st->nrcpts == 0) {
+			while (cap < n + 1)
+				cap *= 2;
+			st->rcpts = xreallocarray(st->rcpts, cap,
+			    sizeof *st->rcpts);
+		}
 		memset(st->rcpts + st->nrcpts, 0,
 		    (n + 1 - st->nrcpts) * sizeof *st->rcpts);
 		st->nrcpts = n + 1;
@@ -67,6 +80,18 @@ word(char **p)
 	return w;
 }
 
+static const char *
+done_key(const void *st, size_t i)
+{
+	return ((const struct qstatus *)st)->done[i];
+}
+
+static const char *
+remote_key(const void *st, size_t i)
+{
+	return ((const struct qstatus *)st)->remotes[i].key;
+}
+
 static void
 remotes_clear(struct qstatus *st)
 {
@@ -80,6 +105,7 @@ remotes_clear(struct qstatus *st)
 	free(st->remotes);
 	st->remotes = NULL;
 	st->nremotes = 0;
+	keyindex_free(&st->remote_index);
 }
 
 static void
@@ -95,7 +121,7 @@ apply_record(struct qstatus *st, char *line)
 		if ((n = word(&p)) == NULL || (key = word(&p)) == NULL ||
 		    (name = word(&p)) == NULL)
 			return;
-		st->begins = xreallocarray(st->begins, st->nbegins + 1,
+		st->begins = xgrowarray(st->begins, st->nbegins,
 		    sizeof *st->begins);
 		st->begins[st->nbegins].rcpt = (unsigned)strtoul(n, NULL, 10);
 		st->begins[st->nbegins].key = xstrdup(key);
@@ -105,9 +131,10 @@ apply_record(struct qstatus *st, char *line)
 		if ((n = word(&p)) == NULL || (key = word(&p)) == NULL)
 			return;
 		if (!qstatus_is_done(st, key)) {
-			st->done = xreallocarray(st->done, st->ndone + 1,
+			st->done = xgrowarray(st->done, st->ndone,
 			    sizeof *st->done);
-			st->done[st->ndone++] = xstrdup(key);
+			st->done[st->ndone] = xstrdup(key);
+			keyindex_put(&st->done_index, st->ndone++, done_key, st);
 		}
 	} else if (strcmp(kind, "complete") == 0) {
 		if ((n = word(&p)) != NULL &&
@@ -130,7 +157,7 @@ apply_record(struct qstatus *st, char *line)
 		    (outcome = word(&p)) == NULL || (dsn = word(&p)) == NULL ||
 		    word(&p) == NULL || (relay = word(&p)) == NULL)
 			return;
-		st->remotes = xreallocarray(st->remotes, st->nremotes + 1,
+		st->remotes = xgrowarray(st->remotes, st->nremotes,
 		    sizeof *st->remotes);
 		x = &st->remotes[st->nremotes++];
 		x->rcpt = (unsigned)strtoul(n, NULL, 10);
@@ -139,6 +166,7 @@ apply_record(struct qstatus *st, char *line)
 		x->dsn = xstrdup(dsn);
 		x->relay = xstrdup(relay);
 		x->why = xstrdup(p ? p : "");
+		keyindex_put(&st->remote_index, st->nremotes - 1, remote_key, st);
 		st->nremote_records++;
 	} else if (strcmp(kind, "retry") == 0) {
 		char *t = word(&p), *next = word(&p);
@@ -350,6 +378,7 @@ qstatus_close(struct qstatus *st)
 	for (size_t i = 0; i < st->ndone; i++)
 		free(st->done[i]);
 	free(st->done);
+	keyindex_free(&st->done_index);
 	for (size_t i = 0; i < st->nbegins; i++) {
 		free(st->begins[i].key);
 		free(st->begins[i].name);
@@ -368,10 +397,7 @@ qstatus_close(struct qstatus *st)
 int
 qstatus_is_done(const struct qstatus *st, const char *key)
 {
-	for (size_t i = 0; i < st->ndone; i++)
-		if (strcmp(st->done[i], key) == 0)
-			return 1;
-	return 0;
+	return keyindex_find(&st->done_index, key, done_key, st) != SIZE_MAX;
 }
 
 const struct qstatus_begin *
@@ -387,10 +413,9 @@ qstatus_find_begin(const struct qstatus *st, const char *key)
 const struct qstatus_remote *
 qstatus_find_remote(const struct qstatus *st, const char *key)
 {
-	for (size_t i = st->nremotes; i-- > 0;)
-		if (strcmp(st->remotes[i].key, key) == 0)
-			return &st->remotes[i];
-	return NULL;
+	size_t i = keyindex_find(&st->remote_index, key, remote_key, st);
+
+	return i == SIZE_MAX ? NULL : &st->remotes[i];
 }
 
 const struct qstatus_rcpt *

@@ -25,6 +25,8 @@
 #ifndef POSTERN_QSTATUS_H
 #define POSTERN_QSTATUS_H
 
+#include "lib/keyindex.h"
+
 #include <limits.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -61,6 +63,7 @@ struct qstatus {
 	char		 path[PATH_MAX];
 	char		**done;		/* keys */
 	size_t		 ndone;
+	struct keyindex	 done_index;
 	struct qstatus_begin *begins;
 	size_t		 nbegins;
 	struct qstatus_rcpt *rcpts;	/* grown to the highest N seen */
@@ -71,6 +74,7 @@ struct qstatus {
 	int		 warned;
 	struct qstatus_remote *remotes;	/* pending remote outcomes */
 	size_t		 nremotes;
+	struct keyindex	 remote_index;	/* the latest for each key */
 	unsigned	 nremote_records;	/* ever, pending or not */
 	int		 dir_unsynced;	/* made by a link: status/ still
 					 * to be fsynced with the first sync */

@@ -746,7 +746,7 @@ smtp_rcpt_accept(struct smtp_session *s, const struct smtp_wait *w)
 		tx->discard = w->av.rule;
 	else if (w->av.action == ACCESS_HOLD && tx->hold == NULL)
 		tx->hold = w->av.rule;
-	tx->rcpts = xreallocarray(tx->rcpts, tx->nrcpts + 1, sizeof *tx->rcpts);
+	tx->rcpts = xgrowarray(tx->rcpts, tx->nrcpts, sizeof *tx->rcpts);
 	tx->rcpts[tx->nrcpts++] = xstrdup(w->rcpt);
 	tx->rcpt_octets += strlen(w->rcpt) + sizeof "rcpt \n" - 1;
 	smtp_enter_state(s, SMTP_ST_RCPT);

@@ -260,6 +260,36 @@ def test_a_torn_status_record_drops_no_recipient(postern):
     srv.wait_log(qid + r" removed$")
 
 
+def test_recipients_past_the_envelope_limit_get_452(postern):
+    """max-recipients may allow more recipients than a queue file's
+    envelope holds (4 MiB): past that, RCPT answers 452 (the client
+    sends the rest in another transaction), and what was taken is a
+    message the queue manager can read, not one moved to corrupt/."""
+    srv = mail_server(postern, extra=["max-recipients 30000"])
+    far = f"{'a' * 63}.{'b' * 63}.{'c' * 41}.remote.example"
+    rcpts = [f"r{i:05d}{'x' * 58}@{far}" for i in range(20000)]
+    with srv.connect(source="127.0.0.2") as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<alice@example.test>")[0] == 250
+        codes = []
+        for i in range(0, len(rcpts), 500):
+            c.send("".join(f"RCPT TO:<{r}>\r\n"
+                           for r in rcpts[i:i + 500]).encode())
+            codes += [c.reply()[0] for _ in rcpts[i:i + 500]]
+        taken = codes.count(250)
+        assert 15000 < taken < 20000, taken
+        assert codes == [250] * taken + [452] * (len(rcpts) - taken)
+        assert c.cmd("DATA")[0] == 354
+        code, text = c.cmd(MSG.decode().replace("\r\n.", "\r\n..")
+                           + ".")
+        assert code == 250, text
+        qid = text.split()[-1]
+    print(f"\nfigure: {taken} of {len(rcpts)} recipients taken")
+    srv.wait_log(qid + rf" remote submit domain={re.escape(far)} "
+                 rf"nrcpt={taken}", timeout=30)
+    assert "corrupt" not in srv.log()
+
+
 def test_permanent_failure_bounces_at_once(postern):
     # an alias whose target is no user: 5.1.1 in a DSN, no retry
     srv = mail_server(postern, aliases="team: bob, ghost\n")
