@@ -26,6 +26,23 @@ struct expand_state {
 
 static void expand_target(struct expand_state *, const char *);
 
+/* A remote address's local part is the remote server's to interpret,
+ * case included (RFC 5321 section 2.4): only its domain is folded. */
+static int
+same_target(enum alias_kind kind, const char *a, const char *b)
+{
+	const char *da, *db;
+
+	if (kind != ALIAS_R_REMOTE)
+		return strcasecmp(a, b) == 0;
+	da = strrchr(a, '@');
+	db = strrchr(b, '@');
+	if (da == NULL || db == NULL)
+		return strcmp(a, b) == 0;
+	return da - a == db - b && strncmp(a, b, (size_t)(da - a)) == 0 &&
+	    strcasecmp(da, db) == 0;
+}
+
 static void
 result_add(struct expand_state *st, enum alias_kind kind, const char *target,
     const char *dsn, const char *reason)
@@ -34,7 +51,7 @@ result_add(struct expand_state *st, enum alias_kind kind, const char *target,
 
 	for (size_t i = 0; i < out->n; i++)
 		if (out->r[i].kind == kind &&
-		    strcasecmp(out->r[i].target, target) == 0)
+		    same_target(kind, out->r[i].target, target))
 			return;		/* duplicates go once */
 	if (out->n >= ALIAS_RESULTS_MAX) {
 		st->full = 1;
@@ -43,8 +60,10 @@ result_add(struct expand_state *st, enum alias_kind kind, const char *target,
 	out->r = xreallocarray(out->r, out->n + 1, sizeof *out->r);
 	out->r[out->n].kind = kind;
 	out->r[out->n].target = xstrdup(target);
-	if (kind == ALIAS_R_USER || kind == ALIAS_R_REMOTE)
+	if (kind == ALIAS_R_USER)
 		str_lower(out->r[out->n].target);
+	else if (kind == ALIAS_R_REMOTE && strrchr(target, '@') != NULL)
+		str_lower(strrchr(out->r[out->n].target, '@'));
 	out->r[out->n].reason = reason ? xstrdup(reason) : NULL;
 	out->r[out->n].dsn = dsn;
 	out->n++;

@@ -103,9 +103,13 @@ test_table(void **state)
 		/* a loop that reaches a user stops at the user */
 		{ "alice: team\nteam: alice, carol\n", "alice",
 		  "user:alice user:carol" },
-		/* local and remote addresses */
+		/* local and remote addresses; a remote local part keeps
+		 * its case (RFC 5321 section 2.4), its domain does not */
 		{ "x: bob@example.test, Far@Remote.Example\n", "x",
-		  "remote:far@remote.example user:bob" },
+		  "remote:Far@remote.example user:bob" },
+		{ "x: Far@Remote.Example, Far@remote.example, "
+		  "far@remote.example\n", "x",
+		  "remote:Far@remote.example remote:far@remote.example" },
 		/* an unknown member fails alone */
 		{ "x: alice, ghost\n", "x", "fail:ghost user:alice" },
 		/* quoted names */
