@@ -198,10 +198,22 @@ dns_mx_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 		if (prc != ARES_SUCCESS)
 			st = prc == ARES_ENODATA ? DNS_NODATA : DNS_TEMPFAIL;
 	}
-	for (r = reply; st == DNS_OK && r && n < DNS_MX_MAX; r = r->next) {
-		strlcpy(mx[n].host, r->host ? r->host : "", sizeof mx[n].host);
-		mx[n].pref = r->priority;
-		n++;
+	/* The DNS_MX_MAX most preferred, whatever the answer's order: a
+	 * full table gives up its least preferred for a better one. */
+	for (r = reply; st == DNS_OK && r; r = r->next) {
+		size_t k = n;
+
+		if (n == DNS_MX_MAX) {
+			k = 0;
+			for (size_t j = 1; j < n; j++)
+				if (mx[j].pref > mx[k].pref)
+					k = j;
+			if (r->priority >= mx[k].pref)
+				continue;
+		} else
+			n++;
+		strlcpy(mx[k].host, r->host ? r->host : "", sizeof mx[k].host);
+		mx[k].pref = r->priority;
 	}
 	if (reply)
 		ares_free_data(reply);
