@@ -18,13 +18,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
+#include <linux/sockios.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <limits.h>
-#include <linux/sockios.h>
 #include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -193,13 +193,20 @@ sc_reset(struct smtp_client *c)
 		    sizeof reset);
 }
 
-/* Octets sent to the server and not yet acknowledged, or -1. */
+/* Octets on their way to the server and not yet acknowledged: the
+ * kernel's send queue, and under TLS the records waiting for it; -1 if
+ * it cannot be told. */
 static int
 sc_kernel_queue(struct smtp_client *c)
 {
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
 	int fd = sc_fd(c), n;
 
-	return fd == -1 || ioctl(fd, SIOCOUTQ, &n) == -1 ? -1 : n;
+	if (fd == -1 || ioctl(fd, SIOCOUTQ, &n) == -1)
+		return -1;
+	if (under != NULL)
+		n += (int)evbuffer_get_length(bufferevent_get_output(under));
+	return n;
 }
 
 static void
@@ -992,10 +999,13 @@ sc_event(struct smtp_client *c, struct bufferevent *bev, short what)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
-		if (what & BEV_EVENT_WRITING)
+		int sending = (what & BEV_EVENT_WRITING) &&
+		    (c->state == SC_BODY || c->state == SC_DOT);
+
+		if (sending)
 			sc_reset(c);	/* see sc_timeout_sending */
 		sc_broken(c, c->state == SC_CONNECTING ? "connecting (timeout)" :
-		    (what & BEV_EVENT_WRITING) ? "sending the message (timeout)" :
+		    sending ? "sending the message (timeout)" :
 		    "waiting for a reply (timeout)");
 		return;
 	}
