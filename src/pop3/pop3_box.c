@@ -4,9 +4,10 @@
  * the POP-before-SMTP grant where that is a file (written and fsynced),
  * the UPDATE at QUIT (an unlink per deleted message, an fsync of cur/),
  * the open of a message to send, and the chunks of it that the page
- * cache does not hold (pop3_mail.c).  A mailbox of thousands of messages is thousands
- * of system calls, and an fsync or a read from the disk waits for it:
- * on the event loop, every other session of the worker would wait too.
+ * cache does not hold (pop3_mail.c).  A mailbox of thousands of
+ * messages is thousands of system calls, and an fsync, a read from the
+ * disk or a lookup on NFS waits for it: on the event loop, every other
+ * session of the worker would wait too.
  *
  * While a thread has the mailbox, the session reads nothing
  * (POP3_ST_BOX_WAIT) and the loop does not touch s->box, nor the
