@@ -20,6 +20,34 @@
 #include <strings.h>
 
 #define BOUNCE_MAX	(QENV_HEADERS_MAX + 1024 * 1024)
+/* The report's own lines, around the recipients. */
+#define BOUNCE_FRAME	(16 * 1024)
+
+/*
+ * How many recipients the report can list within BOUNCE_MAX: a message
+ * to thousands of them with long replies would not fit, and a report
+ * that cannot be queued is retried with the message, whose deliveries
+ * it depends on.  The rest are counted, not listed.
+ */
+static size_t
+bounce_listed(const struct qenv *env, const struct bounce_rcpt *r, size_t n)
+{
+	size_t room = BOUNCE_MAX - BOUNCE_FRAME - env->headers.len, used = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t one = 2 * (strlen(r[i].final) + strlen(r[i].why)) +
+		    strlen(r[i].orig) + strlen(r[i].dsn) + 320;
+
+		if (r[i].remote_mta != NULL)
+			one += strlen(r[i].remote_mta);
+		if (r[i].smtp_diag != NULL)
+			one += strlen(r[i].smtp_diag);
+		if (used + one > room)
+			return i;
+		used += one;
+	}
+	return n;
+}
 
 static void
 rfc5322_date(char *dst, size_t dstsz, time_t t)
@@ -41,7 +69,8 @@ has_8bit(const char *p, size_t len)
 
 static int
 bounce_human(struct buf *b, const struct conf *c, const struct qenv *env,
-    enum bounce_kind kind, const struct bounce_rcpt *r, size_t n)
+    enum bounce_kind kind, const struct bounce_rcpt *r, size_t n,
+    size_t unlisted)
 {
 	char until[64];
 	int rc = 0;
@@ -62,6 +91,10 @@ bounce_human(struct buf *b, const struct conf *c, const struct qenv *env,
 	}
 	for (size_t i = 0; i < n; i++)
 		rc |= buf_printf(b, "<%s>: %s\r\n", r[i].final, r[i].why);
+	if (unlisted > 0)
+		rc |= buf_printf(b, "... and %zu more recipient%s, not listed "
+		    "here for the size of this report.\r\n", unlisted,
+		    unlisted == 1 ? "" : "s");
 	rc |= buf_puts(b, "\r\nThe report for programs and the header of your "
 	    "message follow.\r\n");
 	return rc;
@@ -126,6 +159,7 @@ bounce_queue(const struct conf *c, const struct qenv *env,
 	struct buf head, body;
 	struct qfile qf;
 	char date[64], boundary[QID_LEN + CONF_NAME_MAX + 2];
+	size_t listed = bounce_listed(env, r, n);
 	int rc = 0, eight;
 
 	if (env->from[0] == '\0') {
@@ -165,12 +199,12 @@ bounce_queue(const struct conf *c, const struct qenv *env,
 	rc |= buf_printf(&body, "\r\n--%s\r\n", boundary);
 	rc |= buf_puts(&body, "Content-Description: Notification\r\n"
 	    "Content-Type: text/plain; charset=us-ascii\r\n\r\n");
-	rc |= bounce_human(&body, c, env, kind, r, n);
+	rc |= bounce_human(&body, c, env, kind, r, listed, n - listed);
 
 	rc |= buf_printf(&body, "\r\n--%s\r\n", boundary);
 	rc |= buf_puts(&body, "Content-Description: Delivery report\r\n"
 	    "Content-Type: message/delivery-status\r\n\r\n");
-	rc |= bounce_status(&body, c, env, kind, r, n, now);
+	rc |= bounce_status(&body, c, env, kind, r, listed, now);
 
 	rc |= buf_printf(&body, "\r\n--%s\r\n", boundary);
 	rc |= buf_printf(&body, "Content-Description: Undelivered message "

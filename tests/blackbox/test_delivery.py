@@ -290,6 +290,37 @@ def test_recipients_past_the_envelope_limit_get_452(postern):
     assert "corrupt" not in srv.log()
 
 
+def test_a_report_too_long_to_list_everyone_is_still_sent(postern):
+    """3000 recipients with long addresses expire: the DSN lists as many
+    as fit and counts the rest.  A report that could not be queued left
+    the failures open, and the message was sent again at every pass."""
+    srv = mail_server(postern, extra=["max-recipients 3000",
+                                      "queue-lifetime 3s",
+                                      "delay-warning 0"])
+    far = f"{'a' * 63}.{'b' * 63}.{'c' * 41}.remote.example"
+    rcpts = [f"r{i:05d}{'x' * 58}@{far}" for i in range(3000)]
+    with srv.connect(source="127.0.0.2") as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<alice@example.test>")[0] == 250
+        for i in range(0, len(rcpts), 500):
+            c.send("".join(f"RCPT TO:<{r}>\r\n"
+                           for r in rcpts[i:i + 500]).encode())
+            assert [c.reply()[0] for _ in rcpts[i:i + 500]] == [250] * 500
+        assert c.cmd("DATA")[0] == 354
+        code, text = c.cmd("Subject: many\r\n\r\nhello\r\n.")
+        assert code == 250, text
+        qid = text.split()[-1]
+    (f,) = wait_files(srv, "alice", 1, timeout=60)
+    text = dsn_parts(f.read_bytes())
+    listed = len(re.findall(r"Final-Recipient: rfc822; ", text))
+    m = re.search(r"\.\.\. and (\d+) more recipients, not listed", text)
+    print(f"\nfigure: {listed} listed, {m and m.group(1)} counted; "
+          f"{len(f.read_bytes())} octets")
+    assert m and listed + int(m.group(1)) == len(rcpts), (listed, m)
+    srv.wait_log(qid + r" removed$", timeout=30)
+    assert "cannot queue the bounce" not in srv.log()
+
+
 def test_permanent_failure_bounces_at_once(postern):
     # an alias whose target is no user: 5.1.1 in a DSN, no retry
     srv = mail_server(postern, aliases="team: bob, ghost\n")
