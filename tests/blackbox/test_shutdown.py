@@ -41,7 +41,10 @@ def test_sigterm_with_open_sessions(server):
 
 
 def test_sigterm_idle_server(server):
-    assert len(server.workers()) == 2, server.children()
+    # The helpers started last close their copy of the listening socket
+    # just after their fork; the port may answer before they have run.
+    assert wait_for(lambda: len(server.workers()) == 2, 5), \
+        server.children()
     kids = server.children()
     t0 = time.monotonic()
     server.proc.send_signal(15)
