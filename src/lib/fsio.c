@@ -387,17 +387,19 @@ mkdir_p(const char *path, mode_t mode)
 }
 
 char *
-read_text_file(const char *path, size_t max, FILE *errf)
+read_file(const char *path, size_t max, size_t *lenp, FILE *errf)
 {
 	struct stat st;
 	char *text;
 	ssize_t n;
 	size_t got = 0;
-	int fd;
+	int fd, saved;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		saved = errno;
 		if (errf)
-			fprintf(errf, "%s: %s\n", path, strerror(errno));
+			fprintf(errf, "%s: %s\n", path, strerror(saved));
+		errno = saved;
 		return NULL;
 	}
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
@@ -406,6 +408,7 @@ read_text_file(const char *path, size_t max, FILE *errf)
 			fprintf(errf, "%s: not a regular file of at most %zu "
 			    "bytes\n", path, max);
 		close(fd);
+		errno = EFBIG;
 		return NULL;
 	}
 	text = xmalloc((size_t)st.st_size + 1);
@@ -414,21 +417,34 @@ read_text_file(const char *path, size_t max, FILE *errf)
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
+			saved = errno;
 			if (errf)
-				fprintf(errf, "%s: %s\n", path, strerror(errno));
+				fprintf(errf, "%s: %s\n", path, strerror(saved));
 			free(text);
 			close(fd);
+			errno = saved;
 			return NULL;
 		}
 		got += (size_t)n;
 	}
 	close(fd);
 	text[got] = '\0';
-	if (memchr(text, '\0', got) != NULL) {
+	*lenp = got;
+	return text;
+}
+
+char *
+read_text_file(const char *path, size_t max, FILE *errf)
+{
+	size_t len;
+	char *text = read_file(path, max, &len, errf);
+
+	if (text != NULL && memchr(text, '\0', len) != NULL) {
 		if (errf)
 			fprintf(errf, "%s: contains a NUL byte; not a text file\n",
 			    path);
 		free(text);
+		errno = EINVAL;
 		return NULL;
 	}
 	return text;

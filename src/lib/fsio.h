@@ -86,8 +86,11 @@ int	fsio_spread_subdirs(const char *path);
  * /sys/fs/ext4/DEV/journal_task, "<none>" without one.
  */
 int	fsio_ext4_without_journal(const char *path, char *dev, size_t devsz);
-/* Read a whole text file (at most max bytes, no NUL bytes) into a new
- * NUL-terminated string; NULL with "PATH: why" written to errf. */
+/* Read a whole regular file of at most max bytes into a new buffer,
+ * NUL-terminated after its *lenp bytes; NULL with errno set (EFBIG: too
+ * large or not a regular file) and "PATH: why" written to errf. */
+char	*read_file(const char *path, size_t max, size_t *lenp, FILE *errf);
+/* The same for a text file: no NUL bytes in it (EINVAL). */
 char	*read_text_file(const char *path, size_t max, FILE *errf);
 
 #endif

@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,47 +180,6 @@ apply_record(struct qstatus *st, char *line)
 		st->warned = 1;
 }
 
-/* The whole file, NUL-terminated (*lenp octets before it); NULL with
- * errno, ENOENT when there is none. */
-static char *
-qstatus_read(const char *path, size_t *lenp)
-{
-	struct stat sb;
-	char *text;
-	size_t got = 0;
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), saved;
-
-	if (fd == -1)
-		return NULL;
-	if (fstat(fd, &sb) == -1)
-		goto fail;
-	if (sb.st_size > QSTATUS_MAX) {
-		errno = EFBIG;
-		goto fail;
-	}
-	text = xmalloc((size_t)sb.st_size + 1);
-	while (got < (size_t)sb.st_size &&
-	    (n = read(fd, text + got, (size_t)sb.st_size - got)) != 0) {
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			free(text);
-			goto fail;
-		}
-		got += (size_t)n;
-	}
-	close(fd);
-	text[got] = '\0';
-	*lenp = got;
-	return text;
-fail:
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return NULL;
-}
-
 int
 qstatus_load(const char *spool, const char *qid, struct qstatus *st)
 {
@@ -235,7 +193,7 @@ qstatus_load(const char *spool, const char *qid, struct qstatus *st)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	if ((text = qstatus_read(st->path, &len)) == NULL)
+	if ((text = read_file(st->path, QSTATUS_MAX, &len, NULL)) == NULL)
 		return errno == ENOENT ? 0 : -1;
 	/* Only whole records count: a torn last line was never synced, and
 	 * on a file system without a journal a crash may leave a block of
