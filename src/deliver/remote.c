@@ -20,6 +20,7 @@
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
@@ -29,6 +30,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -67,6 +69,9 @@ struct rconn {
 	struct dns_addr		 addrs[DNS_ADDR_MAX];
 	size_t			 naddrs, iaddr;
 	char			 host[256];	/* the one being tried */
+	int			 implicit_mx;	/* no MX: the domain's address */
+	int			 plain_retry;	/* this address, without TLS */
+	int			 temp_seen;	/* a failure that may pass */
 	int			 last_perm;
 	char			 last_dsn[16];
 	char			 last_err[512];
@@ -263,6 +268,7 @@ rconn_note(struct rconn *k, int perm, const char *dsn, const char *fmt, ...)
 	va_list ap;
 
 	k->last_perm = perm;
+	k->temp_seen |= !perm;
 	strlcpy(k->last_dsn, dsn, sizeof k->last_dsn);
 	va_start(ap, fmt);
 	vsnprintf(k->last_err, sizeof k->last_err, fmt, ap);
@@ -315,6 +321,25 @@ rconn_take_next(struct rconn *k)
 
 static void	rconn_try_addr(struct rconn *);
 
+/* To the domain's own hosts (MX, or an address literal), not through
+ * a smarthost. */
+static int
+rconn_direct(const struct rconn *k)
+{
+	return k->d->rule == NULL || k->d->rule->direct;
+}
+
+/* TLS is a must for this destination: verified, or carrying our
+ * credentials. */
+static int
+rconn_tls_required(const struct rconn *k)
+{
+	const struct relay_rule *rule = k->d->rule;
+
+	return rule && (rule->tls_verify || rule->tls_implicit ||
+	    rule->auth_file[0]);
+}
+
 static void
 rconn_ready(struct smtp_client *c, int ok, const struct smtp_client_error *err,
     void *arg)
@@ -337,6 +362,19 @@ rconn_ready(struct smtp_client *c, int ok, const struct smtp_client_error *err,
 		rconn_give_up(k);
 		return;
 	}
+	if (err->tls_failed && !k->plain_retry && !rconn_tls_required(k)) {
+		/* STARTTLS was only opportunistic: a server whose handshake
+		 * fails (an old protocol version, a broken key) gets the
+		 * message in the clear, as one that offered no STARTTLS
+		 * would.  An attacker on the path gains nothing by it: he
+		 * could as well have removed the offer. */
+		log_info("remote: %s: trying %s again without TLS", k->d->key,
+		    k->host);
+		k->plain_retry = 1;
+		rconn_try_addr(k);
+		return;
+	}
+	k->plain_retry = 0;
 	k->iaddr++;
 	rconn_try_addr(k);
 }
@@ -362,6 +400,7 @@ rconn_try_addr(struct rconn *k)
 	cfg.servername = k->host;
 	cfg.tls_implicit = rule ? rule->tls_implicit : 0;
 	cfg.tls_verify = rule ? rule->tls_verify : 0;
+	cfg.no_starttls = k->plain_retry;
 	cfg.auth_user = cr && cr->user[0] ? cr->user : NULL;
 	cfg.auth_pass = cr ? cr->pass : NULL;
 	cfg.timeout = (unsigned)r->conf->remote_timeout;
@@ -377,8 +416,21 @@ rconn_addrs(void *arg, enum dns_status st, const struct dns_addr *a, size_t n)
 	struct rconn *k = arg;
 
 	if (st != DNS_OK) {
-		rconn_note(k, 0, "4.4.3", "cannot find the address of %s: %s",
-		    k->host, dns_status_str(st));
+		/* A host name without an address is an error of the
+		 * domain's (RFC 5321 section 5.1): the message bounces if
+		 * no host of the domain did better or failed for a reason
+		 * that may pass.  A smarthost's name is ours to mend. */
+		int perm = (st == DNS_NXDOMAIN || st == DNS_NODATA) &&
+		    !k->temp_seen && rconn_direct(k);
+
+		if (k->implicit_mx)
+			rconn_note(k, perm, perm ? "5.4.4" : "4.4.3", "domain %s "
+			    "has no MX and no address (DNS: %s)", k->host,
+			    dns_status_str(st));
+		else
+			rconn_note(k, perm, perm ? "5.4.4" : "4.4.3", "cannot "
+			    "find the address of %s: %s", k->host,
+			    dns_status_str(st));
 		k->imx++;
 		rconn_next_host(k);
 		return;
@@ -420,6 +472,7 @@ rconn_mx(void *arg, enum dns_status st, const struct dns_mx *mx, size_t n)
 		strlcpy(k->mx[0].host, dom, sizeof k->mx[0].host);
 		k->mx[0].pref = 0;
 		k->nmx = 1;
+		k->implicit_mx = 1;
 		break;
 	case DNS_NXDOMAIN:
 		rconn_note(k, 1, "5.1.2", "domain %s does not exist (DNS: %s)",
@@ -442,6 +495,48 @@ rconn_mx(void *arg, enum dns_status st, const struct dns_mx *mx, size_t n)
 	rconn_next_host(k);
 }
 
+/*
+ * An address literal, "[192.0.2.1]" or "[IPv6:2001:db8::1]" (RFC 5321
+ * section 4.1.3): that address on port 25, no DNS.  The session's RCPT
+ * check has already accepted its form.
+ */
+static void
+rconn_literal(struct rconn *k)
+{
+	const char *dom = k->d->domain;
+	char text[INET6_ADDRSTRLEN + 8];
+	size_t len = strlen(dom);
+	struct sockaddr_in *sin = (struct sockaddr_in *)&k->addrs[0].ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&k->addrs[0].ss;
+
+	strlcpy(k->host, dom, sizeof k->host);
+	k->nmx = 1;			/* the literal is the only "host" */
+	if (len < 3 || len - 2 >= sizeof text)
+		goto bad;
+	memcpy(text, dom + 1, len - 2);
+	text[len - 2] = '\0';
+	memset(&k->addrs[0], 0, sizeof k->addrs[0]);
+	if (strncasecmp(text, "ipv6:", 5) == 0 &&
+	    inet_pton(AF_INET6, text + 5, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(25);
+		k->addrs[0].len = sizeof *sin6;
+	} else if (inet_pton(AF_INET, text, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(25);
+		k->addrs[0].len = sizeof *sin;
+	} else
+		goto bad;
+	k->naddrs = 1;
+	k->iaddr = 0;
+	rconn_try_addr(k);
+	return;
+bad:
+	rconn_note(k, 1, "5.1.2", "%s is not an address literal we can "
+	    "reach", dom);
+	rconn_give_up(k);
+}
+
 static void
 rconn_start(struct rdest *d)
 {
@@ -453,12 +548,17 @@ rconn_start(struct rdest *d)
 	TAILQ_INSERT_TAIL(&r->conns, k, entry);
 	r->nconns++;
 	d->nconns++;
-	rconn_note(k, 0, "4.4.1", "no host could be reached");
-	if (d->rule && !d->rule->direct) {
+	/* What the messages get if no host is ever tried; not a failure
+	 * seen (temp_seen stays 0). */
+	strlcpy(k->last_dsn, "4.4.1", sizeof k->last_dsn);
+	strlcpy(k->last_err, "no host could be reached", sizeof k->last_err);
+	if (!rconn_direct(k)) {
 		strlcpy(k->mx[0].host, d->rule->host, sizeof k->mx[0].host);
 		k->nmx = 1;
 		rconn_next_host(k);
-	} else
+	} else if (d->domain[0] == '[')
+		rconn_literal(k);
+	else
 		dns_lookup_mx(r->dns, d->domain, rconn_mx, k);
 }
 

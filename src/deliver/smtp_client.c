@@ -343,6 +343,7 @@ sc_setup_failed(struct smtp_client *c, int perm, const char *dsn,
 	va_list ap;
 
 	err.perm = perm;
+	err.tls_failed = c->state == SC_TLS;
 	strlcpy(err.dsn, dsn, sizeof err.dsn);
 	va_start(ap, fmt);
 	vsnprintf(err.text, sizeof err.text, fmt, ap);
@@ -489,7 +490,9 @@ sc_starttls(struct smtp_client *c)
 		sc_setup_failed(c, 0, "4.7.5", "TLS: cannot create a session");
 		return;
 	}
-	SSL_set_tlsext_host_name(ssl, c->servername);
+	/* SNI names a host, never an address literal (RFC 6066 section 3). */
+	if (c->servername[0] != '[')
+		SSL_set_tlsext_host_name(ssl, c->servername);
 	if (c->cfg.tls_verify) {
 		SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
 		SSL_set1_host(ssl, c->servername);
@@ -536,7 +539,7 @@ sc_reply_setup(struct smtp_client *c, int code)
 		if (cls == 2) {
 			sc_parse_ehlo(c);
 			if (!c->tls && (c->caps & CAP_STARTTLS) &&
-			    c->cfg.tls_ctx) {
+			    c->cfg.tls_ctx && !c->cfg.no_starttls) {
 				c->state = SC_STARTTLS;
 				sc_send(c, "STARTTLS");
 				return;
@@ -1070,13 +1073,17 @@ smtp_client_connect(struct event_base *base, const struct sockaddr *sa,
 	c->ready_arg = arg;
 	buf_init(&c->reply, SC_REPLY_MAX);
 	sockaddr_format(sa, host, sizeof host, &port);
-	snprintf(c->peer, sizeof c->peer, "%.250s[%s]:%u", c->servername, host,
-	    port);
+	if (c->servername[0] == '[')	/* an address literal: no name */
+		snprintf(c->peer, sizeof c->peer, "[%s]:%u", host, port);
+	else
+		snprintf(c->peer, sizeof c->peer, "%.250s[%s]:%u",
+		    c->servername, host, port);
 	c->state = SC_CONNECTING;
 	if (cfg->tls_implicit) {
 		SSL *ssl = SSL_new(cfg->tls_ctx);
 
-		SSL_set_tlsext_host_name(ssl, c->servername);
+		if (c->servername[0] != '[')
+			SSL_set_tlsext_host_name(ssl, c->servername);
 		if (cfg->tls_verify) {
 			SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
 			SSL_set1_host(ssl, c->servername);

@@ -23,6 +23,7 @@ struct smtp_client_cfg {
 	const char	*servername;	/* SNI and certificate name */
 	int		 tls_implicit;	/* TLS from the first byte (465) */
 	int		 tls_verify;	/* only a verified TLS peer will do */
+	int		 no_starttls;	/* in the clear even if offered */
 	const char	*auth_user;	/* NULL: no AUTH */
 	const char	*auth_pass;
 	unsigned	 timeout;	/* seconds for every step; 0: RFC */
@@ -33,6 +34,7 @@ struct smtp_client_cfg {
  * same destination will do better (e.g. 535 from a smarthost). */
 struct smtp_client_error {
 	int	 perm;
+	int	 tls_failed;	/* in the STARTTLS handshake */
 	char	 dsn[16];
 	char	 text[512];
 };

@@ -63,7 +63,7 @@ class DNS:
     """dnsmasq answering only from its command line: --mx-host and
     --host-record; every other name under .test is NXDOMAIN (--local)."""
 
-    def __init__(self, mx=(), hosts=(), local="test"):
+    def __init__(self, mx=(), hosts=(), local="test", txt=()):
         self.bin = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
         self.port = free_port(udp=True)
         self.args = [self.bin, "--keep-in-foreground", f"--port={self.port}",
@@ -72,6 +72,7 @@ class DNS:
                      f"--local=/{local}/", "--user=root", "--log-facility=-"]
         self.args += [f"--mx-host={m}" for m in mx]
         self.args += [f"--host-record={h}" for h in hosts]
+        self.args += [f"--txt-record={t}" for t in txt]
         self.proc = None
 
     def start(self, logpath):
@@ -114,12 +115,16 @@ class FakeSMTP:
     close; "slow": a plain SMTP server that takes the message at about
     10 KB/s (a slow link) and records each DATA it got (octets, whether
     the final "." came); "stall": the same, but it stops reading for 6 s
-    after the first 8 KB of a message.  Counts connections."""
+    after the first 8 KB of a message; "badtls": a plain SMTP server
+    that offers STARTTLS and, when asked, answers 220 and then a TLS
+    protocol_version alert, as a TLS-1.0-only server would (counted in
+    starttls).  Counts connections."""
 
     def __init__(self, addr, port, mode):
         self.addr, self.port, self.mode = addr, port, mode
         self.connections = 0
         self.datas = []
+        self.starttls = 0
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if mode in ("slow", "stall"):   # the kernel must not take it all
@@ -148,7 +153,7 @@ class FakeSMTP:
                 except OSError:
                     pass
                 c.close()
-            elif self.mode in ("slow", "stall"):
+            elif self.mode in ("slow", "stall", "badtls"):
                 self.held.append(c)
                 threading.Thread(target=self._slow, args=(c,),
                                  daemon=True).start()
@@ -173,8 +178,16 @@ class FakeSMTP:
             c.sendall(b"220 slow.example ESMTP\r\n")
             while not self.stopping:
                 cmd = line()
-                if cmd.startswith((b"EHLO", b"HELO")):
+                if cmd.startswith(b"EHLO") and self.mode == "badtls":
+                    c.sendall(b"250-badtls.example\r\n250 STARTTLS\r\n")
+                elif cmd.startswith((b"EHLO", b"HELO")):
                     c.sendall(b"250 slow.example\r\n")
+                elif cmd == b"STARTTLS" and self.mode == "badtls":
+                    self.starttls += 1
+                    # alert(21), TLS 1.0, fatal(2) protocol_version(70)
+                    c.sendall(b"220 go ahead\r\n\x15\x03\x01\x00\x02\x02\x46")
+                    c.close()
+                    return
                 elif cmd.startswith((b"MAIL", b"RCPT", b"RSET")):
                     c.sendall(b"250 ok\r\n")
                 elif cmd == b"DATA":

@@ -49,7 +49,10 @@ MX = [
     "hang.test,mx.hang.test,10",
     "slow.test,mx.slow.test,10",
     "stall.test,mx.stall.test,10",
+    "badtls.test,mx.badtls.test,10",
+    "deadmx.test,mx.nowhere.test,10",       # the MX host does not exist
 ]
+TXT = ['noaddr.test,"v=spf1 -all"']         # exists: no MX, no address
 HOSTS = [
     f"mx.b.test,{ip(2)}",
     f"mx.plain.test,{ip(3)}",
@@ -62,6 +65,7 @@ HOSTS = [
     f"mx.hang.test,{ip(12)}",
     f"mx.slow.test,{ip(14)}",
     f"mx.stall.test,{ip(15)}",
+    f"mx.badtls.test,{ip(16)}",
 ]
 
 
@@ -91,7 +95,7 @@ def lab():
     servers, stop = [], []
     try:
         # -- DNS -------------------------------------------------------
-        lab.dns = DNS(mx=MX, hosts=HOSTS)
+        lab.dns = DNS(mx=MX, hosts=HOSTS, txt=TXT)
         tmplog = f"/tmp/postern-bb-dnsmasq-{os.getpid()}.log"
         lab.dns.start(tmplog)
         stop.append(lab.dns.stop)
@@ -105,6 +109,8 @@ def lab():
         stop.append(lab.slow.close)
         lab.stall = FakeSMTP(ip(15), 25, "stall")
         stop.append(lab.stall.close)
+        lab.badtls = FakeSMTP(ip(16), 25, "badtls")
+        stop.append(lab.badtls.close)
 
         # -- Postfix ------------------------------------------------------
         lab.pf = None
@@ -377,6 +383,62 @@ def test_null_mx_bounces(lab):
     assert "null MX" in dsn
 
 
+@pytest.mark.parametrize("rcpt,why", [
+    ("x@noaddr.test", "domain noaddr.test has no MX and no address"),
+    ("x@deadmx.test", "cannot find the address of mx.nowhere.test"),
+])
+def test_a_domain_without_an_address_bounces_at_once(lab, rcpt, why):
+    """RFC 5321 section 5.1: no MX and no A/AAAA, or MX hosts that do
+    not exist, is an error of the domain's, not a reason to retry for
+    days.  retry-max is 2s here, so a deferral would show within the
+    15 s bounce_for waits only as a deferred line, never as a DSN."""
+    tok = token()
+    send(lab, [rcpt], tok)
+    dsn = bounce_for(lab, tok)
+    assert f"Final-Recipient: rfc822; {rcpt}" in dsn
+    assert "Status: 5.4.4" in dsn, dsn
+    assert why in dsn, dsn
+    log = lab.a.log()
+    assert re.search(r"delivery to=<" + re.escape(rcpt) + r"> relay=none "
+                     r"delay=[0-9.]+s dsn=5\.4\.4 status=bounced", log), \
+        log[-3000:]
+    assert not re.search(r"delivery to=<" + re.escape(rcpt) +
+                         r">[^\n]*status=deferred", log)
+
+
+def test_an_address_literal_goes_to_that_address(lab):
+    """user@[192.0.2.1] (RFC 5321 section 4.1.3): no DNS, port 25 of
+    that address; the log names the address alone."""
+    before = len(lab.slow.datas)
+    tok = token()
+    rcpt = f"x@[{ip(14)}]"
+    send(lab, [rcpt], tok)
+    sent_line(lab, rcpt, r"\[" + ip_rx(14) + r"\]:25")
+    assert len(lab.slow.datas) == before + 1
+    assert lab.slow.datas[-1][1], lab.slow.datas[-1]   # the final "." came
+
+
+def test_a_failed_starttls_handshake_is_retried_in_the_clear(lab):
+    """STARTTLS is opportunistic for MX delivery: a server whose
+    handshake fails (here: a protocol_version alert, as from a TLS-1.0
+    only server) gets the message in the clear on a second connection,
+    instead of deferring it until it bounces."""
+    before, conns = lab.badtls.starttls, lab.badtls.connections
+    tok = token()
+    send(lab, ["x@badtls.test"], tok)
+    m = sent_line(lab, "x@badtls.test",
+                  r"mx\.badtls\.test\[" + ip_rx(16) + r"\]:25")
+    assert lab.badtls.starttls == before + 1
+    assert lab.badtls.connections == conns + 2
+    assert lab.badtls.datas and lab.badtls.datas[-1][1]
+    log = lab.a.log()
+    assert re.search(r"TLS failed: .*protocol version", log, re.I), \
+        log[-3000:]
+    assert "trying mx.badtls.test again without TLS" in log
+    assert m.group(1) not in re.findall(r"([0-9A-F]{16}) delivery[^\n]*"
+                                        r"status=deferred", log)
+
+
 def test_connection_refused_is_deferred(lab):
     tok = token()
     send(lab, ["x@refused.test"], tok)
@@ -415,15 +477,17 @@ def test_a_slow_upload_is_not_a_timeout(lab):
     tok = token()
     body = message(tok) + b"".join(b"%06d " % i + b"y" * 90 + b"\r\n"
                                    for i in range(940))
+    before = len(lab.slow.datas)        # other tests use this server too
     with smtplib.SMTP("127.0.0.1", lab.a.smtp_port, timeout=10) as s:
         s.ehlo("client.example")
         assert not s.sendmail("alice@example.test", ["x@slow.test"], body)
     m = lab.a.wait_log(r"delivery to=<x@slow\.test> relay=\S+ "
                        r"delay=[0-9.]+s dsn=(\S+) status=(\w+)", timeout=40)
-    print(f"\nfigure: {m.group(0)}; the server got {lab.slow.datas}")
+    got = lab.slow.datas[before:]
+    print(f"\nfigure: {m.group(0)}; the server got {got}")
     assert m.group(2) == "sent", lab.a.log()[-3000:]
-    assert len(lab.slow.datas) == 1 and lab.slow.datas[0][1], lab.slow.datas
-    assert lab.slow.datas[0][0] > len(body)
+    assert len(got) == 1 and got[0][1], got
+    assert got[0][0] > len(body)
 
 
 def test_a_stalled_upload_is_reset_not_completed(lab):
