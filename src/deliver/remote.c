@@ -16,6 +16,7 @@
 #include "deliver/dns.h"
 #include "deliver/smtp_client.h"
 #include "lib/fsio.h"
+#include "lib/keyindex.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
@@ -55,7 +56,10 @@ struct rdest {
 	struct remote_msg	*head, **tail;
 	size_t			 nqueued;
 	unsigned		 nconns;
-	TAILQ_ENTRY(rdest)	 entry;
+	size_t			 index;		/* in remote.dests */
+	unsigned		 kicking;	/* inside rdest_kick */
+	int			 waiting;	/* on remote.waiting */
+	TAILQ_ENTRY(rdest)	 wait_entry;
 };
 
 struct rconn {
@@ -85,7 +89,13 @@ struct remote {
 	unsigned		 nconns;
 	unsigned		 max_conns;	/* this engine's part of the */
 	unsigned		 max_per_domain; /* configured limits */
-	TAILQ_HEAD(, rdest)	 dests;
+	/* The destinations with messages queued or connections open, by
+	 * key; one is freed when it has neither. */
+	struct rdest		**dests;
+	size_t			 ndests;
+	struct keyindex		 dest_index;
+	/* Those that wait for a slot under the total limit, in order. */
+	TAILQ_HEAD(, rdest)	 waiting;
 	TAILQ_HEAD(, rconn)	 conns;
 };
 
@@ -254,10 +264,15 @@ rconn_free(struct rconn *k)
 	r->nconns--;
 	d->nconns--;
 	free(k);
-	/* A slot is free: whoever waits may use it. */
-	TAILQ_FOREACH(e, &r->dests, entry)
-		if (e->nqueued)
-			rdest_kick(e);
+	/* A slot is free: the destination's own next message may use it,
+	 * else whoever waited longest under the total limit. */
+	rdest_kick(d);
+	while (r->nconns < r->max_conns &&
+	    (e = TAILQ_FIRST(&r->waiting)) != NULL) {
+		TAILQ_REMOVE(&r->waiting, e, wait_entry);
+		e->waiting = 0;
+		rdest_kick(e);
+	}
 }
 
 /* Why the latest attempt failed: what the messages get if nothing
@@ -562,13 +577,54 @@ rconn_start(struct rdest *d)
 		dns_lookup_mx(r->dns, d->domain, rconn_mx, k);
 }
 
+static const char *
+rdest_key(const void *arr, size_t i)
+{
+	return ((struct rdest *const *)arr)[i]->key;
+}
+
+/* Forget a destination with nothing queued and no connection: a queue
+ * manager that runs for months meets a great many domains. */
+static void
+rdest_release(struct rdest *d)
+{
+	struct remote *r = d->r;
+	struct rdest *last;
+
+	if (d->nqueued || d->nconns || d->kicking)
+		return;
+	if (d->waiting)
+		TAILQ_REMOVE(&r->waiting, d, wait_entry);
+	keyindex_del(&r->dest_index, d->key, rdest_key, r->dests);
+	last = r->dests[--r->ndests];
+	if (last != d) {
+		r->dests[d->index] = last;
+		last->index = d->index;
+		keyindex_put(&r->dest_index, d->index, rdest_key, r->dests);
+	}
+	free(d);
+}
+
+/* Open connections for what waits, within the limits.  A connection
+ * may fail and be freed before rconn_start returns (a look-up answered
+ * at once), so d is held until the loop ends. */
 static void
 rdest_kick(struct rdest *d)
 {
 	struct remote *r = d->r;
+
+	d->kicking++;
 	while (d->nqueued > d->nconns && d->nconns < r->max_per_domain &&
 	    r->nconns < r->max_conns)
 		rconn_start(d);
+	if (d->nqueued > d->nconns && d->nconns < r->max_per_domain &&
+	    !d->waiting) {
+		/* Held back only by the total: next in line for a slot. */
+		TAILQ_INSERT_TAIL(&r->waiting, d, wait_entry);
+		d->waiting = 1;
+	}
+	d->kicking--;
+	rdest_release(d);
 }
 
 /* ---------------------------------------------------------------- */
@@ -606,7 +662,7 @@ remote_new(struct event_base *base, const struct conf *c, unsigned share)
 	r->max_per_domain = (c->remote_connections_per_domain + share - 1) /
 	    share;
 	r->dns = dns_new(base, c->resolver);
-	TAILQ_INIT(&r->dests);
+	TAILQ_INIT(&r->waiting);
 	TAILQ_INIT(&r->conns);
 	if ((r->tls_ctx = SSL_CTX_new(TLS_client_method())) == NULL)
 		fatalx("remote: cannot create a TLS context");
@@ -622,7 +678,7 @@ remote_submit(struct remote *r, struct remote_msg *m)
 {
 	const struct relay_rule *rule;
 	struct rdest *d;
-	size_t idx = 0;
+	size_t idx = 0, i;
 	char key[300];
 
 	int fd;
@@ -644,10 +700,10 @@ remote_submit(struct remote *r, struct remote_msg *m)
 		    rule->port);
 	else
 		snprintf(key, sizeof key, "mx %.250s", m->domain);
-	TAILQ_FOREACH(d, &r->dests, entry)
-		if (strcmp(d->key, key) == 0)
-			break;
-	if (d == NULL) {
+	if ((i = keyindex_find(&r->dest_index, key, rdest_key, r->dests)) !=
+	    SIZE_MAX)
+		d = r->dests[i];
+	else {
 		d = xcalloc(1, sizeof *d);
 		d->r = r;
 		strlcpy(d->key, key, sizeof d->key);
@@ -656,7 +712,10 @@ remote_submit(struct remote *r, struct remote_msg *m)
 		strlcpy(d->domain, m->domain, sizeof d->domain);
 		str_lower(d->domain);
 		d->tail = &d->head;
-		TAILQ_INSERT_TAIL(&r->dests, d, entry);
+		r->dests = xgrowarray(r->dests, r->ndests, sizeof *r->dests);
+		d->index = r->ndests;
+		r->dests[r->ndests++] = d;
+		keyindex_put(&r->dest_index, d->index, rdest_key, r->dests);
 	}
 	*d->tail = m;
 	d->tail = &m->next;
@@ -670,11 +729,12 @@ remote_free(struct remote *r)
 	struct rdest *d;
 	struct rconn *k;
 
+	r->max_conns = 0;	/* the callbacks below start nothing */
 	/* Pending lookups are cancelled without their callbacks. */
 	dns_free(r->dns);
 	r->dns = NULL;
 	/* Transactions under way and messages not yet taken are answered
-	 * "try later"; nothing new starts (limits set to zero). */
+	 * "try later"; nothing new starts (max_conns is zero). */
 	while ((k = TAILQ_FIRST(&r->conns)) != NULL) {
 		if (k->client)
 			smtp_client_free(k->client);
@@ -685,12 +745,15 @@ remote_free(struct remote *r)
 		TAILQ_REMOVE(&r->conns, k, entry);
 		free(k);
 	}
-	while ((d = TAILQ_FIRST(&r->dests)) != NULL) {
+	for (size_t i = 0; i < r->ndests; i++) {
+		d = r->dests[i];
+		d->kicking++;		/* freed here, not by the callbacks */
 		rdest_fail_all(d, 0, "4.3.2", "the queue manager is stopping",
 		    "none");
-		TAILQ_REMOVE(&r->dests, d, entry);
 		free(d);
 	}
+	free(r->dests);
+	keyindex_free(&r->dest_index);
 	SSL_CTX_free(r->tls_ctx);
 	free(r);
 }

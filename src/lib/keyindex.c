@@ -66,6 +66,38 @@ keyindex_put(struct keyindex *ix, size_t i, keyindex_key_fn fn,
 	*slot = i + 1;
 }
 
+/*
+ * Deletion without tombstones (linear probing): each entry after the
+ * gap, up to the next empty slot, moves into the gap unless its home
+ * slot lies cyclically after the gap and at or before where it is, so
+ * that every entry stays reachable from its home by probing.
+ */
+void
+keyindex_del(struct keyindex *ix, const char *key, keyindex_key_fn fn,
+    const void *arr)
+{
+	size_t mask = ix->cap - 1, gap, j, home;
+	size_t *slot;
+
+	if (ix->cap == 0 || *(slot = keyindex_slot(ix, key, fn, arr)) == 0)
+		return;
+	gap = j = (size_t)(slot - ix->slot);
+	ix->slot[gap] = 0;
+	ix->n--;
+	for (;;) {
+		j = (j + 1) & mask;
+		if (ix->slot[j] == 0)
+			return;
+		home = (size_t)key_hash(fn(arr, ix->slot[j] - 1)) & mask;
+		if (gap <= j ? (gap < home && home <= j) :
+		    (gap < home || home <= j))
+			continue;		/* reachable as it is */
+		ix->slot[gap] = ix->slot[j];
+		ix->slot[j] = 0;
+		gap = j;
+	}
+}
+
 void
 keyindex_free(struct keyindex *ix)
 {

@@ -24,6 +24,10 @@ size_t	keyindex_find(const struct keyindex *, const char *key,
 /* Store index i under its key; a later index replaces an earlier one. */
 void	keyindex_put(struct keyindex *, size_t i, keyindex_key_fn,
 	    const void *arr);
+/* Take key out; every other index stored must still have its key in
+ * arr (they may be moved up to fill the gap). */
+void	keyindex_del(struct keyindex *, const char *key, keyindex_key_fn,
+	    const void *arr);
 void	keyindex_free(struct keyindex *);
 
 #endif

@@ -588,6 +588,47 @@ def test_smarthost_down_then_up(lab):
         assert not problems, problems
 
 
+def test_destinations_take_turns_under_the_total_limit(lab):
+    """remote-connections 1 1: one session at a time for the whole queue
+    manager.  A message to a server that never answers holds the slot
+    first, so messages for four other domains wait their turn for it
+    (and each destination is forgotten once served); every one is
+    delivered once the slot is free."""
+    d = Server(extra=[
+        "queue-manager on", "retry-min 1s", "retry-max 2s",
+        "mynetworks 127.0.0.1/32", f"resolver 127.0.0.1:{lab.dns.port}",
+        "remote-timeout 5s", "remote-connect-timeout 2s",
+        "remote-connections 1 1", "queue-managers 1",
+    ], users=[])
+    rcpts = ["bob@b.test", "bob@plain.test", "bob@nomx.test",
+             "bob@twomx.test"]
+    try:
+        d.start()
+        with smtplib.SMTP("127.0.0.1", d.smtp_port, timeout=10) as s:
+            assert not s.sendmail("alice@example.test", ["x@silent.test"],
+                                  message(token()))
+        d.wait_log(r"remote submit domain=silent\.test")
+        toks = {}
+        for r in rcpts:
+            toks[r] = token()
+            with smtplib.SMTP("127.0.0.1", d.smtp_port, timeout=10) as s:
+                assert not s.sendmail("alice@example.test", [r],
+                                      message(toks[r]))
+        for r in rcpts:
+            d.wait_log(r"delivery to=<" + re.escape(r) + r"> relay=\S+ "
+                       r"delay=[0-9.]+s dsn=2\.\d\.\d+ status=sent",
+                       timeout=20)
+            ((env, _),) = spool_with(lab.b, toks[r])
+            assert env["rcpt"] == [r]
+        log = d.log()
+        first_sent = log.index("status=sent")
+        assert re.search(r"delivery to=<x@silent\.test>[^\n]*"
+                         r"status=deferred", log[:first_sent]), log[-4000:]
+    finally:
+        problems = _finish_all([d])
+        assert not problems, problems
+
+
 def test_bounce_to_a_remote_sender_goes_out_by_smtp(lab):
     tok = token()
     send(lab, ["x@nx.test"], tok, sender="bob@b.test")

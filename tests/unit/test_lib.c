@@ -24,6 +24,7 @@
 #include "lib/buf.h"
 #include "lib/filewatch.h"
 #include "lib/fsio.h"
+#include "lib/keyindex.h"
 #include "lib/netaddr.h"
 #include "lib/strutil.h"
 #include "unit_files.h"
@@ -815,6 +816,63 @@ test_filewatch(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+static const char *
+test_key(const void *arr, size_t i)
+{
+	return ((const char (*)[16])arr)[i];
+}
+
+/* Puts and deletions in a random order, checked against a model after
+ * each step: an index whose key was deleted is never found, every other
+ * one is found where it was put, and the gaps deletion leaves never cut
+ * a probe chain (many keys share home slots at this load). */
+static void
+test_keyindex(void **state)
+{
+	enum { N = 3000 };
+	static char keys[N][16];
+	static int present[N];
+	struct keyindex ix = { 0 };
+	unsigned seed = 12345;
+
+	(void)state;
+	for (size_t i = 0; i < N; i++)
+		snprintf(keys[i], sizeof keys[i], "k%zu.example", i);
+	assert_int_equal(keyindex_find(&ix, "k1.example", test_key, keys),
+	    SIZE_MAX);
+	keyindex_del(&ix, "k1.example", test_key, keys);	/* empty: no-op */
+	for (int step = 0; step < 40000; step++) {
+		size_t i;
+
+		seed = seed * 1103515245u + 12345u;
+		i = (seed >> 8) % N;
+		if (present[i] && (seed & 0x10000)) {
+			keyindex_del(&ix, keys[i], test_key, keys);
+			present[i] = 0;
+		} else if (!present[i]) {
+			keyindex_put(&ix, i, test_key, keys);
+			present[i] = 1;
+		}
+		if (step % 997 == 0 || step > 39900) {
+			size_t n = 0;
+
+			for (size_t k = 0; k < N; k++) {
+				assert_int_equal(keyindex_find(&ix, keys[k],
+				    test_key, keys), present[k] ? k : SIZE_MAX);
+				n += present[k];
+			}
+			assert_int_equal(ix.n, n);
+		}
+	}
+	for (size_t k = 0; k < N; k++)
+		if (present[k])
+			keyindex_del(&ix, keys[k], test_key, keys);
+	assert_int_equal(ix.n, 0);
+	for (size_t k = 0; k < ix.cap; k++)
+		assert_int_equal(ix.slot[k], 0);
+	keyindex_free(&ix);
+}
+
 int
 main(void)
 {
@@ -833,6 +891,7 @@ main(void)
 		cmocka_unit_test(test_unnamed_link_fallback),
 		cmocka_unit_test(test_publish_and_entry_sync),
 		cmocka_unit_test(test_filewatch),
+		cmocka_unit_test(test_keyindex),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
