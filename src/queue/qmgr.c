@@ -77,6 +77,8 @@ struct qentry {
 	int			 landed;	/* next pass: QRUN_F_RESULTS */
 	int			 busy;		/* a pass is under way */
 	int			 again;		/* due when the pass is over */
+	char			*unwritten;	/* outcome records for status/QID
+						   that a full disk refused */
 	TAILQ_ENTRY(qentry)	 run;
 	TAILQ_ENTRY(qentry)	 all;
 };
@@ -99,6 +101,7 @@ struct pass_job {
 	struct workpool_job	 job;		/* first */
 	struct qentry		*e;
 	int			 flags;
+	char			*unwritten;	/* written before the pass */
 	enum qrun_result	 res;
 	time_t			 next;
 	struct pass		*p;	/* qrun_end still to run on the loop */
@@ -156,6 +159,7 @@ entry_free(struct qentry *e)
 	TAILQ_REMOVE(&all_list, e, all);
 	tdelete(e, &entry_index, entry_cmp);
 	event_free(e->timer);
+	free(e->unwritten);
 	free(e);
 }
 
@@ -202,6 +206,18 @@ pass_work(struct workpool_job *wj)
 	struct pass_job *j = (struct pass_job *)wj;
 	struct pass *p;
 
+	if (j->unwritten != NULL) {
+		/* Outcomes the pass must see: until they are written, no
+		 * pass (it would send again what was sent). */
+		if (qrun_write_records(&qm, j->e->qid, j->unwritten) == -1) {
+			j->res = QRUN_DEFERRED;
+			j->next = time(NULL) + (qm.conf->retry_min ?
+			    (time_t)qm.conf->retry_min : 1);
+			return;
+		}
+		free(j->unwritten);
+		j->unwritten = NULL;
+	}
 	p = qrun_start(&qm, j->e->qid, j->flags, &j->res, &j->next);
 	if (p != NULL && qrun_end_needs_loop(p))
 		j->p = p;
@@ -220,6 +236,10 @@ pass_done(struct workpool_job *wj)
 
 	nbusy--;
 	e->busy = 0;
+	if (j->unwritten != NULL) {		/* still not written */
+		e->unwritten = j->unwritten;
+		e->landed = (j->flags & QRUN_F_RESULTS) != 0;
+	}
 	if (j->p != NULL) {
 		if (stopping) {
 			qrun_abandon(j->p);
@@ -290,6 +310,8 @@ qmgr_runner(evutil_socket_t fd, short ev, void *arg)
 		j->e = e;
 		j->flags = e->landed ? QRUN_F_RESULTS : 0;
 		e->landed = 0;
+		j->unwritten = e->unwritten;
+		e->unwritten = NULL;
 		nbusy++;
 		workpool_submit(passes, &j->job);
 	}
@@ -298,19 +320,40 @@ qmgr_runner(evutil_socket_t fd, short ev, void *arg)
 /* The last remote_msg of qid's pass came back, its outcomes recorded:
  * the pass that acts on them is due. */
 static void
-qmgr_landed(const char *qid)
+qmgr_landed(const char *qid, char *unwritten)
 {
-	struct qentry key, **found;
+	struct qentry key, **found = NULL;
 
-	if (stopping) {
+	if (!stopping) {
+		(void)strlcpy(key.qid, qid, sizeof key.qid);	/* fits */
+		found = tfind(&key, &entry_index, entry_cmp);
+	}
+	if (found == NULL) {
+		if (unwritten != NULL)
+			log_warnx("%s queue: outcomes lost with the queue "
+			    "manager's stop; their recipients may be sent "
+			    "again", qid);
+		free(unwritten);
 		qmgr_maybe_done();
 		return;
 	}
-	(void)strlcpy(key.qid, qid, sizeof key.qid);	/* from an entry */
-	if ((found = tfind(&key, &entry_index, entry_cmp)) == NULL)
-		return;
 	(*found)->inflight = 0;
 	(*found)->landed = 1;
+	if (unwritten != NULL) {
+		/* Not expected (no pass runs while a flight is out, and a
+		 * pass that could not write them put them back), but
+		 * records are never dropped. */
+		if ((*found)->unwritten != NULL) {
+			size_t a = strlen((*found)->unwritten);
+			size_t b = strlen(unwritten);
+
+			(*found)->unwritten = xreallocarray((*found)->unwritten,
+			    a + b + 1, 1);
+			memcpy((*found)->unwritten + a, unwritten, b + 1);
+			free(unwritten);
+		} else
+			(*found)->unwritten = unwritten;
+	}
 	entry_make_due(*found);
 }
 

@@ -34,8 +34,11 @@ struct qmgr {
 	struct remote		*remote;	/* NULL: remote targets wait */
 	unsigned		 inflight;	/* remote_msgs not yet done */
 	int			 stopping;	/* drop TEMPFAIL outcomes */
-	/* Every remote_msg of one pass came back and is recorded. */
-	void			(*landed)(const char *qid);
+	/* Every remote_msg of one pass came back and is recorded, except
+	 * `unwritten` (NULL, or the records that could not be appended,
+	 * a line each; the callee takes it): no pass may act on the
+	 * message before those are in its status file. */
+	void			(*landed)(const char *qid, char *unwritten);
 };
 
 enum qrun_result {
@@ -58,6 +61,11 @@ int	qmgr_prepare(const struct conf *, uid_t, gid_t);
 /* The child, queue manager `index` of qmgr_count(): never returns. */
 void	qmgr_main(const struct conf *, unsigned procno, unsigned index,
 	    uid_t, gid_t) __attribute__((noreturn));
+
+/* Append records kept by landed() to status/QID and fsync it: 0, or -1
+ * with nothing known to be written (the caller keeps them). */
+int	qrun_write_records(struct qmgr *, const char *qid,
+	    const char *records);
 
 /*
  * One delivery pass over queue/QID (qrun.c), in two steps, so that the

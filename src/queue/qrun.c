@@ -22,6 +22,9 @@
  *      the next pass acts on the records as on a local delivery's
  *      result: done, a DSN, or a deferral.  A crash before the record
  *      means the target is simply tried again (SMTP's at-least-once).
+ *      A record the status file refuses (a full disk) is kept by the
+ *      queue manager, which runs no pass on the message until it is
+ *      written (qrun_write_records).
  */
 #include "queue/qmgr.h"
 #include "deliver/local_maildir.h"
@@ -67,7 +70,73 @@ struct rflight {
 	char		 qid[QID_LEN + 1];
 	unsigned	 pending;
 	int		 submitting;	/* the pass is still handing them out */
+	char		*unwritten;	/* records not appended, a line each */
+	size_t		 unwritten_len;
 };
+
+/* A record that could not be appended (a full disk): kept, so that the
+ * next pass neither loses a failure nor sends again what was sent. */
+static void
+flight_keep(struct rflight *f, const char *rec)
+{
+	size_t n = strlen(rec);
+
+	f->unwritten = xreallocarray(f->unwritten, f->unwritten_len + n + 2,
+	    1);
+	memcpy(f->unwritten + f->unwritten_len, rec, n);
+	f->unwritten_len += n;
+	f->unwritten[f->unwritten_len++] = '\n';
+	f->unwritten[f->unwritten_len] = '\0';
+}
+
+/* Every remote_msg is back: the queue manager takes the flight's
+ * unwritten records with the news. */
+static void
+flight_landed(struct rflight *f)
+{
+	if (f->unwritten)
+		log_warnx("%s queue: outcomes not recorded (status file); no "
+		    "pass until they are", f->qid);
+	if (f->q->landed != NULL)
+		f->q->landed(f->qid, f->unwritten);
+	else
+		free(f->unwritten);
+	free(f);
+}
+
+int
+qrun_write_records(struct qmgr *q, const char *qid, const char *records)
+{
+	struct qstatus st;
+	const char *line, *nl;
+	char path[PATH_MAX];
+	struct stat sb;
+	int rc = 0;
+
+	/* A message deleted meanwhile needs no records (and must not
+	 * get a status file again); a held one keeps them. */
+	if (qpath_make(path, sizeof path, q->conf->spool, "queue", qid) == 0 &&
+	    stat(path, &sb) == -1 && errno == ENOENT &&
+	    qpath_make(path, sizeof path, q->conf->spool, "hold", qid) == 0 &&
+	    stat(path, &sb) == -1 && errno == ENOENT)
+		return 0;
+	if (qstatus_open(q->conf->spool, qid, &st) == -1) {
+		log_warn("%s queue: status file", qid);
+		return -1;
+	}
+	for (line = records; rc == 0 && *line; line = nl + 1) {
+		if ((nl = strchr(line, '\n')) == NULL)
+			break;			/* every line ends in one */
+		if (qstatus_append(&st, 0, "%.*s", (int)(nl - line), line) == -1)
+			rc = -1;
+	}
+	if (rc == 0 && qstatus_sync(&st) == -1)
+		rc = -1;
+	if (rc == -1)
+		log_warn("%s queue: status append", qid);
+	qstatus_close(&st);
+	return rc;
+}
 
 /* One remote_msg: the not-yet-done remote targets of one domain. */
 struct rgroup {
@@ -367,35 +436,41 @@ rgroup_done(struct remote_msg *m, void *arg)
 	struct rflight *f = g->flight;
 	struct qmgr *q = f->q;
 	struct qstatus st;
-	char relay[320], dsn[16], ewhy[WHY_MAX * 4];
+	char relay[320], dsn[16], ewhy[WHY_MAX * 4], rec[4096];
 	time_t now = time(NULL);
+	int opened;
 
-	if (qstatus_open(q->conf->spool, f->qid, &st) == -1)
+	/* A record that cannot be appended is kept for the queue manager
+	 * (flight_keep), never dropped. */
+	if (!(opened = qstatus_open(q->conf->spool, f->qid, &st) == 0))
 		log_warn("%s queue: status file", f->qid);
-	else {
-		for (size_t k = 0; k < g->n; k++) {
-			const struct remote_rcpt *r = &g->rcpts[k];
-			unsigned o = (unsigned)r->outcome;
+	for (size_t k = 0; k < g->n; k++) {
+		const struct remote_rcpt *r = &g->rcpts[k];
+		unsigned o = (unsigned)r->outcome;
 
-			if (o > REMOTE_PERMFAIL) {
-				log_warnx("%s queue: remote outcome %u for <%s> "
-				    "out of range", f->qid, o, r->addr);
-				continue;
-			}
-			/* Stopping: whatever was cut short is tried again
-			 * at the next start, without a back-off. */
-			if (q->stopping && r->outcome == REMOTE_TEMPFAIL)
-				continue;
-			relay_word(dsn, sizeof dsn, r->dsn[0] ? r->dsn :
-			    dflt[o]);
-			relay_word(relay, sizeof relay, r->relay);
-			str_escape(ewhy, sizeof ewhy, r->why,
-			    strnlen(r->why, sizeof r->why));
-			if (qstatus_append(&st, 0, "remote %zu %s %s %s %lld %s "
-			    "%s", g->rcpt_of[k], g->keys[k], outcome[o], dsn,
-			    (long long)now, relay, ewhy) == -1)
-				log_warn("%s queue: status append", f->qid);
+		if (o > REMOTE_PERMFAIL) {
+			log_warnx("%s queue: remote outcome %u for <%s> out of "
+			    "range", f->qid, o, r->addr);
+			continue;
 		}
+		/* Stopping: whatever was cut short is tried again at the
+		 * next start, without a back-off. */
+		if (q->stopping && r->outcome == REMOTE_TEMPFAIL)
+			continue;
+		relay_word(dsn, sizeof dsn, r->dsn[0] ? r->dsn : dflt[o]);
+		relay_word(relay, sizeof relay, r->relay);
+		str_escape(ewhy, sizeof ewhy, r->why,
+		    strnlen(r->why, sizeof r->why));
+		snprintf(rec, sizeof rec, "remote %zu %s %s %s %lld %s %s",
+		    g->rcpt_of[k], g->keys[k], outcome[o], dsn,
+		    (long long)now, relay, ewhy);
+		if (!opened || qstatus_append(&st, 0, "%s", rec) == -1) {
+			if (opened)
+				log_warn("%s queue: status append", f->qid);
+			flight_keep(f, rec);
+		}
+	}
+	if (opened) {
 		if (qstatus_sync(&st) == -1)
 			log_warn("%s queue: status fsync", f->qid);
 		qstatus_close(&st);
@@ -403,11 +478,8 @@ rgroup_done(struct remote_msg *m, void *arg)
 	(void)m;
 	q->inflight--;
 	rgroup_free(g);
-	if (--f->pending == 0 && !f->submitting) {
-		if (q->landed != NULL)
-			q->landed(f->qid);
-		free(f);
-	}
+	if (--f->pending == 0 && !f->submitting)
+		flight_landed(f);
 }
 
 static const char *
@@ -515,6 +587,12 @@ pass_submit(struct pass *p)
 	}
 	pass_groups_forget(p);
 	f->submitting = 0;
+	if (f->pending == 0 && f->unwritten) {
+		/* Back at once, but not all recorded: as if in flight, so
+		 * that the queue manager holds the records for the pass. */
+		flight_landed(f);
+		return 1;
+	}
 	if (f->pending == 0) {
 		free(f);
 		return 0;

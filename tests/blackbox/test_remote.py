@@ -490,6 +490,42 @@ def test_a_slow_upload_is_not_a_timeout(lab):
     assert got[0][0] > len(body)
 
 
+def test_outcomes_that_cannot_be_recorded_are_not_sent_again(lab):
+    """The status file refuses the "sent" record (here: made immutable
+    during the upload, as a full disk would refuse it): the queue
+    manager keeps the record and runs no pass on the message until it
+    is written, so the message is not sent a second time."""
+    if not shutil.which("chattr"):
+        pytest.skip("chattr is not installed (e2fsprogs)")
+    tok = token()
+    body = message(tok) + b"".join(b"%06d " % i + b"z" * 90 + b"\r\n"
+                                   for i in range(300))
+    before = len(lab.slow.datas)
+    with smtplib.SMTP("127.0.0.1", lab.a.smtp_port, timeout=10) as s:
+        assert not s.sendmail("alice@example.test", ["y@slow.test"], body)
+    m = lab.a.wait_log(r"smtp queued qid=([0-9A-F]{16}) [^\n]*"
+                       r"to=<y@slow\.test>")
+    qid = m.group(1)
+    lab.a.wait_log(qid + r" remote submit domain=slow\.test")
+    status = lab.a.spool / "status" / qid
+    r = subprocess.run(["chattr", "+i", str(status)], capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        pytest.skip(f"chattr +i refused here: {r.stderr.strip()}")
+    try:
+        lab.a.wait_log(qid + r" queue: status file", timeout=20)
+        time.sleep(3)                   # retry-min 1s: passes are due
+    finally:
+        subprocess.run(["chattr", "-i", str(status)], check=True)
+    lab.a.wait_log(r"delivery to=<y@slow\.test> relay=\S+ delay=[0-9.]+s "
+                   r"dsn=2\.\d\.\d+ status=sent", timeout=30)
+    lab.a.wait_log(qid + r" removed$", timeout=15)
+    time.sleep(1)
+    got = lab.slow.datas[before:]
+    assert len(got) == 1 and got[0][1], got
+    assert "outcomes not recorded" in lab.a.log()
+
+
 def test_a_stalled_upload_is_reset_not_completed(lab):
     """The server stops taking the message half-way for longer than
     remote-timeout: the connection is reset, so what the kernel still
