@@ -93,12 +93,25 @@ valid_path(const char *s, int allow_null)
 }
 
 /* Parse a maildrop file held in memory; -1 with the reason in why. */
+/* The offset of the first CR not followed by LF or LF not preceded by
+ * CR, or SIZE_MAX: the sendmail command writes CRLF only. */
+static size_t
+bare_eol(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((p[i] == '\r' && (i + 1 == n || p[i + 1] != '\n')) ||
+		    (p[i] == '\n' && (i == 0 || p[i - 1] != '\r')))
+			return i;
+	return SIZE_MAX;
+}
+
 static int
 drop_parse(char *data, size_t len, struct drop *d, char *why, size_t whysz)
 {
 	char *p = data, *end = data + len;
 	int have_size = 0, have_body = 0, first = 1;
 	unsigned long long size = 0;
+	size_t off;
 
 	for (;;) {
 		char *nl = memchr(p, '\n', (size_t)(end - p)), *val;
@@ -194,6 +207,15 @@ drop_parse(char *data, size_t len, struct drop *d, char *why, size_t whysz)
 	}
 	if (memchr(p, '\0', size) != NULL) {
 		snprintf(why, whysz, "message contains NUL characters");
+		return -1;
+	}
+	if ((off = bare_eol(p, size)) != SIZE_MAX) {
+		/* As SMTP refuses it (smtp_data.c): relayed as it is, a
+		 * bare LF could end the DATA early at a server that takes
+		 * it for a line end, and smuggle a message of its own. */
+		snprintf(why, whysz, "bare %s at octet %zu of the message "
+		    "(lines must end in CRLF)", p[off] == '\r' ? "CR" : "LF",
+		    off);
 		return -1;
 	}
 	d->content = p;

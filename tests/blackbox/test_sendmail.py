@@ -364,6 +364,26 @@ def test_corrupt_maildrop_file_is_moved_aside(postern):
     assert srv.queue_ids() == []
 
 
+def test_maildrop_file_with_bare_line_ends_is_moved_aside(postern):
+    """A maildrop file written by hand, not by the sendmail command, with
+    a bare LF: relayed as it is, "LF . LF" could end the DATA early at a
+    server that takes a bare LF for a line end and smuggle a second
+    message (as SMTP refuses it, smtp_data.c)."""
+    srv = mail_server(postern)
+    name = "M" + "cd" * 16
+    body = (b"Subject: x\r\n\r\nhello\n.\nMAIL FROM:<ceo@example.test>\r\n")
+    tmp = srv.spool / "maildrop" / ("T" + "cd" * 16)
+    tmp.write_bytes(b"postern-maildrop 1\nrcpt bob@example.test\n"
+                    b"body 7BIT\nsize %d\n\n" % len(body) + body)
+    tmp.chmod(0o640)
+    os.rename(tmp, srv.spool / "maildrop" / name)
+    m = srv.wait_log(rf"pickup: maildrop/{name} from uid \d+: .*; moved to "
+                     rf"\S+/corrupt/{name}")
+    assert "bare LF at octet 19 of the message" in m.group(0), m.group(0)
+    assert (srv.spool / "corrupt" / name).exists()
+    assert srv.queue_ids() == []
+
+
 # ---------------------------------------------------------------------------
 # submit via: the sendmail command talks to 587/465 itself
 
