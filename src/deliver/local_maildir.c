@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #define COPY_BUFSZ	(64 * 1024)
+#define MAILDIR_HEAD_MAX	(2 * 512)	/* two paths and their names */
 
 /* The host part of a Maildir name: '/' and ':' would break it, so they
  * are written as octal escapes. */
@@ -39,6 +40,8 @@ maildir_host(char *dst, size_t dstsz)
 			o += (size_t)snprintf(dst + o, dstsz - o, "\\057");
 		else if (*p == ':')
 			o += (size_t)snprintf(dst + o, dstsz - o, "\\072");
+		else if (*p == ',')	/* starts a size tag */
+			o += (size_t)snprintf(dst + o, dstsz - o, "\\054");
 		else
 			dst[o++] = *p;
 	}
@@ -53,9 +56,27 @@ maildir_host_init(void)
 	maildir_host(maildir_hostname, sizeof maildir_hostname);
 }
 
-void
-maildir_name_new(char *dst, size_t dstsz)
+/* The trace fields in front of the content; their length, or -1. */
+static int
+maildir_head(char *dst, size_t dstsz, const struct maildir_msg *m)
 {
+	int n = snprintf(dst, dstsz, "Return-Path: <%s>\r\n"
+	    "Delivered-To: %s\r\n", m->return_path, m->delivered_to);
+
+	if (n < 0 || (size_t)n >= dstsz) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return n;
+}
+
+void
+maildir_name_new(char *dst, size_t dstsz, const struct maildir_msg *m)
+{
+	char head[MAILDIR_HEAD_MAX];
+	int n = maildir_head(head, sizeof head, m);
+	unsigned long long octets = (n < 0 ? 0 : (unsigned long long)n) +
+	    m->size;
 	static _Atomic unsigned long count;
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct timeval tv;
@@ -64,8 +85,9 @@ maildir_name_new(char *dst, size_t dstsz)
 	gettimeofday(&tv, NULL);
 	/* Q<n> counts deliveries in this process (on all its threads), so
 	 * two in the same microsecond still differ. */
-	snprintf(dst, dstsz, "%lld.M%ldP%dQ%lu.%s", (long long)tv.tv_sec,
-	    (long)tv.tv_usec, (int)getpid(), ++count, maildir_hostname);
+	snprintf(dst, dstsz, "%lld.M%ldP%dQ%lu.%s,S=%llu,W=%llu",
+	    (long long)tv.tv_sec, (long)tv.tv_usec, (int)getpid(), ++count,
+	    maildir_hostname, octets, octets);
 }
 
 static int
@@ -123,7 +145,7 @@ maildir_deliver(const char *mailboxes, const char *user, const char *name,
     const struct maildir_msg *m, char *why, size_t whysz)
 {
 	char box[PATH_MAX], tmp[PATH_MAX], new[PATH_MAX], newdir[PATH_MAX];
-	char tmpdir[PATH_MAX], head[2 * 512];
+	char tmpdir[PATH_MAX], head[MAILDIR_HEAD_MAX];
 	int fd = -1, unnamed = 0, dir_synced = 0, saved, n;
 	const char *step = "create";
 
@@ -150,13 +172,9 @@ maildir_deliver(const char *mailboxes, const char *user, const char *name,
 	else if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 	    0600)) == -1)
 		goto fail;
-	n = snprintf(head, sizeof head, "Return-Path: <%s>\r\n"
-	    "Delivered-To: %s\r\n", m->return_path, m->delivered_to);
 	step = "write";
-	if (n < 0 || (size_t)n >= sizeof head) {
-		errno = ENAMETOOLONG;
+	if ((n = maildir_head(head, sizeof head, m)) == -1)
 		goto fail;
-	}
 	if (write_full(fd, head, (size_t)n) == -1 || maildir_copy(fd, m) == -1)
 		goto fail;
 	step = "fsync";

@@ -11,6 +11,7 @@
 #define POSTERN_LOCAL_MAILDIR_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define MAILDIR_NAME_MAX	256
@@ -20,11 +21,15 @@ struct maildir_msg {
 	const char	*delivered_to;	/* the address being delivered */
 	int		 fd;		/* the queue file */
 	off_t		 offset;	/* where the content starts */
+	uint64_t	 size;		/* octets of content from there */
 };
 
-/* A fresh unique name "SEC.M<usec>P<pid>Q<n>.<host>" (the Maildir
- * convention) for the next delivery. */
-void	maildir_name_new(char *dst, size_t dstsz);
+/* A fresh unique name "SEC.M<usec>P<pid>Q<n>.<host>,S=<n>,W=<n>" (the
+ * Maildir convention, with the Maildir++ size tags) for delivering m:
+ * S is the file's size and W its size with CRLF line ends, the same
+ * here (queued content is CRLF throughout), so that a POP3 reader
+ * knows the size RETR sends without reading the file. */
+void	maildir_name_new(char *dst, size_t dstsz, const struct maildir_msg *m);
 /* Deliver under the given name.  0, or -1 with errno and a short reason
  * in why (for the log and the DSN). */
 int	maildir_deliver(const char *mailboxes, const char *user,

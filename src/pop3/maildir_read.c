@@ -15,7 +15,9 @@
 #include "deliver/local_maildir.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
+#include "pop3/pop3_stuff.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -102,6 +104,64 @@ maildir_entry_cmp(const void *a, const void *b)
 	    ((const struct maildir_entry *)b)->name);
 }
 
+/* The W= tag of a Maildir++ name (the size with CRLF line ends), in
+ * the part before ':': 0 and *w, or -1 when there is none. */
+static int
+maildir_name_w(const char *name, uint64_t *w)
+{
+	size_t n = strcspn(name, ":");
+	const char *t;
+
+	for (t = name; (t = memchr(t, ',', n - (size_t)(t - name))) != NULL;
+	    t++) {
+		char *end;
+		unsigned long long v;
+
+		if (t[1] != 'W' || t[2] != '=' || !isdigit((unsigned char)t[3]))
+			continue;
+		errno = 0;
+		v = strtoull(t + 3, &end, 10);
+		if (errno == 0 && (*end == ',' || *end == ':' || *end == '\0')) {
+			*w = v;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* The size RETR sends for a file without a W= tag (written by another
+ * program: its lines may end in a bare LF), by reading it; the size on
+ * disk if it cannot be read (RETR will say why). */
+static uint64_t
+maildir_count_size(int dirfd, const char *name, uint64_t on_disk)
+{
+	struct pop3_size z;
+	struct stat st;
+	char buf[64 * 1024];
+	ssize_t n;
+	int fd;
+
+	if ((fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC)) == -1)
+		return on_disk;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return on_disk;
+	}
+	pop3_size_init(&z);
+	while ((n = read(fd, buf, sizeof buf)) != 0) {
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			close(fd);
+			return on_disk;
+		}
+		pop3_size_feed(&z, buf, (size_t)n);
+	}
+	close(fd);
+	return pop3_size_finish(&z);
+}
+
 static int
 maildir_box_scan(struct maildir_box *b)
 {
@@ -134,7 +194,9 @@ maildir_box_scan(struct maildir_box *b)
 		}
 		e = &b->msgs[b->nmsgs++];
 		e->name = xstrdup(de->d_name);
-		e->size = (uint64_t)st.st_size;
+		if (maildir_name_w(e->name, &e->size) == -1)
+			e->size = maildir_count_size(b->curfd, e->name,
+			    (uint64_t)st.st_size);
 		e->deleted = 0;
 		maildir_uid(e->name, e->uid);
 	}

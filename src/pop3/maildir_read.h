@@ -6,7 +6,9 @@
  * user that owns the mailboxes: the open and the expunge on the
  * worker's mailbox threads (pop3/pop3_box.c), the rest on the event
  * loop.  Everything here is readdir, stat, rename, unlink and one
- * fsync, bounded by MAILDIR_READ_MAX.
+ * fsync, bounded by MAILDIR_READ_MAX; and the read of each file that
+ * has no W= size tag in its name (one not written by postern), whose
+ * size as RETR sends it the login has to count.
  */
 #ifndef POSTERN_MAILDIR_READ_H
 #define POSTERN_MAILDIR_READ_H

@@ -97,3 +97,37 @@ pop3_stuff_finish(struct pop3_stuff *st, struct buf *out)
 	st->bol = 1;
 	return buf_append(out, ".\r\n", 3);
 }
+
+void
+pop3_size_init(struct pop3_size *z)
+{
+	z->octets = 0;
+	z->cr = 0;
+	z->bol = 1;
+}
+
+/* The same line ends as pop3_stuff_feed: a bare CR gets an LF after it,
+ * a bare LF a CR before it. */
+void
+pop3_size_feed(struct pop3_size *z, const char *in, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = in[i];
+
+		if (z->cr && c != '\n')
+			z->octets++;		/* LF after a bare CR */
+		if (c == '\n' && !z->cr)
+			z->octets++;		/* CR before a bare LF */
+		z->octets++;
+		z->cr = c == '\r';
+		z->bol = c == '\n';
+	}
+}
+
+uint64_t
+pop3_size_finish(const struct pop3_size *z)
+{
+	if (z->bol)
+		return z->octets;
+	return z->octets + (z->cr ? 1 : 2);	/* the last line's end */
+}

@@ -9,6 +9,7 @@
 #define POSTERN_POP3_STUFF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lib/buf.h"
 
@@ -29,5 +30,21 @@ int	pop3_stuff_feed(struct pop3_stuff *, const char *in, size_t n,
 	    struct buf *out);
 /* End the response: a CRLF if the last line lacked one, then ".\r\n". */
 int	pop3_stuff_finish(struct pop3_stuff *, struct buf *out);
+
+/*
+ * The size RETR gives a message (RFC 1939: STAT, LIST and "+OK n
+ * octets"): the octets pop3_stuff_feed and _finish send for it, without
+ * the dot-stuffing and the final ".\r\n".  For a file written by
+ * something other than postern, whose lines may end in a bare LF.
+ */
+struct pop3_size {
+	uint64_t	 octets;
+	int		 cr;		/* the last octet was a CR */
+	int		 bol;		/* ... ended a line, or none yet */
+};
+
+void	 pop3_size_init(struct pop3_size *);
+void	 pop3_size_feed(struct pop3_size *, const char *in, size_t n);
+uint64_t pop3_size_finish(const struct pop3_size *);
 
 #endif

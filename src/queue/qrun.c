@@ -356,16 +356,17 @@ pass_local(struct pass *p, size_t i, const char *key, const char *user,
 			return;
 		}
 	}
-	maildir_name_new(name, sizeof name);
+	m.return_path = p->env.from;
+	m.delivered_to = final;
+	m.fd = p->fd;
+	m.offset = p->env.content;
+	m.size = (uint64_t)p->env.size;
+	maildir_name_new(name, sizeof name, &m);
 	if (qstatus_append(&p->st, 1, "begin %zu %s %s", i, key, name) == -1) {
 		snprintf(why, sizeof why, "queue status: %s", strerror(errno));
 		pass_tempfail(p, i, key, final, "local", "4.3.0", why);
 		return;
 	}
-	m.return_path = p->env.from;
-	m.delivered_to = final;
-	m.fd = p->fd;
-	m.offset = p->env.content;
 	if (maildir_deliver(c->mailboxes, user, name, &m, why,
 	    sizeof why) == -1) {
 		/* Disk full and quota are "mailbox full" (RFC 3463 4.2.2);

@@ -3,6 +3,7 @@ with STLS and 995 with implicit TLS.  Independent clients: poplib,
 curl, fetchmail, openssl s_client; the raw client for what they cannot
 say.  Logins go through the auth process like SMTP AUTH."""
 import base64
+import hashlib
 import os
 import poplib
 import re
@@ -32,7 +33,8 @@ MSG3 = b"Subject: three\r\n\r\n" + b"x" * 998 + b"\r\n" * 3
 def srv():
     s = pop3_server(extra=["apop on"], users=("hoge", "fuga", "lockd",
                                               "inuse", "tester", "carol",
-                                              "bigbox", "mover"))
+                                              "bigbox", "mover",
+                                              "lfbox"))
     # APOP needs the secret `postern user passwd` keeps when apop is on.
     assert "apop=" in s.users_path.read_text()
     seed(s, "hoge", "1700000001.M1P1Q1.test", MSG1)
@@ -365,7 +367,7 @@ def test_submit_deliver_retrieve_byte_identical(srv):
         p.pass_(PASSWORD)
         resp, uids, _ = p.uidl()
         n = [u.split()[0] for u in uids if u.split()[1] ==
-             new.split(":")[0].encode()][0]
+             maildir_uid(new).encode()][0]
         data, octets, resp = retr_bytes(p, int(n))
     finally:
         p.quit()
@@ -374,6 +376,56 @@ def test_submit_deliver_retrieve_byte_identical(srv):
     assert data.endswith(body), data[-300:]
     assert data.startswith(b"Return-Path: <hoge@example.test>\r\n"
                            b"Delivered-To: carol@example.test\r\n")
+
+
+def maildir_uid(name):
+    """UIDL's id of a Maildir file (maildir_read.h): the name before ':',
+    or the hex of its SHA-256 cut to 70 characters if it is longer or
+    not printable."""
+    base = name.split(":")[0]
+    if 0 < len(base) <= 70 and all(0x21 <= c <= 0x7e for c in base.encode()):
+        return base
+    return hashlib.sha256(base.encode()).hexdigest()[:70]
+
+
+def test_sizes_are_what_retr_sends(srv):
+    """RFC 1939: STAT, LIST and RETR's "+OK n octets" give the size the
+    message has on the wire (CRLF line ends, before dot-stuffing).  A
+    file written by another program with bare LF line ends is counted as
+    sent; postern's own deliveries carry that size in their name
+    (Maildir++ ",S=n,W=n") so that no login has to read them."""
+    foreign = b"Subject: lf\n\nline one\n.dot line\r\nno end"
+    seed(srv, "lfbox", "1700000020.M1P1Q1.test", foreign)
+    body = b"Subject: delivered\r\n\r\n" + b"z" * 500 + b"\r\n"
+    with smtplib.SMTP("127.0.0.1", srv.sub_port, timeout=NET_TIMEOUT) as c:
+        c.starttls(context=tls_context())
+        c.login("hoge", PASSWORD)
+        c.sendmail("hoge@example.test", ["lfbox@example.test"], body)
+    assert wait_for(lambda: len(box_files(srv, "lfbox", "new")) == 2, 20), \
+        srv.log()[-3000:]
+    (mine,) = [f for f in box_files(srv, "lfbox", "new")
+               if not f.startswith("1700000020.")]
+    size = (srv.mail / "lfbox" / "new" / mine).stat().st_size
+    assert mine.endswith(f",S={size},W={size}"), mine
+
+    p = poplib_stls(srv, "lfbox")
+    try:
+        count, total = p.stat()
+        _, listing, _ = p.list()
+        sizes = {int(a): int(b) for a, b in (l.split() for l in listing)}
+        sent = {}
+        for n in sizes:
+            resp, lines, octets = p.retr(n)
+            sent[n] = octets
+            assert resp == f"+OK {sizes[n]} octets".encode(), (resp, n)
+    finally:
+        p.quit()
+    assert count == 2
+    assert sizes == sent, (sizes, sent)
+    assert total == sum(sent.values())
+    # the foreign file: a CR before each of 3 bare LFs, and a CRLF after
+    # the last line, which has none
+    assert sorted(sent.values())[0] == len(foreign) + 3 + 2
 
 
 def test_protocol_edges(srv):

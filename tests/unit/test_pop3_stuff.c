@@ -143,6 +143,61 @@ test_stuff_bounded(void **state)
 	buf_free(&out);
 }
 
+/* pop3_size against what RETR really sends: for random text of CR, LF,
+ * letters and dots, fed in random chunks, the size is the stuffed
+ * output less ".\r\n" and less one octet per line that starts with a
+ * dot (the stuffing). */
+static void
+test_size_matches_retr(void **state)
+{
+	static const char alphabet[] = "\r\n\r\n.ab";
+	char in[64];
+	unsigned seed = 7;
+
+	(void)state;
+	for (int round = 0; round < 20000; round++) {
+		struct pop3_stuff st;
+		struct pop3_size z;
+		struct buf out;
+		size_t n, dots = 0;
+
+		seed = seed * 1103515245u + 12345u;
+		n = (seed >> 16) % sizeof in;
+		for (size_t i = 0; i < n; i++) {
+			seed = seed * 1103515245u + 12345u;
+			in[i] = alphabet[(seed >> 16) % (sizeof alphabet - 1)];
+		}
+		buf_init(&out, 0);
+		pop3_stuff_init(&st, -1);
+		pop3_size_init(&z);
+		for (size_t off = 0; off < n;) {
+			size_t k;
+
+			seed = seed * 1103515245u + 12345u;
+			k = 1 + (seed >> 16) % 7;
+			if (k > n - off)
+				k = n - off;
+			assert_int_equal(pop3_stuff_feed(&st, in + off, k, &out), 0);
+			pop3_size_feed(&z, in + off, k);
+			off += k;
+		}
+		assert_int_equal(pop3_stuff_finish(&st, &out), 0);
+		/* Stuffed dots: a "." right after a line end (or at the start)
+		 * in the output is followed by another one. */
+		for (size_t i = 0; i + 1 < out.len; i++)
+			if (out.data[i] == '.' && out.data[i + 1] == '.' &&
+			    (i == 0 || out.data[i - 1] == '\n')) {
+				dots++;
+				i++;
+			}
+		if (pop3_size_finish(&z) != out.len - 3 - dots)
+			fail_msg("'%.*s': size %llu, RETR sends %zu (%zu stuffed)",
+			    (int)n, in, (unsigned long long)pop3_size_finish(&z),
+			    out.len - 3, dots);
+		buf_free(&out);
+	}
+}
+
 static void
 test_uid(void **state)
 {
@@ -176,6 +231,7 @@ main(void)
 		cmocka_unit_test(test_stuff_table),
 		cmocka_unit_test(test_stuff_octets),
 		cmocka_unit_test(test_stuff_bounded),
+		cmocka_unit_test(test_size_matches_retr),
 		cmocka_unit_test(test_uid),
 	};
 
