@@ -162,6 +162,44 @@ maildir_count_size(int dirfd, const char *name, uint64_t on_disk)
 	return pop3_size_finish(&z);
 }
 
+/*
+ * While scanning, b->msgs is a max-heap by name (the newest on top), so
+ * that a mailbox over MAILDIR_READ_MAX keeps its oldest messages, as a
+ * POP3 client that downloads and deletes expects, whatever order the
+ * directory lists them in.
+ */
+static void
+heap_sift_down(struct maildir_entry *h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t big = i, l = 2 * i + 1, r = l + 1;
+		struct maildir_entry t;
+
+		if (l < n && strcmp(h[l].name, h[big].name) > 0)
+			big = l;
+		if (r < n && strcmp(h[r].name, h[big].name) > 0)
+			big = r;
+		if (big == i)
+			return;
+		t = h[i];
+		h[i] = h[big];
+		h[big] = t;
+		i = big;
+	}
+}
+
+static void
+heap_sift_up(struct maildir_entry *h, size_t i)
+{
+	while (i > 0 && strcmp(h[(i - 1) / 2].name, h[i].name) < 0) {
+		struct maildir_entry t = h[i];
+
+		h[i] = h[(i - 1) / 2];
+		h[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
 static int
 maildir_box_scan(struct maildir_box *b)
 {
@@ -185,7 +223,14 @@ maildir_box_scan(struct maildir_box *b)
 		    !S_ISREG(st.st_mode))
 			continue;
 		if (b->nmsgs == MAILDIR_READ_MAX) {
+			/* Full: the newest of them all stays out. */
 			b->skipped++;
+			if (strcmp(de->d_name, b->msgs[0].name) >= 0)
+				continue;
+			free(b->msgs[0].name);
+			b->msgs[0].name = xstrdup(de->d_name);
+			b->msgs[0].size = (uint64_t)st.st_size;
+			heap_sift_down(b->msgs, b->nmsgs, 0);
 			continue;
 		}
 		if (b->nmsgs == cap) {
@@ -194,15 +239,22 @@ maildir_box_scan(struct maildir_box *b)
 		}
 		e = &b->msgs[b->nmsgs++];
 		e->name = xstrdup(de->d_name);
-		if (maildir_name_w(e->name, &e->size) == -1)
-			e->size = maildir_count_size(b->curfd, e->name,
-			    (uint64_t)st.st_size);
-		e->deleted = 0;
-		maildir_uid(e->name, e->uid);
+		e->size = (uint64_t)st.st_size;		/* on disk, for now */
+		heap_sift_up(b->msgs, b->nmsgs - 1);
 	}
 	closedir(d);
 	if (b->nmsgs > 1)
 		qsort(b->msgs, b->nmsgs, sizeof *b->msgs, maildir_entry_cmp);
+	/* Only the messages kept are sized (a read for those without a
+	 * W= tag) and named. */
+	for (size_t i = 0; i < b->nmsgs; i++) {
+		struct maildir_entry *e = &b->msgs[i];
+
+		if (maildir_name_w(e->name, &e->size) == -1)
+			e->size = maildir_count_size(b->curfd, e->name, e->size);
+		e->deleted = 0;
+		maildir_uid(e->name, e->uid);
+	}
 	return 0;
 }
 
@@ -255,7 +307,8 @@ maildir_box_open(struct maildir_box *b, const char *mailboxes,
 		goto fail;
 	if (b->skipped)
 		log_warnx("pop3: %s holds more than %d messages; this session "
-		    "sees %d of them", box, MAILDIR_READ_MAX, MAILDIR_READ_MAX);
+		    "sees the oldest %d, %zu newer wait for the next ones", box,
+		    MAILDIR_READ_MAX, MAILDIR_READ_MAX, b->skipped);
 	return MAILDIR_OPEN_OK;
 fail:
 	saved = errno;

@@ -17,8 +17,8 @@ import time
 import pytest
 
 from conftest import NET_TIMEOUT, SMTPClient, _finish_all, owned_server, wait_for
-from pop3_helpers import (PASSWORD, POP3Raw, box_files, pop3_server,
-                          postern_user, seed, tls_context)
+from pop3_helpers import (PASSWORD, POP3Raw, box_files, make_box,
+                          pop3_server, postern_user, seed, tls_context)
 
 TOOL_TIMEOUT = 30
 
@@ -34,7 +34,7 @@ def srv():
     s = pop3_server(extra=["apop on"], users=("hoge", "fuga", "lockd",
                                               "inuse", "tester", "carol",
                                               "bigbox", "mover",
-                                              "lfbox"))
+                                              "lfbox", "hugebox"))
     # APOP needs the secret `postern user passwd` keeps when apop is on.
     assert "apop=" in s.users_path.read_text()
     seed(s, "hoge", "1700000001.M1P1Q1.test", MSG1)
@@ -426,6 +426,35 @@ def test_sizes_are_what_retr_sends(srv):
     # the foreign file: a CR before each of 3 bare LFs, and a CRLF after
     # the last line, which has none
     assert sorted(sent.values())[0] == len(foreign) + 3 + 2
+
+
+def test_a_mailbox_over_the_snapshot_limit_shows_its_oldest(srv):
+    """A session sees at most 50,000 messages (maildir_read.h).  Past
+    that it must be the oldest ones, whatever order the directory lists
+    them in: a client that downloads and deletes then works through the
+    mailbox in order instead of leaving some old mail behind."""
+    cur = make_box(srv, "hugebox") / "cur"
+    owner = os.stat(cur.parent)
+    total, limit = 52000, 50000
+    for i in range(total):
+        p = cur / f"{1700000000 + i}.M{i}P1Q1.test,S=2,W=2:2,"
+        with open(p, "wb") as f:
+            f.write(b"\r\n")
+        os.chown(p, owner.st_uid, owner.st_gid)
+    p = poplib_stls(srv, "hugebox")
+    try:
+        count, total_octets = p.stat()
+        _, uids, _ = p.uidl()
+    finally:
+        p.quit()
+    assert count == limit and total_octets == 2 * limit
+    got = [u.split()[1].decode() for u in uids]
+    assert got == [f"{1700000000 + i}.M{i}P1Q1.test,S=2,W=2"
+                   for i in range(limit)], (got[:3], got[-3:])
+    assert re.search(r"holds more than 50000 messages; this session sees "
+                     r"the oldest 50000, 2000 newer wait", srv.log()), \
+        "\n".join(l[:300] for l in srv.log().splitlines() if "hugebox" in l)
+    shutil.rmtree(cur.parent)
 
 
 def test_protocol_edges(srv):
