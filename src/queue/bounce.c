@@ -173,7 +173,7 @@ bounce_queue(const struct conf *c, const struct qenv *env,
 	    env->headers.len);
 
 	buf_init(&head, 64 * 1024);
-	rc |= buf_printf(&head, "postern-queue 1\nqid %s\narrival %lld\n"
+	rc |= buf_printf(&head, QSTORE_VERSION_LINE "qid %s\narrival %lld\n"
 	    "listener bounce\nbody %s\nfrom \nrcpt %s\n\n", qid_out,
 	    (long long)now, eight ? "8BITMIME" : "7BIT", env->from);
 

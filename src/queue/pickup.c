@@ -263,7 +263,7 @@ pickup_build_head(struct buf *b, const char *qid, const struct drop *d,
 	struct tm tm;
 	int rc = 0;
 
-	rc |= buf_printf(b, "postern-queue 1\nqid %s\narrival %lld\n"
+	rc |= buf_printf(b, QSTORE_VERSION_LINE "qid %s\narrival %lld\n"
 	    "listener sendmail\nbody %s\nfrom %s\n", qid, (long long)now,
 	    d->body_8bit ? "8BITMIME" : "7BIT", from);
 	for (size_t i = 0; i < d->nrcpts; i++)

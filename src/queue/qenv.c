@@ -71,11 +71,12 @@ parse_record(struct qenv *e, char *line, char *why, size_t whysz)
 	}
 	*val++ = '\0';
 	if (strcmp(line, "postern-queue") == 0) {
-		if (strcmp(val, "1") != 0) {
+		if (strcmp(val, "1") != 0 && strcmp(val, "2") != 0) {
 			snprintf(why, whysz, "unknown queue file version %.20s",
 			    val);
 			return -1;
 		}
+		e->version = val[0] - '0';
 	} else if (strcmp(line, "qid") == 0) {
 		if (!qid_valid(val)) {
 			snprintf(why, whysz, "bad qid record");
@@ -164,6 +165,12 @@ qenv_read(int fd, struct qenv *e, char *why, size_t whysz)
 		;
 	scan_headers(e, b.data + envlen, b.len - envlen);
 
+	/* The version comes first: a first block a crash left stale or
+	 * zero is not taken for an envelope of the version before seals. */
+	if (strncmp(b.data, "postern-queue ", 14) != 0) {
+		snprintf(why, whysz, "envelope does not start with its version");
+		goto fail;
+	}
 	/* By offset: the reads above may have moved the buffer. */
 	b.data[envlen - 1] = '\0';
 	for (line = strtok_r(b.data, "\n", &save); line;
@@ -172,6 +179,11 @@ qenv_read(int fd, struct qenv *e, char *why, size_t whysz)
 			goto fail;
 	if (e->qid[0] == '\0' || e->from == NULL || e->nrcpts == 0) {
 		snprintf(why, whysz, "envelope without qid, from or rcpt");
+		goto fail;
+	}
+	if (e->version >= 2 && !e->sealed) {
+		snprintf(why, whysz, "envelope without its seal (a crash before "
+		    "its commit?)");
 		goto fail;
 	}
 	if (e->sealed && e->seal_size != (uint64_t)e->size) {

@@ -31,8 +31,9 @@ struct qenv {
 	struct buf	 headers;	/* the content's header section (CRLF),
 					   possibly truncated */
 	unsigned	 nreceived;	/* Received: fields in it */
+	int		 version;	/* of the file's format: 1 or 2 */
 	int		 sealed;	/* a "content" record (queue/qstore.h);
-					   files from before it have none */
+					   version 1 files may have none */
 	uint64_t	 seal_size;
 	uint32_t	 seal_crc;
 };

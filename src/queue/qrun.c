@@ -939,6 +939,14 @@ qrun_start(struct qmgr *q, const char *qid, int flags,
 		*res = QRUN_GONE;
 		goto end;
 	}
+	/* Another file's envelope (a stale block) is not this message's,
+	 * whatever its seal says. */
+	if (strcmp(p->env.qid, qid) != 0) {
+		snprintf(why, sizeof why, "envelope of %s", p->env.qid);
+		pass_corrupt(p, why);
+		*res = QRUN_GONE;
+		goto end;
+	}
 	if (qstatus_open(c->spool, qid, &p->st) == -1) {
 		log_warn("%s queue: status file", qid);
 		goto end;

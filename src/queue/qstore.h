@@ -44,6 +44,11 @@ struct qfile {
  * seal then does not match, and the queue manager sets it aside
  * (qenv_check_content) instead of delivering it.
  */
+/* The first line of every queue file written now: a file of this
+ * version without its seal is one whose envelope a crash damaged
+ * (version 1, from before seals, is still read, unchecked). */
+#define QSTORE_VERSION_LINE	"postern-queue 2\n"
+
 #define QSTORE_SEAL_SIZE_DIGITS	20	/* decimal, zero-padded */
 #define QSTORE_SEAL_CRC_DIGITS	8	/* hexadecimal, zero-padded */
 #define QSTORE_SEAL_STR_(x)	#x

@@ -993,7 +993,7 @@ smtp_build_head(struct smtp_session *s, struct buf *b)
 
 	smtp_addr_format(&tx->from, from, sizeof from);
 	str_escape(helo, sizeof helo, s->helo, strlen(s->helo));
-	rc |= buf_printf(b, "postern-queue 1\nqid %s\narrival %lld\n"
+	rc |= buf_printf(b, QSTORE_VERSION_LINE "qid %s\narrival %lld\n"
 	    "listener %s\nclient %s %u\nhelo %s\nprotocol %s\nbody %s\n"
 	    "from %s\n", tx->qid, (long long)now,
 	    listen_role_name(s->l->conf->role), s->addr, s->port, helo,

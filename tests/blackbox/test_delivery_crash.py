@@ -126,7 +126,7 @@ def test_queue_file_a_crash_cut_short_is_set_aside(postern):
     qids = []
     with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=10) as s:
         s.ehlo("client.example")
-        for i in range(4):
+        for i in range(6):
             body = "".join(f"message {i} line {n:04d}\r\n" for n in range(800))
             s.mail("x@example.org")
             s.rcpt("bob@example.test")
@@ -135,7 +135,7 @@ def test_queue_file_a_crash_cut_short_is_set_aside(postern):
             assert code == 250, reply
             qids.append(reply.decode().split()[-1])
     assert srv.terminate() == 0
-    whole, short, zeros, stale = qids
+    whole, short, zeros, stale, unsealed, renamed = qids
     q = srv.spool / "queue"
     sealed = {}
     for qid in qids:
@@ -157,15 +157,28 @@ def test_queue_file_a_crash_cut_short_is_set_aside(postern):
         assert f.read(4096) != older
         f.seek(8192)
         f.write(older)
+    # the envelope's own block stale: the seal record gone (a record
+    # nobody reads in its place), so nothing says the content is whole
+    data = (q / unsealed).read_bytes()
+    m = re.search(rb"^content \d{20} [0-9a-f]{8}$", data, re.M)
+    (q / unsealed).write_bytes(data[:m.start()] + b"x-stale" +
+                               data[m.start() + 7:])
+    # another message's whole file under this name
+    os.rename(q / whole, q / renamed)
+    (q / whole).write_bytes((q / renamed).read_bytes())
+    _own(q / whole)
 
     srv.conf.write_text(conf)
     srv.start()
     why = {}
-    for qid in (short, zeros, stale):
+    for qid in (short, zeros, stale, unsealed, renamed):
         m = srv.wait_log(rf"{qid} queue: corrupt message \((.*)\); moved to "
                          rf"\S+/corrupt/{qid}$")
         why[qid] = m.group(1)
         assert (srv.spool / "corrupt" / qid).exists()
+    assert why[unsealed].startswith("envelope without its seal"), \
+        why[unsealed]
+    assert why[renamed] == f"envelope of {whole}", why[renamed]
     envlen, size = sealed[short]
     assert why[short].startswith(f"content of {8192 - envlen} octets, sealed "
                                  f"with {size} (a crash"), why[short]
@@ -176,5 +189,5 @@ def test_queue_file_a_crash_cut_short_is_set_aside(postern):
     srv.wait_log(whole + r" removed$")
     assert count_tokens(srv, "bob") == {0: 1}
     assert srv.queue_ids() == []
-    for qid in (short, zeros, stale):
+    for qid in (short, zeros, stale, unsealed, renamed):
         assert not re.search(rf"{qid} .*status=sent", srv.log())

@@ -312,8 +312,8 @@ commit_message(const char *spool, const char *qid, size_t len, char *path,
 	assert_non_null(body);
 	for (size_t i = 0; i < len; i++)
 		body[i] = (unsigned char)('a' + (i / 4096 + i + qid[15]) % 26);
-	n = snprintf(env, sizeof env, "postern-queue 1\nqid %s\nfrom a@b.test\n"
-	    "rcpt c@d.test\n\n", qid);
+	n = snprintf(env, sizeof env, QSTORE_VERSION_LINE "qid %s\n"
+	    "from a@b.test\nrcpt c@d.test\n\n", qid);
 	assert_int_equal(qstore_create(&qf, spool, qid, env, (size_t)n), 0);
 	/* In pieces, as a session writes it. */
 	for (size_t off = 0; off < len; off += 1000)
@@ -406,6 +406,16 @@ test_seal(void **state)
 	    37, 65), 37);
 	assert_int_equal(read_and_check(small, why, sizeof why), -1);
 	assert_string_equal(why, "bad content record");
+	/* Version 2 without its seal: the envelope's block is stale. */
+	assert_int_equal(pwrite(fd, "x-stale 00000000000000000000 00000000",
+	    37, 65), 37);
+	assert_int_equal(read_and_check(small, why, sizeof why), -1);
+	assert_non_null(strstr(why, "envelope without its seal"));
+	/* Nor is a first line other than the version taken for one. */
+	assert_int_equal(pwrite(fd, "qid 0000000000000001\npostern-queue 1\n",
+	    37, 0), 37);
+	assert_int_equal(read_and_check(small, why, sizeof why), -1);
+	assert_string_equal(why, "envelope does not start with its version");
 	close(fd);
 
 	/* A queue file from before seals. */
