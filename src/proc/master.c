@@ -62,7 +62,7 @@ struct child {
 	pid_t		 pid;
 	enum proc_kind	 kind;
 	unsigned	 index;		/* workers: 0..workers-1; queue
-					   managers: 0..qmgr_count()-1 */
+					   managers: 0..mctx.qmgr_count-1 */
 	time_t		 started;
 	int		 draining;	/* an old generation finishing its work */
 };
@@ -85,6 +85,8 @@ static struct {
 	size_t		 nls;
 	uid_t		 uid;
 	gid_t		 gid;
+	unsigned	 qmgr_count;	/* of the current generation: fixed
+					 * until a reload, whatever the CPUs */
 } mctx;
 
 /* The child's side of a fork: keep only what this kind may hold. */
@@ -109,7 +111,8 @@ master_child(enum proc_kind kind, unsigned index, unsigned procno)
 		worker_main(c, &mctx.access, mctx.ls, mctx.nls, index, procno,
 		    mctx.uid, mctx.gid);
 	case PROC_QMGR:
-		qmgr_main(c, procno, index, mctx.uid, mctx.gid);
+		qmgr_main(c, procno, index, mctx.qmgr_count, mctx.uid,
+		    mctx.gid);
 	case PROC_PICKUP:
 		pickup_main(c, procno, mctx.uid, mctx.gid);
 	}
@@ -296,8 +299,9 @@ master_reload(struct conf **cp)
 	for (i = 0; i < n; i++)
 		master_spawn(PROC_WORKER, (unsigned)i);
 	/* Each new queue manager waits for the old one with its index. */
+	mctx.qmgr_count = qmgr_count(c);
 	if (qmgr_prepare(c, uid, gid) == 0)
-		for (unsigned q = 0; q < qmgr_count(c); q++)
+		for (unsigned q = 0; q < mctx.qmgr_count; q++)
 			master_spawn(PROC_QMGR, q);
 	if (pickup_prepare(c, uid, gid) == 0)
 		master_spawn(PROC_PICKUP, 0);
@@ -401,7 +405,8 @@ master_run(struct conf *c, struct access_table *access, int verbose)
 	for (unsigned i = 0; i < n; i++)
 		if (master_spawn(PROC_WORKER, i) == -1)
 			fatalx("master: cannot start workers");
-	for (unsigned q = 0; q < qmgr_count(c); q++)
+	mctx.qmgr_count = qmgr_count(c);
+	for (unsigned q = 0; q < mctx.qmgr_count; q++)
 		if (master_spawn(PROC_QMGR, q) == -1)
 			fatalx("master: cannot start the queue managers");
 	if (master_spawn(PROC_PICKUP, 0) == -1)

@@ -579,7 +579,7 @@ qmgr_count(const struct conf *c)
 
 void
 qmgr_main(const struct conf *conf, unsigned procno, unsigned index,
-    uid_t uid, gid_t gid)
+    unsigned count, uid_t uid, gid_t gid)
 {
 	struct event *ev_term, *ev_int, *ev_usr1, *ev_usr2, *ev_ino;
 	pthread_rwlockattr_t rwa;
@@ -599,7 +599,7 @@ qmgr_main(const struct conf *conf, unsigned procno, unsigned index,
 		_exit(0);
 	qm.conf = conf;
 	qm.landed = qmgr_landed;
-	qm_count = qmgr_count(conf);
+	qm_count = count;
 	qm_index = index;
 	if (qm_index >= qm_count)
 		fatalx("queue: manager %u of %u", qm_index, qm_count);

@@ -58,9 +58,12 @@ unsigned qmgr_count(const struct conf *);
 /* Master, as root, before forking: the queue managers' directories,
  * their pid files and the mailboxes directory, owned by uid/gid. */
 int	qmgr_prepare(const struct conf *, uid_t, gid_t);
-/* The child, queue manager `index` of qmgr_count(): never returns. */
+/* The child, queue manager `index` of `count` (the qmgr_count() the
+ * master spawned its generation with, so that a manager restarted after
+ * the number of CPUs changed still splits the queue as its siblings
+ * do): never returns. */
 void	qmgr_main(const struct conf *, unsigned procno, unsigned index,
-	    uid_t, gid_t) __attribute__((noreturn));
+	    unsigned count, uid_t, gid_t) __attribute__((noreturn));
 
 /* Append records kept by landed() to status/QID and fsync it: 0, or -1
  * with nothing known to be written (the caller keeps them). */
