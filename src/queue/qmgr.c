@@ -416,7 +416,11 @@ scan_delete_one(const char *qid)
 }
 
 /* A status file whose message is in none of queue/, hold/, delete/ was
- * left by a crash between the two unlinks of a removal. */
+ * left by a crash between the two unlinks of a removal.  The message
+ * may be renamed from one of them to another while they are looked at
+ * (`postern queue hold|release|delete`), past the one being looked at
+ * into one already looked at: a second look catches that move, which
+ * is one rename and so never half done. */
 static void
 scan_status_one(const char *qid)
 {
@@ -425,11 +429,13 @@ scan_status_one(const char *qid)
 
 	if (!qmgr_mine(qid))
 		return;
-	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-		(void)qpath_make(path, sizeof path, qm.conf->spool, dirs[i], qid);
-		if (access(path, F_OK) == 0 || errno != ENOENT)
-			return;
-	}
+	for (int look = 0; look < 2; look++)
+		for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+			(void)qpath_make(path, sizeof path, qm.conf->spool,
+			    dirs[i], qid);
+			if (access(path, F_OK) == 0 || errno != ENOENT)
+				return;
+		}
 	(void)qpath_make(path, sizeof path, qm.conf->spool, "status", qid);
 	if (unlink(path) == 0)
 		log_info("%s queue: removed a leftover status file", qid);
