@@ -438,10 +438,9 @@ rconn_addrs(void *arg, enum dns_status st, const struct dns_addr *a, size_t n)
 		int perm = (st == DNS_NXDOMAIN || st == DNS_NODATA) &&
 		    !k->temp_seen && rconn_direct(k);
 
-		if (k->implicit_mx)
-			rconn_note(k, perm, perm ? "5.4.4" : "4.4.3", "domain %s "
-			    "has no MX and no address (DNS: %s)", k->host,
-			    dns_status_str(st));
+		if (k->implicit_mx && perm)
+			rconn_note(k, perm, "5.4.4", "domain %s has no MX and "
+			    "no address (DNS: %s)", k->host, dns_status_str(st));
 		else
 			rconn_note(k, perm, perm ? "5.4.4" : "4.4.3", "cannot "
 			    "find the address of %s: %s", k->host,
