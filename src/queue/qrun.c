@@ -1054,6 +1054,11 @@ qrun_end(struct pass *p, time_t *next)
 	if (qstatus_append(&p->st, 0, "retry %lld %lld", (long long)p->now,
 	    (long long)*next) == -1)
 		log_warn("%s queue: status append", qid);
+	/* A long-deferred message with many targets gathers records at
+	 * every pass: without this, its file would reach QSTATUS_MAX and
+	 * could no longer be read, expired or bounced. */
+	if (qstatus_compact(&p->st) == -1)
+		log_warn("%s queue: compacting the status file", qid);
 out:
 	pass_free(p);
 	return res;

@@ -4,6 +4,7 @@
  */
 #include "queue/qstatus.h"
 #include "queue/qstore.h"
+#include "lib/buf.h"
 #include "lib/fsio.h"
 #include "lib/keyindex.h"
 #include "lib/log.h"
@@ -321,6 +322,89 @@ int
 qstatus_sync(struct qstatus *st)
 {
 	return fdatasync(st->fd) == -1 ? -1 : qstatus_sync_dir(st);
+}
+
+/* The records that load to st's state: what was done and what is
+ * pending, without the history of every pass. */
+static int
+compact_records(const struct qstatus *st, struct buf *b)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < st->nbegins; i++)
+		rc |= buf_printf(b, "begin %u %s %s\n", st->begins[i].rcpt,
+		    st->begins[i].key, st->begins[i].name);
+	/* The recipient number and the rest of a done record are read by
+	 * nobody: the key is what counts. */
+	for (size_t i = 0; i < st->ndone; i++)
+		rc |= buf_printf(b, "done - %s - compacted\n", st->done[i]);
+	for (size_t i = 0; i < st->nrcpts; i++) {
+		const struct qstatus_rcpt *r = &st->rcpts[i];
+
+		if (r->complete)
+			rc |= buf_printf(b, "complete %zu\n", i);
+		else if (r->dsn)
+			rc |= buf_printf(b, "defer %zu - %s 0 %s\n", i, r->dsn,
+			    r->why ? r->why : "");
+	}
+	/* Each retry record counts one for the back-off, and clears the
+	 * remote outcomes: those still pending come after. */
+	for (unsigned i = 0; i < st->retries; i++)
+		rc |= buf_printf(b, "retry %lld %lld\n",
+		    (long long)st->last_attempt, (long long)st->next_retry);
+	if (st->warned)
+		rc |= buf_printf(b, "warned 0\n");
+	for (size_t i = 0; i < st->nremotes; i++) {
+		const struct qstatus_remote *x = &st->remotes[i];
+
+		rc |= buf_printf(b, "remote %u %s %s %s 0 %s %s\n", x->rcpt,
+		    x->key, x->outcome, x->dsn, x->relay, x->why);
+	}
+	return rc;
+}
+
+int
+qstatus_compact(struct qstatus *st)
+{
+	char tmp[PATH_MAX + 8], dir[PATH_MAX], *slash;
+	struct buf b;
+	int fd = -1, saved;
+
+	if (st->fd == -1 || st->valid < QSTATUS_COMPACT_AT)
+		return 0;
+	buf_init(&b, QSTATUS_MAX);
+	if (compact_records(st, &b) == -1 || (off_t)b.len > st->valid / 2) {
+		buf_free(&b);		/* nothing much to gain */
+		return 0;
+	}
+	snprintf(tmp, sizeof tmp, "%s.new", st->path);	/* not a qid: */
+	strlcpy(dir, st->path, sizeof dir);		/* no scan takes it */
+	if ((slash = strrchr(dir, '/')) != NULL)
+		*slash = '\0';
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND |
+	    O_CLOEXEC, 0600)) == -1 ||
+	    write_full(fd, b.data ? b.data : "", b.len) == -1 ||
+	    fdatasync(fd) == -1 || rename(tmp, st->path) == -1)
+		goto fail;
+	/* Either file holds the same state: a crash before this fsync
+	 * leaves one of them, both whole. */
+	if (fsync_dir(dir) == -1)
+		log_warn("queue: fsync %s", dir);
+	close(st->fd);
+	st->fd = fd;
+	st->valid = (off_t)b.len;
+	st->dir_unsynced = 0;
+	buf_free(&b);
+	return 0;
+fail:
+	saved = errno;
+	if (fd != -1) {
+		close(fd);
+		unlink(tmp);
+	}
+	buf_free(&b);
+	errno = saved;
+	return -1;
 }
 
 void

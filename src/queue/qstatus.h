@@ -32,9 +32,11 @@
 #include <sys/types.h>
 #include <time.h>
 
-/* A message's status file: 64 MiB holds the records of the default
- * queue lifetime's retries for max-recipients deferred recipients. */
-#define QSTATUS_MAX	(64 * 1024 * 1024)
+/* A message's status file, at most; each pass adds records for its
+ * deferred targets, so a file past QSTATUS_COMPACT_AT is rewritten
+ * with only what its records say now (qstatus_compact). */
+#define QSTATUS_MAX		(64 * 1024 * 1024)
+#define QSTATUS_COMPACT_AT	(1024 * 1024)
 
 struct qstatus_begin {
 	unsigned	 rcpt;
@@ -90,6 +92,12 @@ int	qstatus_open(const char *spool, const char *qid, struct qstatus *);
 int	qstatus_append(struct qstatus *, int sync, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 int	qstatus_sync(struct qstatus *);
+/* Past QSTATUS_COMPACT_AT, and when it would at least halve the file:
+ * replace it (a new file, fsynced, renamed over it, status/ fsynced)
+ * with records that load to the same state, and append to that from
+ * then on.  The caller holds the message's lock.  0 (also when there
+ * was nothing to do), or -1 with the old file still in place. */
+int	qstatus_compact(struct qstatus *);
 void	qstatus_close(struct qstatus *);
 int	qstatus_is_done(const struct qstatus *, const char *key);
 const struct qstatus_begin *qstatus_find_begin(const struct qstatus *,

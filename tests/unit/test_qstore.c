@@ -297,6 +297,127 @@ test_status_file(void **state)
 	remove_spool(spool);
 }
 
+/* The state two loads share, field by field. */
+static void
+assert_same_status(const struct qstatus *a, const struct qstatus *b)
+{
+	assert_int_equal(a->ndone, b->ndone);
+	for (size_t i = 0; i < a->ndone; i++)
+		assert_true(qstatus_is_done(b, a->done[i]));
+	assert_int_equal(a->nbegins, b->nbegins);
+	for (size_t i = 0; i < a->nbegins; i++) {
+		assert_int_equal(a->begins[i].rcpt, b->begins[i].rcpt);
+		assert_string_equal(a->begins[i].key, b->begins[i].key);
+		assert_string_equal(a->begins[i].name, b->begins[i].name);
+	}
+	assert_int_equal(a->nrcpts, b->nrcpts);
+	for (size_t i = 0; i < a->nrcpts; i++) {
+		assert_int_equal(a->rcpts[i].complete, b->rcpts[i].complete);
+		if (a->rcpts[i].complete)
+			continue;
+		assert_int_equal(a->rcpts[i].dsn == NULL, b->rcpts[i].dsn == NULL);
+		if (a->rcpts[i].dsn) {
+			assert_string_equal(a->rcpts[i].dsn, b->rcpts[i].dsn);
+			assert_string_equal(a->rcpts[i].why, b->rcpts[i].why);
+		}
+	}
+	assert_int_equal(a->retries, b->retries);
+	assert_int_equal(a->last_attempt, b->last_attempt);
+	assert_int_equal(a->next_retry, b->next_retry);
+	assert_int_equal(a->warned, b->warned);
+	assert_int_equal(a->nremotes, b->nremotes);
+	for (size_t i = 0; i < a->nremotes; i++) {
+		const struct qstatus_remote *x = &a->remotes[i];
+		const struct qstatus_remote *y = qstatus_find_remote(b, x->key);
+
+		assert_non_null(y);
+		assert_int_equal(x->rcpt, y->rcpt);
+		assert_string_equal(x->outcome, y->outcome);
+		assert_string_equal(x->dsn, y->dsn);
+		assert_string_equal(x->relay, y->relay);
+		assert_string_equal(x->why, y->why);
+	}
+}
+
+/* A message with 300 remote recipients deferred over 40 passes: its
+ * status file passes QSTATUS_COMPACT_AT; compacted, it is under a tenth
+ * of that, loads to the same state, and takes appends as before.  A
+ * small file is left alone. */
+static void
+test_status_compact(void **state)
+{
+	char spool[] = "/tmp/postern-qstore-XXXXXX", path[PATH_MAX];
+	static const char qid[] = "0123456789ABCDE0";
+	struct qstatus st, before, after;
+	struct stat sb;
+	off_t big;
+
+	(void)state;
+	assert_non_null(mkdtemp(spool));
+	assert_int_equal(qstore_prepare(spool, (uid_t)-1, (gid_t)-1), 0);
+	snprintf(path, sizeof path, "%s/status", spool);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof path, "%s/status/%s", spool, qid);
+
+	assert_int_equal(qstatus_open(spool, qid, &st), 0);
+	assert_int_equal(qstatus_append(&st, 0, "begin 0 user:bob "
+	    "1.M1P1Q1.host,S=10,W=10"), 0);
+	assert_int_equal(qstatus_append(&st, 0, "done 0 user:bob 2.0.0 "
+	    "delivered 5 delivered to maildir"), 0);
+	assert_int_equal(qstatus_append(&st, 0, "complete 0"), 0);
+	assert_int_equal(qstatus_compact(&st), 0);	/* small: kept */
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, st.valid);
+	for (int pass = 1; pass <= 40; pass++) {
+		for (int r = 1; r <= 300; r++) {
+			assert_int_equal(qstatus_append(&st, 0, "remote %d "
+			    "remote:u%d@far.example deferred 4.4.1 %d "
+			    "mx.far.example[192.0.2.1]:25 connect to "
+			    "mx.far.example[192.0.2.1]:25: Connection refused",
+			    r, r, pass), 0);
+			assert_int_equal(qstatus_append(&st, 0, "defer %d "
+			    "remote:u%d@far.example 4.4.1 %d pass\\x20%d", r, r,
+			    pass, pass), 0);
+		}
+		if (pass == 20)
+			assert_int_equal(qstatus_append(&st, 0, "warned 9"), 0);
+		assert_int_equal(qstatus_append(&st, 0, "retry %d %d", pass,
+		    pass + 60), 0);
+	}
+	/* Outcomes back after the last pass, not yet acted on. */
+	assert_int_equal(qstatus_append(&st, 0, "remote 7 remote:u7@far.example "
+	    "sent 2.0.0 1 mx.far.example[192.0.2.1]:25 250 ok"), 0);
+	assert_int_equal(qstatus_append(&st, 0, "done 8 remote:u8@far.example "
+	    "5.1.1 failed 1 no such user"), 0);
+	assert_int_equal(qstatus_append(&st, 0, "complete 8"), 0);
+	assert_int_equal(qstatus_sync(&st), 0);
+	big = st.valid;
+	assert_true(big > QSTATUS_COMPACT_AT);
+
+	assert_int_equal(qstatus_load(spool, qid, &before), 0);
+	assert_int_equal(qstatus_compact(&st), 0);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, st.valid);
+	assert_true(sb.st_size < big / 10);
+	assert_int_equal(qstatus_load(spool, qid, &after), 0);
+	assert_same_status(&before, &after);
+	assert_int_equal(after.retries, 40);
+	assert_int_equal(after.nremotes, 1);
+	qstatus_close(&after);
+
+	/* Appends go to the new file. */
+	assert_int_equal(qstatus_append(&st, 1, "complete 7"), 0);
+	qstatus_close(&st);
+	assert_int_equal(qstatus_load(spool, qid, &after), 0);
+	assert_true(qstatus_rcpt(&after, 7)->complete);
+	assert_false(qstatus_rcpt(&before, 7)->complete);
+	qstatus_close(&after);
+	qstatus_close(&before);
+	snprintf(path, sizeof path, "%s/status/%s.new", spool, qid);
+	assert_int_equal(access(path, F_OK), -1);
+	remove_spool(spool);
+}
+
 /* Commit a message of len octets as queue/QID without spare files (a
  * pattern that differs from block to block and with the QID's last
  * digit); return the queue file's path in path. */
@@ -438,6 +559,7 @@ main(void)
 		cmocka_unit_test(test_spares_and_commit),
 		cmocka_unit_test(test_spread_directories),
 		cmocka_unit_test(test_status_file),
+		cmocka_unit_test(test_status_compact),
 		cmocka_unit_test(test_seal),
 	};
 
