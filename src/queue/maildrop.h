@@ -8,6 +8,8 @@
  *
  *   Tname   being written by the sendmail command; never read
  *   Mname   complete: written, fsynced, then renamed from Tname
+ *   Pname   taken by the pickup (renamed from Mname) before it queues
+ *           it; one left by a crash is queued again
  *
  * A file is text records, an empty line, then exactly `size` octets
  * of message (CRLF line ends, headers already completed):
@@ -30,6 +32,7 @@
 #define MAILDROP_VERSION	"postern-maildrop 1"
 #define MAILDROP_TMP_PREFIX	'T'
 #define MAILDROP_DONE_PREFIX	'M'
+#define MAILDROP_TAKEN_PREFIX	'P'
 #define MAILDROP_NAME_LEN	33	/* prefix + 32 hex digits */
 #define MAILDROP_ENVELOPE_MAX	(1024 * 1024)
 

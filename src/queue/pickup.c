@@ -4,10 +4,13 @@
  * It notices complete maildrop files at once (inotify IN_MOVED_TO: the
  * sendmail command's rename), scans the directory at start-up and once
  * a minute (which also retries after a full disk), and handles one file
- * at a time: check it, write the queue file (qstore: fsynced, renamed,
- * directory fsynced), then unlink the maildrop file.  A crash between
- * the commit and the unlink queues the message twice at the next scan:
- * a duplicate, never a loss (as for SMTP, RFC 5321 section 6.1).
+ * at a time: take it (rename Mname to Pname), check it, write the queue
+ * file (qstore: fsynced, renamed, directory fsynced), then unlink it.
+ * A file that cannot be taken (a maildrop directory made read-only) is
+ * left alone and never queued: one that could be queued but not removed
+ * would be queued again at every scan.  A crash between the commit and
+ * the unlink queues the Pname file twice at the next scan: a duplicate,
+ * never a loss (as for SMTP, RFC 5321 section 6.1).
  *
  * Who sent it is the file's owner.  The envelope sender a user asks for
  * (-f) is used when the user may claim it: root and the server's own
@@ -223,19 +226,20 @@ drop_parse(char *data, size_t len, struct drop *d, char *why, size_t whysz)
 	return 0;
 }
 
-/* Move a bad file aside, never deleting it: corrupt/NAME. */
+/* Move a bad file aside, never deleting it: maildrop/NAME to
+ * corrupt/AS, where AS is the name the sendmail command gave it. */
 static void
-pickup_corrupt(const char *name, uid_t uid, const char *why)
+pickup_corrupt(const char *name, const char *as, uid_t uid, const char *why)
 {
 	char to[PATH_MAX];
 
-	(void)qpath_make(to, sizeof to, pconf->spool, "corrupt", name);
+	(void)qpath_make(to, sizeof to, pconf->spool, "corrupt", as);
 	if (renameat(dirfd_md, name, AT_FDCWD, to) == -1)
 		log_warn("pickup: maildrop/%s from uid %u: %s; cannot move it "
-		    "to %s", name, (unsigned)uid, why, to);
+		    "to %s", as, (unsigned)uid, why, to);
 	else
 		log_warnx("pickup: maildrop/%s from uid %u: %s; moved to %s",
-		    name, (unsigned)uid, why, to);
+		    as, (unsigned)uid, why, to);
 }
 
 /* May this user claim this sender?  (The rule is in the header.) */
@@ -316,7 +320,7 @@ pickup_read(int fd, const struct stat *st, size_t *len, char *why,
 /* One complete maildrop file.  -1 when it should be tried again later
  * (a temporary problem: the file stays). */
 static int
-pickup_file(const char *name)
+pickup_file(const char *found)
 {
 	struct drop d;
 	struct stat st;
@@ -324,10 +328,24 @@ pickup_file(const char *name)
 	struct buf head;
 	struct passwd *pw;
 	char why[256], login[64], from[SMTP_PATH_MAX + 1], qid[QID_LEN + 1];
+	char name[MAILDROP_NAME_LEN + 1], as[MAILDROP_NAME_LEN + 1];
 	char *data = NULL;
 	size_t len;
 	int fd;
 
+	/* Taken first: what cannot be renamed could not be removed either,
+	 * and must not be queued. */
+	(void)strlcpy(name, found, sizeof name);	/* name_is_drop: fits */
+	name[0] = MAILDROP_TAKEN_PREFIX;
+	(void)strlcpy(as, found, sizeof as);	/* logs: the sendmail name */
+	as[0] = MAILDROP_DONE_PREFIX;
+	if (found[0] != MAILDROP_TAKEN_PREFIX && renameat2(dirfd_md, found,
+	    dirfd_md, name, RENAME_NOREPLACE) == -1) {
+		if (errno != ENOENT)
+			log_warn("pickup: cannot take maildrop/%s; it stays "
+			    "there, not queued", found);
+		return 0;
+	}
 	memset(&d, 0, sizeof d);
 	fd = openat(dirfd_md, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 	    O_CLOEXEC);
@@ -338,18 +356,19 @@ pickup_file(const char *name)
 		st.st_uid = (uid_t)-1;
 		if (fstatat(dirfd_md, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
 		    errno != ENOENT)
-			pickup_corrupt(name, st.st_uid, why);
+			pickup_corrupt(name, as, st.st_uid, why);
 		return 0;
 	}
 	if (fstat(fd, &st) == -1) {
-		log_warn("pickup: fstat maildrop/%s", name);
+		log_warn("pickup: fstat maildrop/%s", as);
 		close(fd);
 		return -1;
 	}
 	/* A hard link to someone else's file would make it theirs. */
 	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
 		close(fd);
-		pickup_corrupt(name, st.st_uid, "not a plain file with one link");
+		pickup_corrupt(name, as, st.st_uid,
+		    "not a plain file with one link");
 		return 0;
 	}
 	d.uid = st.st_uid;
@@ -358,7 +377,7 @@ pickup_file(const char *name)
 		close(fd);
 		free(data);
 		drop_free(&d);
-		pickup_corrupt(name, st.st_uid, why);
+		pickup_corrupt(name, as, st.st_uid, why);
 		return 0;
 	}
 	close(fd);
@@ -396,9 +415,9 @@ pickup_file(const char *name)
 	}
 	log_info("%s pickup queued uid=%u user=%s from=<%s> nrcpt=%zu size=%zu "
 	    "maildrop=%s", qid, (unsigned)st.st_uid, login, from, d.nrcpts,
-	    d.size, name);
+	    d.size, as);
 	if (unlinkat(dirfd_md, name, 0) == -1)
-		log_warn("%s pickup: unlink maildrop/%s", qid, name);
+		log_warn("%s pickup: unlink maildrop/%s", qid, as);
 	else
 		(void)fsync(dirfd_md);
 	buf_free(&head);
@@ -445,7 +464,8 @@ pickup_scan(void)
 
 		if (de->d_name[0] == '.')
 			continue;
-		if (name_is_drop(de->d_name, MAILDROP_DONE_PREFIX)) {
+		if (name_is_drop(de->d_name, MAILDROP_DONE_PREFIX) ||
+		    name_is_drop(de->d_name, MAILDROP_TAKEN_PREFIX)) {
 			if (pickup_file(de->d_name) == -1)
 				again = 1;
 		} else if (name_is_drop(de->d_name, MAILDROP_TMP_PREFIX)) {
@@ -458,7 +478,7 @@ pickup_scan(void)
 				    (unsigned)st.st_uid);
 		} else if (fstatat(dirfd_md, de->d_name, &st,
 		    AT_SYMLINK_NOFOLLOW) == 0)
-			pickup_corrupt(de->d_name, st.st_uid,
+			pickup_corrupt(de->d_name, de->d_name, st.st_uid,
 			    "not a maildrop file name");
 	}
 	closedir(d);

@@ -284,6 +284,45 @@ def test_maildrop_is_private_and_survives_a_stopped_server(postern):
     assert wait_for(lambda: maildrop(srv) == [], 10)
 
 
+def test_maildrop_file_that_cannot_be_taken_is_not_queued(postern):
+    """A maildrop file the pickup could queue but not remove (here: the
+    directory made immutable) would be queued again at every scan and
+    every start.  It is taken (renamed) before it is queued, so one that
+    cannot be taken is left alone, and queued once when it can.  (The
+    file is made immutable, which forbids both its rename and its
+    removal, even to root.)"""
+    if not shutil.which("chattr"):
+        pytest.skip("chattr is not installed (e2fsprogs)")
+    srv = mail_server(postern)
+    md = srv.spool / "maildrop"
+    assert srv.terminate() == 0
+    r = sendmail(srv, "bob", data=b"Subject: stuck\n\nonce only\n")
+    assert r.returncode == 0, r.stderr
+    (name,) = maildrop(srv)
+    r = subprocess.run(["chattr", "+i", str(md / name)], capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        pytest.skip(f"chattr +i refused here: {r.stderr.strip()}")
+    try:
+        srv.start()
+        srv.wait_log(rf"pickup: cannot take maildrop/{name}; it stays "
+                     r"there, not queued")
+        time.sleep(1)
+        assert maildir(srv, "bob") == []
+        assert srv.queue_ids() == []
+        assert srv.terminate() == 0
+    finally:
+        subprocess.run(["chattr", "-i", str(md / name)], check=True)
+    srv.start()
+    (msg,) = wait_mail(srv, "bob")
+    assert b"once only" in msg
+    assert wait_for(lambda: maildrop(srv) == [], 10)
+    srv.wait_log(rf"pickup queued uid=\d+ user=\S+ from=<\S+> nrcpt=1 "
+                 rf"size=\d+ maildrop={name}")
+    time.sleep(1)
+    assert len(maildir(srv, "bob")) == 1
+
+
 def test_read_only_maildrop_is_a_temporary_failure(postern):
     srv = mail_server(postern)
     md = srv.spool / "maildrop"
