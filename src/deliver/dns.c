@@ -31,10 +31,10 @@ struct dns {
 	} socks[DNS_SOCKETS_MAX];
 };
 
+/* An MX look-up. */
 struct dns_query {
 	struct dns	*dns;
 	dns_mx_cb	 mx_cb;
-	dns_addr_cb	 addr_cb;
 	void		*arg;
 };
 
@@ -242,31 +242,73 @@ dns_lookup_mx(struct dns *d, const char *domain, dns_mx_cb cb, void *arg)
 	dns_rearm(d);
 }
 
+/*
+ * IPv6 and IPv4 are asked separately: ares_getaddrinfo with AF_UNSPEC
+ * reports the status of whichever answer came last, so an AAAA "no
+ * records" could hide an A lookup that timed out, and turn a passing
+ * DNS failure into a permanent one (remote.c bounces a host without
+ * addresses).
+ */
+struct dns_addr_query {
+	struct dns	*dns;
+	dns_addr_cb	 cb;
+	void		*arg;
+	int		 pending;
+	int		 cancelled;
+	enum dns_status	 st[2];		/* [0] IPv6, [1] IPv4 */
+	struct dns_addr	 addrs[2][DNS_ADDR_MAX];
+	size_t		 n[2];
+};
+
+struct dns_addr_half {
+	struct dns_addr_query	*q;
+	int			 family_index;
+};
+
 static void
 dns_addr_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 {
-	struct dns_query *q = arg;
+	struct dns_addr_half *h = arg;
+	struct dns_addr_query *q = h->q;
+	int k = h->family_index;
 	struct dns_addr addrs[DNS_ADDR_MAX];
+	enum dns_status st;
 	size_t n = 0;
-	enum dns_status st = dns_map_error(status);
 
-	/* IPv6 first, then IPv4 (RFC 6724 would refine this). */
-	for (int pass = 0; st == DNS_OK && ai && pass < 2; pass++)
-		for (struct ares_addrinfo_node *nd = ai->nodes; nd &&
-		    n < DNS_ADDR_MAX; nd = nd->ai_next) {
-			if (nd->ai_family != (pass == 0 ? AF_INET6 : AF_INET) ||
-			    nd->ai_addrlen > sizeof addrs[n].ss)
-				continue;
-			memcpy(&addrs[n].ss, nd->ai_addr, nd->ai_addrlen);
-			addrs[n].len = nd->ai_addrlen;
-			n++;
-		}
+	free(h);
+	q->st[k] = dns_map_error(status);
+	if (status == ARES_EDESTRUCTION)
+		q->cancelled = 1;
+	for (struct ares_addrinfo_node *nd = ai ? ai->nodes : NULL;
+	    q->st[k] == DNS_OK && nd && q->n[k] < DNS_ADDR_MAX;
+	    nd = nd->ai_next) {
+		if (nd->ai_family != (k == 0 ? AF_INET6 : AF_INET) ||
+		    nd->ai_addrlen > sizeof q->addrs[k][0].ss)
+			continue;
+		memcpy(&q->addrs[k][q->n[k]].ss, nd->ai_addr, nd->ai_addrlen);
+		q->addrs[k][q->n[k]].len = nd->ai_addrlen;
+		q->n[k]++;
+	}
 	if (ai)
 		ares_freeaddrinfo(ai);
-	if (st == DNS_OK && n == 0)
-		st = DNS_NODATA;
-	if (status != ARES_EDESTRUCTION)
-		q->addr_cb(q->arg, st, addrs, st == DNS_OK ? n : 0);
+	if (q->st[k] == DNS_OK && q->n[k] == 0)
+		q->st[k] = DNS_NODATA;
+	if (--q->pending > 0)
+		return;
+	/* IPv6 first, then IPv4 (RFC 6724 would refine this). */
+	for (int j = 0; j < 2; j++)
+		for (size_t i = 0; i < q->n[j] && n < DNS_ADDR_MAX; i++)
+			addrs[n++] = q->addrs[j][i];
+	if (n > 0)
+		st = DNS_OK;
+	else if (q->st[0] == DNS_NXDOMAIN || q->st[1] == DNS_NXDOMAIN)
+		st = DNS_NXDOMAIN;	/* the name itself does not exist */
+	else if (q->st[0] == DNS_NODATA && q->st[1] == DNS_NODATA)
+		st = DNS_NODATA;	/* both said so */
+	else
+		st = DNS_TEMPFAIL;
+	if (!q->cancelled)
+		q->cb(q->arg, st, addrs, st == DNS_OK ? n : 0);
 	free(q);
 }
 
@@ -274,18 +316,28 @@ void
 dns_lookup_addr(struct dns *d, const char *host, uint16_t port, dns_addr_cb cb,
     void *arg)
 {
-	struct dns_query *q = xcalloc(1, sizeof *q);
+	struct dns_addr_query *q = xcalloc(1, sizeof *q);
 	struct ares_addrinfo_hints hints;
 	char service[8];
 
 	q->dns = d;
-	q->addr_cb = cb;
+	q->cb = cb;
 	q->arg = arg;
+	q->pending = 2;
 	memset(&hints, 0, sizeof hints);
-	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = ARES_AI_NUMERICSERV;
 	snprintf(service, sizeof service, "%u", port);
-	ares_getaddrinfo(d->channel, host, service, &hints, dns_addr_done, q);
+	for (int k = 0; k < 2; k++) {
+		struct dns_addr_half *h = xcalloc(1, sizeof *h);
+
+		h->q = q;
+		h->family_index = k;
+		hints.ai_family = k == 0 ? AF_INET6 : AF_INET;
+		/* The callback may run before this returns (a name c-ares
+		 * refuses at once): q lives until both have. */
+		ares_getaddrinfo(d->channel, host, service, &hints,
+		    dns_addr_done, h);
+	}
 	dns_rearm(d);
 }

@@ -510,6 +510,36 @@ rconn_mx(void *arg, enum dns_status st, const struct dns_mx *mx, size_t n)
 }
 
 /*
+ * "This network", multicast, reserved or broadcast: no host is there.
+ * (Loopback and private addresses are left alone: a domain of the
+ * sender's own can point at them too, so refusing them as literals
+ * would protect nothing.)
+ */
+static int
+literal_unusable(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET) {
+		uint32_t a = ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr);
+
+		return (a >> 24) == 0 || (a >> 28) >= 14;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a6 =
+		    &((const struct sockaddr_in6 *)ss)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			struct sockaddr_storage v4 = { .ss_family = AF_INET };
+
+			memcpy(&((struct sockaddr_in *)&v4)->sin_addr,
+			    &a6->s6_addr[12], 4);
+			return literal_unusable(&v4);
+		}
+		return IN6_IS_ADDR_UNSPECIFIED(a6) || IN6_IS_ADDR_MULTICAST(a6);
+	}
+	return 1;
+}
+
+/*
  * An address literal, "[192.0.2.1]" or "[IPv6:2001:db8::1]" (RFC 5321
  * section 4.1.3): that address on port 25, no DNS.  The session's RCPT
  * check has already accepted its form.
@@ -541,13 +571,15 @@ rconn_literal(struct rconn *k)
 		k->addrs[0].len = sizeof *sin;
 	} else
 		goto bad;
+	if (literal_unusable(&k->addrs[0].ss))
+		goto bad;
 	k->naddrs = 1;
 	k->iaddr = 0;
 	rconn_try_addr(k);
 	return;
 bad:
-	rconn_note(k, 1, "5.1.2", "%s is not an address literal we can "
-	    "reach", dom);
+	rconn_note(k, 1, "5.1.2", "%s is not an address mail can go to",
+	    dom);
 	rconn_give_up(k);
 }
 

@@ -480,6 +480,32 @@ sc_after_ehlo(struct smtp_client *c)
 	c->ready(c, 1, NULL, c->ready_arg);
 }
 
+/* SNI and, for "tls verify", the name the certificate must bear: a
+ * host name, or for an address literal ("[192.0.2.1]", "[IPv6:...]")
+ * no SNI (RFC 6066 section 3) and the address itself. */
+static void
+sc_tls_names(SSL *ssl, const char *servername, int verify)
+{
+	char ip[64];
+	size_t len = strlen(servername);
+
+	if (servername[0] != '[')
+		SSL_set_tlsext_host_name(ssl, servername);
+	if (!verify)
+		return;
+	SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+	if (servername[0] == '[' && len >= 3 && len - 2 < sizeof ip) {
+		memcpy(ip, servername + 1, len - 2);
+		ip[len - 2] = '\0';
+		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
+		    strncasecmp(ip, "ipv6:", 5) == 0 ? ip + 5 : ip) == 1)
+			return;
+	}
+	/* A host name; or, for what is not an address, a name with its
+	 * brackets, which no certificate bears. */
+	SSL_set1_host(ssl, servername);
+}
+
 static void
 sc_starttls(struct smtp_client *c)
 {
@@ -490,13 +516,7 @@ sc_starttls(struct smtp_client *c)
 		sc_setup_failed(c, 0, "4.7.5", "TLS: cannot create a session");
 		return;
 	}
-	/* SNI names a host, never an address literal (RFC 6066 section 3). */
-	if (c->servername[0] != '[')
-		SSL_set_tlsext_host_name(ssl, c->servername);
-	if (c->cfg.tls_verify) {
-		SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
-		SSL_set1_host(ssl, c->servername);
-	}
+	sc_tls_names(ssl, c->servername, c->cfg.tls_verify);
 	tls = bufferevent_openssl_filter_new(c->base, c->bev, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (tls == NULL) {
@@ -1082,12 +1102,7 @@ smtp_client_connect(struct event_base *base, const struct sockaddr *sa,
 	if (cfg->tls_implicit) {
 		SSL *ssl = SSL_new(cfg->tls_ctx);
 
-		if (c->servername[0] != '[')
-			SSL_set_tlsext_host_name(ssl, c->servername);
-		if (cfg->tls_verify) {
-			SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
-			SSL_set1_host(ssl, c->servername);
-		}
+		sc_tls_names(ssl, c->servername, cfg->tls_verify);
 		c->bev = bufferevent_openssl_socket_new(base, -1, ssl,
 		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 		bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);

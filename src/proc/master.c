@@ -300,7 +300,7 @@ master_reload(struct conf **cp)
 		master_spawn(PROC_WORKER, (unsigned)i);
 	/* Each new queue manager waits for the old one with its index. */
 	mctx.qmgr_count = qmgr_count(c);
-	if (qmgr_prepare(c, uid, gid) == 0)
+	if (qmgr_prepare(c, mctx.qmgr_count, uid, gid) == 0)
 		for (unsigned q = 0; q < mctx.qmgr_count; q++)
 			master_spawn(PROC_QMGR, q);
 	if (pickup_prepare(c, uid, gid) == 0)
@@ -346,7 +346,10 @@ master_run(struct conf *c, struct access_table *access, int verbose)
 		fatalx("master: remote delivery is misconfigured; see above");
 	if (qstore_prepare(c->spool, uid, gid) == -1)
 		fatalx("master: cannot prepare the spool %s", c->spool);
-	if (qmgr_prepare(c, uid, gid) == -1)
+	/* Counted once: the managers spawned below are exactly those
+	 * prepared here, whatever CPUs come and go meanwhile. */
+	mctx.qmgr_count = qmgr_count(c);
+	if (qmgr_prepare(c, mctx.qmgr_count, uid, gid) == -1)
 		fatalx("master: cannot prepare the queue manager's directories");
 	if (pickup_prepare(c, uid, gid) == -1)
 		fatalx("master: cannot prepare the maildrop");
@@ -405,7 +408,6 @@ master_run(struct conf *c, struct access_table *access, int verbose)
 	for (unsigned i = 0; i < n; i++)
 		if (master_spawn(PROC_WORKER, i) == -1)
 			fatalx("master: cannot start workers");
-	mctx.qmgr_count = qmgr_count(c);
 	for (unsigned q = 0; q < mctx.qmgr_count; q++)
 		if (master_spawn(PROC_QMGR, q) == -1)
 			fatalx("master: cannot start the queue managers");

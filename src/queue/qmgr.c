@@ -678,7 +678,7 @@ qmgr_main(const struct conf *conf, unsigned procno, unsigned index,
 }
 
 int
-qmgr_prepare(const struct conf *c, uid_t uid, gid_t gid)
+qmgr_prepare(const struct conf *c, unsigned count, uid_t uid, gid_t gid)
 {
 	static const char *dirs[] = { "hold", "delete", "status", "corrupt" };
 	char path[PATH_MAX];
@@ -688,7 +688,7 @@ qmgr_prepare(const struct conf *c, uid_t uid, gid_t gid)
 		if (qpath_mkdir(c->spool, dirs[i], uid, gid) == -1)
 			return -1;
 	/* The spool itself belongs to root: the pid files are made here. */
-	for (unsigned i = 0; i < qmgr_count(c); i++) {
+	for (unsigned i = 0; i < count; i++) {
 		qmgr_pidfile(path, sizeof path, c->spool, i);
 		if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC,
 		    0644)) == -1 ||

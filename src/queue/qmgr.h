@@ -57,7 +57,7 @@ enum qrun_result {
 unsigned qmgr_count(const struct conf *);
 /* Master, as root, before forking: the queue managers' directories,
  * their pid files and the mailboxes directory, owned by uid/gid. */
-int	qmgr_prepare(const struct conf *, uid_t, gid_t);
+int	qmgr_prepare(const struct conf *, unsigned count, uid_t, gid_t);
 /* The child, queue manager `index` of `count` (the qmgr_count() the
  * master spawned its generation with, so that a manager restarted after
  * the number of CPUs changed still splits the queue as its siblings

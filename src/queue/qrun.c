@@ -104,24 +104,52 @@ flight_landed(struct rflight *f)
 	free(f);
 }
 
+/* queue/QID, else hold/QID, open and locked (without waiting) and
+ * still under that name; -1 with errno: ENOENT when it is in neither,
+ * EWOULDBLOCK when `postern queue` holds it or just moved it. */
+static int
+qrun_lock_message(struct qmgr *q, const char *qid, char *path, size_t pathsz)
+{
+	static const char *dirs[] = { "queue", "hold" };
+	struct stat a, b;
+	int fd = -1;
+
+	for (size_t i = 0; fd == -1 && i < 2; i++) {
+		if (qpath_make(path, pathsz, q->conf->spool, dirs[i], qid) == -1)
+			return -1;
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 &&
+		    errno != ENOENT)
+			return -1;
+	}
+	if (fd == -1)
+		return -1;			/* ENOENT */
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1 || fstat(fd, &a) == -1 ||
+	    stat(path, &b) == -1 || a.st_ino != b.st_ino ||
+	    a.st_dev != b.st_dev) {
+		close(fd);
+		errno = EWOULDBLOCK;
+		return -1;
+	}
+	return fd;
+}
+
 int
 qrun_write_records(struct qmgr *q, const char *qid, const char *records)
 {
 	struct qstatus st;
 	const char *line, *nl;
 	char path[PATH_MAX];
-	struct stat sb;
-	int rc = 0;
+	int fd, rc = 0;
 
-	/* A message deleted meanwhile needs no records (and must not
-	 * get a status file again); a held one keeps them. */
-	if (qpath_make(path, sizeof path, q->conf->spool, "queue", qid) == 0 &&
-	    stat(path, &sb) == -1 && errno == ENOENT &&
-	    qpath_make(path, sizeof path, q->conf->spool, "hold", qid) == 0 &&
-	    stat(path, &sb) == -1 && errno == ENOENT)
-		return 0;
+	/* Under the message's lock, as every status record is written
+	 * (`postern queue` renames and deletes under it).  A message
+	 * deleted meanwhile needs no records (and must not get a status
+	 * file again); a held one keeps them. */
+	if ((fd = qrun_lock_message(q, qid, path, sizeof path)) == -1)
+		return errno == ENOENT ? 0 : -1;
 	if (qstatus_open(q->conf->spool, qid, &st) == -1) {
 		log_warn("%s queue: status file", qid);
+		close(fd);
 		return -1;
 	}
 	for (line = records; rc == 0 && *line; line = nl + 1) {
@@ -135,6 +163,7 @@ qrun_write_records(struct qmgr *q, const char *qid, const char *records)
 	if (rc == -1)
 		log_warn("%s queue: status append", qid);
 	qstatus_close(&st);
+	close(fd);			/* and its lock */
 	return rc;
 }
 
@@ -589,10 +618,11 @@ pass_submit(struct pass *p)
 	pass_groups_forget(p);
 	f->submitting = 0;
 	if (f->pending == 0 && f->unwritten) {
-		/* Back at once, but not all recorded: as if in flight, so
-		 * that the queue manager holds the records for the pass. */
+		/* Back at once, but not all recorded: the queue manager
+		 * holds the records for the next pass, due at once (the
+		 * flight is over, as for "all back" below). */
 		flight_landed(f);
-		return 1;
+		return 0;
 	}
 	if (f->pending == 0) {
 		free(f);

@@ -418,6 +418,17 @@ def test_an_address_literal_goes_to_that_address(lab):
     assert lab.slow.datas[-1][1], lab.slow.datas[-1]   # the final "." came
 
 
+@pytest.mark.parametrize("literal", ["[224.0.0.1]", "[0.0.0.0]",
+                                     "[IPv6:ff02::1]"])
+def test_an_address_literal_where_no_host_can_be_bounces(lab, literal):
+    tok = token()
+    send(lab, [f"x@{literal}"], tok)
+    dsn = bounce_for(lab, tok)
+    assert "Status: 5.1.2" in dsn, dsn
+    # (destinations are kept in lower case: "[ipv6:...]")
+    assert f"{literal.lower()} is not an address mail can go to" in dsn, dsn
+
+
 def test_a_failed_starttls_handshake_is_retried_in_the_clear(lab):
     """STARTTLS is opportunistic for MX delivery: a server whose
     handshake fails (here: a protocol_version alert, as from a TLS-1.0
