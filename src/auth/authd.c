@@ -581,6 +581,13 @@ authd_fail(struct authd_exchange *x, time_t now)
 static void
 authd_ok(struct authd_exchange *x, const char *user)
 {
+	const struct user_entry *u = userdb_lookup(&authd.maps.users, user);
+
+	/* The name as stored, not as typed: the lookup ignores case, and
+	 * the workers key rate limits, sender checks and the mailbox on
+	 * this name ("Hoge" must not be a second "hoge"). */
+	if (u != NULL)
+		user = u->name;
 	state_auth_success(x->peer);
 	log_info("authd: auth ok user=%s address=%s mech=%s", user, x->peer,
 	    authd_mech_name(x));

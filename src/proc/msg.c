@@ -80,7 +80,14 @@ msg_recv(int fd, struct msg *m)
 	do
 		n = recv(fd, m->data, sizeof m->data, MSG_TRUNC | MSG_DONTWAIT);
 	while (n == -1 && errno == EINTR);
-	if (n <= 0)
+	if (n == 0) {
+		/* The peer closed (nobody sends an empty message): say so,
+		 * or errno would still hold an earlier read's EAGAIN and
+		 * the caller wait on a dead socket for ever. */
+		errno = ECONNRESET;
+		return 0;
+	}
+	if (n < 0)
 		return 0;
 	if ((size_t)n > sizeof m->data || n < MSG_HDR ||
 	    ((m->data[0] << 8) | m->data[1]) != MSG_VERSION)

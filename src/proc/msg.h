@@ -76,8 +76,8 @@ int	msg_send(int fd, struct msg *);
  */
 int	msg_listen_private(const char *spool, const char *name, uid_t, gid_t);
 
-/* Receive one message; 1 on success, 0 on EOF/EAGAIN (errno tells), -1
- * on a malformed header. */
+/* Receive one message; 1 on success, 0 on EOF (errno ECONNRESET) or
+ * nothing to read (EAGAIN), -1 on a malformed header. */
 int	msg_recv(int fd, struct msg *);
 int	msg_get_u32(struct msg *, uint32_t *);
 /* Points into m->data; *len is set. */

@@ -76,6 +76,37 @@ def test_workers_cannot_sign_without_keyd(srv):
         assert c.cmd("NOOP")[0] == 250
 
 
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_worker_killed_leaves_its_helpers_idle(srv):
+    """The auth and key processes notice a worker's connection closing
+    and drop it.  (They used to read its end of file as "nothing yet"
+    and spin on the dead socket at full CPU.)"""
+    assert wait_for(lambda: keyd_pid(srv) is not None, 10), srv.log()
+    implicit_tls(srv)
+    with srv.connect(srv.sub_port) as c:
+        starttls(c)
+        assert c.cmd("NOOP")[0] == 250
+    (authd,) = [int(p) for p in re.findall(
+        r"postern/authd\[(\d+)\]: authd: verifying", srv.log())
+        if int(p) in srv.children()]
+    keyd = keyd_pid(srv)
+    (victim,) = srv.workers()
+    os.kill(victim, signal.SIGKILL)
+    srv.wait_log(r"master: worker 0 \(pid %d\) killed by signal 9" % victim)
+    before = {p: cpu_seconds(p) for p in (authd, keyd)}
+    time.sleep(2)
+    used = {p: cpu_seconds(p) - before[p] for p in (authd, keyd)}
+    assert all(u < 0.5 for u in used.values()), used
+    # and they still serve the restarted worker
+    assert wait_for(lambda: len(srv.workers()) == 1, 10)
+    assert implicit_tls(srv)[0] in ("TLSv1.2", "TLSv1.3")
+
+
 def test_key_file_open_in_no_worker(srv):
     key = str(srv.spool / "tls" / "selfsigned-key.pem")
     implicit_tls(srv)
