@@ -164,22 +164,17 @@ set_password(const struct conf *c, struct user_entry *u, const char *password)
 	return 0;
 }
 
+/* The users file's own reader decides: a date it would refuse must
+ * never be written (every later command, and the server, would stop at
+ * the file). */
 static int
 parse_expiry(const char *s, time_t *out)
 {
-	struct tm tm;
-	char *end;
-
 	if (strcmp(s, "never") == 0) {
 		*out = 0;
 		return 0;
 	}
-	memset(&tm, 0, sizeof tm);
-	if ((end = strptime(s, "%Y-%m-%d", &tm)) == NULL || *end)
-		return -1;
-	tm.tm_mday += 1;	/* usable through the whole day named */
-	*out = timegm(&tm);
-	return *out == -1 ? -1 : 0;
+	return *s == '\0' ? -1 : userdb_parse_date(s, out);
 }
 
 static int
@@ -258,12 +253,15 @@ show_user(const struct user_entry *u, int verbose)
 	printf("\n");
 }
 
+/* A mail address the users file can hold: ':' ends its field and ','
+ * separates addresses, so a quoted local part may not use them. */
 static int
 valid_address(const char *a)
 {
 	struct mailaddr m;
 
-	return smtp_addr_parse_path(a, strlen(a), &m) == 0 && m.domain[0];
+	return smtp_addr_parse_path(a, strlen(a), &m) == 0 && m.domain[0] &&
+	    strpbrk(a, ":,") == NULL;
 }
 
 int
@@ -373,7 +371,8 @@ loaded:
 		for (size_t i = 0; i < o.naddresses; i++)
 			if (!valid_address(o.addresses[i])) {
 				fprintf(stderr, "postern: '%s' is not a mail "
-				    "address\n", o.addresses[i]);
+				    "address the users file can hold (':' and "
+				    "',' separate its fields)\n", o.addresses[i]);
 				rc = EX_DATAERR;
 				goto out_db;
 			}
@@ -381,7 +380,8 @@ loaded:
 		n.hash = xstrdup("!");
 		n.secrets = xstrdup("");
 		if (o.expires && parse_expiry(o.expires, &n.expires) == -1) {
-			fprintf(stderr, "postern: --expires takes YYYY-MM-DD\n");
+			fprintf(stderr, "postern: --expires takes a date "
+			    "YYYY-MM-DD from 1970 on\n");
 			rc = EX_USAGE;
 			goto out_db;
 		}
@@ -418,7 +418,8 @@ loaded:
 		changed = 1;
 	} else if (strcmp(verb, "expire") == 0) {
 		if (parse_expiry(arg2, &u->expires) == -1) {
-			fprintf(stderr, "postern: expire takes YYYY-MM-DD or never\n");
+			fprintf(stderr, "postern: expire takes a date "
+			    "YYYY-MM-DD from 1970 on, or never\n");
 			rc = EX_USAGE;
 			goto out_db;
 		}

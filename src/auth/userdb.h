@@ -56,6 +56,10 @@ int	userdb_name_valid(const char *);
  * loader call it; code that changes users afterwards must call it
  * again before looking up by address. */
 void	userdb_index(struct userdb *);
+/* An expiry date as the users file holds it, "YYYY-MM-DD" (1970 on),
+ * to the first second after that day in UTC; "" is 0, never.  -1 for
+ * anything else, a date that does not exist included. */
+int	userdb_parse_date(const char *, time_t *);
 void	userdb_free(struct userdb *);
 const struct user_entry *userdb_lookup(const struct userdb *, const char *name);
 /* The user owning an address (exact, case-insensitive), or NULL. */

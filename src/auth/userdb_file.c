@@ -32,8 +32,8 @@ userdb_name_valid(const char *s)
 	return 1;
 }
 
-static int
-parse_date(const char *s, time_t *out)
+int
+userdb_parse_date(const char *s, time_t *out)
 {
 	struct tm tm;
 	char *end;
@@ -191,7 +191,7 @@ userdb_parse(const char *name, const char *text, struct userdb *db, FILE *errf)
 		else if (!userdb_name_valid(field[0]))
 			why = "user name must be 1-64 letters, digits, '.', '_' or "
 			    "'-', not starting with '.'";
-		else if (parse_date(field[2], &u.expires) == -1)
+		else if (userdb_parse_date(field[2], &u.expires) == -1)
 			why = "expiry date must be YYYY-MM-DD or empty";
 		else if (field[3][0] && strcmp(field[3], "locked") != 0)
 			why = "flags must be empty or 'locked'";

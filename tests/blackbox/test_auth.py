@@ -360,8 +360,36 @@ def test_user_command_errors(srv):
     assert r.returncode != 0 and "not a mail address" in r.stderr
     r = postern_user(srv, "expire", "hoge", "31/12/2030")
     assert r.returncode != 0
+    # Dates and addresses the users file's reader would refuse (or read
+    # as "never") are refused before they are written: one such line
+    # would stop every later command and the server's reloads.
+    before = srv.users_path.read_text()
+    for date in ("1969-12-31", "1960-06-01", "0999-01-01", "2024-02-30"):
+        r = postern_user(srv, "expire", "hoge", date)
+        assert r.returncode != 0 and "from 1970 on" in r.stderr, (date, r)
+    for addr in ('"c:d"@example.test', '"c,d"@example.test'):
+        r = postern_user(srv, "add", "x2", "--address", addr,
+                         "--password-stdin", password="x\n")
+        assert r.returncode != 0 and "users file can hold" in r.stderr, r
+    assert srv.users_path.read_text() == before
+    assert postern_user(srv, "expire", "hoge", "2099-01-01").returncode == 0
+    assert postern_user(srv, "expire", "hoge", "never").returncode == 0
     r = postern_user(srv, "list")
     assert r.returncode == 0 and "hoge" in r.stdout
+
+
+def test_login_name_case_is_the_stored_one(srv):
+    """The login lookup ignores case; what the session then uses (its log,
+    the sender check, the per-user rate limit) is the stored name, so
+    that "HOGE" is not a second account with a limit of its own."""
+    with starttls(srv.connect(srv.sub_port)) as c:
+        c.ehlo()
+        code, text = c.cmd(f"AUTH PLAIN {plain_ir('HoGe', PASSWORD)}")
+        assert code == 235, text
+        assert c.cmd("MAIL FROM:<hoge@example.test>")[0] == 250
+    srv.wait_log(r"authd: auth ok user=hoge address=127\.0\.0\.1 "
+                 r"mech=PLAIN")
+    assert "user=HoGe" not in srv.log()
 
 
 # ---------------------------------------------------------------------------
