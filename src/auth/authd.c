@@ -20,11 +20,13 @@
 #include "lib/strutil.h"
 #include "lib/workpool.h"
 #include "lib/xalloc.h"
+#include "policy/client_key.h"
 #include "policy/relay.h"
 #include "proc/msg.h"
 #include "sasl/sasl.h"
 #include "state/state.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -75,6 +77,9 @@ struct authd_exchange {
 	struct state_ask	*ask;		/* a state store question */
 	struct authd_verify	*verifying;	/* its password, on a thread */
 	char			 peer[64];
+	char			 key[64];	/* what the throttle counts:
+						   the address, or its /64 */
+	char			 ok_user[SASL_USER_MAX + 1];
 	struct authd_conn	*conn;
 	struct event		*delay;		/* a failure answered late */
 	TAILQ_ENTRY(authd_exchange) entry;
@@ -571,28 +576,55 @@ authd_fail_counted(void *arg, int failures)
 static void
 authd_fail(struct authd_exchange *x, time_t now)
 {
-	int failures = state_auth_fail(x->peer, now, authd_fail_counted, x,
+	int failures = state_auth_fail(x->key, now, authd_fail_counted, x,
 	    &x->ask);
 
 	if (failures != STATE_PENDING)
 		authd_fail_counted(x, failures);
 }
 
+/* The verdict stands only if the address was not blocked meanwhile:
+ * guesses sent in parallel all start before the block, and the right
+ * one must not get in after the block came. */
+static void
+authd_ok_block_known(void *arg, int blocked)
+{
+	struct authd_exchange *x = arg;
+
+	x->ask = NULL;
+	if (blocked != 0) {
+		if (blocked > 0)
+			log_info("authd: auth refused user=%s address=%s: "
+			    "blocked during its check", x->ok_user, x->peer);
+		authd_send_result(x->conn, x->reqid, blocked > 0 ?
+		    AUTH_RESULT_BLOCKED : AUTH_RESULT_TEMPFAIL, NULL);
+		authd_exchange_free(x);
+		return;
+	}
+	log_info("authd: auth ok user=%s address=%s mech=%s", x->ok_user,
+	    x->peer, authd_mech_name(x));
+	authd_send_result(x->conn, x->reqid, AUTH_RESULT_OK, x->ok_user);
+	authd_exchange_free(x);
+}
+
+/* A success does not clear the address's failures: one account's login
+ * would otherwise let its owner guess other accounts' passwords without
+ * end.  They expire with auth-throttle's window. */
 static void
 authd_ok(struct authd_exchange *x, const char *user)
 {
 	const struct user_entry *u = userdb_lookup(&authd.maps.users, user);
+	int blocked;
 
 	/* The name as stored, not as typed: the lookup ignores case, and
 	 * the workers key rate limits, sender checks and the mailbox on
 	 * this name ("Hoge" must not be a second "hoge"). */
-	if (u != NULL)
-		user = u->name;
-	state_auth_success(x->peer);
-	log_info("authd: auth ok user=%s address=%s mech=%s", user, x->peer,
-	    authd_mech_name(x));
-	authd_send_result(x->conn, x->reqid, AUTH_RESULT_OK, user);
-	authd_exchange_free(x);
+	(void)strlcpy(x->ok_user, u != NULL ? u->name : user,
+	    sizeof x->ok_user);
+	blocked = state_auth_blocked(x->key, time(NULL), authd_ok_block_known,
+	    x, &x->ask);
+	if (blocked != STATE_PENDING)
+		authd_ok_block_known(x, blocked);
 }
 
 /* The exchange's result: answered, and the exchange freed, at once or
@@ -665,6 +697,26 @@ authd_block_known(void *arg, int blocked)
 	}
 }
 
+/* The throttle's unit for a client address (policy/client_key.h): one
+ * IPv4 address, or an IPv6 /64, which a single host can hold whole and
+ * would otherwise use to get a fresh count per address. */
+static void
+authd_throttle_key(const char *peer, char *key, size_t keysz)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+	memset(&ss, 0, sizeof ss);
+	if (inet_pton(AF_INET, peer, &sin->sin_addr) == 1)
+		ss.ss_family = AF_INET;
+	else if (inet_pton(AF_INET6, peer, &sin6->sin6_addr) == 1)
+		ss.ss_family = AF_INET6;
+	if (ss.ss_family == 0 ||
+	    client_key_format((struct sockaddr *)&ss, key, keysz) == -1)
+		(void)strlcpy(key, peer, keysz);
+}
+
 /* A new exchange, counted on its connection.  authd_exchange_begin
  * then asks first whether its address is blocked. */
 static struct authd_exchange *
@@ -675,6 +727,7 @@ authd_exchange_new(struct authd_conn *c, uint64_t reqid, const char *peer)
 	x->reqid = reqid;
 	x->conn = c;
 	strlcpy(x->peer, peer, sizeof x->peer);
+	authd_throttle_key(peer, x->key, sizeof x->key);
 	TAILQ_INSERT_TAIL(&c->exchanges, x, entry);
 	c->nexchanges++;
 	return x;
@@ -683,7 +736,7 @@ authd_exchange_new(struct authd_conn *c, uint64_t reqid, const char *peer)
 static void
 authd_exchange_begin(struct authd_exchange *x)
 {
-	int blocked = state_auth_blocked(x->peer, time(NULL),
+	int blocked = state_auth_blocked(x->key, time(NULL),
 	    authd_block_known, x, &x->ask);
 
 	if (blocked != STATE_PENDING)

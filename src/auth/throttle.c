@@ -72,11 +72,3 @@ throttle_fail(const char *addr, time_t now)
 	return e->failures;
 }
 
-void
-throttle_success(const char *addr)
-{
-	struct throttle_entry *e = find(addr, 0, 0);
-
-	if (e != NULL && e->blocked_until == 0)
-		memset(e, 0, sizeof *e);
-}

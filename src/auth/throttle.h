@@ -14,6 +14,5 @@ void	 throttle_init(unsigned max, unsigned block_seconds);
 unsigned throttle_blocked(const char *addr, time_t now);
 /* Record a failure; returns the failures counted in the window. */
 unsigned throttle_fail(const char *addr, time_t now);
-void	 throttle_success(const char *addr);
 
 #endif

@@ -73,16 +73,15 @@ int	state_rate_take(const struct conf *, const char *key,
  * error: nobody gets in while the blocks cannot be read).
  * state_auth_fail: a failure; the failures now counted for the address
  * (it is blocked from auth_max_failures on), 0 if the store could not
- * count it.
- * state_auth_success: the address's failures forgotten; nothing to
- * wait for.
+ * count it.  A success forgets nothing: the failures expire with their
+ * window (one account's login must not reset the count of guesses at
+ * others from the same address).
  */
 void	state_auth_init(const struct conf *, struct event_base *);
 int	state_auth_blocked(const char *addr, time_t now, state_answer_fn *,
 	    void *arg, struct state_ask **ticket);
 int	state_auth_fail(const char *addr, time_t now, state_answer_fn *,
 	    void *arg, struct state_ask **ticket);
-void	state_auth_success(const char *addr);
 
 /* Each question's bound, and how long a failure counts Redis as down in
  * that process (the breaker). */

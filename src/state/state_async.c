@@ -59,7 +59,6 @@ enum ask_kind {
 	ASK_RATE,
 	ASK_AUTH_BLOCKED,
 	ASK_AUTH_FAIL,
-	ASK_AUTH_SUCCESS,
 };
 
 struct state_ask {
@@ -394,7 +393,6 @@ ask_fallback(struct state_ask *q)
 	case ASK_AUTH_BLOCKED:
 		return -1;	/* cannot tell: nobody gets in */
 	case ASK_AUTH_FAIL:
-	case ASK_AUTH_SUCCESS:
 		return 0;	/* not counted */
 	}
 	return -1;
@@ -418,8 +416,6 @@ ask_answer(struct state_ask *q, const redisReply *r)
 		if (r->type != REDIS_REPLY_INTEGER || r->integer <= 0)
 			return 0;
 		return r->integer > INT_MAX ? INT_MAX : (int)r->integer;
-	case ASK_AUTH_SUCCESS:
-		return 0;
 	}
 	return -1;
 }
@@ -721,22 +717,6 @@ state_auth_fail(const char *addr, time_t now, state_answer_fn *fn,
 	(void)snprintf(blocks, sizeof blocks, "%u",
 	    c->auth_block_time ? (unsigned)c->auth_block_time : 1);
 	return ask_send(c, ask_new(ASK_AUTH_FAIL, fn, arg), 7, argv, ticket);
-}
-
-void
-state_auth_success(const char *addr)
-{
-	char key[STATE_KEY_MAX];
-	const char *argv[] = { "DEL", key };
-	struct state_ask *ticket = NULL;
-
-	if (state_auth_local()) {
-		throttle_success(addr);
-		return;
-	}
-	(void)snprintf(key, sizeof key, "postern:authfail:%s", addr);
-	(void)ask_send(auth_conf, ask_new(ASK_AUTH_SUCCESS, NULL, NULL), 2,
-	    argv, &ticket);
 }
 
 void

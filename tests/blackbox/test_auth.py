@@ -421,6 +421,38 @@ def test_brute_force_is_throttled_then_blocked():
         assert not problems, problems
 
 
+def test_a_login_does_not_reset_the_count_of_guesses():
+    """One account's login from an address must not clear the failures
+    counted there: its owner could otherwise guess another account's
+    password without end, two guesses and one login at a time."""
+    srv = make_server(extra=["auth-throttle 3 60s"],
+                      users=(("hoge", ["hoge@example.test"]),
+                             ("fuga", ["fuga@example.test"])))
+    try:
+        with starttls(srv.connect(srv.sub_port)) as c:
+            c.ehlo()
+            for i in range(2):
+                code, text = c.cmd(f"AUTH PLAIN {plain_ir('fuga', 'g%d' % i)}")
+                assert code == 535, text
+        with starttls(srv.connect(srv.sub_port)) as c:
+            c.ehlo()
+            code, text = c.cmd(f"AUTH PLAIN {plain_ir('hoge', PASSWORD)}")
+            assert code == 235, text
+        with starttls(srv.connect(srv.sub_port)) as c:
+            c.ehlo()
+            code, text = c.cmd(f"AUTH PLAIN {plain_ir('fuga', 'g2')}")
+            assert code == 535, text
+        srv.wait_log(r"authd: auth failed user=fuga address=127\.0\.0\.1 "
+                     r"mech=PLAIN failures=3 blocked")
+        with starttls(srv.connect(srv.sub_port)) as c:
+            c.ehlo()
+            code, text = c.cmd(f"AUTH PLAIN {plain_ir('fuga', PASSWORD)}")
+            assert code == 421 and "4.7.0" in text, text
+    finally:
+        problems = _finish_all([srv])
+        assert not problems, problems
+
+
 def test_cleartext_auth_from_loopback_when_allowed():
     srv = make_server(sub_opts="cleartext-auth loopback")
     try:
