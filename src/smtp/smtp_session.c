@@ -85,6 +85,8 @@ static const char *smtp_state_names[] = {
 #define SMTP_F_CONNCOUNT	0x20	/* counted in connlimit: release */
 #define SMTP_F_OUT_FULL		0x40	/* replies unread: no commands taken
 					 * until they have gone */
+#define SMTP_F_COMMITTING	0x80	/* the commit thread owns tx->qf */
+#define SMTP_F_CLOSE_AFTER_COMMIT 0x100	/* then reply, and close */
 
 /* RFC 5321 4.5.3.1.10: a client told 452 for too many recipients sends
  * the rest in another transaction, so those 452s are not errors; past
@@ -234,6 +236,12 @@ smtp_close_after_reply(struct smtp_session *s, const char *reason)
 	    (unsigned)s->w->conf->smtp_timeout : 10;
 
 	s->close_reason = reason;
+	if (s->flags & SMTP_F_COMMITTING) {
+		/* The commit thread owns the message: the session stays in
+		 * COMMIT, and smtp_commit_done replies and closes. */
+		s->flags |= SMTP_F_CLOSE_AFTER_COMMIT;
+		return;
+	}
 	/* An answer arriving now would take the session out of QUIT. */
 	if (s->auth_reqid) {
 		auth_client_cancel(s->auth_reqid);
@@ -321,7 +329,7 @@ smtp_free(struct smtp_session *s)
 		bufferevent_free(s->bev);
 		s->bev = NULL;
 	}
-	if (s->state == SMTP_ST_COMMIT) {
+	if (s->flags & SMTP_F_COMMITTING) {
 		/* The commit thread still owns tx->qf: finish when it is done
 		 * (smtp_commit_done). */
 		s->flags |= SMTP_F_ORPHAN;
@@ -1448,6 +1456,7 @@ smtp_commit_done(void *arg, int result, int err)
 	struct smtp_session *s = arg;
 	struct smtp_tx *tx = s->tx;
 
+	s->flags &= ~SMTP_F_COMMITTING;
 	tx->qf_open = 0;		/* committed or removed by qstore */
 	if (result == 0 && tx->hold) {
 		char note[PATH_MAX + 64];
@@ -1479,6 +1488,13 @@ smtp_commit_done(void *arg, int result, int err)
 	    err == EDQUOT) ? R_QUEUE_FULL : R_QUEUE_TEMPFAIL,
 	    result == 0 ? tx->qid : NULL);
 	smtp_tx_free(s);
+	if (s->flags & SMTP_F_CLOSE_AFTER_COMMIT) {
+		/* Asked to close during the commit (a timeout): the
+		 * message's reply is the last. */
+		s->flags &= ~SMTP_F_CLOSE_AFTER_COMMIT;
+		smtp_close_after_reply(s, s->close_reason);
+		return;
+	}
 	if (s->w->stopping) {
 		smtp_reply(s, R_SHUTDOWN, NULL);
 		smtp_close_after_reply(s, "shutdown");
@@ -1568,6 +1584,7 @@ smtp_data_input(struct smtp_session *s)
 	}
 	tx->qf.hold = tx->hold != NULL;		/* committed into hold/ */
 	smtp_enter_state(s, SMTP_ST_COMMIT);
+	s->flags |= SMTP_F_COMMITTING;
 	bufferevent_disable(s->bev, EV_READ);
 	qcommit_submit(&tx->qf, smtp_commit_done, s);
 }
@@ -1694,6 +1711,14 @@ smtp_event_cb(struct bufferevent *bev, short events, void *arg)
 		if (s->state == SMTP_ST_QUIT) {
 			s->close_reason = "write-timeout";
 			smtp_free(s);
+			return;
+		}
+		if (s->flags & SMTP_F_COMMITTING) {
+			/* The message is being stored: its reply (a 250, not a
+			 * 421 the client would take for a failure and send
+			 * again) comes first, then the session ends. */
+			bufferevent_enable(bev, EV_WRITE);
+			smtp_close_after_reply(s, "timeout");
 			return;
 		}
 		smtp_reply(s, R_TIMEOUT, NULL);

@@ -8,9 +8,12 @@ limits")."""
 import os
 import pwd
 import re
+import shutil
 import socket
 import stat
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -656,3 +659,45 @@ def test_replies_never_read_stop_the_reading(proto):
     finally:
         problems = _finish_all([srv])
         assert not problems, problems
+
+
+def test_write_timeout_while_the_message_is_stored(postern, tmp_path):
+    """A client that stops reading while its message is being fsynced:
+    the write timeout must not end the session under the commit (the
+    commit thread still owns the file), and the message's reply is a
+    250, never a 421 the client would take for a failure and resend.
+    The fsync is made slow with an LD_PRELOAD shim; the client fills
+    the socket with EHLO replies it does not read, below the 64 KiB of
+    unread replies at which the server would stop reading."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build the slow-fsync shim")
+    shim = tmp_path / "slowsync.so"
+    src = Path(__file__).parent / "shims" / "slowsync.c"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(shim), str(src),
+                    "-ldl"], check=True, timeout=60)
+    srv = postern(extra=["smtp-timeout 2s"], start=False)
+    srv.wrap = ["env", f"LD_PRELOAD={shim}", "SLOWSYNC_MS=4000",
+                "ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0"]
+    srv.start()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    s.connect(("127.0.0.1", srv.smtp_port))
+    s.settimeout(30)
+    s.sendall(b"EHLO x\r\n" * 14800 + b"MAIL FROM:<a@client.example>\r\n"
+              b"RCPT TO:<u@example.test>\r\nDATA\r\n")
+    time.sleep(0.3)
+    s.sendall(b"Subject: x\r\n\r\nbody\r\n.\r\n")
+    m = srv.wait_log(r"smtp queued qid=([0-9A-F]{16}) ", timeout=20)
+    got = b""
+    while True:                          # now read it all
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    tail = got[got.rfind(b"354 "):]
+    assert re.search(rb"\r\n250 2\.0\.0 [^\r\n]*" + m.group(1).encode(),
+                     tail), tail[-300:]
+    assert b"421" not in tail, tail[-300:]
+    srv.wait_log(r"smtp disconnect reason=timeout messages=1")
