@@ -1156,9 +1156,13 @@ smtp_cmd_starttls(struct smtp_session *s, char *arg)
 	s->bev = tls;
 	smtp_tx_free(s);
 	s->helo[0] = '\0';
-	/* Nothing can be read through the TLS layer before the handshake
-	 * is done, so every command from now on comes inside TLS. */
-	s->flags &= ~SMTP_F_ESMTP;
+	/* RFC 3207 section 4.2: everything learnt in the clear is forgotten,
+	 * a login too (possible where cleartext-auth allows AUTH before
+	 * TLS).  Nothing can be read through the TLS layer before the
+	 * handshake is done, so every command from now on comes inside
+	 * TLS. */
+	s->flags &= ~(SMTP_F_ESMTP | SMTP_F_AUTH);
+	s->user[0] = '\0';
 	s->flags |= SMTP_F_TLS;
 	smtp_enter_state(s, SMTP_ST_CONNECTED);
 	smtp_setup_bev(s);

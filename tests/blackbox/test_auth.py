@@ -460,6 +460,14 @@ def test_cleartext_auth_from_loopback_when_allowed():
             assert "AUTH PLAIN LOGIN" in c.ehlo()
             code, text = c.cmd(f"AUTH PLAIN {plain_ir('hoge', PASSWORD)}")
             assert code == 235, text
+            # STARTTLS forgets the login made in the clear (RFC 3207
+            # section 4.2): MAIL needs a new AUTH, which is offered.
+            starttls(c, ehlo=False)
+            assert "AUTH PLAIN" in c.ehlo()
+            code, text = c.cmd("MAIL FROM:<hoge@example.test>")
+            assert code == 530 and "5.7.0" in text, text
+            code, text = c.cmd(f"AUTH PLAIN {plain_ir('hoge', PASSWORD)}")
+            assert code == 235, text
     finally:
         problems = _finish_all([srv])
         assert not problems, problems
