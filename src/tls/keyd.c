@@ -73,6 +73,89 @@ keyd_listen(const struct conf *c, uid_t uid, gid_t gid)
 	return msg_listen_private(c->spool, "keyd", uid, gid);
 }
 
+/* MGF1 (RFC 8017 B.2.1) with md: len octets into mask. */
+static int
+keyd_mgf1(unsigned char *mask, size_t len, const unsigned char *seed,
+    size_t seedlen, const EVP_MD *md)
+{
+	unsigned char block[EVP_MAX_MD_SIZE], c[4];
+	size_t done = 0, mdlen = (size_t)EVP_MD_get_size(md);
+	EVP_MD_CTX *x = EVP_MD_CTX_new();
+	int rc = 0;
+
+	for (uint32_t i = 0; rc == 0 && done < len; i++) {
+		c[0] = (unsigned char)(i >> 24);
+		c[1] = (unsigned char)(i >> 16);
+		c[2] = (unsigned char)(i >> 8);
+		c[3] = (unsigned char)i;
+		if (x == NULL || EVP_DigestInit_ex(x, md, NULL) != 1 ||
+		    EVP_DigestUpdate(x, seed, seedlen) != 1 ||
+		    EVP_DigestUpdate(x, c, 4) != 1 ||
+		    EVP_DigestFinal_ex(x, block, NULL) != 1)
+			rc = -1;
+		else {
+			size_t n = len - done < mdlen ? len - done : mdlen;
+
+			memcpy(mask + done, block, n);
+			done += n;
+		}
+	}
+	EVP_MD_CTX_free(x);
+	return rc;
+}
+
+/*
+ * The raw RSA operation is a decryption as much as a signature: the
+ * key process applies it only to a block shaped as an EMSA-PSS encoding
+ * (RFC 8017 section 9.1.1) with SHA-256, -384 or -512 and a salt as long
+ * as the hash, which is what TLS signs with rsa_pss_rsae_*.  A
+ * ciphertext (blinded or not) has that shape with a chance of about
+ * 2^-8 times 2^-(8 x the zero padding), i.e. never.
+ */
+static int
+keyd_pss_shaped(const uint8_t *in, size_t inlen)
+{
+	const EVP_MD *mds[] = { EVP_sha256(), EVP_sha384(), EVP_sha512() };
+	size_t k = (size_t)EVP_PKEY_get_size(keyd.key);
+	size_t embits = (size_t)EVP_PKEY_get_bits(keyd.key) - 1;
+	size_t emlen = (embits + 7) / 8, top = 8 * emlen - embits;
+	const uint8_t *em = in;
+	unsigned char db[1024];
+
+	if (inlen != k || emlen > sizeof db)
+		return 0;
+	if (emlen < k) {		/* a leading zero octet */
+		if (in[0] != 0)
+			return 0;
+		em++;
+	}
+	if (em[emlen - 1] != 0xbc || (top && (em[0] >> (8 - top)) != 0))
+		return 0;
+	for (size_t i = 0; i < sizeof mds / sizeof mds[0]; i++) {
+		size_t hlen = (size_t)EVP_MD_get_size(mds[i]);
+		size_t dblen, pslen, j;
+
+		if (emlen < 2 * hlen + 2)
+			continue;
+		dblen = emlen - hlen - 1;
+		if (keyd_mgf1(db, dblen, em + dblen, hlen, mds[i]) == -1)
+			continue;
+		for (j = 0; j < dblen; j++)
+			db[j] ^= em[j];
+		if (top)
+			db[0] &= (unsigned char)(0xff >> top);
+		pslen = dblen - hlen - 1;
+		for (j = 0; j < pslen && db[j] == 0; j++)
+			;
+		if (j == pslen && db[pslen] == 0x01) {
+			OPENSSL_cleanse(db, sizeof db);
+			return 1;
+		}
+	}
+	OPENSSL_cleanse(db, sizeof db);
+	return 0;
+}
+
 /* One private-key operation; the output in out/outlen. */
 static enum msg_key_status
 keyd_op(uint32_t op, uint32_t padding, const uint8_t *in, size_t inlen,
@@ -96,6 +179,7 @@ keyd_op(uint32_t op, uint32_t padding, const uint8_t *in, size_t inlen,
 		 * not offered: the workers refuse RSA key exchange. */
 		if (!EVP_PKEY_is_a(keyd.key, "RSA") ||
 		    (padding != RSA_PKCS1_PADDING && padding != RSA_NO_PADDING) ||
+		    (padding == RSA_NO_PADDING && !keyd_pss_shaped(in, inlen)) ||
 		    EVP_PKEY_CTX_set_rsa_padding(ctx, (int)padding) != 1)
 			goto done;
 		break;

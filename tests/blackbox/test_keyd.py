@@ -201,7 +201,8 @@ def test_configured_certificates_tls12_and_13(kind):
         # TLS 1.3 with RSA signs with RSA-PSS; TLS 1.2 is asked for
         # PKCS#1 v1.5 explicitly.
         sigalgs = ["ECDSA+SHA256"] if kind == "ec" else [
-            "RSA-PSS+SHA256", "RSA+SHA256"]
+            "RSA-PSS+SHA256", "RSA-PSS+SHA384", "RSA-PSS+SHA512",
+            "RSA+SHA256"]
         for alg in sigalgs:
             for proto in ("-tls1_2", "-tls1_3"):
                 if alg == "RSA+SHA256" and proto == "-tls1_3":
@@ -220,5 +221,60 @@ def test_configured_certificates_tls12_and_13(kind):
                           timeout=NET_TIMEOUT) as s:
             s.starttls(context=tls_context())
             assert s.noop()[0] == 250
+    finally:
+        finish_checked(srv)
+
+
+def test_the_key_process_decrypts_nothing():
+    """With an RSA key, the raw private operation (no padding) is what
+    RSA-PSS signing needs, and a decryption too.  The key process takes
+    it only for a block shaped as a PSS encoding: a ciphertext sent to
+    its socket (by code running as the server, the only one who can
+    reach it) gets a failure, not the plaintext.  PKCS#1 v1.5 signing
+    and TLS with RSA-PSS keep working (test above)."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    import hashlib
+    import struct
+    srv = make_server(start=False)
+    try:
+        cert, key = make_cert(srv.dir, "rsa")
+        srv.conf.write_text(srv.conf.read_text() +
+                            f"tls cert {cert} key {key}\n")
+        srv.start()
+        srv.wait_log(r"keyd: serving the RSA key")
+        pub = subprocess.run(["openssl", "x509", "-in", str(cert), "-pubkey",
+                              "-noout"], check=True, capture_output=True,
+                             timeout=TOOL_TIMEOUT).stdout
+        (srv.dir / "pub.pem").write_bytes(pub)
+        der = subprocess.run(["openssl", "pkey", "-pubin", "-in",
+                              str(srv.dir / "pub.pem"), "-outform", "DER"],
+                             check=True, capture_output=True,
+                             timeout=TOOL_TIMEOUT).stdout
+        secret = b"premaster secret: 0123456789abcdef0123456789ab"
+        (srv.dir / "secret").write_bytes(secret)
+        ct = subprocess.run(["openssl", "pkeyutl", "-encrypt", "-pubin",
+                             "-inkey", str(srv.dir / "pub.pem"), "-in",
+                             str(srv.dir / "secret")], check=True,
+                            capture_output=True, timeout=TOOL_TIMEOUT).stdout
+
+        def data(b):
+            return struct.pack(">I", len(b)) + b
+
+        # MSG_VERSION 3, MSG_KEY_OP 7, KEY_OP_RSA_SIGN 2, RSA_NO_PADDING 3
+        # (src/proc/msg.h, openssl/rsa.h)
+        msg = (struct.pack(">HHQ", 3, 7, 42) + struct.pack(">II", 2, 3) +
+               data(hashlib.sha256(der).digest()) + data(ct))
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as so:
+            so.settimeout(NET_TIMEOUT)
+            so.connect(str(srv.spool / "private" / "keyd"))
+            so.send(msg)
+            r = so.recv(16384)
+        status = struct.unpack(">I", r[12:16])[0]
+        assert status == 1, status              # KEY_STATUS_FAIL
+        assert secret not in r
+        srv.wait_log(r"keyd: operation 2 failed")
+        # and the key still signs for TLS 1.3 (RSA-PSS)
+        assert implicit_tls(srv, ssl.TLSVersion.TLSv1_3)[0] == "TLSv1.3"
     finally:
         finish_checked(srv)
