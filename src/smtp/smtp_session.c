@@ -111,6 +111,7 @@ struct smtp_tx {
 	struct buf	 head;		/* the header block, for sender-check
 					 * header; complete when head_done */
 	int		 head_done;
+	int		 head_cut;	/* longer than SMTP_HEADER_MAX */
 	/* Access rules that took the message (docs/access.md): it is
 	 * dropped after DATA, or committed into hold/.  DISCARD wins. */
 	const struct access_rule *discard, *hold;
@@ -587,53 +588,128 @@ smtp_user_owns(struct smtp_session *s, const char *addr)
 	return 0;
 }
 
-/* sender-check header: every address in From: must be the user's.
- * Addresses are taken from <...> when present, else the words between
- * commas (RFC 5322 section 3.4, without comments or groups). */
+/* One mailbox of a From: field (RFC 5322 3.4): the address in angle
+ * brackets if there are any, else the token itself, without blanks and
+ * comments.  Owned by the user, or not. */
 static int
-smtp_header_from_owned(struct smtp_session *s, const struct buf *head)
+smtp_mailbox_owned(struct smtp_session *s, char *tok)
 {
+	char *lt = NULL, *gt, *o = tok;
+	int quoted = 0, depth = 0;
+
+	/* Comments out, the last '<' outside quotes found. */
+	for (char *p = tok; *p; p++) {
+		if (*p == '\\' && p[1] && (quoted || depth)) {
+			if (!depth) {
+				*o++ = *p++;
+				*o++ = *p;
+			} else
+				p++;
+			continue;
+		}
+		if (!quoted && *p == '(') {
+			depth++;
+			continue;
+		}
+		if (depth) {
+			depth -= *p == ')';
+			continue;
+		}
+		if (*p == '"')
+			quoted = !quoted;
+		if (!quoted && *p == '<')
+			lt = o;
+		*o++ = *p;
+	}
+	*o = '\0';
+	if (lt != NULL && (gt = strchr(lt, '>')) != NULL) {
+		*gt = '\0';
+		tok = lt + 1;
+	}
+	while (*tok == ' ' || *tok == '\t')
+		tok++;
+	for (char *e = tok + strlen(tok); e > tok &&
+	    (e[-1] == ' ' || e[-1] == '\t'); )
+		*--e = '\0';
+	return smtp_user_owns(s, tok);
+}
+
+/* sender-check header: every address of every From: field must be the
+ * user's.  A field is "From", blanks allowed before its colon (RFC 5322
+ * 4.5.1, obsolete but shown by readers), folded lines joined; mailboxes
+ * are split at commas outside quotes, angle brackets and comments.
+ * What cannot be checked whole (a field longer than the check holds, a
+ * NUL, a header block longer than SMTP_HEADER_MAX) is not owned. */
+static int
+smtp_header_from_owned(struct smtp_session *s, const struct smtp_tx *tx)
+{
+	const struct buf *head = &tx->head;
 	const char *p = head->data, *end = head->data + head->len;
 
+	if (tx->head_cut)
+		return 0;
 	while (p && p < end) {
-		const char *eol;
-		char value[1024];
+		const char *eol, *q = p;
+		char value[4096];
 		size_t vlen = 0;
+		int quoted = 0, angle = 0, depth = 0;
+		char *tok;
 
-		if (strncasecmp(p, "From:", 5) != 0) {
+		if (*p == '\r' || *p == '\n')
+			break;			/* the end of the header */
+		if (strncasecmp(q, "From", 4) == 0) {
+			for (q += 4; q < end && (*q == ' ' || *q == '\t'); q++)
+				;
+		}
+		if (q == p || q >= end || *q != ':') {
 			p = memchr(p, '\n', (size_t)(end - p));
 			p = p ? p + 1 : NULL;
 			continue;
 		}
 		/* Unfold the field into value. */
-		p += 5;
+		p = q + 1;
 		for (;;) {
 			eol = memchr(p, '\n', (size_t)(end - p));
 			if (eol == NULL)
 				eol = end;
-			for (; p < eol && vlen + 1 < sizeof value; p++)
+			for (; p < eol; p++) {
+				if (vlen + 1 >= sizeof value || *p == '\0')
+					return 0;
 				value[vlen++] = *p == '\r' ? ' ' : *p;
+			}
 			p = eol < end ? eol + 1 : end;
 			if (p >= end || (*p != ' ' && *p != '\t'))
 				break;
 		}
 		value[vlen] = '\0';
-		for (char *tok = strtok(value, ","); tok; tok = strtok(NULL, ",")) {
-			char *lt = strchr(tok, '<'), *gt;
-
-			if (lt && (gt = strchr(lt, '>')) != NULL) {
-				*gt = '\0';
-				tok = lt + 1;
+		tok = value;
+		for (char *c = value; ; c++) {
+			if (*c == '\\' && c[1] && (quoted || depth)) {
+				c++;
+				continue;
 			}
-			while (*tok == ' ' || *tok == '\t')
-				tok++;
-			for (char *e = tok + strlen(tok); e > tok &&
-			    (e[-1] == ' ' || e[-1] == '\t'); )
-				*--e = '\0';
-			if (!smtp_user_owns(s, tok))
-				return 0;
+			if (*c == '"' && !depth)
+				quoted = !quoted;
+			else if (!quoted && *c == '(')
+				depth++;
+			else if (!quoted && depth && *c == ')')
+				depth--;
+			else if (!quoted && !depth && *c == '<')
+				angle = 1;
+			else if (!quoted && !depth && *c == '>')
+				angle = 0;
+			if (*c == '\0' || (*c == ',' && !quoted && !angle &&
+			    !depth)) {
+				int last = *c == '\0';
+
+				*c = '\0';
+				if (!smtp_mailbox_owned(s, tok))
+					return 0;
+				if (last)
+					break;
+				tok = c + 1;
+			}
 		}
-		return 1;
 	}
 	return 1;	/* no From: at all is not a forgery of someone else */
 }
@@ -1410,8 +1486,9 @@ smtp_data_out(void *arg, const char *p, size_t n)
 		/* Keep the header block (it ends at the first empty line). */
 		if (tx->head.max == 0)
 			buf_init(&tx->head, SMTP_HEADER_MAX);
-		if (buf_append(&tx->head, p, n) == -1 ||
-		    memmem(tx->head.data, tx->head.len, "\r\n\r\n", 4) != NULL)
+		if (buf_append(&tx->head, p, n) == -1)
+			tx->head_cut = tx->head_done = 1;
+		else if (memmem(tx->head.data, tx->head.len, "\r\n\r\n", 4))
 			tx->head_done = 1;
 	}
 }
@@ -1577,8 +1654,8 @@ smtp_data_input(struct smtp_session *s)
 	}
 	if (s->l->conf->sender_check == SENDER_CHECK_HEADER &&
 	    (s->flags & SMTP_F_AUTH) && tx->head.len &&
-	    !smtp_header_from_owned(s, &tx->head)) {
-		smtp_reply(s, R_SENDER_NOT_OWNED, s->user);
+	    !smtp_header_from_owned(s, tx)) {
+		smtp_reply(s, R_FROM_NOT_OWNED, s->user);
 		smtp_reset_tx(s);
 		return;
 	}
