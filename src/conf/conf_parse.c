@@ -427,6 +427,11 @@ kw_pop_before_smtp(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 	if (parse_duration(av[1], &c->pop_before_smtp) == -1)
 		conf_error(ctx, "pop-before-smtp: '%s' is not a duration "
 		    "(like 15m)", av[1]);
+	else if (c->pop_before_smtp > 7 * 86400)
+		/* A grant is a relay opened for an address: hours at most;
+		 * the shared store and the time arithmetic want it small. */
+		conf_error(ctx, "pop-before-smtp: '%s' is more than 7 days",
+		    av[1]);
 	if (ac == 3 || (ac == 4 && strcmp(av[2], "ipv6-prefix") != 0))
 		conf_error(ctx, "pop-before-smtp: expected 'pop-before-smtp "
 		    "DURATION [ipv6-prefix BITS]'");
@@ -476,6 +481,15 @@ kw_queue_passes(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 	conf_uint(ctx, av[0], av[1], 1, 64, &c->queue_passes);
 }
 
+/* "2001:db8::10" as a host: its last ':' would be taken for the port's. */
+static int
+bare_ipv6(const char *hostport)
+{
+	const char *first = strchr(hostport, ':');
+
+	return hostport[0] != '[' && first != NULL && strchr(first + 1, ':');
+}
+
 static void
 kw_relay(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 {
@@ -500,6 +514,11 @@ kw_relay(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 	} else if (i + 1 < ac && strcmp(av[i], "via") == 0) {
 		char *colon = strrchr(av[i + 1], ':');
 
+		if (bare_ipv6(av[i + 1])) {
+			conf_error(ctx, "relay via: write an IPv6 address in "
+			    "brackets, [%s] or [ADDRESS]:PORT", av[i + 1]);
+			return;
+		}
 		/* HOST, HOST:PORT, HOST:SERVICE; [v6]:PORT */
 		if (colon && strchr(av[i + 1], ']') < colon) {
 			*colon = '\0';
@@ -688,6 +707,11 @@ kw_submit(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 	if (strcmp(av[1], "via") != 0 || ac < 3) {
 		conf_error(ctx, "submit: expected 'submit via HOST[:PORT] "
 		    "[tls implicit] [tls verify] [auth FILE]'");
+		return;
+	}
+	if (bare_ipv6(av[2])) {
+		conf_error(ctx, "submit via: write an IPv6 address in brackets, "
+		    "[%s] or [ADDRESS]:PORT", av[2]);
 		return;
 	}
 	colon = strrchr(av[2], ':');

@@ -89,6 +89,12 @@ def test_check_reports_every_error_with_its_line(conf_server):
     ("spool relative/path", "spool: 'relative/path' is not an absolute"),
     ("mynetworks 300.1.2.3/8", "mynetworks: '300.1.2.3/8'"),
     ("workers 0", "workers: '0' is not a number"),
+    ("relay via 2001:db8::10", "relay via: write an IPv6 address in "
+     "brackets, [2001:db8::10]"),
+    ("submit via 2001:db8::10", "submit via: write an IPv6 address in "
+     "brackets, [2001:db8::10]"),
+    ("pop-before-smtp 4294967297s", "pop-before-smtp: '4294967297s' is "
+     "more than 7 days"),
 ])
 def test_check_single_errors(conf_server, line, message):
     srv = conf_server
