@@ -363,17 +363,20 @@ put_display_name(struct buf *b, const char *name)
 	buf_puts(b, "\" ");
 }
 
+/* Who sends: the effective user, who owns the maildrop file and whom
+ * the pickup therefore trusts; the real one may differ under a set-uid
+ * wrapper, and the From: field must agree with the envelope. */
 static void
 caller_identity(char *login, size_t loginsz, char *gecos, size_t gecossz)
 {
-	struct passwd *pw = getpwuid(getuid());
+	struct passwd *pw = getpwuid(geteuid());
 
 	if (pw != NULL && strlen(pw->pw_name) < loginsz) {
 		(void)strlcpy(login, pw->pw_name, loginsz);	/* checked */
 		(void)strlcpy(gecos, pw->pw_gecos ? pw->pw_gecos : "", gecossz);
 		gecos[strcspn(gecos, ",")] = '\0';	/* the full name only */
 	} else {
-		snprintf(login, loginsz, "uid-%u", (unsigned)getuid());
+		snprintf(login, loginsz, "uid-%u", (unsigned)geteuid());
 		gecos[0] = '\0';
 	}
 }
@@ -531,7 +534,7 @@ msp_maildrop(const struct conf *c, const struct msp_msg *mm, int verbose,
 		return tempfail_errno(saved) ? EX_TEMPFAIL : EX_CANTCREAT;
 	}
 	buf_init(&env, MAILDROP_ENVELOPE_MAX);
-	buf_printf(&env, "%s\nuid %u\n", MAILDROP_VERSION, (unsigned)getuid());
+	buf_printf(&env, "%s\nuid %u\n", MAILDROP_VERSION, (unsigned)geteuid());
 	if (mm->sender)
 		buf_printf(&env, mm->sender[0] ? "sender %s\n" : "sender\n",
 		    mm->sender);

@@ -323,6 +323,23 @@ def test_maildrop_file_that_cannot_be_taken_is_not_queued(postern):
     assert len(maildir(srv, "bob")) == 1
 
 
+def test_real_and_effective_uid_differ(postern):
+    """Run with a real uid other than its effective one (a set-uid
+    wrapper), the sendmail command names the effective user, who owns
+    the maildrop file, in its envelope and its From: field; the pickup
+    then takes the file instead of setting it aside as a forgery."""
+    need_root("to run with real uid nobody and effective uid root")
+    srv = mail_server(postern)
+    r = sendmail(srv, "bob", prefix=["setpriv", "--ruid=nobody"],
+                 data=b"Subject: wrapped\n\nvia a wrapper\n")
+    assert r.returncode == 0, r.stderr
+    (msg,) = wait_mail(srv, "bob")
+    assert b"via a wrapper" in msg
+    assert header(msg, "From").startswith("root@") or \
+        "<root@" in header(msg, "From"), header(msg, "From")
+    assert "corrupt" not in srv.log()
+
+
 def test_read_only_maildrop_is_a_temporary_failure(postern):
     srv = mail_server(postern)
     md = srv.spool / "maildrop"
