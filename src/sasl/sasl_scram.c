@@ -164,11 +164,21 @@ scram_first(struct sasl_server *s, const unsigned char *in, size_t n,
 		return SASL_TEMPFAIL;
 	if (rc == 0 || scram_parse_secret(secret, &iter, salt64, sizeof salt64,
 	    s->stored_key, s->server_key) == -1) {
-		/* Unknown user: carry on with a random salt and fail at the
-		 * end, so the exchange does not tell who exists. */
-		unsigned char rnd[16];
-		RAND_bytes(rnd, sizeof rnd);
-		base64_encode(salt64, rnd, sizeof rnd);
+		/* Unknown user: carry on and fail at the end, so the
+		 * exchange does not tell who exists.  The salt is the same
+		 * at every attempt, as a real user's is (a fresh one each
+		 * time would tell), but nobody can compute it: an HMAC of
+		 * the name under a key drawn when the process started. */
+		static unsigned char fake_key[32];
+		static int keyed;
+		unsigned char fake[SCRAM_KEYLEN];
+
+		iter = SCRAM_ITER_MIN;
+		if (!keyed)
+			keyed = RAND_bytes(fake_key, sizeof fake_key) == 1;
+		hmac256(fake_key, sizeof fake_key, s->user, strlen(s->user),
+		    fake);
+		base64_encode(salt64, fake, 16);	/* sasl_make_secret's */
 		RAND_bytes(s->stored_key, sizeof s->stored_key);
 		s->stored_key[0] ^= 0xff;
 		s->user[0] = '\0';	/* marks the exchange as doomed */
@@ -182,6 +192,33 @@ scram_first(struct sasl_server *s, const unsigned char *in, size_t n,
 	    salt64, iter);
 	buf_append(&s->saved, out->data, out->len);
 	return SASL_CONTINUE;
+}
+
+/* The proof matched the keys read at the first step; the account must
+ * still have them: a password changed, or the account locked, expired
+ * or removed, since then is a failure, as it is for PLAIN. */
+static enum sasl_status
+scram_still_current(struct sasl_server *s)
+{
+	char secret[256], salt64[128];
+	unsigned char stored[SCRAM_KEYLEN], server[SCRAM_KEYLEN];
+	unsigned iter;
+	enum sasl_status st = SASL_FAIL;
+	int rc;
+
+	rc = s->be->get_secret(s->be->arg, s->user, "scram-sha-256", secret,
+	    sizeof secret);
+	if (rc < 0)
+		st = SASL_TEMPFAIL;
+	else if (rc > 0 && scram_parse_secret(secret, &iter, salt64,
+	    sizeof salt64, stored, server) == 0 &&
+	    CRYPTO_memcmp(stored, s->stored_key, SCRAM_KEYLEN) == 0 &&
+	    CRYPTO_memcmp(server, s->server_key, SCRAM_KEYLEN) == 0)
+		st = SASL_OK;
+	OPENSSL_cleanse(secret, sizeof secret);
+	OPENSSL_cleanse(stored, sizeof stored);
+	OPENSSL_cleanse(server, sizeof server);
+	return st;
 }
 
 /* client-final-message = "c=" base64(gs2-header) ",r=" nonce ",p=" proof */
@@ -247,7 +284,9 @@ scram_final(struct sasl_server *s, const unsigned char *in, size_t n,
 	for (int i = 0; i < SCRAM_KEYLEN; i++)
 		ck[i] = proof[i] ^ sig[i];
 	SHA256(ck, sizeof ck, h);
-	if (s->user[0] && CRYPTO_memcmp(h, s->stored_key, SCRAM_KEYLEN) == 0) {
+	if (s->user[0] && CRYPTO_memcmp(h, s->stored_key, SCRAM_KEYLEN) == 0)
+		st = scram_still_current(s);
+	if (st == SASL_OK) {
 		hmac256(s->server_key, sizeof s->server_key, auth.data,
 		    auth.len, sig);
 		base64_encode(sig64, sig, sizeof sig);

@@ -339,6 +339,66 @@ def test_locked_expired_and_revoked(srv):
     assert postern_user(srv, "show", "locked1").returncode == 67   # EX_NOUSER
 
 
+def scram_first(c, user, cnonce="fyko+d2lbbFgONRv9qkxdawL"):
+    """SCRAM-SHA-256's first round trip (RFC 7677): the server-first
+    attributes, and what the final message needs."""
+    bare = f"n={user},r={cnonce}"
+    code, text = c.cmd("AUTH SCRAM-SHA-256 " +
+                       base64.b64encode(("n,," + bare).encode()).decode())
+    assert code == 334, text
+    sf = base64.b64decode(text.split()[-1]).decode()
+    return bare, sf, dict(kv.split("=", 1) for kv in sf.split(","))
+
+
+def scram_final(c, password, bare, sf, attrs):
+    import hashlib
+    import hmac
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(),
+                                 base64.b64decode(attrs["s"]),
+                                 int(attrs["i"]))
+    ck = hmac.new(salted, b"Client Key", "sha256").digest()
+    without_proof = f"c=biws,r={attrs['r']}"
+    sig = hmac.new(hashlib.sha256(ck).digest(),
+                   f"{bare},{sf},{without_proof}".encode(), "sha256").digest()
+    proof = base64.b64encode(bytes(a ^ b for a, b in zip(ck, sig))).decode()
+    return c.cmd(base64.b64encode(
+        f"{without_proof},p={proof}".encode()).decode())
+
+
+def test_scram_tells_nothing_and_uses_the_current_password(srv):
+    """SCRAM: an unknown user gets a salt as stable as a real one (a
+    fresh one at every attempt would tell who exists), and a password
+    changed between the first and the final message makes the old one
+    fail, as it does for PLAIN."""
+    salts = {}
+    for name in ("hoge", "nosuchuser", "hoge", "nosuchuser"):
+        with starttls(srv.connect(srv.sub_port)) as c:
+            c.ehlo()
+            _, _, attrs = scram_first(c, name)
+            salts.setdefault(name, set()).add((attrs["s"], attrs["i"]))
+            c.cmd("*")
+    assert len(salts["hoge"]) == 1 and len(salts["nosuchuser"]) == 1, salts
+    assert salts["hoge"] != salts["nosuchuser"]
+    assert postern_user(srv, "add", "scrammer", "--password-stdin",
+                        password="first password\n").returncode == 0
+    settle(srv, "scrammer", lambda l: l is not None)
+    with starttls(srv.connect(srv.sub_port)) as c:
+        c.ehlo()
+        bare, sf, attrs = scram_first(c, "scrammer")
+        r = postern_user(srv, "passwd", "scrammer", "--password-stdin",
+                         password="second password\n")
+        assert r.returncode == 0, r.stderr
+        settle(srv, "scrammer", lambda l: l is not None)
+        code, text = scram_final(c, "first password", bare, sf, attrs)
+        assert code == 535, text
+    with starttls(srv.connect(srv.sub_port)) as c:
+        c.ehlo()
+        bare, sf, attrs = scram_first(c, "scrammer")
+        code, text = scram_final(c, "second password", bare, sf, attrs)
+        assert code == 334, text                # the server's signature
+        assert c.cmd("")[0] == 235
+
+
 def test_user_added_while_running(srv):
     r = postern_user(srv, "add", "newbie", "--password-stdin", "--address",
                      "newbie@example.test", password="n3w password\n")
