@@ -876,7 +876,7 @@ msp_smtp_stdio(const struct conf *c, const struct msp_opts *o)
 			struct msp_msg mm;
 			struct msp_opts o2 = *o;
 			struct rcptlist none = { NULL, 0 };
-			int nul = 0, toobig = 0, rc, eof = 1;
+			int nul = 0, toobig = 0, toolong = 0, rc, eof = 1;
 
 			if (!have_mail || rl.n == 0) {
 				bs_reply("503 5.5.1 Error: need RCPT command");
@@ -891,6 +891,8 @@ msp_smtp_stdio(const struct conf *c, const struct msp_opts *o)
 					eof = 0;
 					break;
 				}
+				if (n == -2)
+					toolong = 1;	/* cut: refused below */
 				if (raw.len > c->message_size_limit)
 					toobig = 1;
 				else
@@ -906,6 +908,10 @@ msp_smtp_stdio(const struct conf *c, const struct msp_opts *o)
 			else if (toobig)
 				bs_reply("552 5.3.4 Message size exceeds fixed "
 				    "limit");
+			else if (toolong)
+				/* Never a 250 for a message with a line cut. */
+				bs_reply("552 5.3.4 A line of the message is "
+				    "over %zu octets", sizeof line - 2);
 			else if (msp_normalize(raw.data ? raw.data : "", raw.len,
 			    &lines, &mm.body_8bit, &nul) == -1 || nul)
 				bs_reply("554 5.6.0 Message contains NUL "

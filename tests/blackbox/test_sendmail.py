@@ -196,6 +196,23 @@ def test_sendmail_bs_speaks_smtp(postern):
         assert header(msg, "Message-ID")
 
 
+def test_sendmail_bs_refuses_a_line_it_would_cut(postern):
+    """-bs reads lines of at most MSP_SMTP_LINE_MAX octets: a longer
+    line in DATA is refused with the message, never cut and queued."""
+    srv = mail_server(postern)
+    dialogue = (b"EHLO localhost\r\nMAIL FROM:<bob@example.test>\r\n"
+                b"RCPT TO:<carol@example.test>\r\nDATA\r\n"
+                b"Subject: long\r\n\r\n" + b"x" * 6000 + b"END\r\n.\r\n"
+                b"QUIT\r\n")
+    r = sendmail(srv, "-bs", data=dialogue)
+    assert r.returncode == 0, r.stderr
+    assert re.search(rb"\r\n552 5\.3\.4 A line of the message is over "
+                     rb"\d+ octets\r\n221 ", r.stdout), r.stdout
+    assert maildrop(srv) == []
+    time.sleep(1)
+    assert maildir(srv, "carol") == []
+
+
 def test_exit_codes(postern):
     srv = mail_server(postern)
     r = sendmail(srv, "-Z", "bob")
