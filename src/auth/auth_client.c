@@ -106,7 +106,7 @@ auth_client_read(evutil_socket_t fd, short ev, void *unused)
 		} else
 			break;
 	}
-	free(m);
+	msg_free(m);
 	if (rc == 1 || rc == -1) {
 		log_warnx("auth: malformed message from the auth process");
 		auth_client_lost();
@@ -186,7 +186,7 @@ pending_send(struct auth_pending *p, struct msg *m)
 	uint64_t reqid = p->reqid;
 	int rc = auth_client_send(m);
 
-	free(m);
+	msg_free(m);
 	if (rc == 0)
 		return reqid;
 	TAILQ_REMOVE(&ac.pending, p, entry);
@@ -241,7 +241,7 @@ auth_client_step(uint64_t reqid, const uint8_t *data, size_t len)
 		log_warn("auth: send");
 		auth_client_lost();
 	}
-	free(m);
+	msg_free(m);
 }
 
 void

@@ -911,7 +911,7 @@ authd_conn_read(evutil_socket_t fd, short ev, void *arg)
 		if (bad)
 			break;
 	}
-	free(m);
+	msg_free(m);
 	if (bad || rc == -1) {
 		log_warnx("authd: malformed message from a worker; dropping it");
 		authd_conn_free(c);

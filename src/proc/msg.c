@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -70,6 +71,15 @@ msg_send(int fd, struct msg *m)
 			return -1;
 	}
 	return 0;
+}
+
+void
+msg_free(struct msg *m)
+{
+	if (m != NULL) {
+		explicit_bzero(m, sizeof *m);
+		free(m);
+	}
 }
 
 int

@@ -79,6 +79,8 @@ int	msg_listen_private(const char *spool, const char *name, uid_t, gid_t);
 /* Receive one message; 1 on success, 0 on EOF (errno ECONNRESET) or
  * nothing to read (EAGAIN), -1 on a malformed header. */
 int	msg_recv(int fd, struct msg *);
+/* Wipe (a message may carry a password) and free a struct msg. */
+void	msg_free(struct msg *);
 int	msg_get_u32(struct msg *, uint32_t *);
 /* Points into m->data; *len is set. */
 int	msg_get_data(struct msg *, const uint8_t **, size_t *);

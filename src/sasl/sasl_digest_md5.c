@@ -167,7 +167,9 @@ digest_response(struct sasl_server *s, const unsigned char *in, size_t n,
 		return SASL_FAIL;
 	if (r.authzid[0] && strcmp(r.authzid, r.username) != 0)
 		return SASL_FAIL;
-	strlcpy(s->user, r.username, sizeof s->user);
+	if (strlcpy(s->user, r.username, sizeof s->user) >= sizeof s->user ||
+	    !sasl_user_valid(s->user, strlen(s->user)))
+		return SASL_FAIL;	/* as the other mechanisms check it */
 	rc = s->be->get_secret(s->be->arg, s->user, "digest-md5", secret,
 	    sizeof secret);
 	if (rc < 0)
@@ -178,6 +180,7 @@ digest_response(struct sasl_server *s, const unsigned char *in, size_t n,
 	    r.realm[comma - secret] != '\0' ||
 	    sasl_unhex(urp, comma + 1, sizeof urp) == -1) {
 		OPENSSL_cleanse(secret, sizeof secret);
+		OPENSSL_cleanse(urp, sizeof urp);
 		return SASL_FAIL;
 	}
 	OPENSSL_cleanse(secret, sizeof secret);
@@ -193,12 +196,17 @@ digest_response(struct sasl_server *s, const unsigned char *in, size_t n,
 		MD5_Update(&ctx, r.authzid, strlen(r.authzid));
 	}
 	MD5_Final(ha1, &ctx);
+	OPENSSL_cleanse(urp, sizeof urp);	/* as good as the password */
+	OPENSSL_cleanse(&ctx, sizeof ctx);
 	digest_kd(ha1, "AUTHENTICATE", &r, want);
 	for (char *c = r.response; *c; c++)
 		*c = (char)tolower((unsigned char)*c);
-	if (CRYPTO_memcmp(want, r.response, 32) != 0)
+	if (CRYPTO_memcmp(want, r.response, 32) != 0) {
+		OPENSSL_cleanse(ha1, sizeof ha1);
 		return SASL_FAIL;
+	}
 	digest_kd(ha1, "", &r, rspauth);
+	OPENSSL_cleanse(ha1, sizeof ha1);
 	buf_printf(out, "rspauth=%s", rspauth);
 	return SASL_CONTINUE;
 }

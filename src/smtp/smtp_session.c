@@ -1367,6 +1367,7 @@ smtp_cmd_auth(struct smtp_session *s, char *arg)
 		return;
 	}
 	smtp_auth_send(s, data, (size_t)n, 1, 1);
+	OPENSSL_cleanse(data, (size_t)n);	/* a PLAIN password */
 	free(data);
 }
 
@@ -1396,6 +1397,7 @@ smtp_auth_input(struct smtp_session *s, const char *line, size_t len)
 		return;
 	}
 	smtp_auth_send(s, data, (size_t)n, 0, 1);
+	OPENSSL_cleanse(data, (size_t)n);	/* a LOGIN password */
 	free(data);
 }
 
