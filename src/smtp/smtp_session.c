@@ -1711,6 +1711,15 @@ smtp_process_input(struct smtp_session *s)
 		}
 		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 		len = eol.pos == -1 ? evbuffer_get_length(in) : (size_t)eol.pos;
+		if (max == SMTP_LINE_MAX && !(s->flags & SMTP_F_SKIP_LINE)) {
+			/* RFC 4954 section 4: the AUTH command line, with its
+			 * initial response, may be as long as a response. */
+			char verb[5];
+
+			if (evbuffer_copyout(in, verb, 5) == 5 &&
+			    strncasecmp(verb, "AUTH ", 5) == 0)
+				max = SMTP_AUTH_LINE_MAX;
+		}
 		if (eol.pos == -1 && len <= max) {
 			/* wait for the rest of the line */
 			smtp_deadline_update(s, 0, len > 0 ||

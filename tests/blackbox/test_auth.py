@@ -399,6 +399,20 @@ def test_scram_tells_nothing_and_uses_the_current_password(srv):
         assert c.cmd("")[0] == 235
 
 
+def test_auth_command_line_may_be_12288_octets(srv):
+    """RFC 4954 section 4: an AUTH line with its initial response may be
+    12288 octets; other commands keep 4096."""
+    ir = base64.b64encode(b"\0hoge\0" + b"p" * 6000).decode()
+    with starttls(srv.connect(srv.sub_port)) as c:
+        c.ehlo()
+        code, text = c.cmd(f"AUTH PLAIN {ir}")
+        assert code != 500 and "too long" not in text, text
+        code, text = c.cmd("NOOP " + "x" * 5000)
+        assert code == 500 and "too long" in text.lower(), text
+        code, text = c.cmd(f"AUTH PLAIN {plain_ir('hoge', PASSWORD)}")
+        assert code == 235, text
+
+
 def test_user_added_while_running(srv):
     r = postern_user(srv, "add", "newbie", "--password-stdin", "--address",
                      "newbie@example.test", password="n3w password\n")
