@@ -661,14 +661,27 @@ def test_replies_never_read_stop_the_reading(proto):
         assert not problems, problems
 
 
+def tx_queue(local_port, remote_port):
+    """Octets the kernel holds unsent on the loopback TCP socket from
+    local_port to remote_port (/proc/net/tcp), or -1."""
+    with open("/proc/net/tcp") as f:
+        for line in f.read().splitlines()[1:]:
+            fields = line.split()
+            if (int(fields[1].split(":")[1], 16) == local_port and
+                    int(fields[2].split(":")[1], 16) == remote_port):
+                return int(fields[4].split(":")[0], 16)
+    return -1
+
+
 def test_write_timeout_while_the_message_is_stored(postern, tmp_path):
     """A client that stops reading while its message is being fsynced:
     the write timeout must not end the session under the commit (the
     commit thread still owns the file), and the message's reply is a
     250, never a 421 the client would take for a failure and resend.
     The fsync is made slow with an LD_PRELOAD shim; the client fills
-    the socket with EHLO replies it does not read, below the 64 KiB of
-    unread replies at which the server would stop reading."""
+    the socket with EHLO replies it does not read, to just past what the
+    kernel takes and below the 64 KiB of unread replies at which the
+    server would stop reading."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("no C compiler to build the slow-fsync shim")
@@ -684,7 +697,22 @@ def test_write_timeout_while_the_message_is_stored(postern, tmp_path):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
     s.connect(("127.0.0.1", srv.smtp_port))
     s.settimeout(30)
-    s.sendall(b"EHLO x\r\n" * 14800 + b"MAIL FROM:<a@client.example>\r\n"
+    # EHLOs until the kernel takes no more of the server's replies (its
+    # socket's send queue stops growing); the replies of the last batch
+    # wait in the server, well under its 64 KiB.
+    client_port = s.getsockname()[1]
+    last = -1
+    for _ in range(400):
+        s.sendall(b"EHLO x\r\n" * 150)
+        time.sleep(0.05)
+        queued = tx_queue(srv.smtp_port, client_port)
+        if queued == last:
+            break
+        last = queued
+    else:
+        pytest.fail(f"the server's send queue kept growing ({last} octets)")
+    print(f"\nfigure: the kernel held {last} octets of replies")
+    s.sendall(b"MAIL FROM:<a@client.example>\r\n"
               b"RCPT TO:<u@example.test>\r\nDATA\r\n")
     time.sleep(0.3)
     s.sendall(b"Subject: x\r\n\r\nbody\r\n.\r\n")
