@@ -17,6 +17,7 @@
 #include "auth/userdb_pg.h"
 #include "auth/userview.h"
 #include "lib/log.h"
+#include "lib/netaddr.h"
 #include "lib/strutil.h"
 #include "lib/workpool.h"
 #include "lib/xalloc.h"
@@ -26,7 +27,6 @@
 #include "sasl/sasl.h"
 #include "state/state.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -704,15 +704,8 @@ static void
 authd_throttle_key(const char *peer, char *key, size_t keysz)
 {
 	struct sockaddr_storage ss;
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 
-	memset(&ss, 0, sizeof ss);
-	if (inet_pton(AF_INET, peer, &sin->sin_addr) == 1)
-		ss.ss_family = AF_INET;
-	else if (inet_pton(AF_INET6, peer, &sin6->sin6_addr) == 1)
-		ss.ss_family = AF_INET6;
-	if (ss.ss_family == 0 ||
+	if (sockaddr_numeric(peer, 0, &ss) == 0 ||
 	    client_key_format((struct sockaddr *)&ss, key, keysz) == -1)
 		(void)strlcpy(key, peer, keysz);
 }

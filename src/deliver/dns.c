@@ -249,20 +249,24 @@ dns_lookup_mx(struct dns *d, const char *domain, dns_mx_cb cb, void *arg)
  * DNS failure into a permanent one (remote.c bounces a host without
  * addresses).
  */
-struct dns_addr_query {
-	struct dns	*dns;
-	dns_addr_cb	 cb;
-	void		*arg;
-	int		 pending;
-	int		 cancelled;
-	enum dns_status	 st[2];		/* [0] IPv6, [1] IPv4 */
-	struct dns_addr	 addrs[2][DNS_ADDR_MAX];
-	size_t		 n[2];
-};
+struct dns_addr_query;
 
+/* One family's question: what c-ares calls back with. */
 struct dns_addr_half {
 	struct dns_addr_query	*q;
-	int			 family_index;
+	int			 k;		/* 0 IPv6, 1 IPv4 */
+};
+
+struct dns_addr_query {
+	struct dns		*dns;
+	dns_addr_cb		 cb;
+	void			*arg;
+	int			 pending;
+	int			 cancelled;
+	struct dns_addr_half	 half[2];
+	enum dns_status		 st[2];
+	struct dns_addr		 addrs[2][DNS_ADDR_MAX];
+	size_t			 n[2];
 };
 
 static void
@@ -270,12 +274,11 @@ dns_addr_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 {
 	struct dns_addr_half *h = arg;
 	struct dns_addr_query *q = h->q;
-	int k = h->family_index;
+	int k = h->k;
 	struct dns_addr addrs[DNS_ADDR_MAX];
 	enum dns_status st;
 	size_t n = 0;
 
-	free(h);
 	q->st[k] = dns_map_error(status);
 	if (status == ARES_EDESTRUCTION)
 		q->cancelled = 1;
@@ -329,15 +332,13 @@ dns_lookup_addr(struct dns *d, const char *host, uint16_t port, dns_addr_cb cb,
 	hints.ai_flags = ARES_AI_NUMERICSERV;
 	snprintf(service, sizeof service, "%u", port);
 	for (int k = 0; k < 2; k++) {
-		struct dns_addr_half *h = xcalloc(1, sizeof *h);
-
-		h->q = q;
-		h->family_index = k;
+		q->half[k].q = q;
+		q->half[k].k = k;
 		hints.ai_family = k == 0 ? AF_INET6 : AF_INET;
 		/* The callback may run before this returns (a name c-ares
 		 * refuses at once): q lives until both have. */
 		ares_getaddrinfo(d->channel, host, service, &hints,
-		    dns_addr_done, h);
+		    dns_addr_done, &q->half[k]);
 	}
 	dns_rearm(d);
 }

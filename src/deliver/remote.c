@@ -17,9 +17,11 @@
 #include "deliver/smtp_client.h"
 #include "lib/fsio.h"
 #include "lib/keyindex.h"
+#include "lib/netaddr.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
+#include "smtp/smtp_addr.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -548,30 +550,13 @@ static void
 rconn_literal(struct rconn *k)
 {
 	const char *dom = k->d->domain;
-	char text[INET6_ADDRSTRLEN + 8];
-	size_t len = strlen(dom);
-	struct sockaddr_in *sin = (struct sockaddr_in *)&k->addrs[0].ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&k->addrs[0].ss;
+	char host[64];
 
 	strlcpy(k->host, dom, sizeof k->host);
 	k->nmx = 1;			/* the literal is the only "host" */
-	if (len < 3 || len - 2 >= sizeof text)
-		goto bad;
-	memcpy(text, dom + 1, len - 2);
-	text[len - 2] = '\0';
-	memset(&k->addrs[0], 0, sizeof k->addrs[0]);
-	if (strncasecmp(text, "ipv6:", 5) == 0 &&
-	    inet_pton(AF_INET6, text + 5, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(25);
-		k->addrs[0].len = sizeof *sin6;
-	} else if (inet_pton(AF_INET, text, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(25);
-		k->addrs[0].len = sizeof *sin;
-	} else
-		goto bad;
-	if (literal_unusable(&k->addrs[0].ss))
+	if (smtp_addr_literal_host(dom, strlen(dom), host, sizeof host) == -1 ||
+	    (k->addrs[0].len = sockaddr_numeric(host, 25,
+	    &k->addrs[0].ss)) == 0 || literal_unusable(&k->addrs[0].ss))
 		goto bad;
 	k->naddrs = 1;
 	k->iaddr = 0;

@@ -15,6 +15,7 @@
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
 #include "sasl/sasl_client.h"
+#include "smtp/smtp_addr.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -487,20 +488,16 @@ static void
 sc_tls_names(SSL *ssl, const char *servername, int verify)
 {
 	char ip[64];
-	size_t len = strlen(servername);
 
 	if (servername[0] != '[')
 		SSL_set_tlsext_host_name(ssl, servername);
 	if (!verify)
 		return;
 	SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
-	if (servername[0] == '[' && len >= 3 && len - 2 < sizeof ip) {
-		memcpy(ip, servername + 1, len - 2);
-		ip[len - 2] = '\0';
-		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
-		    strncasecmp(ip, "ipv6:", 5) == 0 ? ip + 5 : ip) == 1)
-			return;
-	}
+	if (servername[0] == '[' && smtp_addr_literal_host(servername,
+	    strlen(servername), ip, sizeof ip) == 0 &&
+	    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip) == 1)
+		return;
 	/* A host name; or, for what is not an address, a name with its
 	 * brackets, which no certificate bears. */
 	SSL_set1_host(ssl, servername);

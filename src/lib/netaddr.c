@@ -120,3 +120,23 @@ sockaddr_is_loopback(const struct sockaddr *sa)
 
 	return netprefix_match(&lo4, sa) || netprefix_match(&lo6, sa);
 }
+
+socklen_t
+sockaddr_numeric(const char *host, uint16_t port, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof *ss);
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		return sizeof *sin;
+	}
+	if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		return sizeof *sin6;
+	}
+	return 0;
+}

@@ -23,5 +23,9 @@ int	netprefix_match_list(const struct netprefix *, size_t,
 void	sockaddr_format(const struct sockaddr *, char *host, size_t hostsz,
 	    unsigned *port);
 int	sockaddr_is_loopback(const struct sockaddr *);
+/* A numeric IPv4 or IPv6 address (no brackets) and a port into ss: its
+ * length, or 0 if host is not such an address. */
+socklen_t sockaddr_numeric(const char *host, uint16_t port,
+	    struct sockaddr_storage *ss);
 
 #endif

@@ -104,31 +104,50 @@ flight_landed(struct rflight *f)
 	free(f);
 }
 
-/* queue/QID, else hold/QID, open and locked (without waiting) and
- * still under that name; -1 with errno: ENOENT when it is in neither,
- * EWOULDBLOCK when `postern queue` holds it or just moved it. */
+/*
+ * The message file at path, open and locked without waiting, and still
+ * under that name: `postern queue hold|delete` holds the lock while it
+ * renames.  -1 with errno: ENOENT (not there), EWOULDBLOCK (locked), or
+ * ESTALE (moved away between the open and the lock).
+ */
+static int
+qrun_open_locked(const char *path)
+{
+	struct stat a, b;
+	int fd, saved;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		errno = EWOULDBLOCK;
+		goto fail;
+	}
+	if (fstat(fd, &a) == -1 || stat(path, &b) == -1 ||
+	    a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+		errno = ESTALE;
+		goto fail;
+	}
+	return fd;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+/* queue/QID, else hold/QID, through qrun_open_locked; ENOENT when it is
+ * in neither. */
 static int
 qrun_lock_message(struct qmgr *q, const char *qid, char *path, size_t pathsz)
 {
 	static const char *dirs[] = { "queue", "hold" };
-	struct stat a, b;
 	int fd = -1;
 
 	for (size_t i = 0; fd == -1 && i < 2; i++) {
 		if (qpath_make(path, pathsz, q->conf->spool, dirs[i], qid) == -1)
 			return -1;
-		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 &&
-		    errno != ENOENT)
+		if ((fd = qrun_open_locked(path)) == -1 && errno != ENOENT)
 			return -1;
-	}
-	if (fd == -1)
-		return -1;			/* ENOENT */
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1 || fstat(fd, &a) == -1 ||
-	    stat(path, &b) == -1 || a.st_ino != b.st_ino ||
-	    a.st_dev != b.st_dev) {
-		close(fd);
-		errno = EWOULDBLOCK;
-		return -1;
 	}
 	return fd;
 }
@@ -934,7 +953,6 @@ qrun_start(struct qmgr *q, const char *qid, int flags,
 {
 	const struct conf *c = q->conf;
 	struct pass *p = xcalloc(1, sizeof *p);
-	struct stat a, b;
 	char path[PATH_MAX], why[256];
 
 	p->q = q;
@@ -945,22 +963,13 @@ qrun_start(struct qmgr *q, const char *qid, int flags,
 	*res = QRUN_DEFERRED;
 	*next = p->now + qrun_backoff(c, 1);
 	(void)qpath_make(path, sizeof path, c->spool, "queue", qid);
-	if ((p->fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		if (errno == ENOENT)
+	if ((p->fd = qrun_open_locked(path)) == -1) {
+		if (errno == ENOENT || errno == ESTALE)
 			*res = QRUN_GONE;
+		else if (errno == EWOULDBLOCK)
+			*next = p->now + 1;	/* `postern queue` at work */
 		else
 			log_warn("%s queue: open", qid);
-		goto end;
-	}
-	/* `postern queue hold|delete` holds this lock while it renames;
-	 * after waiting, make sure the file is still queue/QID. */
-	if (flock(p->fd, LOCK_EX | LOCK_NB) == -1) {
-		*next = p->now + 1;
-		goto end;
-	}
-	if (fstat(p->fd, &a) == -1 || stat(path, &b) == -1 ||
-	    a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
-		*res = QRUN_GONE;
 		goto end;
 	}
 	if (qenv_read(p->fd, &p->env, why, sizeof why) == -1 ||
@@ -981,6 +990,12 @@ qrun_start(struct qmgr *q, const char *qid, int flags,
 		log_warn("%s queue: status file", qid);
 		goto end;
 	}
+	/* A long-deferred message with many targets gathers records at
+	 * every pass: without this, its file would reach QSTATUS_MAX and
+	 * could no longer be read, expired or bounced.  Here, on the
+	 * delivery thread, never on the loop. */
+	if (qstatus_compact(&p->st) == -1)
+		log_warn("%s queue: compacting the status file", qid);
 	if (p->st.ndone == 0 && p->st.retries == 0 && p->st.nbegins == 0 &&
 	    p->st.nremote_records == 0)
 		log_info("%s queue active from=<%s> size=%lld nrcpt=%zu", qid,
@@ -1084,11 +1099,6 @@ qrun_end(struct pass *p, time_t *next)
 	if (qstatus_append(&p->st, 0, "retry %lld %lld", (long long)p->now,
 	    (long long)*next) == -1)
 		log_warn("%s queue: status append", qid);
-	/* A long-deferred message with many targets gathers records at
-	 * every pass: without this, its file would reach QSTATUS_MAX and
-	 * could no longer be read, expired or bounced. */
-	if (qstatus_compact(&p->st) == -1)
-		log_warn("%s queue: compacting the status file", qid);
 out:
 	pass_free(p);
 	return res;

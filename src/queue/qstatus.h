@@ -34,7 +34,8 @@
 
 /* A message's status file, at most; each pass adds records for its
  * deferred targets, so a file past QSTATUS_COMPACT_AT is rewritten
- * with only what its records say now (qstatus_compact). */
+ * with only what its records say now when a pass opens it
+ * (qstatus_compact). */
 #define QSTATUS_MAX		(64 * 1024 * 1024)
 #define QSTATUS_COMPACT_AT	(1024 * 1024)
 

@@ -43,20 +43,32 @@ smtp_domain_valid(const char *s, size_t len)
 	return label > 0 && s[len - 1] != '-';
 }
 
+int
+smtp_addr_literal_host(const char *lit, size_t len, char *host, size_t hostsz)
+{
+	char tmp[64];
+	unsigned char bin[16];
+	int v6;
+
+	if (len < 3 || lit[0] != '[' || lit[len - 1] != ']' ||
+	    len - 2 >= sizeof tmp)
+		return -1;
+	memcpy(tmp, lit + 1, len - 2);
+	tmp[len - 2] = '\0';
+	v6 = strncasecmp(tmp, "IPv6:", 5) == 0;
+	if (inet_pton(v6 ? AF_INET6 : AF_INET, tmp + (v6 ? 5 : 0), bin) != 1 ||
+	    strlcpy(host, tmp + (v6 ? 5 : 0), hostsz) >= hostsz)
+		return -1;
+	return 0;
+}
+
 /* "[192.0.2.1]" or "[IPv6:2001:db8::1]" (RFC 5321 4.1.3). */
 static int
 literal_valid(const char *s, size_t len)
 {
-	char tmp[64];
-	unsigned char bin[16];
+	char host[64];
 
-	if (len < 3 || s[0] != '[' || s[len - 1] != ']' || len - 2 >= sizeof tmp)
-		return 0;
-	memcpy(tmp, s + 1, len - 2);
-	tmp[len - 2] = '\0';
-	if (strncasecmp(tmp, "IPv6:", 5) == 0)
-		return inet_pton(AF_INET6, tmp + 5, bin) == 1;
-	return inet_pton(AF_INET, tmp, bin) == 1;
+	return smtp_addr_literal_host(s, len, host, sizeof host) == 0;
 }
 
 /* Dot-string: atoms of atext joined by single dots. */

@@ -27,6 +27,12 @@ struct smtp_param {
 
 enum addr_kind { ADDR_MAIL, ADDR_RCPT };
 
+/* The address of a literal, "[192.0.2.1]" or "[IPv6:2001:db8::1]" (RFC
+ * 5321 4.1.3), as text without brackets or tag into host: 0, or -1 if
+ * lit (len octets) is not a valid one. */
+int	smtp_addr_literal_host(const char *lit, size_t len, char *host,
+	    size_t hostsz);
+
 /*
  * Parse "FROM:<path> params" (ADDR_MAIL) or "TO:<path> params"
  * (ADDR_RCPT).  arg is modified (parameters are split in place).

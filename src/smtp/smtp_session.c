@@ -588,40 +588,14 @@ smtp_user_owns(struct smtp_session *s, const char *addr)
 	return 0;
 }
 
-/* One mailbox of a From: field (RFC 5322 3.4): the address in angle
- * brackets if there are any, else the token itself, without blanks and
- * comments.  Owned by the user, or not. */
+/* One mailbox of a From: field (RFC 5322 3.4), comments already out:
+ * the address in the angle brackets at lt if any, else the whole token,
+ * without blanks.  Owned by the user, or not. */
 static int
-smtp_mailbox_owned(struct smtp_session *s, char *tok)
+smtp_mailbox_owned(struct smtp_session *s, char *tok, char *lt)
 {
-	char *lt = NULL, *gt, *o = tok;
-	int quoted = 0, depth = 0;
+	char *gt;
 
-	/* Comments out, the last '<' outside quotes found. */
-	for (char *p = tok; *p; p++) {
-		if (*p == '\\' && p[1] && (quoted || depth)) {
-			if (!depth) {
-				*o++ = *p++;
-				*o++ = *p;
-			} else
-				p++;
-			continue;
-		}
-		if (!quoted && *p == '(') {
-			depth++;
-			continue;
-		}
-		if (depth) {
-			depth -= *p == ')';
-			continue;
-		}
-		if (*p == '"')
-			quoted = !quoted;
-		if (!quoted && *p == '<')
-			lt = o;
-		*o++ = *p;
-	}
-	*o = '\0';
 	if (lt != NULL && (gt = strchr(lt, '>')) != NULL) {
 		*gt = '\0';
 		tok = lt + 1;
@@ -653,7 +627,7 @@ smtp_header_from_owned(struct smtp_session *s, const struct smtp_tx *tx)
 		char value[4096];
 		size_t vlen = 0;
 		int quoted = 0, angle = 0, depth = 0;
-		char *tok;
+		char *tok, *o, *lt;
 
 		if (*p == '\r' || *p == '\n')
 			break;			/* the end of the header */
@@ -682,33 +656,48 @@ smtp_header_from_owned(struct smtp_session *s, const struct smtp_tx *tx)
 				break;
 		}
 		value[vlen] = '\0';
-		tok = value;
-		for (char *c = value; ; c++) {
-			if (*c == '\\' && c[1] && (quoted || depth)) {
-				c++;
+		/* One pass, rewriting value in place (o never passes c):
+		 * comments dropped, mailboxes cut at commas outside quotes
+		 * and angle brackets, the last '<' outside quotes kept. */
+		tok = o = value;
+		lt = NULL;
+		for (const char *c = value; ; c++) {
+			if (*c != '\0' && depth) {
+				if (*c == '\\' && c[1])
+					c++;
+				else
+					depth += (*c == '(') - (*c == ')');
 				continue;
 			}
-			if (*c == '"' && !depth)
+			if (*c == '\\' && quoted && c[1]) {
+				*o++ = *c++;
+				*o++ = *c;
+				continue;
+			}
+			if (*c == '(' && !quoted) {
+				depth = 1;
+				continue;
+			}
+			if (*c == '"')
 				quoted = !quoted;
-			else if (!quoted && *c == '(')
-				depth++;
-			else if (!quoted && depth && *c == ')')
-				depth--;
-			else if (!quoted && !depth && *c == '<')
+			else if (!quoted && *c == '<') {
 				angle = 1;
-			else if (!quoted && !depth && *c == '>')
+				lt = o;
+			} else if (!quoted && *c == '>')
 				angle = 0;
-			if (*c == '\0' || (*c == ',' && !quoted && !angle &&
-			    !depth)) {
+			if (*c == '\0' || (*c == ',' && !quoted && !angle)) {
 				int last = *c == '\0';
 
-				*c = '\0';
-				if (!smtp_mailbox_owned(s, tok))
+				*o = '\0';		/* o may be c */
+				if (!smtp_mailbox_owned(s, tok, lt))
 					return 0;
 				if (last)
 					break;
-				tok = c + 1;
+				tok = ++o;
+				lt = NULL;
+				continue;
 			}
+			*o++ = *c;
 		}
 	}
 	return 1;	/* no From: at all is not a forgery of someone else */

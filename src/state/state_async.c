@@ -34,6 +34,7 @@
 #include "auth/throttle.h"
 #include "policy/popbsmtp.h"
 #include "lib/log.h"
+#include "lib/netaddr.h"
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
 
@@ -346,8 +347,6 @@ ra_resolved(void *arg, enum dns_status st, const struct dns_addr *addrs,
 static void
 ra_start(const struct conf *c)
 {
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ra.addrs[0].ss;
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ra.addrs[0].ss;
 
 	if (ra.base == NULL || state_redis_parse_url(c->state, ra.host,
 	    sizeof ra.host, &ra.port, &ra.db) == -1) {
@@ -356,13 +355,10 @@ ra_start(const struct conf *c)
 	}
 	memset(ra.addrs, 0, sizeof ra.addrs[0]);
 	ra.next = 0;
-	if (inet_pton(AF_INET6, ra.host, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
+	if ((ra.addrs[0].len = sockaddr_numeric(ra.host, (uint16_t)ra.port,
+	    &ra.addrs[0].ss)) > 0)
 		ra.naddrs = 1;
-	} else if (inet_pton(AF_INET, ra.host, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		ra.naddrs = 1;
-	} else {
+	else {
 		if (ra.dns == NULL)
 			ra.dns = dns_new(ra.base, c->resolver);
 		ra.resolving = 1;
