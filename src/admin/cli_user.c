@@ -10,7 +10,8 @@
  *   postern user [-c FILE] list
  *
  * Every change is a read-modify-write under an exclusive lock on
- * FILE.lock, written atomically (temp file, fsync, rename), mode 0600:
+ * FILE.lock (on PostgreSQL, an advisory lock held by the transaction:
+ * auth/userdb_pg.h), written atomically (temp file, fsync, rename), mode 0600:
  * only the auth process reads it, and publishes a view without hashes
  * for the workers.  The running server picks it up within a second or
  * two (it watches the file's mtime) and never sees half a file.
@@ -271,9 +272,10 @@ cli_user(int argc, char **argv, const char *conf_path)
 	struct userdb db;
 	struct user_opts o = { 0 };
 	struct user_entry *u = NULL;
+	struct userdb_pg_edit *pg = NULL;
 	const char *verb, *name = NULL, *arg2 = NULL;
 	char lockpath[PATH_MAX], password[PASSWORD_MAX + 2] = "";
-	int lockfd = -1, rc = EX_SOFTWARE, changed = 0, nerr;
+	int lockfd = -1, rc = EX_SOFTWARE, changed = 0, deleted = 0, nerr;
 
 	if (argc < 1)
 		return user_usage();
@@ -316,10 +318,10 @@ cli_user(int argc, char **argv, const char *conf_path)
 		rc = EX_CONFIG;
 		goto out_conf;
 	}
-	/* A users database: read it all, write back one row (the change)
-	 * in one statement; PostgreSQL orders concurrent writers. */
+	/* A users database: read it all and write back one row (the
+	 * change), in one transaction that other editors wait for. */
 	if (userdb_pg_is_url(c.users)) {
-		if (userdb_pg_load_all(c.users, &db, stderr) != 0) {
+		if ((pg = userdb_pg_edit_begin(c.users, &db, stderr)) == NULL) {
 			rc = EX_UNAVAILABLE;
 			goto out_conf;
 		}
@@ -435,15 +437,14 @@ loaded:
 		    (db.nusers - i - 1) * sizeof *db.users);
 		db.users[db.nusers - 1] = gone;
 		db.nusers--;
-		wrc = userdb_pg_is_url(c.users) ?
-		    userdb_pg_delete(c.users, gone.name, stderr) :
+		wrc = pg ? userdb_pg_edit_delete(pg, gone.name, stderr) :
 		    write_users(&c, &db);
 		db.nusers++;
 		if (wrc == -1) {
 			rc = EX_IOERR;
 			goto out_db;
 		}
-		printf("postern: del %s: done\n", name);
+		deleted = 1;
 	} else if (strcmp(verb, "show") == 0) {
 		show_user(u, 1);
 	} else if (strcmp(verb, "list") == 0) {
@@ -453,15 +454,22 @@ loaded:
 		rc = user_usage();
 		goto out_db;
 	}
-	if (changed && (userdb_pg_is_url(c.users) ?
-	    userdb_pg_store(c.users, u, stderr) : write_users(&c, &db)) == -1) {
+	if (changed && (pg ? userdb_pg_edit_store(pg, u, stderr) :
+	    write_users(&c, &db)) == -1) {
 		rc = EX_IOERR;
 		goto out_db;
 	}
-	if (changed)
+	if (pg && userdb_pg_edit_end(pg, 1, stderr) == -1) {
+		pg = NULL;
+		rc = EX_IOERR;
+		goto out_db;
+	}
+	pg = NULL;
+	if (changed || deleted)
 		printf("postern: %s %s: done\n", verb, name);
 	rc = 0;
 out_db:
+	(void)userdb_pg_edit_end(pg, 0, stderr);
 	OPENSSL_cleanse(password, sizeof password);
 	userdb_free(&db);
 out_lock:

@@ -461,52 +461,67 @@ userdb_pg_usable(const struct userdb_pg *pg)
 /* ---------------------------------------------------------------- */
 /* postern user                                                       */
 
-int
-userdb_pg_load_all(const char *url, struct userdb *db, FILE *errf)
+/*
+ * One administrator's change is a read-modify-write, as on the users
+ * file under its flock: the edit holds a transaction-level advisory lock
+ * from before it reads the table until it commits, so two `postern user`
+ * runs on any nodes take turns, and neither writes back a row from a
+ * snapshot the other has since changed.  READ COMMITTED (the default):
+ * the table is read after the lock, so it shows the turn before.  Nodes
+ * reading the users are not held; they see the change at the commit.
+ */
+#define PG_EDIT_LOCK	"7305196848"	/* next to the migrations' key */
+
+struct userdb_pg_edit {
+	PGconn	*conn;
+};
+
+struct userdb_pg_edit *
+userdb_pg_edit_begin(const char *url, struct userdb *db, FILE *errf)
 {
+	struct userdb_pg_edit *e;
 	char why[256];
 	PGconn *conn = pg_open(url, errf, why, sizeof why);
-	int rc;
 
 	memset(db, 0, sizeof *db);
 	if (conn == NULL)
-		return -1;
-	rc = load_all(conn, db, errf);
-	PQfinish(conn);
-	return rc;
+		return NULL;
+	if (exec_ok(conn, "BEGIN", errf) == -1 ||
+	    exec_ok(conn, "SELECT pg_advisory_xact_lock(" PG_EDIT_LOCK ")",
+	    errf) == -1 || load_all(conn, db, errf) == -1) {
+		PQfinish(conn);
+		return NULL;
+	}
+	e = xcalloc(1, sizeof *e);
+	e->conn = conn;
+	return e;
 }
 
-/* The administrator's one change (postern user): run the prepared
- * command, report a failure on errf, and close the connection. */
 static int
-pg_command_once(PGconn *conn, const char *name, int nparams,
+pg_edit_command(struct userdb_pg_edit *e, const char *name, int nparams,
     const char *const *params, FILE *errf)
 {
-	PGresult *r = PQexecPrepared(conn, name, nparams, params, NULL, NULL,
-	    0);
+	PGresult *r = PQexecPrepared(e->conn, name, nparams, params, NULL,
+	    NULL, 0);
 	int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
 
 	if (!ok)
-		fprintf(errf, "postgresql: %s", PQerrorMessage(conn));
+		fprintf(errf, "postgresql: %s", PQerrorMessage(e->conn));
 	PQclear(r);
-	PQfinish(conn);
 	return ok ? 0 : -1;
 }
 
 int
-userdb_pg_store(const char *url, const struct user_entry *u, FILE *errf)
+userdb_pg_edit_store(struct userdb_pg_edit *e, const struct user_entry *u,
+    FILE *errf)
 {
-	char why[256], expires[32], addrs[8192] = "";
-	PGconn *conn = pg_open(url, errf, why, sizeof why);
+	char expires[32], addrs[8192] = "";
 	const char *params[6];
 
-	if (conn == NULL)
-		return -1;
 	for (size_t i = 0; i < u->naddresses; i++)
 		if ((i && strlcat(addrs, ",", sizeof addrs) >= sizeof addrs) ||
 		    strlcat(addrs, u->addresses[i], sizeof addrs) >= sizeof addrs) {
 			fprintf(errf, "postern: too many addresses\n");
-			PQfinish(conn);
 			return -1;
 		}
 	(void)snprintf(expires, sizeof expires, "%lld", (long long)u->expires);
@@ -516,17 +531,29 @@ userdb_pg_store(const char *url, const struct user_entry *u, FILE *errf)
 	params[3] = u->locked ? "true" : "false";
 	params[4] = addrs;
 	params[5] = u->secrets ? u->secrets : "";
-	return pg_command_once(conn, "put", 6, params, errf);
+	return pg_edit_command(e, "put", 6, params, errf);
 }
 
 int
-userdb_pg_delete(const char *url, const char *name, FILE *errf)
+userdb_pg_edit_delete(struct userdb_pg_edit *e, const char *name, FILE *errf)
 {
-	char why[256];
-	PGconn *conn = pg_open(url, errf, why, sizeof why);
 	const char *params[] = { name };
 
-	if (conn == NULL)
-		return -1;
-	return pg_command_once(conn, "del", 1, params, errf);
+	return pg_edit_command(e, "del", 1, params, errf);
+}
+
+int
+userdb_pg_edit_end(struct userdb_pg_edit *e, int commit, FILE *errf)
+{
+	int rc = 0;
+
+	if (e == NULL)
+		return 0;
+	if (commit)
+		rc = exec_ok(e->conn, "COMMIT", errf);
+	else
+		(void)exec_ok(e->conn, "ROLLBACK", NULL);
+	PQfinish(e->conn);
+	free(e);
+	return rc;
 }

@@ -333,6 +333,45 @@ def test_lock_on_a_refuses_b_within_cache_lifetime(alice):
                     USERS_CACHE + 5, 0.2)
 
 
+def _together(*runs):
+    """Start `postern user` runs at once; their results, in order."""
+    procs = [subprocess.Popen([BIN, "user", "-c", str(srv.conf), *args],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for srv, args in runs]
+    return [(p.wait(60), *p.communicate()) for p in procs]
+
+
+def test_edits_on_two_nodes_at_once_both_take_effect(cluster):
+    """Each `postern user` is a read-modify-write of the user's row: two
+    at once on different nodes must take turns, or one writes back what
+    it read before the other's change and undoes it."""
+    pg, redis, a, b = cluster
+    r = user_cmd(a, "add", "carol", "--password-stdin",
+                 password=PASSWORD + "\n")
+    assert r.returncode == 0, r.stderr
+    try:
+        for day in range(1, 9):
+            date = f"2031-01-{day:02d}"
+            results = _together((a, ["lock", "carol"]),
+                                (b, ["expire", "carol", date]))
+            assert all(rc == 0 for rc, _, _ in results), results
+            shown = user_cmd(a, "show", "carol").stdout
+            assert "status:      locked" in shown and date in shown, \
+                f"round {day}: one change lost:\n{shown}"
+            assert user_cmd(b, "unlock", "carol").returncode == 0
+        # A deletion racing an edit: the edit either comes first or finds
+        # no user; it never brings the row back.
+        results = _together((a, ["del", "carol"]),
+                            (b, ["expire", "carol", "never"]))
+        assert results[0][0] == 0, results
+        assert results[1][0] in (0, 67), results      # EX_NOUSER
+        assert user_cmd(a, "show", "carol").returncode == 67, \
+            "the deleted user came back"
+    finally:
+        user_cmd(a, "del", "carol")
+
+
 def test_pop_login_on_a_opens_relay_on_b_then_expires(alice):
     pg, redis, a, b = alice
     src = "127.0.0.10"
