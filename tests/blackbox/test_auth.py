@@ -2,6 +2,8 @@
 managed with `postern user`, and everything that must be refused.
 Real clients: smtplib, swaks, curl, msmtp, openssl s_client."""
 import base64
+import contextlib
+import ctypes
 import datetime
 import os
 import re
@@ -10,6 +12,7 @@ import signal
 import smtplib
 import ssl
 import subprocess
+import threading
 import time
 
 import pytest
@@ -520,6 +523,113 @@ def test_a_login_does_not_reset_the_count_of_guesses():
     finally:
         problems = _finish_all([srv])
         assert not problems, problems
+
+
+def test_guesses_sent_in_parallel_do_not_let_the_right_one_in():
+    """The block is asked for when a login starts and again at its
+    verdict: guesses sent at once all start before any failure is
+    counted, and the right password among them, verified last, must
+    not get in once the guesses before it have set the block."""
+    srv = make_server(extra=["auth-throttle 3 60s"],
+                      sub_opts="cleartext-auth loopback")
+    clients = []
+    try:
+        for _ in range(10):
+            c = srv.connect(srv.sub_port)
+            clients.append(c)
+            c.ehlo()
+        # Nine wrong passwords, then the right one: each is a real hash
+        # verification (about 14 ms of CPU here), on the auth process's
+        # threads in arrival order.  The pause puts the right one behind
+        # the guesses, which come through two workers, and is too short
+        # for any guess to have been counted when it starts.
+        for c in clients[:-1]:
+            c.send(f"AUTH PLAIN {plain_ir('hoge', 'guess')}\r\n")
+        time.sleep(0.003)
+        clients[-1].send(f"AUTH PLAIN {plain_ir('hoge', PASSWORD)}\r\n")
+        code, text = clients[-1].reply()
+        assert code == 421 and "4.7.0" in text, text
+        srv.wait_log(r"authd: auth refused user=hoge address=127\.0\.0\.1: "
+                     r"blocked during its check")
+        assert "auth ok user=hoge" not in srv.log()
+    finally:
+        for c in clients:
+            c.close()
+        problems = _finish_all([srv])
+        assert not problems, problems
+
+
+@contextlib.contextmanager
+def own_netns(addresses):
+    """This thread (and what it starts) in a network namespace of its
+    own, lo up with the given IPv6 addresses; removed on the way out."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("SKIP: needs root and ip(8) for a network namespace")
+    name = f"postern-t{os.getpid()}"
+    libc = ctypes.CDLL(None, use_errno=True)
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"],
+                       check=True, timeout=10)
+        for a in addresses:
+            subprocess.run(["ip", "-n", name, "addr", "add", a, "dev", "lo",
+                            "nodad"], check=True, timeout=10)
+        ns = os.open(f"/run/netns/{name}", os.O_RDONLY)
+        try:
+            if libc.setns(ns, 0x40000000) != 0:        # CLONE_NEWNET
+                raise OSError(ctypes.get_errno(), "setns")
+        finally:
+            os.close(ns)
+        try:
+            yield
+        finally:
+            if libc.setns(home, 0x40000000) != 0:
+                raise OSError(ctypes.get_errno(), "setns back")
+    finally:
+        os.close(home)
+        subprocess.run(["ip", "netns", "del", name], timeout=10)
+
+
+def test_the_throttle_counts_an_ipv6_64_as_one_address():
+    """A host given an IPv6 /64 has 2^64 addresses: guesses from several
+    of them count together, and another /64 is counted apart."""
+    net = "fd00:db8:0:0"
+    port = free_port()
+    with own_netns([f"{net}::1/64", f"{net}::2/64", f"{net}::3/64",
+                    f"{net}::4/64", f"{net}::5/64", "fd00:db8:0:1::2/64"]):
+        srv = make_server(extra=["auth-throttle 3 60s",
+                                 f"listen submission on {net}::1 port {port}"])
+
+        def login(source, password):
+            with smtplib.SMTP(f"{net}::1", port, timeout=NET_TIMEOUT,
+                              source_address=(source, 0)) as s:
+                s.starttls(context=tls_context())
+                s.ehlo()
+                return s.docmd("AUTH", f"PLAIN {plain_ir('hoge', password)}")
+
+        try:
+            # Three guesses at once, each from its own address of the /64.
+            got = {}
+            guesses = [threading.Thread(target=lambda a=a: got.__setitem__(
+                a, login(a, "guess"))) for a in (f"{net}::2", f"{net}::3",
+                                                 f"{net}::4")]
+            for t in guesses:
+                t.start()
+            for t in guesses:
+                t.join(NET_TIMEOUT)
+            assert [c for c, _ in got.values()] == [535] * 3, got
+            srv.wait_log(r"authd: auth failed user=hoge address=fd00:db8::"
+                         r"\d mech=PLAIN failures=3 blocked")
+            # A fourth address of the same /64: blocked, right password
+            # or not.  Another /64 is not.
+            code, text = login(f"{net}::5", PASSWORD)
+            assert code == 421 and b"4.7.0" in text, text
+            code, text = login("fd00:db8:0:1::2", PASSWORD)
+            assert code == 235, text
+        finally:
+            problems = _finish_all([srv])
+            assert not problems, problems
 
 
 def test_cleartext_auth_from_loopback_when_allowed():
