@@ -5,6 +5,7 @@
 #include "ev/conn.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <string.h>
 
@@ -29,6 +30,34 @@ conn_tls_accept(struct event_base *base, int fd, SSL_CTX *ctx)
 	 * worth a log line per session. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	return bev;
+}
+
+void
+conn_take_secret(struct evbuffer *in, char *dst, size_t n)
+{
+	struct evbuffer_iovec vec[8];
+	int nvec;
+
+	evbuffer_copyout(in, dst, n);
+	/* A line of at most a few KiB spans few chains; peek reports how
+	 * many it needs, and anything beyond the array is wiped by a
+	 * second look after the first part is gone. */
+	while (n > 0 && (nvec = evbuffer_peek(in, (ev_ssize_t)n, NULL, vec,
+	    8)) > 0) {
+		size_t done = 0;
+
+		for (int i = 0; i < nvec && i < 8 && done < n; i++) {
+			size_t k = vec[i].iov_len < n - done ?
+			    vec[i].iov_len : n - done;
+
+			OPENSSL_cleanse(vec[i].iov_base, k);
+			done += k;
+		}
+		if (done == 0)
+			break;
+		evbuffer_drain(in, done);
+		n -= done;
+	}
 }
 
 struct bufferevent *

@@ -52,6 +52,13 @@ int	conn_eof_owed(struct bufferevent *);
  */
 #define CONN_OUT_MAX	(64 * 1024)
 int	conn_output_full(struct bufferevent *);
+/*
+ * Take a line that may hold a password (an AUTH command, a SASL
+ * response, POP3's PASS) out of the input: copied to dst, then wiped
+ * where it lay before the buffer lets go of it, so that it does not
+ * stay in freed memory for the life of the worker.
+ */
+void	conn_take_secret(struct evbuffer *in, char *dst, size_t n);
 /* Octets not yet handed to the kernel, TLS layer included. */
 size_t	conn_pending_output(struct bufferevent *);
 /* After an error event: the OpenSSL reason, if TLS is why (1), else 0. */

@@ -303,7 +303,9 @@ pop3_process_input(struct pop3_session *s)
 				s->flags &= ~POP3_F_SKIP_LINE;
 			continue;
 		}
-		evbuffer_remove(in, line, len + eol_len);
+		/* USER/PASS, APOP and AUTH lines are most of what a POP3
+		 * client sends: every line is taken as a secret. */
+		conn_take_secret(in, line, len + eol_len);
 		line[len] = '\0';
 		if (len && line[len - 1] == '\r')
 			line[--len] = '\0';

@@ -307,7 +307,8 @@ qstatus_append(struct qstatus *st, int sync, const char *fmt, ...)
 		 * front of the next one (qstatus_open). */
 		int saved = errno;
 
-		(void)ftruncate(st->fd, st->valid);
+		if (ftruncate(st->fd, st->valid) == -1)
+			log_warn("queue: status: cannot cut a partial record");
 		errno = saved;
 		return -1;
 	}

@@ -1677,6 +1677,7 @@ smtp_process_input(struct smtp_session *s)
 		    SMTP_LINE_MAX;
 		struct evbuffer_ptr eol;
 		size_t eol_len = 0, len;
+		int secret = s->state == SMTP_ST_AUTH_INPUT;
 
 		if (s->state == SMTP_ST_QUIT || s->state == SMTP_ST_COMMIT ||
 		    s->state == SMTP_ST_AUTH_WAIT ||
@@ -1706,8 +1707,10 @@ smtp_process_input(struct smtp_session *s)
 			char verb[5];
 
 			if (evbuffer_copyout(in, verb, 5) == 5 &&
-			    strncasecmp(verb, "AUTH ", 5) == 0)
+			    strncasecmp(verb, "AUTH ", 5) == 0) {
 				max = SMTP_AUTH_LINE_MAX;
+				secret = 1;
+			}
 		}
 		if (eol.pos == -1 && len <= max) {
 			/* wait for the rest of the line */
@@ -1733,7 +1736,10 @@ smtp_process_input(struct smtp_session *s)
 				s->flags &= ~SMTP_F_SKIP_LINE;
 			continue;
 		}
-		evbuffer_remove(in, line, len + eol_len);
+		if (secret)	/* PLAIN's response is the password */
+			conn_take_secret(in, line, len + eol_len);
+		else
+			evbuffer_remove(in, line, len + eol_len);
 		smtp_deadline_update(s, 1, 0);
 		line[len] = '\0';
 		if (len && line[len - 1] == '\r')
@@ -1742,6 +1748,8 @@ smtp_process_input(struct smtp_session *s)
 			smtp_auth_input(s, line, len);
 		else
 			smtp_dispatch(s, line, len);
+		if (secret)
+			explicit_bzero(line, len);
 	}
 }
 

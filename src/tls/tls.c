@@ -63,6 +63,10 @@ tls_ctx_new(const char *cert, char *err, size_t errsz)
 	/* Renegotiation has only ever brought attacks to SMTP. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
 	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+	/* What a client sends is deciphered into a record buffer that
+	 * OpenSSL keeps (or frees) as it is: cleansed once read, so that a
+	 * password sent with AUTH or PASS does not stay in the worker. */
+	SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
 	/* Idle sessions give their read/write buffers back. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	/* Resumption with tickets (stateless): repeated clients skip the

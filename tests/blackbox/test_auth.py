@@ -17,8 +17,9 @@ import time
 
 import pytest
 
-from conftest import (BIN, NET_TIMEOUT, Server, _finish_all, free_port,
-                      owned_server, queued_id, wait_for)
+from conftest import (BIN, NET_TIMEOUT, Server, _finish_all,
+                      copies_in_memory, free_port, owned_server, queued_id,
+                      wait_for)
 
 PASSWORD = "correct horse 42"
 TOOL_TIMEOUT = 30
@@ -630,6 +631,46 @@ def test_the_throttle_counts_an_ipv6_64_as_one_address():
         finally:
             problems = _finish_all([srv])
             assert not problems, problems
+
+
+def password_forms(user, password):
+    """The password as it crosses the wire: itself, in base64 (LOGIN),
+    and in PLAIN's response."""
+    b = password.encode()
+    return [b, base64.b64encode(b),
+            base64.b64encode(b"\0" + user.encode() + b"\0" + b)]
+
+
+def test_a_password_does_not_stay_in_the_servers_memory():
+    """After the logins, no process of the server holds the password in
+    any form: not the worker's input and line buffers, not OpenSSL's
+    record buffer, not the messages to the auth process."""
+    if os.geteuid() != 0:
+        pytest.skip("SKIP: reading the workers' memory needs root")
+    secret = "Zq8-unique-" + base64.b32encode(os.urandom(10)).decode()
+    srv = make_server(sub_opts="cleartext-auth loopback", start=False)
+    r = postern_user(srv, "passwd", "hoge", "--password-stdin",
+                     password=secret + "\n")
+    assert r.returncode == 0, r.stderr
+    srv.start()
+    try:
+        for tls in (True, False):
+            for mech in ("PLAIN", "LOGIN"):
+                with smtplib.SMTP("127.0.0.1", srv.sub_port,
+                                  timeout=NET_TIMEOUT) as s:
+                    if tls:
+                        s.starttls(context=tls_context())
+                    s.ehlo()
+                    s.user, s.password = "hoge", secret
+                    code, _ = s.auth(mech, getattr(s, "auth_" + mech.lower()),
+                                     initial_response_ok=True)
+                    assert code == 235, (tls, mech)
+        pids = [srv.pid] + srv.children()
+        left = copies_in_memory(pids, password_forms("hoge", secret))
+        assert len(pids) >= 3 and not any(left.values()), left
+    finally:
+        problems = _finish_all([srv])
+        assert not problems, problems
 
 
 def test_cleartext_auth_from_loopback_when_allowed():

@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from conftest import NET_TIMEOUT, SMTPClient, _finish_all, owned_server, wait_for
+from conftest import (NET_TIMEOUT, SMTPClient, _finish_all, copies_in_memory,
+                      owned_server, wait_for)
 from pop3_helpers import (PASSWORD, POP3Raw, box_files, make_box,
                           pop3_server, postern_user, seed, tls_context)
 
@@ -538,6 +539,46 @@ def test_connection_limit_per_address_shared_with_smtp():
         assert again, "the places were not given back"
         for c in again:
             c.close()
+    finally:
+        problems = _finish_all([srv])
+        assert not problems, problems
+
+
+def test_a_password_does_not_stay_in_the_servers_memory():
+    """USER/PASS in the clear and under STLS, AUTH PLAIN and LOGIN on
+    995: afterwards no process of the server holds the password in any
+    form (test_auth.py has the same for SMTP AUTH)."""
+    if os.geteuid() != 0:
+        pytest.skip("SKIP: reading the workers' memory needs root")
+    from test_auth import password_forms
+    secret = "Zq8-unique-" + base64.b32encode(os.urandom(10)).decode()
+    srv = pop3_server(users=("hoge",), pop3_opts="cleartext-auth loopback",
+                      start=False)
+    r = postern_user(srv, "passwd", "hoge", "--password-stdin",
+                     password=secret + "\n")
+    assert r.returncode == 0, r.stderr
+    srv.start()
+    try:
+        for stls in (False, True):
+            p = poplib.POP3("127.0.0.1", srv.pop3_port, timeout=NET_TIMEOUT)
+            if stls:
+                p.stls(context=tls_context())
+            p.user("hoge")
+            assert p.pass_(secret).startswith(b"+OK")
+            p.quit()
+        ir = base64.b64encode(f"\0hoge\0{secret}".encode()).decode()
+        with POP3Raw(srv.pop3s_port, tls=True) as c:
+            assert c.cmd(f"AUTH PLAIN {ir}").startswith("+OK")
+            assert c.cmd("QUIT").startswith("+OK")
+        with POP3Raw(srv.pop3s_port, tls=True) as c:
+            assert c.cmd("AUTH LOGIN").startswith("+ ")
+            assert c.cmd(base64.b64encode(b"hoge").decode()).startswith("+ ")
+            assert c.cmd(base64.b64encode(secret.encode()).decode()) \
+                .startswith("+OK")
+            assert c.cmd("QUIT").startswith("+OK")
+        pids = [srv.pid] + srv.children()
+        left = copies_in_memory(pids, password_forms("hoge", secret))
+        assert len(pids) >= 3 and not any(left.values()), left
     finally:
         problems = _finish_all([srv])
         assert not problems, problems
