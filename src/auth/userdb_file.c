@@ -100,15 +100,27 @@ address_cmp(const void *a, const void *b)
 	return c ? c : (x->user > y->user) - (x->user < y->user);
 }
 
+/* A string that held a hash or a mechanism secret, wiped before it is
+ * freed: the master reads the users file before it forks the workers,
+ * which would otherwise start with every hash in their free memory. */
+static void
+secret_free(char *s)
+{
+	if (s != NULL) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
 static void
 entry_free(struct user_entry *u)
 {
 	free(u->name);
-	free(u->hash);
+	secret_free(u->hash);
 	for (size_t i = 0; i < u->naddresses; i++)
 		free(u->addresses[i]);
 	free(u->addresses);
-	free(u->secrets);
+	secret_free(u->secrets);
 }
 
 /* Drop the later lines of a name given twice; users is sorted by
@@ -176,7 +188,7 @@ userdb_parse(const char *name, const char *text, struct userdb *db, FILE *errf)
 		if (len && copy[len - 1] == '\r')
 			copy[len - 1] = '\0';
 		if (copy[0] == '#' || copy[strspn(copy, " \t")] == '\0') {
-			free(copy);
+			secret_free(copy);
 			continue;
 		}
 		while (nf < USERDB_FIELDS) {
@@ -197,6 +209,7 @@ userdb_parse(const char *name, const char *text, struct userdb *db, FILE *errf)
 			why = "flags must be empty or 'locked'";
 		if (why) {
 			errlist_add(&errs, name, line, "%s", why);
+			explicit_bzero(copy, len);	/* split by '\0's */
 			free(copy);
 			continue;
 		}
@@ -210,6 +223,7 @@ userdb_parse(const char *name, const char *text, struct userdb *db, FILE *errf)
 			    sizeof *u.addresses);
 			u.addresses[u.naddresses++] = xstrdup(a);
 		}
+		explicit_bzero(copy, len);
 		free(copy);
 		db->users = xreallocarray(db->users, db->nusers + 1,
 		    sizeof *db->users);
@@ -233,7 +247,7 @@ userdb_load(const char *path, struct userdb *db, FILE *errf)
 	if ((text = read_text_file(path, 1 << 30, errf)) == NULL)
 		return 1;
 	nerr = userdb_parse(path, text, db, errf);
-	free(text);
+	secret_free(text);
 	return nerr;
 }
 

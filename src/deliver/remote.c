@@ -178,6 +178,17 @@ remote_check_config(const struct conf *c, FILE *errf)
 	return problems;
 }
 
+void
+remote_forget_credentials(void)
+{
+	if (credentials) {
+		OPENSSL_cleanse(credentials, ncredentials * sizeof *credentials);
+		free(credentials);
+	}
+	credentials = NULL;
+	ncredentials = 0;
+}
+
 /* ---------------------------------------------------------------- */
 /* messages                                                           */
 

@@ -61,6 +61,9 @@ struct remote_msg {
  * before it forks the queue manager, which inherits the credentials in
  * memory and never opens the files itself. */
 int		 remote_check_config(const struct conf *, FILE *errf);
+/* Wipe and free the credentials: every child but the queue manager
+ * calls it first, so that no worker holds a smarthost's password. */
+void		 remote_forget_credentials(void);
 /* share: how many engines (queue managers) split remote-connections
  * and its per-domain limit between them (each gets its part, rounded
  * up). */

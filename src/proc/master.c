@@ -102,6 +102,8 @@ master_child(enum proc_kind kind, unsigned index, unsigned procno)
 		close(authd_fd);
 	if (kind != PROC_KEYD && keyd_fd != -1)
 		close(keyd_fd);
+	if (kind != PROC_QMGR)
+		remote_forget_credentials();
 	switch (kind) {
 	case PROC_AUTHD:
 		authd_main(c, authd_fd);

@@ -673,6 +673,45 @@ def test_a_password_does_not_stay_in_the_servers_memory():
         assert not problems, problems
 
 
+def test_workers_hold_no_hash_secret_or_smarthost_password():
+    """The master reads the users file (to publish the first view) and
+    the smarthost's credentials (for the queue manager) before it forks:
+    the workers, which face the network, must start with neither in
+    their memory, freed or not."""
+    if os.geteuid() != 0:
+        pytest.skip("SKIP: reading the workers' memory needs root")
+    relay_secret = "relay-" + base64.b32encode(os.urandom(10)).decode()
+    srv = make_server(extra=["auth-mechanisms PLAIN LOGIN CRAM-MD5 "
+                             "SCRAM-SHA-256 DIGEST-MD5"], start=False)
+    r = postern_user(srv, "passwd", "hoge", "--password-stdin",
+                     password=PASSWORD + "\n")
+    assert r.returncode == 0, r.stderr
+    cred = srv.dir / "relay.auth"
+    cred.write_text(f"relayuser {relay_secret}\n")
+    os.chmod(cred, 0o600)
+    with open(srv.conf, "a") as f:
+        f.write(f"relay via 127.0.0.1:{free_port()} auth {cred}\n")
+    # What the users file holds that a worker must not: the hash and
+    # each mechanism's secret (as good as the password for CRAM-MD5).
+    fields = srv.users_path.read_text().splitlines()[-1].split(":")
+    needles = [fields[1].encode()] + [
+        kv.split("=", 1)[1].encode() for kv in fields[5].split(";")]
+    assert len(needles) >= 4, fields
+    srv.start()
+    try:
+        workers = srv.workers()
+        assert len(workers) == 2, workers
+        left = copies_in_memory(workers, needles + [relay_secret.encode()])
+        assert not any(left.values()), left
+        # The control: the auth process does hold them.
+        others = set(srv.children()) - set(workers)
+        held = copies_in_memory(others, needles[:1])
+        assert any(held.values()), held
+    finally:
+        problems = _finish_all([srv])
+        assert not problems, problems
+
+
 def test_cleartext_auth_from_loopback_when_allowed():
     srv = make_server(sub_opts="cleartext-auth loopback")
     try:
