@@ -33,22 +33,23 @@ shm_mutex_init(pthread_mutex_t *m)
 	pthread_mutexattr_destroy(&a);
 }
 
-void
+int
 shm_mutex_lock(pthread_mutex_t *m)
 {
 	int rc = pthread_mutex_lock(m);
 
 	/* The owner died inside its critical section.  Every section is a
-	 * few stores to counters, so the table is at worst off by one:
-	 * carry on with it. */
+	 * few stores to counters, so a table is at worst off by one where
+	 * it was interrupted; the caller may repair it. */
 	if (rc == EOWNERDEAD) {
 		log_warnx("shm: a process died holding a table lock; "
 		    "recovering it");
 		pthread_mutex_consistent(m);
-		rc = 0;
+		return 1;
 	}
 	if (rc != 0)
 		fatalx("shm: pthread_mutex_lock failed (%d)", rc);
+	return 0;
 }
 
 void

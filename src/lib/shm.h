@@ -14,7 +14,9 @@
 /* Zero-filled shared memory; aborts if it cannot be had. */
 void	*shm_xalloc(size_t);
 void	 shm_mutex_init(pthread_mutex_t *);
-void	 shm_mutex_lock(pthread_mutex_t *);
+/* 1 if the lock came back from a process that died holding it (the
+ * table may be half-updated: its owner may want to check it), else 0. */
+int	 shm_mutex_lock(pthread_mutex_t *);
 void	 shm_mutex_unlock(pthread_mutex_t *);
 
 #endif

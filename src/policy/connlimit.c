@@ -20,9 +20,10 @@
 
 #define CL_SLOTS	4096	/* distinct clients connected at once */
 #define CL_PROBE	64
-/* Two generations of the largest worker count (a reload overlaps the
- * old and new ones), with room to spare. */
-#define CL_COLUMNS	160
+/* Two generations of the largest worker count (`workers` 256: a reload
+ * overlaps the old and new ones), with room to spare: 4.3 MB of shared
+ * memory, of which only the rows of clients seen are ever touched. */
+#define CL_COLUMNS	(2 * 256 + 32)
 
 struct cl_slot {
 	uint8_t		 key[CLIENT_KEY_LEN];
@@ -40,6 +41,24 @@ struct cl_table {
 static struct cl_table	*cl;
 static int		 cl_column = -1;	/* this worker's; master: the next child's */
 
+/* Each total is the sum of its row.  A process that died between the
+ * two stores left one off: counted again from the columns, so that a
+ * total can neither wrap below zero at the child's exit nor keep a
+ * phantom connection for ever. */
+static void
+cl_lock(void)
+{
+	if (shm_mutex_lock(&cl->lock) == 0)
+		return;
+	for (size_t i = 0; i < CL_SLOTS; i++) {
+		uint32_t sum = 0;
+
+		for (int c = 0; c < CL_COLUMNS; c++)
+			sum += cl->count[i][c];
+		cl->slots[i].total = sum;
+	}
+}
+
 void
 connlimit_init(void)
 {
@@ -55,7 +74,7 @@ connlimit_before_fork(void)
 	cl_column = -1;
 	if (cl == NULL)
 		return;
-	shm_mutex_lock(&cl->lock);
+	cl_lock();
 	for (int i = 0; i < CL_COLUMNS; i++)
 		if (cl->owner[i] == 0) {
 			cl->owner[i] = -1;	/* reserved until the fork */
@@ -73,7 +92,7 @@ connlimit_after_fork(pid_t pid)
 {
 	if (cl == NULL || cl_column == -1)
 		return;
-	shm_mutex_lock(&cl->lock);
+	cl_lock();
 	cl->owner[cl_column] = pid > 0 ? pid : 0;
 	shm_mutex_unlock(&cl->lock);
 	cl_column = -1;
@@ -84,12 +103,15 @@ connlimit_child_exited(pid_t pid)
 {
 	if (cl == NULL || pid <= 0)
 		return;
-	shm_mutex_lock(&cl->lock);
+	cl_lock();
 	for (int c = 0; c < CL_COLUMNS; c++) {
 		if (cl->owner[c] != pid)
 			continue;
 		for (size_t i = 0; i < CL_SLOTS; i++) {
-			cl->slots[i].total -= cl->count[i][c];
+			struct cl_slot *s = &cl->slots[i];
+			uint32_t n = cl->count[i][c];
+
+			s->total = s->total > n ? s->total - n : 0;
 			cl->count[i][c] = 0;
 		}
 		cl->owner[c] = 0;
@@ -144,7 +166,7 @@ connlimit_acquire(const struct sockaddr *sa, unsigned max)
 	if (cl == NULL || cl_column == -1 || max == 0 ||
 	    client_key(sa, key) == -1)
 		return 0;
-	shm_mutex_lock(&cl->lock);
+	cl_lock();
 	if ((s = cl_find(key, 1)) != NULL) {
 		size_t i = (size_t)(s - cl->slots);
 
@@ -168,7 +190,7 @@ connlimit_release(const struct sockaddr *sa)
 
 	if (cl == NULL || cl_column == -1 || client_key(sa, key) == -1)
 		return;
-	shm_mutex_lock(&cl->lock);
+	cl_lock();
 	if ((s = cl_find(key, 0)) != NULL) {
 		size_t i = (size_t)(s - cl->slots);
 

@@ -185,6 +185,36 @@ test_connlimit(void **state)
 	connlimit_child_exited(pid);
 }
 
+/* Two generations of the largest `workers` (256 each: a reload keeps
+ * the old ones while they drain) must all get a column: one without is
+ * let through uncounted. */
+static void
+test_connlimit_two_generations_of_256(void **state)
+{
+	struct sockaddr_in a = v4("198.51.100.9");
+	const struct sockaddr *sa = (struct sockaddr *)&a;
+	pid_t pid, fake = 4000000;	/* above pid_max: never a real child */
+	int st;
+
+	connlimit_init();
+	for (int i = 0; i < 2 * 256 - 1; i++) {
+		connlimit_before_fork();
+		connlimit_after_fork(fake + i);
+	}
+	connlimit_before_fork();
+	pid = fork();
+	if (pid == 0)
+		_exit(connlimit_acquire(sa, 1) == 1 &&
+		    connlimit_acquire(sa, 1) == -1 ? 0 : 1);
+	connlimit_after_fork(pid);
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	connlimit_child_exited(pid);
+	for (int i = 0; i < 2 * 256 - 1; i++)
+		connlimit_child_exited(fake + i);
+}
+
 int
 main(void)
 {
@@ -195,6 +225,7 @@ main(void)
 		cmocka_unit_test(test_rate_flood_keeps_the_heavy_sender),
 		cmocka_unit_test(test_client_key),
 		cmocka_unit_test(test_connlimit),
+		cmocka_unit_test(test_connlimit_two_generations_of_256),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
