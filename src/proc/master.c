@@ -152,6 +152,45 @@ master_spawn(enum proc_kind kind, unsigned index)
 	return pid;
 }
 
+/*
+ * Children whose fork failed after the start (no memory, or the
+ * process limit reached): tried again at each tick of the loop until
+ * they start, so that a passing shortage cannot leave the server
+ * without its auth or key process, or short of workers, until a
+ * reload.
+ */
+static struct owed {
+	enum proc_kind	 kind;
+	unsigned	 index;
+} *owed;
+static size_t nowed;
+
+static void
+master_spawn_or_owe(enum proc_kind kind, unsigned index)
+{
+	if (master_spawn(kind, index) != -1)
+		return;
+	owed = xreallocarray(owed, nowed + 1, sizeof *owed);
+	owed[nowed].kind = kind;
+	owed[nowed++].index = index;
+}
+
+static void
+master_spawn_owed(void)
+{
+	struct owed *list = owed;
+	size_t n = nowed;
+
+	owed = NULL;
+	nowed = 0;
+	for (size_t i = 0; i < n; i++) {
+		log_info("master: trying %s %u again", proc_defs[list[i].kind].name,
+		    list[i].index);
+		master_spawn_or_owe(list[i].kind, list[i].index);
+	}
+	free(list);
+}
+
 static void
 master_signal_all(int sig, int draining_too)
 {
@@ -190,7 +229,7 @@ master_reap(int stopping)
 		/* A child that dies at once would spin: slow it down. */
 		if (time(NULL) - dead.started < 2)
 			sleep(1);
-		master_spawn(dead.kind, dead.index);
+		master_spawn_or_owe(dead.kind, dead.index);
 	}
 }
 
@@ -295,18 +334,22 @@ master_reload(struct conf **cp)
 	access_table_free(&mctx.access);
 	mctx.access = access;
 	(void)popbsmtp_prepare(c, uid, gid);	/* it logs a failure */
-	master_spawn(PROC_AUTHD, 0);
-	master_spawn(PROC_KEYD, 0);
+	/* A whole new set: what the old one still owed is not wanted. */
+	free(owed);
+	owed = NULL;
+	nowed = 0;
+	master_spawn_or_owe(PROC_AUTHD, 0);
+	master_spawn_or_owe(PROC_KEYD, 0);
 	n = worker_count(c);
 	for (i = 0; i < n; i++)
-		master_spawn(PROC_WORKER, (unsigned)i);
+		master_spawn_or_owe(PROC_WORKER, (unsigned)i);
 	/* Each new queue manager waits for the old one with its index. */
 	mctx.qmgr_count = qmgr_count(c);
 	if (qmgr_prepare(c, mctx.qmgr_count, uid, gid) == 0)
 		for (unsigned q = 0; q < mctx.qmgr_count; q++)
-			master_spawn(PROC_QMGR, q);
+			master_spawn_or_owe(PROC_QMGR, q);
 	if (pickup_prepare(c, uid, gid) == 0)
-		master_spawn(PROC_PICKUP, 0);
+		master_spawn_or_owe(PROC_PICKUP, 0);
 	/* The old workers have their own copy of the old configuration. */
 	conf_free(old);
 	free(old);
@@ -451,6 +494,8 @@ master_run(struct conf *c, struct access_table *access, int verbose)
 			break;
 		}
 		master_reap(stopping);
+		if (!stopping && nowed > 0)
+			master_spawn_owed();
 		if (stopping && nchildren == 0)
 			break;
 		if (stopping && time(NULL) > stop_deadline) {
@@ -464,6 +509,7 @@ master_run(struct conf *c, struct access_table *access, int verbose)
 		close(ls[i].fd);
 	free(ls);
 	free(children);
+	free(owed);
 	if (pid_file[0])
 		pidfile_remove(pid_file);
 	log_info("master: stopped");

@@ -13,6 +13,7 @@ import socket
 import ssl
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -74,6 +75,43 @@ def test_workers_cannot_sign_without_keyd(srv):
     with srv.connect(srv.sub_port) as c:
         starttls(c)
         assert c.cmd("NOOP")[0] == 250
+
+
+def test_a_child_that_cannot_be_forked_is_started_later(tmp_path):
+    """The key process dies while fork(2) fails (the process limit, no
+    memory): the master tries again until it can, instead of leaving the
+    server without TLS until a reload."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("SKIP: no C compiler to build the fork-failing shim")
+    shim = tmp_path / "failfork.so"
+    src = Path(__file__).parent / "shims" / "failfork.c"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(shim), str(src),
+                    "-ldl"], check=True, timeout=60)
+    flag = tmp_path / "fail"
+    srv = make_server(extra=["workers 1"], start=False)
+    srv.wrap = ["env", f"LD_PRELOAD={shim}", f"FAILFORK_FLAG={flag}",
+                "ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0"]
+    srv.start()
+    try:
+        assert wait_for(lambda: keyd_pid(srv) is not None, 10), srv.log()
+        pid = keyd_pid(srv)
+        flag.touch()
+        os.kill(pid, signal.SIGKILL)
+        srv.wait_log(r"master: fork key process")
+        time.sleep(2)                   # a few more tries fail
+        assert keyd_pid(srv) in (None, pid)
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            implicit_tls(srv)
+        flag.unlink()
+        assert wait_for(lambda: keyd_pid(srv) not in (None, pid), 10), \
+            srv.log()[-2000:]
+        assert implicit_tls(srv)[0] in ("TLSv1.2", "TLSv1.3")
+        srv.wait_log(r"master: trying key process 0 again")
+    finally:
+        if flag.exists():
+            flag.unlink()
+        finish_checked(srv)
 
 
 def cpu_seconds(pid):
