@@ -514,10 +514,11 @@ sc_starttls(struct smtp_client *c)
 		return;
 	}
 	sc_tls_names(ssl, c->servername, c->cfg.tls_verify);
+	/* A failure past libevent's first allocation frees ssl itself
+	 * (ev/conn.c, conn_starttls). */
 	tls = bufferevent_openssl_filter_new(c->base, c->bev, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (tls == NULL) {
-		SSL_free(ssl);
 		sc_setup_failed(c, 0, "4.7.5", "TLS: cannot start");
 		return;
 	}
@@ -1099,12 +1100,18 @@ smtp_client_connect(struct event_base *base, const struct sockaddr *sa,
 	if (cfg->tls_implicit) {
 		SSL *ssl = SSL_new(cfg->tls_ctx);
 
+		if (ssl == NULL)
+			fatalx("smtp client: cannot create a TLS session");
 		sc_tls_names(ssl, c->servername, cfg->tls_verify);
 		c->bev = bufferevent_openssl_socket_new(base, -1, ssl,
 		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
-		bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+		if (c->bev != NULL)
+			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	} else
 		c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	/* Without a socket yet, only an allocation can fail here. */
+	if (c->bev == NULL)
+		fatalx("smtp client: out of memory");
 	sc_setcb(c);
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)sa,

@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
@@ -18,14 +19,19 @@ conn_tls_accept(struct event_base *base, int fd, SSL_CTX *ctx)
 	SSL *ssl = ctx ? SSL_new(ctx) : NULL;
 	struct bufferevent *bev;
 
-	if (ssl == NULL)
-		return NULL;
-	bev = bufferevent_openssl_socket_new(base, fd, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
-		SSL_free(ssl);
+	if (ssl == NULL) {
+		close(fd);
 		return NULL;
 	}
+	/* A failure after libevent's first allocation frees the SSL and
+	 * closes fd with the half-made bufferevent: freeing or closing them
+	 * here again could free another's memory or close another thread's
+	 * file that took the same number.  (A failure of that allocation
+	 * leaks both; the process is out of memory then.) */
+	bev = bufferevent_openssl_socket_new(base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		return NULL;
 	/* Clients often close without close_notify; that is not an error
 	 * worth a log line per session. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
@@ -70,12 +76,13 @@ conn_starttls(struct event_base *base, struct bufferevent *plain, SSL_CTX *ctx)
 	evbuffer_drain(in, evbuffer_get_length(in));
 	if ((ssl = SSL_new(ctx)) == NULL)
 		return NULL;
+	/* As in conn_tls_accept: once libevent has allocated, a failure
+	 * frees the SSL itself (and lets go of its reference to plain,
+	 * which stays the caller's). */
 	tls = bufferevent_openssl_filter_new(base, plain, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (tls == NULL) {
-		SSL_free(ssl);
+	if (tls == NULL)
 		return NULL;
-	}
 	/* The TLS layer moves records into the socket's buffer only up to
 	 * this mark: what the client has not read stays in the session's
 	 * own output, where conn_output_full() sees it. */

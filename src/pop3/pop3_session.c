@@ -428,8 +428,9 @@ pop3_session_accept(struct worker *w, const struct listener *l, int fd,
 	} else
 		s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL) {
-		log_warnx("pop3: bufferevent_socket_new failed");
-		close(fd);
+		log_warnx("pop3: cannot set up the connection");
+		if (l->conf->tls != TLS_IMPLICIT)
+			close(fd);	/* conn_tls_accept's if TLS */
 		free(s);
 		return;
 	}

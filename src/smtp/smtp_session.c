@@ -1871,8 +1871,9 @@ smtp_session_accept(struct worker *w, const struct listener *l, int fd,
 	} else
 		s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL) {
-		log_warnx("smtp: bufferevent_socket_new failed");
-		close(fd);
+		log_warnx("smtp: cannot set up the connection");
+		if (l->conf->tls != TLS_IMPLICIT)
+			close(fd);	/* conn_tls_accept's if TLS */
 		free(s);
 		return;
 	}
