@@ -48,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
@@ -98,7 +99,7 @@ static struct {
 	struct dns_addr		 addrs[DNS_ADDR_MAX];
 	size_t			 naddrs, next;	/* next: the one to try */
 	struct state_ask	*waiting, **waiting_tail;
-	time_t			 down_until;
+	time_t			 down_until;	/* CLOCK_MONOTONIC seconds */
 	int			 down;		/* an outage is being reported */
 	const char		*down_means;	/* for the log, per process */
 } ra = { .waiting_tail = &ra.waiting,
@@ -160,17 +161,28 @@ ra_fail_waiting(void)
 	}
 }
 
+/* The breaker's clock: with the wall clock, a step back would keep it
+ * open for as long as the step, and one forward would close it early. */
+static time_t
+ra_now(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
 /* Redis counted as down: questions get their fallback at once. */
 static int
 ra_breaker_open(void)
 {
-	return ra.down && time(NULL) < ra.down_until;
+	return ra.down && ra_now() < ra.down_until;
 }
 
 static void
 ra_down(const char *reason)
 {
-	ra.down_until = time(NULL) + STATE_RETRY;
+	ra.down_until = ra_now() + STATE_RETRY;
 	if (!ra.down) {
 		/* Once per outage and process, not per session. */
 		log_warnx("state: redis down (%s); %s, retrying every %ds",
@@ -188,10 +200,10 @@ static void
 ra_close(const char *reason)
 {
 	redisAsyncContext *ac = ra.ac;
-	char why[128];
+	char why[320];
 
 	/* reason may point into the context freed below. */
-	(void)snprintf(why, sizeof why, "%s", reason);
+	(void)strlcpy(why, reason, sizeof why);
 	ra.ac = NULL;
 	ra.ready = 0;
 	ra_down(why);
