@@ -89,6 +89,9 @@ int	state_auth_fail(const char *addr, time_t now, state_answer_fn *,
  * connection, or an error reply) counts Redis as down in that process
  * (the breaker). */
 #define STATE_TIMEOUT_MS	100
+/* An address's time to take the connect before the next is tried (a
+ * host name with several); within a question's bound. */
+#define STATE_CONNECT_MS	(STATE_TIMEOUT_MS / 2)
 #define STATE_RETRY		3	/* seconds */
 #define STATE_KEY_MAX		200	/* a key's length */
 

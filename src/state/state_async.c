@@ -90,6 +90,13 @@ struct state_ask {
  * blocking getaddrinfo), the TCP connect (one address after another),
  * then ready.  Until it is ready, questions wait in the order asked, as
  * commands already formatted, each with its own timer running.
+ *
+ * An address that neither takes nor refuses the connect (its SYNs
+ * dropped) is left after STATE_CONNECT_MS for the next one, as a
+ * refused one is at once: the questions' own timers would drop the
+ * whole attempt, and the next would look the name up again and start
+ * at the same first address.  The last address has the questions'
+ * time.
  */
 static struct {
 	struct event_base	*base;
@@ -101,6 +108,7 @@ static struct {
 	int			 port, db;
 	struct dns_addr		 addrs[DNS_ADDR_MAX];
 	size_t			 naddrs, next;	/* next: the one to try */
+	struct event		*connect_timer;	/* the address's time */
 	struct state_ask	*waiting, **waiting_tail;
 	time_t			 down_until;	/* CLOCK_MONOTONIC seconds */
 	int			 down;		/* an outage is being reported */
@@ -197,6 +205,13 @@ ra_down(const char *reason)
 	ra_fail_waiting();
 }
 
+static void
+ra_connect_timer_stop(void)
+{
+	if (ra.connect_timer)
+		evtimer_del(ra.connect_timer);
+}
+
 /* Drop our connection: its questions are answered (with the fallback)
  * from inside redisAsyncFree, or right after the callback running now.
  * A look-up still out is left to finish: its addresses serve the next
@@ -209,6 +224,7 @@ ra_close(const char *reason)
 
 	/* reason may point into the context freed below. */
 	(void)strlcpy(why, reason, sizeof why);
+	ra_connect_timer_stop();
 	ra.ac = NULL;
 	ra.ready = 0;
 	ra_down(why);
@@ -223,6 +239,7 @@ ra_lost(const redisAsyncContext *ac, const char *reason)
 {
 	if (ac != ra.ac)
 		return;
+	ra_connect_timer_stop();
 	ra.ac = NULL;
 	ra.ready = 0;
 	ra_down(reason);
@@ -283,6 +300,7 @@ ra_connected(const redisAsyncContext *ac, int status)
 {
 	if (ac != ra.ac)
 		return;
+	ra_connect_timer_stop();
 	if (status == REDIS_OK) {
 		ra_ready(ra.ac);
 		return;
@@ -302,11 +320,28 @@ ra_disconnected(const redisAsyncContext *ac, int status)
 	    ac->errstr[0] ? ac->errstr : "connection lost");
 }
 
+/* The address being connected to has not answered: the next one. */
+static void
+ra_connect_timed_out(evutil_socket_t fd, short ev, void *arg)
+{
+	redisAsyncContext *ac = ra.ac;
+
+	if (ac == NULL || ra.ready)
+		return;
+	/* Forgotten first: its callbacks, from inside the free, are no
+	 * longer about our connection. */
+	ra.ac = NULL;
+	redisAsyncFree(ac);
+	ra_connect_next();
+}
+
 /* Connect to the next address of the host; the questions wait until
- * the connect callback says how it went. */
+ * the connect callback says how it went, or, with addresses left, at
+ * most STATE_CONNECT_MS. */
 static void
 ra_connect_next(void)
 {
+	struct timeval tv = { 0, STATE_CONNECT_MS * 1000 };
 	char ip[INET6_ADDRSTRLEN], err[128] = "no address";
 
 	while (ra.next < ra.naddrs) {
@@ -335,6 +370,12 @@ ra_connect_next(void)
 		}
 		(void)redisAsyncSetConnectCallback(ra.ac, ra_connected);
 		(void)redisAsyncSetDisconnectCallback(ra.ac, ra_disconnected);
+		if (ra.next < ra.naddrs && ra.connect_timer == NULL)
+			ra.connect_timer = evtimer_new(ra.base,
+			    ra_connect_timed_out, NULL);
+		/* Without the timer the questions' own still bound it. */
+		if (ra.next < ra.naddrs && ra.connect_timer)
+			evtimer_add(ra.connect_timer, &tv);
 		return;
 	}
 	ra_down(err);
@@ -773,6 +814,10 @@ state_async_shutdown(void)
 {
 	/* Any question still out or waiting is answered with its
 	 * fallback. */
+	if (ra.connect_timer) {
+		event_free(ra.connect_timer);
+		ra.connect_timer = NULL;
+	}
 	if (ra.ac) {
 		redisAsyncContext *ac = ra.ac;
 

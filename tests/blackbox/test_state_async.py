@@ -459,6 +459,83 @@ def test_a_slow_name_server_does_not_stall_the_worker(postern, slow_redis,
     srv.wait_log(r"state: redis back")
 
 
+class SilentAddress:
+    """host:port taking no connection and refusing none, as an address
+    whose SYNs a firewall drops: a listener whose accept queue is full
+    and never drained, so that the kernel drops the SYNs that come to
+    it.  Only loopback is used."""
+
+    def __init__(self, host, port):
+        self.sock = socket.socket(socket.AF_INET6)
+        self.fillers = []
+        try:
+            self.sock.bind((host, port))
+        except OSError as e:
+            self.close()
+            pytest.skip(f"SKIP: cannot listen on [{host}]:{port}: {e}")
+        self.sock.listen(0)
+        # One connection fills a queue of 0 (the kernel takes one more
+        # than asked); the others make sure.
+        for _ in range(3):
+            s = socket.socket(socket.AF_INET6)
+            s.setblocking(False)
+            s.connect_ex((host, port))
+            self.fillers.append(s)
+        time.sleep(0.1)
+        probe = socket.socket(socket.AF_INET6)
+        probe.settimeout(0.3)
+        try:
+            probe.connect((host, port))
+            answered = True
+        except socket.timeout:
+            answered = False
+        except OSError:
+            answered = True
+        finally:
+            probe.close()
+        if answered:
+            self.close()
+            pytest.skip("SKIP: this kernel answers connects to a full "
+                        "accept queue")
+
+    def close(self):
+        for s in self.fillers:
+            s.close()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("slow_redis", [(0.0,)], indirect=True)
+@pytest.mark.parametrize("slow_dns", [(0.0, {"redis.test": ["::1",
+                                                            "127.0.0.1"]})],
+                         indirect=True)
+def test_an_address_that_drops_the_connect_is_left_for_the_next(
+        postern, slow_redis, slow_dns):
+    """The name's first address (IPv6, tried first) drops the SYNs: the
+    connect goes on to the next address within the first question's
+    100 ms, as after a refused one, instead of timing the whole attempt
+    out and starting again at the same first address."""
+    silent = SilentAddress("::1", slow_redis.port)
+    try:
+        srv = named_store_server(postern, slow_redis, slow_dns)
+        with srv.connect(source=SOURCE) as c:
+            c.ehlo()
+            t0 = time.monotonic()
+            code, text = c.cmd("MAIL FROM:<someone@remote.example>")
+            took = time.monotonic() - t0
+            assert code == 250, text
+            # The grant, asked of the store on 127.0.0.1: relay.
+            code, text = c.cmd("RCPT TO:<friend@elsewhere.example>")
+            assert code == 250, text
+        assert slow_redis.commands == ["EVAL", "EXISTS"], \
+            slow_redis.commands
+        assert took < 0.1, took
+        assert "state: redis down" not in srv.log()
+        print(f"\nfigure: first MAIL answered by the store in "
+              f"{took * 1000:.0f} ms")
+    finally:
+        silent.close()
+
+
 @pytest.mark.parametrize("slow_redis", [(0.0,)], indirect=True)
 @pytest.mark.parametrize("slow_dns", [(0.0, {})], indirect=True)
 def test_a_name_that_does_not_exist_fails_closed(postern, slow_redis,
