@@ -55,7 +55,20 @@ rl_hash(const char *key)
 	return h % RL_SLOTS;
 }
 
-/* Move the slot's windows up to now's hour. */
+static uint32_t
+rl_sum(uint32_t a, uint32_t b)
+{
+	return a > UINT32_MAX - b ? UINT32_MAX : a + b;
+}
+
+/*
+ * Move the slot's windows up to now's hour.  A window later than that
+ * means the wall clock went back: a step of two seconds across the hour
+ * must not give every sender a fresh hour.  The slot then moves back to
+ * now's hour with both counts in the current one, weighing in full, as
+ * they did at most at the later hour's start; a count goes no sooner
+ * than it would have, and a long step forgets nothing either.
+ */
 static void
 rl_roll(struct rl_slot *s, time_t now)
 {
@@ -63,11 +76,17 @@ rl_roll(struct rl_slot *s, time_t now)
 
 	if (s->window == hour)
 		return;
-	if (s->window == hour - RL_WINDOW) {
-		memcpy(s->prev, s->cur, sizeof s->prev);
-	} else
+	if (s->window > hour) {
+		for (size_t k = 0; k < 2; k++)
+			s->cur[k] = rl_sum(s->cur[k], s->prev[k]);
 		memset(s->prev, 0, sizeof s->prev);
-	memset(s->cur, 0, sizeof s->cur);
+	} else if (s->window == hour - RL_WINDOW) {
+		memcpy(s->prev, s->cur, sizeof s->prev);
+		memset(s->cur, 0, sizeof s->cur);
+	} else {
+		memset(s->prev, 0, sizeof s->prev);
+		memset(s->cur, 0, sizeof s->cur);
+	}
 	s->window = hour;
 }
 
@@ -81,6 +100,8 @@ rl_weight(const struct rl_slot *s, time_t now)
 	uint64_t cur = (uint64_t)s->cur[0] + s->cur[1];
 	uint64_t prev = (uint64_t)s->prev[0] + s->prev[1];
 
+	if (s->window > hour)		/* the clock went back */
+		return cur + prev;
 	if (s->window == hour)
 		return cur + prev * left / RL_WINDOW;
 	if (s->window == hour - RL_WINDOW)

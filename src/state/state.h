@@ -72,10 +72,12 @@ int	state_rate_take(const struct conf *, const char *key,
  * not, -1 if the shared store cannot be asked (answer a temporary
  * error: nobody gets in while the blocks cannot be read).
  * state_auth_fail: a failure; the failures now counted for the address
- * (it is blocked from auth_max_failures on), 0 if the store could not
- * count it.  A success forgets nothing: the failures expire with their
- * window (one account's login must not reset the count of guesses at
- * others from the same address).
+ * (it is blocked from auth_max_failures on).  One the shared store
+ * could not count (unreachable, or refusing writes) is counted by the
+ * auth process alone, and its block then holds on this node.  A
+ * success forgets nothing: the failures expire with their window (one
+ * account's login must not reset the count of guesses at others from
+ * the same address).
  */
 void	state_auth_init(const struct conf *, struct event_base *);
 int	state_auth_blocked(const char *addr, time_t now, state_answer_fn *,
@@ -83,9 +85,13 @@ int	state_auth_blocked(const char *addr, time_t now, state_answer_fn *,
 int	state_auth_fail(const char *addr, time_t now, state_answer_fn *,
 	    void *arg, struct state_ask **ticket);
 
-/* Each question's bound, and how long a failure counts Redis as down in
- * that process (the breaker). */
+/* Each question's bound, and how long a failure (no answer, no
+ * connection, or an error reply) counts Redis as down in that process
+ * (the breaker). */
 #define STATE_TIMEOUT_MS	100
+/* An address's time to take the connect before the next is tried (a
+ * host name with several); within a question's bound. */
+#define STATE_CONNECT_MS	(STATE_TIMEOUT_MS / 2)
 #define STATE_RETRY		3	/* seconds */
 #define STATE_KEY_MAX		200	/* a key's length */
 

@@ -12,11 +12,14 @@
  * the others, and the commands of many share the connection in flight.
  *
  * Each question has STATE_TIMEOUT_MS to be answered.  When one is not,
- * or the connection fails, the connection is dropped and Redis counts
- * as down for STATE_RETRY seconds (the breaker): every question then
- * waiting, and every new one until the retry, gets the fallback answer
- * at once: no grant, the node's own counters, a grant not made, and for
- * the auth process "cannot tell" (a temporary error for the login).
+ * the connection fails, or Redis answers one with an error (a replica
+ * after a failover refusing writes, a server out of memory or unable to
+ * save), the connection is dropped and Redis counts as down for
+ * STATE_RETRY seconds (the breaker): every question then waiting, and
+ * every new one until the retry, gets the fallback answer at once: no
+ * grant, the node's own counters, a grant not made, and for the auth
+ * process "cannot tell" whether an address is blocked (a temporary
+ * error for the login) and its own count of a failure.
  *
  * Keys:
  *
@@ -48,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
@@ -86,6 +90,13 @@ struct state_ask {
  * blocking getaddrinfo), the TCP connect (one address after another),
  * then ready.  Until it is ready, questions wait in the order asked, as
  * commands already formatted, each with its own timer running.
+ *
+ * An address that neither takes nor refuses the connect (its SYNs
+ * dropped) is left after STATE_CONNECT_MS for the next one, as a
+ * refused one is at once: the questions' own timers would drop the
+ * whole attempt, and the next would look the name up again and start
+ * at the same first address.  The last address has the questions'
+ * time.
  */
 static struct {
 	struct event_base	*base;
@@ -97,9 +108,11 @@ static struct {
 	int			 port, db;
 	struct dns_addr		 addrs[DNS_ADDR_MAX];
 	size_t			 naddrs, next;	/* next: the one to try */
+	struct event		*connect_timer;	/* the address's time */
 	struct state_ask	*waiting, **waiting_tail;
-	time_t			 down_until;
+	time_t			 down_until;	/* CLOCK_MONOTONIC seconds */
 	int			 down;		/* an outage is being reported */
+	int			 down_writes;	/* it is writes Redis refuses */
 	const char		*down_means;	/* for the log, per process */
 } ra = { .waiting_tail = &ra.waiting,
 	 .down_means = "relay by POP grant refused" };
@@ -133,6 +146,7 @@ static const char fail_script[] =
     "return n\n";
 
 static int	ask_fallback(struct state_ask *);
+static int	throttle_count(const char *, time_t);
 static void	ask_free(struct state_ask *);
 static void	ask_replied(redisAsyncContext *, void *, void *);
 
@@ -160,17 +174,28 @@ ra_fail_waiting(void)
 	}
 }
 
+/* The breaker's clock: with the wall clock, a step back would keep it
+ * open for as long as the step, and one forward would close it early. */
+static time_t
+ra_now(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
 /* Redis counted as down: questions get their fallback at once. */
 static int
 ra_breaker_open(void)
 {
-	return ra.down && time(NULL) < ra.down_until;
+	return ra.down && ra_now() < ra.down_until;
 }
 
 static void
 ra_down(const char *reason)
 {
-	ra.down_until = time(NULL) + STATE_RETRY;
+	ra.down_until = ra_now() + STATE_RETRY;
 	if (!ra.down) {
 		/* Once per outage and process, not per session. */
 		log_warnx("state: redis down (%s); %s, retrying every %ds",
@@ -178,6 +203,13 @@ ra_down(const char *reason)
 		ra.down = 1;
 	}
 	ra_fail_waiting();
+}
+
+static void
+ra_connect_timer_stop(void)
+{
+	if (ra.connect_timer)
+		evtimer_del(ra.connect_timer);
 }
 
 /* Drop our connection: its questions are answered (with the fallback)
@@ -188,10 +220,11 @@ static void
 ra_close(const char *reason)
 {
 	redisAsyncContext *ac = ra.ac;
-	char why[128];
+	char why[320];
 
 	/* reason may point into the context freed below. */
-	(void)snprintf(why, sizeof why, "%s", reason);
+	(void)strlcpy(why, reason, sizeof why);
+	ra_connect_timer_stop();
 	ra.ac = NULL;
 	ra.ready = 0;
 	ra_down(why);
@@ -206,6 +239,7 @@ ra_lost(const redisAsyncContext *ac, const char *reason)
 {
 	if (ac != ra.ac)
 		return;
+	ra_connect_timer_stop();
 	ra.ac = NULL;
 	ra.ready = 0;
 	ra_down(reason);
@@ -266,6 +300,7 @@ ra_connected(const redisAsyncContext *ac, int status)
 {
 	if (ac != ra.ac)
 		return;
+	ra_connect_timer_stop();
 	if (status == REDIS_OK) {
 		ra_ready(ra.ac);
 		return;
@@ -285,11 +320,28 @@ ra_disconnected(const redisAsyncContext *ac, int status)
 	    ac->errstr[0] ? ac->errstr : "connection lost");
 }
 
+/* The address being connected to has not answered: the next one. */
+static void
+ra_connect_timed_out(evutil_socket_t fd, short ev, void *arg)
+{
+	redisAsyncContext *ac = ra.ac;
+
+	if (ac == NULL || ra.ready)
+		return;
+	/* Forgotten first: its callbacks, from inside the free, are no
+	 * longer about our connection. */
+	ra.ac = NULL;
+	redisAsyncFree(ac);
+	ra_connect_next();
+}
+
 /* Connect to the next address of the host; the questions wait until
- * the connect callback says how it went. */
+ * the connect callback says how it went, or, with addresses left, at
+ * most STATE_CONNECT_MS. */
 static void
 ra_connect_next(void)
 {
+	struct timeval tv = { 0, STATE_CONNECT_MS * 1000 };
 	char ip[INET6_ADDRSTRLEN], err[128] = "no address";
 
 	while (ra.next < ra.naddrs) {
@@ -318,6 +370,12 @@ ra_connect_next(void)
 		}
 		(void)redisAsyncSetConnectCallback(ra.ac, ra_connected);
 		(void)redisAsyncSetDisconnectCallback(ra.ac, ra_disconnected);
+		if (ra.next < ra.naddrs && ra.connect_timer == NULL)
+			ra.connect_timer = evtimer_new(ra.base,
+			    ra_connect_timed_out, NULL);
+		/* Without the timer the questions' own still bound it. */
+		if (ra.next < ra.naddrs && ra.connect_timer)
+			evtimer_add(ra.connect_timer, &tv);
 		return;
 	}
 	ra_down(err);
@@ -389,9 +447,24 @@ ask_fallback(struct state_ask *q)
 	case ASK_AUTH_BLOCKED:
 		return -1;	/* cannot tell: nobody gets in */
 	case ASK_AUTH_FAIL:
-		return 0;	/* not counted */
+		/* Counted by this process alone, as the rate counters are,
+		 * and blocked here from the limit on (state_auth_blocked
+		 * reads this table first).  "Not counted" would let each
+		 * guess go without a delay and without end while a Redis
+		 * that takes reads but not writes still says "not
+		 * blocked". */
+		return throttle_count(q->addr, q->now);
 	}
 	return -1;
+}
+
+/* Whether the question writes: a Redis that refuses writes may still
+ * answer reads, and is not back until a write goes through. */
+static int
+ask_writes(const struct state_ask *q)
+{
+	return q->kind == ASK_GRANT_ADD || q->kind == ASK_RATE ||
+	    q->kind == ASK_AUTH_FAIL;
 }
 
 /* Redis answered (an integer or OK); the caller's answer. */
@@ -439,14 +512,24 @@ ask_replied(redisAsyncContext *ac, void *reply, void *privdata)
 		ra_lost(ac, ac->errstr[0] ? ac->errstr : "no answer");
 		answer = q->fn ? ask_fallback(q) : -1;
 	} else if (r->type == REDIS_REPLY_ERROR) {
-		/* An answer, so the server is up; this is a bug or a Redis
-		 * that refuses writes (read-only replica, out of memory). */
-		log_warnx("state: redis: %s", r->str);
+		/* The server is up but will not do this (READONLY after a
+		 * failover, MISCONF, OOM): the next question would most
+		 * likely fail alike, and a store that takes reads but not
+		 * writes would count no failure while it still answers
+		 * "not blocked".  So it counts as down, as if unreachable;
+		 * the other questions on the connection get their fallback
+		 * after this callback. */
+		if (ac == ra.ac) {
+			ra.down_writes = ask_writes(q);
+			ra_close(r->str);
+		}
 		answer = q->fn ? ask_fallback(q) : -1;
 	} else {
-		if (ra.down && ac == ra.ac) {
+		if (ra.down && ac == ra.ac &&
+		    (!ra.down_writes || ask_writes(q))) {
 			log_info("state: redis back");
 			ra.down = 0;
+			ra.down_writes = 0;
 		}
 		answer = ask_answer(q, r);
 	}
@@ -676,18 +759,28 @@ state_auth_local(void)
 	return auth_conf == NULL || auth_conf->state[0] == '\0';
 }
 
+/* A failure in the process's own table; the failures counted there. */
+static int
+throttle_count(const char *addr, time_t now)
+{
+	unsigned n = throttle_fail(addr, now);
+
+	return n > INT_MAX ? INT_MAX : (int)n;
+}
+
 int
 state_auth_blocked(const char *addr, time_t now, state_answer_fn *fn,
     void *arg, struct state_ask **ticket)
 {
 	char key[STATE_KEY_MAX];
 	const char *argv[] = { "TTL", key };
+	unsigned left = throttle_blocked(addr, now);
 
-	if (state_auth_local()) {
-		unsigned left = throttle_blocked(addr, now);
-
+	/* With Redis, the table holds the failures Redis could not count
+	 * (ask_fallback): their block holds on this node whatever Redis
+	 * says. */
+	if (state_auth_local() || left > 0)
 		return left > INT_MAX ? INT_MAX : (int)left;
-	}
 	(void)snprintf(key, sizeof key, "postern:authblock:%s", addr);
 	return ask_send(auth_conf, ask_new(ASK_AUTH_BLOCKED, fn, arg), 2,
 	    argv, ticket);
@@ -700,19 +793,20 @@ state_auth_fail(const char *addr, time_t now, state_answer_fn *fn,
 	char fk[STATE_KEY_MAX], bk[STATE_KEY_MAX], maxs[16], blocks[16];
 	const char *argv[] = { "EVAL", fail_script, "2", fk, bk, maxs, blocks };
 	const struct conf *c = auth_conf;
-	unsigned n;
+	struct state_ask *q;
 
-	if (state_auth_local()) {
-		n = throttle_fail(addr, now);
-		return n > INT_MAX ? INT_MAX : (int)n;
-	}
+	if (state_auth_local())
+		return throttle_count(addr, now);
 	(void)snprintf(fk, sizeof fk, "postern:authfail:%s", addr);
 	(void)snprintf(bk, sizeof bk, "postern:authblock:%s", addr);
 	(void)snprintf(maxs, sizeof maxs, "%u",
 	    c->auth_max_failures ? c->auth_max_failures : 1);
 	(void)snprintf(blocks, sizeof blocks, "%u",
 	    c->auth_block_time ? (unsigned)c->auth_block_time : 1);
-	return ask_send(c, ask_new(ASK_AUTH_FAIL, fn, arg), 7, argv, ticket);
+	q = ask_new(ASK_AUTH_FAIL, fn, arg);
+	(void)strlcpy(q->addr, addr, sizeof q->addr);
+	q->now = now;
+	return ask_send(c, q, 7, argv, ticket);
 }
 
 void
@@ -720,6 +814,10 @@ state_async_shutdown(void)
 {
 	/* Any question still out or waiting is answered with its
 	 * fallback. */
+	if (ra.connect_timer) {
+		event_free(ra.connect_timer);
+		ra.connect_timer = NULL;
+	}
 	if (ra.ac) {
 		redisAsyncContext *ac = ra.ac;
 

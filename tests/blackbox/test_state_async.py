@@ -27,18 +27,24 @@ SOURCE = "127.0.0.40"           # not in mynetworks: relay needs a grant
 DELAY = 0.07                    # seconds per answer, under the 100 ms bound
 
 
+READONLY = "READONLY You can't write against a read only replica."
+
+
 class SlowRedis:
     """Answers EXISTS with `exists`, TTL with :-2 (no such key), EVAL with
     :1 and the rest with +OK, each after `delay` seconds; with delay None
-    it reads and never answers.  Commands are answered in order on each
-    connection, as Redis does: one after another (a slow server), or with
-    `latency` each `delay` after it arrived (a slow network: commands
-    sent together are answered together)."""
+    it reads and never answers.  The commands in `refuse` get -READONLY
+    instead, as a primary demoted to replica by a failover answers
+    writes.  Commands are answered in order on each connection, as Redis
+    does: one after another (a slow server), or with `latency` each
+    `delay` after it arrived (a slow network: commands sent together are
+    answered together)."""
 
-    def __init__(self, delay, exists=1, latency=False):
+    def __init__(self, delay, exists=1, latency=False, refuse=()):
         self.delay = delay
         self.exists = exists
         self.latency = latency
+        self.refuse = set(refuse)
         self.port = free_port()
         self.commands = []
         self.lsock = socket.socket()
@@ -91,6 +97,8 @@ class SlowRedis:
         return out, buf
 
     def _reply(self, verb):
+        if verb in self.refuse:
+            return f"-{READONLY}\r\n".encode()
         return (f":{self.exists}\r\n" if verb == "EXISTS" else
                 ":-2\r\n" if verb == "TTL" else
                 ":1\r\n" if verb == "EVAL" else "+OK\r\n").encode()
@@ -451,6 +459,83 @@ def test_a_slow_name_server_does_not_stall_the_worker(postern, slow_redis,
     srv.wait_log(r"state: redis back")
 
 
+class SilentAddress:
+    """host:port taking no connection and refusing none, as an address
+    whose SYNs a firewall drops: a listener whose accept queue is full
+    and never drained, so that the kernel drops the SYNs that come to
+    it.  Only loopback is used."""
+
+    def __init__(self, host, port):
+        self.sock = socket.socket(socket.AF_INET6)
+        self.fillers = []
+        try:
+            self.sock.bind((host, port))
+        except OSError as e:
+            self.close()
+            pytest.skip(f"SKIP: cannot listen on [{host}]:{port}: {e}")
+        self.sock.listen(0)
+        # One connection fills a queue of 0 (the kernel takes one more
+        # than asked); the others make sure.
+        for _ in range(3):
+            s = socket.socket(socket.AF_INET6)
+            s.setblocking(False)
+            s.connect_ex((host, port))
+            self.fillers.append(s)
+        time.sleep(0.1)
+        probe = socket.socket(socket.AF_INET6)
+        probe.settimeout(0.3)
+        try:
+            probe.connect((host, port))
+            answered = True
+        except socket.timeout:
+            answered = False
+        except OSError:
+            answered = True
+        finally:
+            probe.close()
+        if answered:
+            self.close()
+            pytest.skip("SKIP: this kernel answers connects to a full "
+                        "accept queue")
+
+    def close(self):
+        for s in self.fillers:
+            s.close()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("slow_redis", [(0.0,)], indirect=True)
+@pytest.mark.parametrize("slow_dns", [(0.0, {"redis.test": ["::1",
+                                                            "127.0.0.1"]})],
+                         indirect=True)
+def test_an_address_that_drops_the_connect_is_left_for_the_next(
+        postern, slow_redis, slow_dns):
+    """The name's first address (IPv6, tried first) drops the SYNs: the
+    connect goes on to the next address within the first question's
+    100 ms, as after a refused one, instead of timing the whole attempt
+    out and starting again at the same first address."""
+    silent = SilentAddress("::1", slow_redis.port)
+    try:
+        srv = named_store_server(postern, slow_redis, slow_dns)
+        with srv.connect(source=SOURCE) as c:
+            c.ehlo()
+            t0 = time.monotonic()
+            code, text = c.cmd("MAIL FROM:<someone@remote.example>")
+            took = time.monotonic() - t0
+            assert code == 250, text
+            # The grant, asked of the store on 127.0.0.1: relay.
+            code, text = c.cmd("RCPT TO:<friend@elsewhere.example>")
+            assert code == 250, text
+        assert slow_redis.commands == ["EVAL", "EXISTS"], \
+            slow_redis.commands
+        assert took < 0.1, took
+        assert "state: redis down" not in srv.log()
+        print(f"\nfigure: first MAIL answered by the store in "
+              f"{took * 1000:.0f} ms")
+    finally:
+        silent.close()
+
+
 @pytest.mark.parametrize("slow_redis", [(0.0,)], indirect=True)
 @pytest.mark.parametrize("slow_dns", [(0.0, {})], indirect=True)
 def test_a_name_that_does_not_exist_fails_closed(postern, slow_redis,
@@ -521,5 +606,74 @@ def test_logins_do_not_wait_for_each_other_on_a_slow_store(slow_redis):
         # One after another, the last would wait n round trips.
         assert max(waits) < n * DELAY / 2, [round(w, 3) for w in waits]
         assert "state: redis down" not in srv.log()
+    finally:
+        finish_checked(srv)
+
+
+# What postern writes with: the rate and failure scripts, the grant.
+WRITES = ("EVAL", "EVALSHA", "SET", "INCR", "INCRBY", "EXPIRE")
+
+
+@pytest.mark.parametrize("slow_redis", [(0.0, 1, False, WRITES)],
+                         indirect=True)
+def test_a_store_that_refuses_writes_does_not_let_guesses_go_on(slow_redis):
+    """After a failover the old primary, now a replica, still answers
+    reads (TTL: the address is not blocked) but refuses every write, so
+    no failure is counted in it.  The refusal counts as the store being
+    down (the breaker: logins meanwhile get a temporary error without a
+    check), and the failure is counted by the auth process alone: each
+    checked guess waits longer than the one before, and the third blocks
+    the address on this node, right password or not."""
+    import base64
+    from test_auth import PASSWORD, make_server
+
+    def auth(password):
+        ir = base64.b64encode(f"\0hoge\0{password}".encode()).decode()
+        with srv.connect(srv.sub_port) as c:
+            c.ehlo()
+            t0 = time.monotonic()
+            code, text = c.cmd(f"AUTH PLAIN {ir}")
+            return code, text, time.monotonic() - t0
+
+    srv = make_server(extra=[f"state {slow_redis.url}",
+                             "auth-throttle 3 60s"],
+                      sub_opts="cleartext-auth loopback")
+    answers = []
+    try:
+        # Three checked guesses take 1 + 2 + 3 s, with the breaker's
+        # 3 s between them; the loop stops at the block, or at a fourth
+        # checked guess (guessing without end).
+        deadline = time.monotonic() + 25
+        while time.monotonic() < deadline:
+            code, text, took = auth("guess")
+            answers.append((code, round(took, 2)))
+            if code == 421 or [c for c, _ in answers].count(535) > 3:
+                break
+            if code == 454:
+                assert "4.7.0" in text, text
+                time.sleep(0.2)
+        checked = [took for code, took in answers if code == 535]
+        assert len(checked) == 3, answers
+        for n, took in enumerate(checked, 1):
+            assert took >= n - 0.1, answers        # 1 s, 2 s, 3 s
+        assert answers[-1][0] == 421, answers
+        assert {code for code, _ in answers} == {535, 454, 421}, answers
+        # The right password is refused too, without asking the store.
+        code, text, _ = auth(PASSWORD)
+        assert code == 421 and "4.7.0" in text, text
+        assert "auth ok user=hoge" not in srv.log()
+        srv.wait_log(r"authd: auth failed user=hoge address=127\.0\.0\.1 "
+                     r"mech=PLAIN failures=3 blocked")
+        # The store was asked (reads answered, writes refused) ...
+        assert "TTL" in slow_redis.commands, slow_redis.commands
+        assert slow_redis.commands.count("EVAL") == 3, slow_redis.commands
+        # ... and its outage logged once, not per guess, nor as over
+        # when a read went through.
+        log = srv.log()
+        assert re.search(r"state: redis down \(READONLY You can't write",
+                         log), log
+        assert log.count("state: redis down") == 1, log
+        assert "state: redis back" not in log
+        print(f"\nfigure: answers (code, seconds) {answers}")
     finally:
         finish_checked(srv)

@@ -105,6 +105,43 @@ test_rate_flood_keeps_the_heavy_sender(void **state)
 	    1000, now + HOUR), 0);
 }
 
+static void
+test_rate_clock_back(void **state)
+{
+	const time_t h = T0 + 30 * HOUR;	/* after the tests above */
+
+	ratelimit_init();
+	/* Ten sent just after an hour's start... */
+	assert_int_equal(ratelimit_take("user:back", RL_MESSAGES, 10, 10,
+	    h + 1), 1);
+	/* ...then the clock steps back two seconds, into the hour before:
+	 * the ten still count, and nothing more goes */
+	assert_int_equal(ratelimit_rate("user:back", RL_MESSAGES, h - 1), 10);
+	assert_int_equal(ratelimit_take("user:back", RL_MESSAGES, 1, 10,
+	    h - 1), 0);
+	/* and once the clock is past the hour again, they weigh as the
+	 * previous hour's */
+	assert_int_equal(ratelimit_rate("user:back", RL_MESSAGES, h + 2), 9);
+
+	/* The previous hour's count is kept too, in full. */
+	assert_int_equal(ratelimit_take("user:back2", RL_MESSAGES, 6, 10,
+	    h - 1), 1);
+	assert_int_equal(ratelimit_take("user:back2", RL_MESSAGES, 3, 10,
+	    h + 1), 1);
+	assert_int_equal(ratelimit_rate("user:back2", RL_MESSAGES, h + 1), 8);
+	assert_int_equal(ratelimit_take("user:back2", RL_MESSAGES, 2, 10,
+	    h - 1), 0);
+	assert_int_equal(ratelimit_rate("user:back2", RL_MESSAGES, h - 1), 9);
+	assert_int_equal(ratelimit_take("user:back2", RL_MESSAGES, 1, 10,
+	    h - 1), 1);
+
+	/* A step back of a day forgets nothing either. */
+	assert_int_equal(ratelimit_take("user:back3", RL_MESSAGES, 5, 5,
+	    h + 1), 1);
+	assert_int_equal(ratelimit_take("user:back3", RL_MESSAGES, 1, 5,
+	    h - 24 * HOUR), 0);
+}
+
 static struct sockaddr_in
 v4(const char *a)
 {
@@ -223,6 +260,7 @@ main(void)
 		cmocka_unit_test(test_rate_sliding),
 		cmocka_unit_test(test_rate_table_full),
 		cmocka_unit_test(test_rate_flood_keeps_the_heavy_sender),
+		cmocka_unit_test(test_rate_clock_back),
 		cmocka_unit_test(test_client_key),
 		cmocka_unit_test(test_connlimit),
 		cmocka_unit_test(test_connlimit_two_generations_of_256),
