@@ -2,13 +2,16 @@
  * auth_client.c - the workers' side of the auth process: sends SASL
  * steps, matches answers to waiting sessions by request id, and
  * reconnects by itself.  While authd is unreachable every exchange gets
- * a temporary failure (454 4.7.0), never a success.
+ * a temporary failure (454 4.7.0), never a success.  While it is only
+ * slow (stopped for a moment, or behind a burst of logins), what its
+ * socket cannot take yet waits in a queue (proc/msgq.h).
  */
 #include "auth/authd.h"
 #include "lib/base64.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
+#include "proc/msgq.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -32,6 +35,7 @@ static struct {
 	struct event_base	*base;
 	const struct conf	*conf;
 	int			 fd;
+	struct msgq		*q;		/* what goes to fd */
 	struct event		*ev, *retry;
 	uint64_t		 next_reqid;
 	int			 warned;	/* log an outage once */
@@ -61,6 +65,8 @@ auth_client_lost(void)
 		event_free(ac.ev);
 		ac.ev = NULL;
 	}
+	msgq_free(ac.q);
+	ac.q = NULL;
 	if (ac.fd != -1) {
 		close(ac.fd);
 		ac.fd = -1;
@@ -116,6 +122,14 @@ auth_client_read(evutil_socket_t fd, short ev, void *unused)
 	}
 }
 
+/* Messages that waited for room could not be sent after all. */
+static void
+auth_client_send_failed(void *unused)
+{
+	log_warn("auth: send");
+	auth_client_lost();
+}
+
 static void
 auth_client_connect(evutil_socket_t unused, short ev, void *arg)
 {
@@ -143,6 +157,7 @@ auth_client_connect(evutil_socket_t unused, short ev, void *arg)
 	ac.ev = event_new(ac.base, ac.fd, EV_READ | EV_PERSIST, auth_client_read,
 	    NULL);
 	event_add(ac.ev, NULL);
+	ac.q = msgq_new(ac.base, ac.fd, auth_client_send_failed, NULL);
 }
 
 void
@@ -159,7 +174,7 @@ auth_client_init(struct event_base *base, const struct conf *conf)
 static int
 auth_client_send(struct msg *m)
 {
-	if (ac.fd == -1 || msg_send(ac.fd, m) == -1)
+	if (ac.q == NULL || msgq_send(ac.q, m) == -1)
 		return -1;
 	return 0;
 }
@@ -268,6 +283,8 @@ auth_client_shutdown(void)
 	}
 	if (ac.ev)
 		event_free(ac.ev);
+	msgq_free(ac.q);
+	ac.q = NULL;
 	if (ac.retry)
 		event_free(ac.retry);
 	if (ac.fd != -1)

@@ -24,6 +24,7 @@
 #include "policy/client_key.h"
 #include "policy/relay.h"
 #include "proc/msg.h"
+#include "proc/msgq.h"
 #include "sasl/sasl.h"
 #include "state/state.h"
 
@@ -88,6 +89,9 @@ struct authd_exchange {
 struct authd_conn {
 	int			 fd;
 	struct event		*ev;
+	struct msgq		*q;		/* answers the socket cannot
+						   take yet */
+	int			 lost;		/* the worker takes no more */
 	unsigned		 nexchanges;
 	TAILQ_HEAD(, authd_exchange) exchanges;
 	TAILQ_ENTRY(authd_conn)	 entry;
@@ -509,6 +513,29 @@ authd_exchange_find(struct authd_conn *c, uint64_t reqid)
 	return NULL;
 }
 
+/*
+ * The worker takes no more answers (a send failed, or too many wait):
+ * the socket is shut, so that the worker sees it at once and answers
+ * its sessions itself, and the read event frees the connection, out of
+ * the way of whatever is answering now.
+ */
+static void
+authd_conn_lose(void *arg)
+{
+	struct authd_conn *c = arg;
+
+	log_warn("authd: send");
+	c->lost = 1;
+	(void)shutdown(c->fd, SHUT_RDWR);
+}
+
+static void
+authd_conn_send(struct authd_conn *c, const struct msg *m)
+{
+	if (!c->lost && msgq_send(c->q, m) == -1)
+		authd_conn_lose(c);
+}
+
 static void
 authd_send_result(struct authd_conn *c, uint64_t reqid,
     enum msg_auth_result r, const char *user)
@@ -518,8 +545,7 @@ authd_send_result(struct authd_conn *c, uint64_t reqid,
 	msg_init(&m, MSG_AUTH_RESULT, reqid);
 	msg_put_u32(&m, r);
 	msg_put_str(&m, user ? user : "");
-	if (msg_send(c->fd, &m) == -1)
-		log_warn("authd: send");
+	authd_conn_send(c, &m);
 }
 
 static void
@@ -545,8 +571,7 @@ authd_step(struct authd_exchange *x, const uint8_t *in, size_t n, int has_in)
 	if (st == SASL_CONTINUE) {
 		msg_init(&m, MSG_AUTH_CHALLENGE, x->reqid);
 		msg_put_data(&m, out.data ? out.data : "", out.len);
-		if (msg_send(x->conn->fd, &m) == -1)
-			log_warn("authd: send");
+		authd_conn_send(x->conn, &m);
 	}
 	buf_free(&out);
 	if (st != SASL_CONTINUE && st != SASL_PENDING)
@@ -873,6 +898,7 @@ authd_conn_free(struct authd_conn *c)
 		authd_exchange_free(TAILQ_FIRST(&c->exchanges));
 	TAILQ_REMOVE(&authd.conns, c, entry);
 	event_free(c->ev);
+	msgq_free(c->q);
 	close(c->fd);
 	free(c);
 }
@@ -881,10 +907,16 @@ static void
 authd_conn_read(evutil_socket_t fd, short ev, void *arg)
 {
 	struct authd_conn *c = arg;
-	struct msg *m = xmalloc(sizeof *m);
+	struct msg *m;
 	int rc, bad = 0;
 
-	while ((rc = msg_recv(fd, m)) == 1) {
+	if (c->lost) {
+		authd_conn_free(c);
+		return;
+	}
+	/* Once lost, the rest is left unread; the next event frees it. */
+	m = xmalloc(sizeof *m);
+	while (!c->lost && (rc = msg_recv(fd, m)) == 1) {
 		switch (m->type) {
 		case MSG_AUTH_START:
 			bad = authd_handle_start(c, m) == -1;
@@ -926,6 +958,7 @@ authd_accept(evutil_socket_t lfd, short ev, void *arg)
 		c->ev = event_new(authd.base, fd, EV_READ | EV_PERSIST,
 		    authd_conn_read, c);
 		event_add(c->ev, NULL);
+		c->q = msgq_new(authd.base, fd, authd_conn_lose, c);
 	}
 	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 		log_warn("authd: accept");

@@ -65,6 +65,10 @@ void	msg_init(struct msg *, enum msg_type, uint64_t reqid);
 void	msg_put_u32(struct msg *, uint32_t);
 void	msg_put_data(struct msg *, const void *, size_t);
 void	msg_put_str(struct msg *, const char *);
+/* One datagram now; a full socket (EAGAIN) is an error like any other.
+ * For one request at a time that waits for its answer (the key
+ * process); a connection with many exchanges in flight sends through a
+ * queue (proc/msgq.h). */
 int	msg_send(int fd, struct msg *);
 
 /*

@@ -7,6 +7,7 @@ import ctypes
 import datetime
 import os
 import re
+import selectors
 import shutil
 import signal
 import smtplib
@@ -838,5 +839,139 @@ def test_certificate_reloaded_on_sighup():
     finally:
         if held is not None:
             held.close()
+        problems = _finish_all([srv])
+        assert not problems, problems
+
+
+# A burst of logins larger than what one worker's socket to the auth
+# process holds: a non-blocking SOCK_SEQPACKET pair takes about 280
+# small messages before send() says EAGAIN (the default wmem).
+BURST = 400
+
+
+def authd_pid(srv):
+    """The running auth process: the last one that said it started."""
+    pids = re.findall(r"postern/authd\[(\d+)\]: authd: verifying", srv.log())
+    for pid in reversed(pids):
+        if int(pid) in srv.children():
+            return int(pid)
+    return None
+
+
+def burst_server():
+    """One worker, so that every session shares its one connection to
+    the auth process; no limit per address or on failures, so that only
+    that connection decides what the sessions get."""
+    return make_server(extra=["workers 1", "max-connections-per-ip 0",
+                              "auth-throttle 10000 60s"],
+                       sub_opts="cleartext-auth loopback")
+
+
+def burst_clients(srv, clients):
+    """BURST sessions after EHLO, added to clients (closed by the
+    caller), once the worker has reached the auth process (within a
+    second of its start: until then a login gets 454)."""
+    def logged_in():
+        with srv.connect(srv.sub_port) as c:
+            c.ehlo()
+            code, text = c.cmd(f"AUTH PLAIN {plain_ir('hoge', PASSWORD)}")
+            assert code in (235, 454), text
+            return code == 235
+    assert wait_for(logged_in, 10, interval=0.2), srv.log()
+    for _ in range(BURST):
+        c = srv.connect(srv.sub_port)
+        clients.append(c)
+        c.ehlo()
+
+
+def next_codes(clients, timeout):
+    """The code of each client's next reply line, all read together; None
+    for a client that said nothing within timeout, "EOF" for one that
+    closed."""
+    codes = [None] * len(clients)
+    sel = selectors.DefaultSelector()
+    for i, c in enumerate(clients):
+        if b"\r\n" in c.buf:
+            codes[i] = int(c.line()[:3])
+        else:
+            sel.register(c.sock, selectors.EVENT_READ, i)
+    deadline = time.monotonic() + timeout
+    while sel.get_map() and time.monotonic() < deadline:
+        for key, _ in sel.select(deadline - time.monotonic()):
+            c = clients[key.data]
+            chunk = c.sock.recv(65536)
+            c.buf += chunk
+            if not chunk or b"\r\n" in c.buf:
+                codes[key.data] = int(c.line()[:3]) if chunk else "EOF"
+                sel.unregister(c.sock)
+    sel.close()
+    return codes
+
+
+def test_a_burst_of_logins_waits_for_a_stopped_auth_process():
+    """While the auth process is stopped, the logins past what the
+    worker's socket holds wait in the worker and go out when there is
+    room again.  (The binary before took the full socket for a lost
+    auth process: every login on the worker got 454.)"""
+    srv = burst_server()
+    clients = []
+    try:
+        burst_clients(srv, clients)
+        pid = authd_pid(srv)
+        assert pid is not None, srv.log()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for c in clients:
+                c.send(f"AUTH PLAIN {plain_ir('hoge', PASSWORD)}\r\n")
+            # No answer can come while it is stopped, not even a 454.
+            codes = next_codes(clients, 1)
+            assert codes == [None] * BURST, sorted(set(map(str, codes)))
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        codes = next_codes(clients, 15)
+        assert codes == [235] * BURST, {str(k): codes.count(k)
+                                        for k in set(codes)}
+        assert "auth: send" not in srv.log()
+        assert "connection to the auth process lost" not in srv.log()
+    finally:
+        for c in clients:
+            c.close()
+        problems = _finish_all([srv])
+        assert not problems, problems
+
+
+def test_answers_wait_for_a_stopped_worker():
+    """The auth process keeps the answers a stopped worker cannot take
+    yet and sends them when it runs again.  (The binary before logged
+    "authd: send" and dropped them: those sessions waited for an answer
+    that never came.)  Wrong CRAM-MD5 responses cost no hash, so they
+    are all counted at once, and each is answered at most five seconds
+    later: while the worker is stopped."""
+    srv = burst_server()
+    clients = []
+    wrong = base64.b64encode(b"hoge " + b"0" * 32).decode()
+    try:
+        (worker,) = srv.workers()
+        burst_clients(srv, clients)
+        for c in clients:
+            c.send("AUTH CRAM-MD5\r\n")
+        codes = next_codes(clients, 10)
+        assert codes == [334] * BURST, sorted(set(map(str, codes)))
+        for c in clients:
+            c.send(wrong + "\r\n")
+        srv.wait_log(rf"authd: auth failed user=hoge address=127\.0\.0\.1 "
+                     rf"mech=CRAM-MD5 failures={BURST}\b")
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            time.sleep(6)       # every answer is due meanwhile
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        codes = next_codes(clients, 10)
+        assert codes == [535] * BURST, {str(k): codes.count(k)
+                                        for k in set(codes)}
+        assert "authd: send" not in srv.log()
+    finally:
+        for c in clients:
+            c.close()
         problems = _finish_all([srv])
         assert not problems, problems
