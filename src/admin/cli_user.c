@@ -276,6 +276,7 @@ cli_user(int argc, char **argv, const char *conf_path)
 	const char *verb, *name = NULL, *arg2 = NULL;
 	char lockpath[PATH_MAX], password[PASSWORD_MAX + 2] = "";
 	int lockfd = -1, rc = EX_SOFTWARE, changed = 0, deleted = 0, nerr;
+	int reads_only, wants_password;
 
 	if (argc < 1)
 		return user_usage();
@@ -318,10 +319,29 @@ cli_user(int argc, char **argv, const char *conf_path)
 		rc = EX_CONFIG;
 		goto out_conf;
 	}
+	/* The password is read, and the name checked, before anything is
+	 * locked: other administrators must not wait for someone typing. */
+	reads_only = strcmp(verb, "show") == 0 || strcmp(verb, "list") == 0;
+	wants_password = strcmp(verb, "passwd") == 0 ||
+	    (strcmp(verb, "add") == 0 && !o.pam &&
+	    (o.password_stdin || isatty(STDIN_FILENO)));
+	if (strcmp(verb, "add") == 0 && !userdb_name_valid(name)) {
+		fprintf(stderr, "postern: '%s': a user name is 1-64 letters, "
+		    "digits, '.', '_' or '-', not starting with '.'\n", name);
+		rc = EX_DATAERR;
+		goto out_conf;
+	}
+	if (wants_password && read_password(o.password_stdin, password,
+	    sizeof password) == -1) {
+		rc = EX_DATAERR;
+		goto out_conf;
+	}
 	/* A users database: read it all and write back one row (the
-	 * change), in one transaction that other editors wait for. */
+	 * change), in one transaction that other editors wait for; show
+	 * and list read without waiting. */
 	if (userdb_pg_is_url(c.users)) {
-		if ((pg = userdb_pg_edit_begin(c.users, &db, stderr)) == NULL) {
+		if ((pg = userdb_pg_edit_begin(c.users, !reads_only, &db,
+		    stderr)) == NULL) {
 			rc = EX_UNAVAILABLE;
 			goto out_conf;
 		}
@@ -333,8 +353,9 @@ cli_user(int argc, char **argv, const char *conf_path)
 		rc = EX_CONFIG;
 		goto out_conf;
 	}
-	if ((lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1 ||
-	    flock(lockfd, LOCK_EX) == -1) {
+	/* The file is replaced whole by rename: a reader needs no lock. */
+	if (!reads_only && ((lockfd = open(lockpath, O_RDWR | O_CREAT |
+	    O_CLOEXEC, 0600)) == -1 || flock(lockfd, LOCK_EX) == -1)) {
 		fprintf(stderr, "postern: cannot lock %s: %s\n", lockpath,
 		    strerror(errno));
 		rc = EX_CANTCREAT;
@@ -358,13 +379,6 @@ loaded:
 	if (strcmp(verb, "add") == 0) {
 		struct user_entry n = { 0 };
 
-		if (!userdb_name_valid(name)) {
-			fprintf(stderr, "postern: '%s': a user name is 1-64 "
-			    "letters, digits, '.', '_' or '-', not starting with "
-			    "'.'\n", name);
-			rc = EX_DATAERR;
-			goto out_db;
-		}
 		if (userdb_lookup(&db, name) != NULL) {
 			fprintf(stderr, "postern: user '%s' already exists\n", name);
 			rc = EX_DATAERR;
@@ -399,18 +413,14 @@ loaded:
 			/* The password is the system account's (PAM). */
 			free(u->hash);
 			u->hash = xstrdup(USERDB_PAM_HASH);
-		} else if (o.password_stdin || isatty(STDIN_FILENO)) {
-			if (read_password(o.password_stdin, password,
-			    sizeof password) == -1 ||
-			    set_password(&c, u, password) == -1) {
-				rc = EX_DATAERR;
-				goto out_db;
-			}
+		} else if (wants_password &&
+		    set_password(&c, u, password) == -1) {
+			rc = EX_DATAERR;
+			goto out_db;
 		}
 		changed = 1;
 	} else if (strcmp(verb, "passwd") == 0) {
-		if (read_password(o.password_stdin, password, sizeof password) == -1 ||
-		    set_password(&c, u, password) == -1) {
+		if (set_password(&c, u, password) == -1) {
 			rc = EX_DATAERR;
 			goto out_db;
 		}
@@ -470,12 +480,12 @@ loaded:
 	rc = 0;
 out_db:
 	(void)userdb_pg_edit_end(pg, 0, stderr);
-	OPENSSL_cleanse(password, sizeof password);
 	userdb_free(&db);
 out_lock:
 	if (lockfd != -1)
 		close(lockfd);
 out_conf:
+	OPENSSL_cleanse(password, sizeof password);
 	conf_free(&c);
 	free(o.addresses);
 	return rc;

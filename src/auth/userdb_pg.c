@@ -474,10 +474,12 @@ userdb_pg_usable(const struct userdb_pg *pg)
 
 struct userdb_pg_edit {
 	PGconn	*conn;
+	int	 exclusive;	/* in a transaction, under the lock */
 };
 
 struct userdb_pg_edit *
-userdb_pg_edit_begin(const char *url, struct userdb *db, FILE *errf)
+userdb_pg_edit_begin(const char *url, int exclusive, struct userdb *db,
+    FILE *errf)
 {
 	struct userdb_pg_edit *e;
 	char why[256];
@@ -486,14 +488,15 @@ userdb_pg_edit_begin(const char *url, struct userdb *db, FILE *errf)
 	memset(db, 0, sizeof *db);
 	if (conn == NULL)
 		return NULL;
-	if (exec_ok(conn, "BEGIN", errf) == -1 ||
+	if ((exclusive && (exec_ok(conn, "BEGIN", errf) == -1 ||
 	    exec_ok(conn, "SELECT pg_advisory_xact_lock(" PG_EDIT_LOCK ")",
-	    errf) == -1 || load_all(conn, db, errf) == -1) {
+	    errf) == -1)) || load_all(conn, db, errf) == -1) {
 		PQfinish(conn);
 		return NULL;
 	}
 	e = xcalloc(1, sizeof *e);
 	e->conn = conn;
+	e->exclusive = exclusive;
 	return e;
 }
 
@@ -549,9 +552,9 @@ userdb_pg_edit_end(struct userdb_pg_edit *e, int commit, FILE *errf)
 
 	if (e == NULL)
 		return 0;
-	if (commit)
+	if (e->exclusive && commit)
 		rc = exec_ok(e->conn, "COMMIT", errf);
-	else
+	else if (e->exclusive)
 		(void)exec_ok(e->conn, "ROLLBACK", NULL);
 	PQfinish(e->conn);
 	free(e);

@@ -50,13 +50,14 @@ int	userdb_pg_usable(const struct userdb_pg *);
 /*
  * `postern user`: one change, read-modify-write.  edit_begin connects,
  * waits for any other `postern user` to finish (an advisory lock held
- * until the end) and loads every user into *db; NULL on failure.  store
+ * until the end; not with exclusive 0, for show and list) and loads
+ * every user into *db; NULL on failure.  store
  * and delete write one row; edit_end commits (or, commit 0, rolls back)
  * and frees.  0 or -1, with a message on errf.
  */
 struct userdb_pg_edit;
-struct userdb_pg_edit *userdb_pg_edit_begin(const char *url, struct userdb *,
-	    FILE *errf);
+struct userdb_pg_edit *userdb_pg_edit_begin(const char *url, int exclusive,
+	    struct userdb *, FILE *errf);
 int	userdb_pg_edit_store(struct userdb_pg_edit *, const struct user_entry *,
 	    FILE *errf);
 int	userdb_pg_edit_delete(struct userdb_pg_edit *, const char *name,

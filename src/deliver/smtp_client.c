@@ -514,8 +514,7 @@ sc_starttls(struct smtp_client *c)
 		return;
 	}
 	sc_tls_names(ssl, c->servername, c->cfg.tls_verify);
-	/* A failure past libevent's first allocation frees ssl itself
-	 * (ev/conn.c, conn_starttls). */
+	/* A failure past the BIO frees ssl itself (ev/conn.c). */
 	tls = bufferevent_openssl_filter_new(c->base, c->bev, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (tls == NULL) {

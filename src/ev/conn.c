@@ -23,15 +23,14 @@ conn_tls_accept(struct event_base *base, int fd, SSL_CTX *ctx)
 		close(fd);
 		return NULL;
 	}
-	/* A failure after libevent's first allocation frees the SSL and
-	 * closes fd with the half-made bufferevent: freeing or closing them
-	 * here again could free another's memory or close another thread's
-	 * file that took the same number.  (A failure of that allocation
-	 * leaks both; the process is out of memory then.) */
+	/* On failure libevent (2.1.12) has freed the SSL, as
+	 * BEV_OPT_CLOSE_ON_FREE asks, but not closed fd. */
 	bev = bufferevent_openssl_socket_new(base, fd, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL)
+	if (bev == NULL) {
+		close(fd);
 		return NULL;
+	}
 	/* Clients often close without close_notify; that is not an error
 	 * worth a log line per session. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
@@ -76,9 +75,8 @@ conn_starttls(struct event_base *base, struct bufferevent *plain, SSL_CTX *ctx)
 	evbuffer_drain(in, evbuffer_get_length(in));
 	if ((ssl = SSL_new(ctx)) == NULL)
 		return NULL;
-	/* As in conn_tls_accept: once libevent has allocated, a failure
-	 * frees the SSL itself (and lets go of its reference to plain,
-	 * which stays the caller's). */
+	/* As in conn_tls_accept, a failure past the BIO frees the SSL
+	 * itself; plain stays the caller's. */
 	tls = bufferevent_openssl_filter_new(base, plain, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (tls == NULL)

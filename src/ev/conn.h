@@ -14,8 +14,8 @@
 #include <openssl/ssl.h>
 
 /* A TLS server connection from the first byte.  fd is given away: on
- * failure (NULL) it has been closed, or at worst (libevent out of
- * memory) left open, but it is never the caller's to close again. */
+ * failure (NULL) it has been closed, and is not the caller's to close
+ * again. */
 struct bufferevent *conn_tls_accept(struct event_base *, int fd, SSL_CTX *);
 /*
  * STARTTLS/STLS after its positive reply was written to plain: whatever

@@ -22,7 +22,10 @@
 #define CL_PROBE	64
 /* Two generations of the largest worker count (`workers` 256: a reload
  * overlaps the old and new ones), with room to spare: 4.3 MB of shared
- * memory, of which only the rows of clients seen are ever touched. */
+ * memory, of which only the rows of clients seen are ever touched.
+ * (With the default of one worker per core, many generations fit; with
+ * 256, a second reload while the first's old workers still drain finds
+ * no column, and says so: those workers' connections go uncounted.) */
 #define CL_COLUMNS	(2 * 256 + 32)
 
 struct cl_slot {

@@ -72,6 +72,7 @@ static size_t		 nchildren;
 /* Every spawn gets a fresh number for its queue ids, so a restarted or
  * reloaded process never shares one with a process still running. */
 static unsigned		 next_procno;
+static int		 spawn_quiet;	/* retrying: no warning per fork */
 static int		 authd_fd = -1;	/* the auth process's listening socket */
 static int		 keyd_fd = -1;	/* the key process's listening socket */
 
@@ -137,7 +138,8 @@ master_spawn(enum proc_kind kind, unsigned index)
 	if (kind == PROC_WORKER && pid != 0)
 		connlimit_after_fork(pid);
 	if (pid == -1) {
-		log_warn("master: fork %s", proc_defs[kind].name);
+		if (!spawn_quiet)
+			log_warn("master: fork %s", proc_defs[kind].name);
 		return -1;
 	}
 	if (pid == 0)
@@ -164,6 +166,7 @@ static struct owed {
 	unsigned	 index;
 } *owed;
 static size_t nowed;
+static time_t owed_next;	/* the next try, a second after a failure */
 
 static void
 master_spawn_or_owe(enum proc_kind kind, unsigned index)
@@ -173,21 +176,29 @@ master_spawn_or_owe(enum proc_kind kind, unsigned index)
 	owed = xreallocarray(owed, nowed + 1, sizeof *owed);
 	owed[nowed].kind = kind;
 	owed[nowed++].index = index;
+	owed_next = time(NULL) + 1;
 }
 
+/* One line per try, however many are owed. */
 static void
 master_spawn_owed(void)
 {
 	struct owed *list = owed;
 	size_t n = nowed;
 
+	if (n == 0 || time(NULL) < owed_next)
+		return;
 	owed = NULL;
 	nowed = 0;
-	for (size_t i = 0; i < n; i++) {
-		log_info("master: trying %s %u again", proc_defs[list[i].kind].name,
-		    list[i].index);
+	spawn_quiet = 1;
+	for (size_t i = 0; i < n; i++)
 		master_spawn_or_owe(list[i].kind, list[i].index);
-	}
+	spawn_quiet = 0;
+	if (nowed > 0)
+		log_warn("master: %zu of %zu owed children still cannot be "
+		    "forked; trying again every second", nowed, n);
+	else
+		log_info("master: owed children started: %zu", n);
 	free(list);
 }
 
@@ -494,7 +505,7 @@ master_run(struct conf *c, struct access_table *access, int verbose)
 			break;
 		}
 		master_reap(stopping);
-		if (!stopping && nowed > 0)
+		if (!stopping)
 			master_spawn_owed();
 		if (stopping && nchildren == 0)
 			break;

@@ -109,6 +109,11 @@ static struct {
 	struct dns_addr		 addrs[DNS_ADDR_MAX];
 	size_t			 naddrs, next;	/* next: the one to try */
 	struct event		*connect_timer;	/* the address's time */
+	/* The address whose connect last went unanswered: the next
+	 * attempt starts after it (when its time ran out with the
+	 * questions', as on a loaded machine or after a slow look-up). */
+	struct sockaddr_storage	 silent;
+	socklen_t		 silentlen;
 	struct state_ask	*waiting, **waiting_tail;
 	time_t			 down_until;	/* CLOCK_MONOTONIC seconds */
 	int			 down;		/* an outage is being reported */
@@ -146,6 +151,7 @@ static const char fail_script[] =
     "return n\n";
 
 static int	ask_fallback(struct state_ask *);
+static int	ask_fallback_kept(struct state_ask *);
 static int	throttle_count(const char *, time_t);
 static void	ask_free(struct state_ask *);
 static void	ask_replied(redisAsyncContext *, void *, void *);
@@ -163,13 +169,15 @@ static void
 ra_fail_waiting(void)
 {
 	struct state_ask *q = ra.waiting, *next;
+	int answer;
 
 	ra.waiting = NULL;
 	ra.waiting_tail = &ra.waiting;
 	for (; q; q = next) {
 		next = q->next;
+		answer = ask_fallback_kept(q);
 		if (q->fn)
-			q->fn(q->arg, ask_fallback(q));
+			q->fn(q->arg, answer);
 		ask_free(q);
 	}
 }
@@ -277,7 +285,9 @@ ra_ready(redisAsyncContext *ac)
 	for (; q; q = next) {
 		next = q->next;
 		q->next = NULL;
-		if (q->fn == NULL) {		/* its session is gone */
+		/* Its session is gone; a login failure is counted all the
+		 * same (authd.c: a cancelled exchange's failure stays). */
+		if (q->fn == NULL && q->kind != ASK_AUTH_FAIL) {
 			ask_free(q);
 			continue;
 		}
@@ -320,6 +330,17 @@ ra_disconnected(const redisAsyncContext *ac, int status)
 	    ac->errstr[0] ? ac->errstr : "connection lost");
 }
 
+/* The address being connected to (the last one tried) did not answer. */
+static void
+ra_note_silent(void)
+{
+	if (ra.next == 0 || ra.next > ra.naddrs)
+		return;
+	memcpy(&ra.silent, &ra.addrs[ra.next - 1].ss,
+	    ra.addrs[ra.next - 1].len);
+	ra.silentlen = ra.addrs[ra.next - 1].len;
+}
+
 /* The address being connected to has not answered: the next one. */
 static void
 ra_connect_timed_out(evutil_socket_t fd, short ev, void *arg)
@@ -330,6 +351,7 @@ ra_connect_timed_out(evutil_socket_t fd, short ev, void *arg)
 		return;
 	/* Forgotten first: its callbacks, from inside the free, are no
 	 * longer about our connection. */
+	ra_note_silent();
 	ra.ac = NULL;
 	redisAsyncFree(ac);
 	ra_connect_next();
@@ -397,6 +419,17 @@ ra_resolved(void *arg, enum dns_status st, const struct dns_addr *addrs,
 	memcpy(ra.addrs, addrs, n * sizeof *addrs);
 	ra.naddrs = n;
 	ra.next = 0;
+	/* After the address that did not answer last time, if it is
+	 * still among them: the ones before it go last. */
+	for (size_t i = 0; i + 1 < n; i++)
+		if (ra.silentlen && addrs[i].len == ra.silentlen &&
+		    memcmp(&addrs[i].ss, &ra.silent, ra.silentlen) == 0) {
+			memcpy(ra.addrs, addrs + i + 1, (n - i - 1) *
+			    sizeof *addrs);
+			memcpy(ra.addrs + (n - i - 1), addrs, (i + 1) *
+			    sizeof *addrs);
+			break;
+		}
 	ra_connect_next();
 }
 
@@ -458,6 +491,16 @@ ask_fallback(struct state_ask *q)
 	return -1;
 }
 
+/* The fallback, also for a question whose session is gone when it is a
+ * login failure: that is counted whatever becomes of the session. */
+static int
+ask_fallback_kept(struct state_ask *q)
+{
+	if (q->fn == NULL && q->kind != ASK_AUTH_FAIL)
+		return -1;
+	return ask_fallback(q);
+}
+
 /* Whether the question writes: a Redis that refuses writes may still
  * answer reads, and is not back until a write goes through. */
 static int
@@ -510,7 +553,7 @@ ask_replied(redisAsyncContext *ac, void *reply, void *privdata)
 		/* The context is going away: ours, dropped by ra_close, or
 		 * hiredis' own after an error. */
 		ra_lost(ac, ac->errstr[0] ? ac->errstr : "no answer");
-		answer = q->fn ? ask_fallback(q) : -1;
+		answer = ask_fallback_kept(q);
 	} else if (r->type == REDIS_REPLY_ERROR) {
 		/* The server is up but will not do this (READONLY after a
 		 * failover, MISCONF, OOM): the next question would most
@@ -523,7 +566,7 @@ ask_replied(redisAsyncContext *ac, void *reply, void *privdata)
 			ra.down_writes = ask_writes(q);
 			ra_close(r->str);
 		}
-		answer = q->fn ? ask_fallback(q) : -1;
+		answer = ask_fallback_kept(q);
 	} else {
 		if (ra.down && ac == ra.ac &&
 		    (!ra.down_writes || ask_writes(q))) {
@@ -548,9 +591,11 @@ ask_timed_out(evutil_socket_t fd, short ev, void *arg)
 	if (ra.resolving)
 		(void)snprintf(why, sizeof why, "no address for %s within "
 		    "%d ms", ra.host, STATE_TIMEOUT_MS);
-	else if (ra.ac && !ra.ready)
+	else if (ra.ac && !ra.ready) {
 		(void)snprintf(why, sizeof why, "not connected within %d ms",
 		    STATE_TIMEOUT_MS);
+		ra_note_silent();
+	}
 	else
 		(void)snprintf(why, sizeof why, "no answer within %d ms",
 		    STATE_TIMEOUT_MS);

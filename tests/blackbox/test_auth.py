@@ -532,23 +532,28 @@ def test_guesses_sent_in_parallel_do_not_let_the_right_one_in():
     verdict: guesses sent at once all start before any failure is
     counted, and the right password among them, verified last, must
     not get in once the guesses before it have set the block."""
-    srv = make_server(extra=["auth-throttle 3 60s"],
+    srv = make_server(extra=["auth-throttle 3 60s", "workers 1"],
                       sub_opts="cleartext-auth loopback")
     clients = []
     try:
+        assert wait_for(lambda: authd_pid(srv) is not None, 10), srv.log()
+        pid = authd_pid(srv)
         for _ in range(10):
             c = srv.connect(srv.sub_port)
             clients.append(c)
             c.ehlo()
-        # Nine wrong passwords, then the right one: each is a real hash
-        # verification (about 14 ms of CPU here), on the auth process's
-        # threads in arrival order.  The pause puts the right one behind
-        # the guesses, which come through two workers, and is too short
-        # for any guess to have been counted when it starts.
-        for c in clients[:-1]:
-            c.send(f"AUTH PLAIN {plain_ir('hoge', 'guess')}\r\n")
-        time.sleep(0.003)
-        clients[-1].send(f"AUTH PLAIN {plain_ir('hoge', PASSWORD)}\r\n")
+        # Nine wrong passwords, then the right one, queued in this order
+        # for the auth process (one worker, one socket) while it is
+        # stopped: it then starts all ten before any is verified, and
+        # verifies them (real hashes, milliseconds each) in that order.
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for i, c in enumerate(clients):
+                password = PASSWORD if i == len(clients) - 1 else "guess"
+                c.send(f"AUTH PLAIN {plain_ir('hoge', password)}\r\n")
+                time.sleep(0.02)
+        finally:
+            os.kill(pid, signal.SIGCONT)
         code, text = clients[-1].reply()
         assert code == 421 and "4.7.0" in text, text
         srv.wait_log(r"authd: auth refused user=hoge address=127\.0\.0\.1: "
