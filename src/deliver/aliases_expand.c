@@ -5,6 +5,7 @@
  */
 #include "deliver/aliases_expand.h"
 #include "lib/fsio.h"
+#include "lib/keyindex.h"
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
 
@@ -14,6 +15,21 @@
 #include <string.h>
 #include <strings.h>
 
+/*
+ * Strings found by key: the aliases and include files already expanded
+ * whole, and the results' keys.  An alias reached by many paths (a: b,
+ * b; b: c, c; ... or include files that include each other's
+ * neighbours) would otherwise be expanded once per path, a number that
+ * grows as the fan-out to the power of the depth; and a result checked
+ * against every earlier one would make a large list quadratic.
+ */
+struct strset {
+	char		**s;
+	unsigned	 *val;		/* done: see already_expanded() */
+	size_t		  n;
+	struct keyindex	  index;
+};
+
 struct expand_state {
 	const struct alias_ctx	*ctx;
 	struct alias_expansion	*out;
@@ -22,25 +38,98 @@ struct expand_state {
 	unsigned		 depth;
 	unsigned		 max_depth;
 	int			 full;		/* ALIAS_RESULTS_MAX reached */
+	unsigned		 cut;		/* expansions stopped by depth */
+	size_t			 steps;		/* targets looked at */
+	struct strset		 done;		/* expanded already */
+	struct strset		 keys;		/* of out->r, same order */
 };
+
+static const char *
+strset_key(const void *arr, size_t i)
+{
+	return ((char *const *)arr)[i];
+}
+
+static size_t
+strset_find(const struct strset *set, const char *key)
+{
+	return keyindex_find(&set->index, key, strset_key, set->s);
+}
+
+static int
+strset_has(const struct strset *set, const char *key)
+{
+	return strset_find(set, key) != SIZE_MAX;
+}
+
+static void
+strset_add(struct strset *set, const char *key, unsigned val)
+{
+	set->s = xreallocarray(set->s, set->n + 1, sizeof *set->s);
+	set->val = xreallocarray(set->val, set->n + 1, sizeof *set->val);
+	set->s[set->n] = xstrdup(key);
+	set->val[set->n] = val;
+	keyindex_put(&set->index, set->n++, strset_key, set->s);
+}
+
+static void
+strset_free(struct strset *set)
+{
+	for (size_t i = 0; i < set->n; i++)
+		free(set->s[i]);
+	free(set->s);
+	free(set->val);
+	keyindex_free(&set->index);
+}
+
+/*
+ * Whether name (an alias, or an include file's tag) needs no expanding
+ * here: its results are in already.  Expanded whole, it gives the same
+ * wherever it is met again.  Cut by the depth limit somewhere below it,
+ * it gives the same or less from as deep or deeper, and is expanded
+ * again only from higher up.  (A loop through it may be reported from
+ * one place instead of several.)
+ */
+static int
+already_expanded(const struct expand_state *st, const char *name)
+{
+	size_t i = strset_find(&st->done, name);
+
+	return i != SIZE_MAX && (st->done.val[i] == 0 ||
+	    st->depth + 1 >= st->done.val[i]);
+}
+
+/* name was expanded from st->depth (its own level popped); cut: the
+ * count of depth cuts before it began. */
+static void
+note_expanded(struct expand_state *st, const char *name, unsigned cut)
+{
+	unsigned val = st->cut == cut ? 0 : st->depth + 1;
+	size_t i = strset_find(&st->done, name);
+
+	if (st->full)
+		return;		/* its results may not all be in */
+	if (i == SIZE_MAX)
+		strset_add(&st->done, name, val);
+	else
+		st->done.val[i] = val;
+}
 
 static void expand_target(struct expand_state *, const char *);
 
-/* A remote address's local part is the remote server's to interpret,
- * case included (RFC 5321 section 2.4): only its domain is folded. */
-static int
-same_target(enum alias_kind kind, const char *a, const char *b)
+/* A result's key: its kind and its target, folded; but a remote
+ * address's local part is the remote server's to interpret, case
+ * included (RFC 5321 section 2.4): only its domain is folded. */
+static void
+result_key(enum alias_kind kind, const char *target, char *key, size_t keysz)
 {
-	const char *da, *db;
+	char *at;
 
+	(void)snprintf(key, keysz, "%d %s", (int)kind, target);
 	if (kind != ALIAS_R_REMOTE)
-		return strcasecmp(a, b) == 0;
-	da = strrchr(a, '@');
-	db = strrchr(b, '@');
-	if (da == NULL || db == NULL)
-		return strcmp(a, b) == 0;
-	return da - a == db - b && strncmp(a, b, (size_t)(da - a)) == 0 &&
-	    strcasecmp(da, db) == 0;
+		str_lower(key);
+	else if ((at = strrchr(key, '@')) != NULL)
+		str_lower(at);
 }
 
 static void
@@ -48,11 +137,11 @@ result_add(struct expand_state *st, enum alias_kind kind, const char *target,
     const char *dsn, const char *reason)
 {
 	struct alias_expansion *out = st->out;
+	char key[4200];
 
-	for (size_t i = 0; i < out->n; i++)
-		if (out->r[i].kind == kind &&
-		    same_target(kind, out->r[i].target, target))
-			return;		/* duplicates go once */
+	result_key(kind, target, key, sizeof key);
+	if (strset_has(&st->keys, key))
+		return;		/* duplicates go once */
 	if (out->n >= ALIAS_RESULTS_MAX) {
 		st->full = 1;
 		return;
@@ -67,6 +156,7 @@ result_add(struct expand_state *st, enum alias_kind kind, const char *target,
 	out->r[out->n].reason = reason ? xstrdup(reason) : NULL;
 	out->r[out->n].dsn = dsn;
 	out->n++;
+	strset_add(&st->keys, key, 0);
 }
 
 static int
@@ -84,6 +174,7 @@ push(struct expand_state *st, const char *name)
 	char why[128];
 
 	if (st->depth >= st->max_depth) {
+		st->cut++;
 		snprintf(why, sizeof why, "aliases nested more than %u deep "
 		    "(a loop?)", st->max_depth);
 		/* RFC 3463 5.4.6: routing loop detected */
@@ -109,12 +200,17 @@ expand_local(struct expand_state *st, const char *local, const char *domain)
 	}
 	str_lower(key);
 	e = ctx->aliases ? aliases_lookup(ctx->aliases, key) : NULL;
+	if (e != NULL && already_expanded(st, key))
+		return;
 	if (e != NULL && !on_stack(st, key)) {
+		unsigned cut = st->cut;
+
 		if (push(st, key) == -1)
 			return;
 		for (size_t i = 0; i < e->ntargets && !st->full; i++)
 			expand_target(st, e->targets[i]);
 		st->depth--;
+		note_expanded(st, key, cut);
 		return;
 	}
 	if ((user = ctx->user(ctx->arg, key, domain)) != NULL) {
@@ -134,12 +230,15 @@ static void
 expand_include(struct expand_state *st, const char *path)
 {
 	char tag[4096], *text, *line, *save = NULL;
+	unsigned cut;
 
 	if ((size_t)snprintf(tag, sizeof tag, ":include:%s", path) >=
 	    sizeof tag) {
 		result_add(st, ALIAS_R_FAIL, path, "5.3.5", "path too long");
 		return;
 	}
+	if (already_expanded(st, tag))
+		return;
 	if (on_stack(st, tag)) {
 		result_add(st, ALIAS_R_FAIL, tag, "5.4.6",
 		    "include file includes itself");
@@ -151,6 +250,7 @@ expand_include(struct expand_state *st, const char *path)
 		    "cannot read the include file");
 		return;
 	}
+	cut = st->cut;
 	if (push(st, tag) == -1) {
 		free(text);
 		return;
@@ -182,6 +282,7 @@ expand_include(struct expand_state *st, const char *path)
 		}
 	}
 	st->depth--;
+	note_expanded(st, tag, cut);
 	free(text);
 }
 
@@ -191,6 +292,14 @@ expand_target(struct expand_state *st, const char *t)
 	char buf[512], *at;
 	size_t len;
 
+	/* A bound on the work whatever the shape: even without repeats, a
+	 * chain of include files can name many targets each. */
+	if (++st->steps > ALIAS_STEPS_MAX) {
+		if (st->steps == ALIAS_STEPS_MAX + 1)
+			result_add(st, ALIAS_R_TEMP, t, "4.3.0",
+			    "alias expansion too large; fix the aliases");
+		return;
+	}
 	if (strncmp(t, ":include:", 9) == 0) {
 		expand_include(st, t + 9);
 		return;
@@ -237,6 +346,8 @@ aliases_expand(const struct alias_ctx *ctx, const char *local,
 	st.max_depth = ctx->max_depth && ctx->max_depth <= ALIAS_DEPTH_MAX ?
 	    ctx->max_depth : ALIAS_DEPTH_MAX;
 	expand_local(&st, local, domain);
+	strset_free(&st.done);
+	strset_free(&st.keys);
 	if (st.full) {
 		/* One slot past the cap for the reason. */
 		out->r = xreallocarray(out->r, out->n + 1, sizeof *out->r);

@@ -25,6 +25,7 @@
 #define ALIAS_DEPTH_MAX		20
 #define ALIAS_RESULTS_MAX	10000	/* one message, one recipient */
 #define ALIAS_INCLUDE_MAX	(1 << 20)	/* bytes per include file */
+#define ALIAS_STEPS_MAX		200000	/* targets looked at, per expansion */
 
 enum alias_kind {
 	ALIAS_R_USER,		/* target: a mailbox (user name) */

@@ -177,6 +177,94 @@ test_include(void **state)
 	free(self);
 }
 
+/* 19 levels of ten aliases, each listing all ten of the next level:
+ * 10^19 paths to alice, and include files that include the next one ten
+ * times each.  Each alias and file is expanded once (the alarm fails a
+ * test that would take for ever). */
+static void
+test_many_paths(void **state)
+{
+	char *file = malloc(1 << 16), *paths[25], text[8192];
+	size_t o = 0;
+
+	alarm(10);
+	for (int lv = 0; lv < 19; lv++)
+		for (int k = 0; k < 10; k++) {
+			o += (size_t)snprintf(file + o, (1 << 16) - o,
+			    "x%d_%d:", lv, k);
+			for (int j = 0; j < 10; j++)
+				o += (size_t)snprintf(file + o, (1 << 16) - o,
+				    "%s x%d_%d", j ? "," : "", lv + 1, j);
+			o += (size_t)snprintf(file + o, (1 << 16) - o, "\n");
+		}
+	for (int k = 0; k < 10; k++)
+		o += (size_t)snprintf(file + o, (1 << 16) - o, "x19_%d: alice\n",
+		    k);
+	run(file, "x0_0", "user:alice", 0);
+
+	/* 15 levels fit under the depth limit; 25 do not, and are cut
+	 * (once, not once per path). */
+	for (int levels = 15; levels <= 25; levels += 10) {
+		for (int lv = levels - 1; lv >= 0; lv--) {
+			size_t t = 0;
+
+			for (int j = 0; j < 10 && lv < levels - 1; j++)
+				t += (size_t)snprintf(text + t, sizeof text - t,
+				    ":include:%s\n", paths[lv + 1]);
+			if (lv == levels - 1)
+				snprintf(text, sizeof text, "bob\n");
+			paths[lv] = write_tmp(text);
+		}
+		snprintf(file, 1 << 16, "list: :include:%s\n", paths[0]);
+		if (levels == 15)
+			run(file, "list", "user:bob", 0);
+		else {
+			struct aliases al;
+			struct alias_expansion x;
+			struct alias_ctx ctx = { &al, test_user, test_is_local,
+			    NULL, 0 };
+
+			assert_int_equal(aliases_parse("test", file, &al,
+			    stderr), 0);
+			aliases_expand(&ctx, "list", NULL, &x);
+			assert_int_equal(x.n, 1);
+			assert_int_equal(x.r[0].kind, ALIAS_R_FAIL);
+			assert_string_equal(x.r[0].dsn, "5.4.6");
+			alias_expansion_free(&x);
+			aliases_free(&al);
+		}
+		for (int lv = 0; lv < levels; lv++) {
+			unlink(paths[lv]);
+			free(paths[lv]);
+		}
+	}
+	alarm(0);
+	free(file);
+}
+
+/* Whatever the shape, the work is bounded: two include files of a
+ * mebibyte of the same name each end in a temporary failure. */
+static void
+test_step_bound(void **state)
+{
+	size_t n = (1 << 20) / 6;
+	char *text = malloc(n * 6 + 1), *a, *b, file[512], want[1024];
+
+	for (size_t i = 0; i < n; i++)
+		memcpy(text + i * 6, "alice\n", 6);
+	text[n * 6] = '\0';
+	a = write_tmp(text);
+	b = write_tmp(text);
+	snprintf(file, sizeof file, "big: :include:%s, :include:%s\n", a, b);
+	snprintf(want, sizeof want, "temp:alice user:alice");
+	run(file, "big", want, 0);
+	unlink(a);
+	unlink(b);
+	free(a);
+	free(b);
+	free(text);
+}
+
 int
 main(void)
 {
@@ -184,6 +272,8 @@ main(void)
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_depth),
 		cmocka_unit_test(test_include),
+		cmocka_unit_test(test_many_paths),
+		cmocka_unit_test(test_step_bound),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
