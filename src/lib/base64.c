@@ -1,6 +1,9 @@
 /* base64.c - strict RFC 4648 base64 (see base64.h). */
 #include "lib/base64.h"
 
+#include <ctype.h>
+#include <stdio.h>
+
 static const char b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -78,4 +81,17 @@ base64_decode(unsigned char *dst, const char *src, size_t n)
 			return -1;
 	}
 	return (long)o;
+}
+
+void
+base64_word_hide(char *text, size_t textsz, size_t len)
+{
+	if (text[0] == '\0')
+		return;
+	for (const char *p = text; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '+' && *p != '/' &&
+		    *p != '=')
+			return;
+	(void)snprintf(text, textsz, "(one base64 word of %zu octets, not "
+	    "shown)", len);
 }

@@ -15,5 +15,13 @@
 size_t	base64_encode(char *dst, const unsigned char *src, size_t n);
 /* dst must hold BASE64_DECODED_MAX(n); returns the length or -1. */
 long	base64_decode(unsigned char *dst, const char *src, size_t n);
+/*
+ * For the log of an unknown command: a client that sent its SASL
+ * responses ahead of an AUTH that was refused sends them as commands,
+ * and a password in base64 must not reach the log.  If text (a
+ * NUL-terminated copy of a line of len octets) is one word of the
+ * base64 alphabet, it is replaced by a note of its length.
+ */
+void	base64_word_hide(char *text, size_t textsz, size_t len);
 
 #endif

@@ -16,6 +16,7 @@
 #include "state/state.h"
 #include "ev/conn.h"
 #include "auth/authd.h"
+#include "lib/base64.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
 #include "policy/connlimit.h"
@@ -228,11 +229,13 @@ pop3_dispatch(struct pop3_session *s, char *line, size_t len)
 	str_escape(logline, sizeof logline, line, loglen);
 	s->cmdline = logline;
 	if (pop3_cmd_parse(line, len, &cmd) == -1) {
+		base64_word_hide(logline, sizeof logline, len);
 		pop3_reply(s, memchr(line, '\0', len) ? P_NUL_IN_COMMAND :
 		    P_UNKNOWN, NULL);
 		goto done;
 	}
 	if (cmd.def == NULL) {
+		base64_word_hide(logline, sizeof logline, len);
 		pop3_reply(s, P_UNKNOWN, NULL);
 		goto done;
 	}

@@ -36,6 +36,7 @@ REPLY(R_ACCESS_RCPT_TEMPFAIL,	450, "4.7.1", "Recipient address rejected: %s")
 /* Permanent failures: syntax and sequence */
 REPLY(R_UNRECOGNIZED,		500, "5.5.1", "Command unrecognized")
 REPLY(R_LINE_TOO_LONG,		500, "5.5.2", "Line too long")
+REPLY(R_AUTH_LINE_TOO_LONG,	500, "5.5.6", "Authentication Exchange line is too long")
 REPLY(R_SYNTAX,			501, "5.5.4", "Syntax error in parameters or arguments")
 REPLY(R_SYNTAX_HELO,		501, "5.5.4", "Syntax: EHLO hostname")
 REPLY(R_SYNTAX_MAIL,		501, "5.1.7", "Bad sender address syntax")
@@ -53,6 +54,7 @@ REPLY(R_AUTH_CANCELLED,		501, "5.0.0", "Authentication cancelled")
 REPLY(R_AUTH_BAD_BASE64,	501, "5.5.2", "Invalid base64 data")
 REPLY(R_AUTH_MALFORMED,		501, "5.5.2", "Invalid authentication exchange")
 REPLY(R_BAD_PARAM,		555, "5.5.4", "Unsupported MAIL FROM or RCPT TO parameter: %s")
+REPLY(R_SYNTAX_PARAM,		501, "5.5.4", "Syntax error in parameter: %s")
 REPLY(R_BARE_LF,		521, "5.5.2", "Bare LF or CR in message data (RFC 5321 section 2.3.8), closing connection")
 
 /* Permanent failures: policy and content */

@@ -38,6 +38,7 @@
 #include "smtp/smtp_cmd.h"
 #include "smtp/smtp_data.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -892,6 +893,25 @@ smtp_state_answered(void *arg, int answer)
 	    BEV_TRIG_DEFER_CALLBACKS);
 }
 
+/* RFC 3461 section 4: printable ASCII but '+' and '=', or '+' and two
+ * upper-case hex digits. */
+static int
+smtp_xtext_valid(const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '+') {
+			if (!isxdigit((unsigned char)v[1]) ||
+			    !isxdigit((unsigned char)v[2]) ||
+			    islower((unsigned char)v[1]) ||
+			    islower((unsigned char)v[2]))
+				return 0;
+			v += 2;
+		} else if (*v < 0x21 || *v > 0x7e || *v == '=')
+			return 0;
+	}
+	return 1;
+}
+
 static void
 smtp_cmd_mail(struct smtp_session *s, char *arg)
 {
@@ -963,7 +983,17 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 			body_8bit = 1;
 		else if (strcmp(k, "BODY") == 0 && v && strcasecmp(v, "7BIT") == 0)
 			body_8bit = 0;
-		else {
+		else if (strcmp(k, "AUTH") == 0 && v &&
+		    s->l->conf->auth != AUTH_OFF) {
+			/* RFC 4954 section 5: a relay that authenticated
+			 * passes on who submitted the message.  Taken as
+			 * AUTH=<> (not trusted, not passed on), but its
+			 * syntax is checked. */
+			if (!smtp_xtext_valid(v)) {
+				smtp_reply(s, R_SYNTAX_PARAM, k);
+				return;
+			}
+		} else {
 			smtp_reply(s, R_BAD_PARAM, k);
 			return;
 		}
@@ -1428,12 +1458,14 @@ smtp_dispatch(struct smtp_session *s, char *line, size_t len)
 	s->cmdline = logline;
 	if (smtp_cmd_parse(line, len, &cmd) == -1) {
 		s->counts[CMD__COUNT]++;
+		base64_word_hide(logline, sizeof logline, len);
 		smtp_reply(s, memchr(line, '\0', len) ? R_NUL_IN_COMMAND :
 		    R_UNRECOGNIZED, NULL);
 		goto done;
 	}
 	if (cmd.def == NULL) {
 		s->counts[CMD__COUNT]++;
+		base64_word_hide(logline, sizeof logline, len);
 		smtp_reply(s, R_UNRECOGNIZED, NULL);
 		goto done;
 	}
@@ -1728,7 +1760,10 @@ smtp_process_input(struct smtp_session *s)
 					s->auth_reqid = 0;
 					smtp_enter_state(s, SMTP_ST_HELO);
 				}
-				smtp_reply(s, R_LINE_TOO_LONG, NULL);
+				/* RFC 4954 section 4 has a code of its own
+				 * for an AUTH line or response. */
+				smtp_reply(s, secret ? R_AUTH_LINE_TOO_LONG :
+				    R_LINE_TOO_LONG, NULL);
 			}
 			if (eol.pos == -1)
 				s->flags |= SMTP_F_SKIP_LINE;

@@ -413,9 +413,43 @@ def test_auth_command_line_may_be_12288_octets(srv):
         code, text = c.cmd(f"AUTH PLAIN {ir}")
         assert code != 500 and "too long" not in text, text
         code, text = c.cmd("NOOP " + "x" * 5000)
-        assert code == 500 and "too long" in text.lower(), text
+        assert code == 500 and "5.5.2" in text, text
+        # Past 12288 octets, the reply RFC 4954 gives for an AUTH line.
+        code, text = c.cmd("AUTH PLAIN " + "A" * 13000)
+        assert code == 500 and "5.5.6" in text, text
         code, text = c.cmd(f"AUTH PLAIN {plain_ir('hoge', PASSWORD)}")
         assert code == 235, text
+
+
+def test_mail_from_auth_parameter(srv):
+    """RFC 4954 section 5: where AUTH is offered, MAIL FROM takes an
+    AUTH= parameter (a relay passing on who submitted the message); it
+    is taken as AUTH=<>, but its xtext must be well formed."""
+    with smtplib.SMTP("127.0.0.1", srv.sub_port, timeout=NET_TIMEOUT) as s:
+        s.starttls(context=tls_context())
+        s.login("hoge", PASSWORD)
+        for value in ("<>", "hoge+40example.test"):
+            code, text = s.mail("hoge@example.test", [f"AUTH={value}"])
+            assert code == 250, (value, text)
+            assert s.rset()[0] == 250
+        code, text = s.mail("hoge@example.test", ["AUTH=a+zz"])
+        assert code == 501 and b"5.5.4" in text, text
+
+
+def test_sasl_responses_sent_ahead_stay_out_of_the_log(srv):
+    """A client that sends its LOGIN responses without waiting for the
+    334s, to an AUTH that is refused: they arrive as commands, and the
+    password in base64 must not reach the failed-command log."""
+    secret = base64.b64encode(b"ahead-" + os.urandom(9)).decode()
+    with srv.connect(srv.sub_port) as c:       # no TLS: AUTH refused
+        c.ehlo()
+        c.send("AUTH LOGIN\r\n" + base64.b64encode(b"hoge").decode() +
+               "\r\n" + secret + "\r\n")
+        replies = [c.reply()[0] for _ in range(3)]
+        assert replies[0] != 334 and replies[1:] == [500, 500], replies
+    srv.wait_log(r"failed-command command=\"\(one base64 word of "
+                 + str(len(secret)) + r" octets, not shown\)\"")
+    assert secret not in srv.log()
 
 
 def test_user_added_while_running(srv):
