@@ -87,6 +87,12 @@ done_key(const void *st, size_t i)
 }
 
 static const char *
+begin_key(const void *st, size_t i)
+{
+	return ((const struct qstatus *)st)->begins[i].key;
+}
+
+static const char *
 remote_key(const void *st, size_t i)
 {
 	return ((const struct qstatus *)st)->remotes[i].key;
@@ -126,7 +132,7 @@ apply_record(struct qstatus *st, char *line)
 		st->begins[st->nbegins].rcpt = (unsigned)strtoul(n, NULL, 10);
 		st->begins[st->nbegins].key = xstrdup(key);
 		st->begins[st->nbegins].name = xstrdup(name);
-		st->nbegins++;
+		keyindex_put(&st->begin_index, st->nbegins++, begin_key, st);
 	} else if (strcmp(kind, "done") == 0) {
 		if ((n = word(&p)) == NULL || (key = word(&p)) == NULL)
 			return;
@@ -332,9 +338,30 @@ compact_records(const struct qstatus *st, struct buf *b)
 {
 	int rc = 0;
 
-	for (size_t i = 0; i < st->nbegins; i++)
-		rc |= buf_printf(b, "begin %u %s %s\n", st->begins[i].rcpt,
-		    st->begins[i].key, st->begins[i].name);
+	/*
+	 * Of the begins, only the latest for each key not yet done.  A
+	 * Maildir delivery that keeps failing (a full disk, a quota) gets
+	 * a new begin at every pass; kept, they would be about half of
+	 * what each pass adds, the file would never halve, and a message
+	 * to thousands of such mailboxes would reach QSTATUS_MAX.  The
+	 * older ones say nothing: qrun.c writes a begin only after
+	 * maildir_has() found no file under the name of the latest one,
+	 * while holding the message's lock, and only the pass that wrote a
+	 * begin links a file under its name (names are unique).  So each
+	 * older name was found missing when its successor was written, and
+	 * cannot appear later; after a crash only the latest begin can name
+	 * a delivered file, and it is kept: nothing is lost or delivered
+	 * twice.  A done key is not delivered again and needs none (qrun.c
+	 * asks qstatus_is_done before qstatus_find_begin).
+	 */
+	for (size_t i = 0; i < st->nbegins; i++) {
+		const struct qstatus_begin *x = &st->begins[i];
+
+		if (qstatus_find_begin(st, x->key) == x &&
+		    !qstatus_is_done(st, x->key))
+			rc |= buf_printf(b, "begin %u %s %s\n", x->rcpt,
+			    x->key, x->name);
+	}
 	/* The recipient number and the rest of a done record are read by
 	 * nobody: the key is what counts. */
 	for (size_t i = 0; i < st->ndone; i++)
@@ -427,6 +454,7 @@ qstatus_close(struct qstatus *st)
 		free(st->begins[i].name);
 	}
 	free(st->begins);
+	keyindex_free(&st->begin_index);
 	for (size_t i = 0; i < st->nrcpts; i++) {
 		free(st->rcpts[i].dsn);
 		free(st->rcpts[i].why);
@@ -446,11 +474,12 @@ qstatus_is_done(const struct qstatus *st, const char *key)
 const struct qstatus_begin *
 qstatus_find_begin(const struct qstatus *st, const char *key)
 {
-	/* The latest attempt is the one that may have reached the box. */
-	for (size_t i = st->nbegins; i-- > 0;)
-		if (strcmp(st->begins[i].key, key) == 0)
-			return &st->begins[i];
-	return NULL;
+	/* The latest attempt is the one that may have reached the box;
+	 * through the index, since a pass asks for each of its local
+	 * targets, and there may be tens of thousands. */
+	size_t i = keyindex_find(&st->begin_index, key, begin_key, st);
+
+	return i == SIZE_MAX ? NULL : &st->begins[i];
 }
 
 const struct qstatus_remote *

@@ -67,8 +67,9 @@ struct qstatus {
 	char		**done;		/* keys */
 	size_t		 ndone;
 	struct keyindex	 done_index;
-	struct qstatus_begin *begins;
+	struct qstatus_begin *begins;	/* in the order read */
 	size_t		 nbegins;
+	struct keyindex	 begin_index;	/* the latest for each key */
 	struct qstatus_rcpt *rcpts;	/* grown to the highest N seen */
 	size_t		 nrcpts;
 	unsigned	 retries;
@@ -95,12 +96,15 @@ int	qstatus_append(struct qstatus *, int sync, const char *fmt, ...)
 int	qstatus_sync(struct qstatus *);
 /* Past QSTATUS_COMPACT_AT, and when it would at least halve the file:
  * replace it (a new file, fsynced, renamed over it, status/ fsynced)
- * with records that load to the same state, and append to that from
- * then on.  The caller holds the message's lock.  0 (also when there
- * was nothing to do), or -1 with the old file still in place. */
+ * with records that load to the same state (of the begins, only the
+ * latest for each key not done: the only ones qstatus_find_begin is
+ * asked for), and append to that from then on.  The caller holds the
+ * message's lock.  0 (also when there was nothing to do), or -1 with
+ * the old file still in place. */
 int	qstatus_compact(struct qstatus *);
 void	qstatus_close(struct qstatus *);
 int	qstatus_is_done(const struct qstatus *, const char *key);
+/* The latest begin for key, or NULL. */
 const struct qstatus_begin *qstatus_find_begin(const struct qstatus *,
 	    const char *key);
 /* The latest pending remote outcome for key, or NULL. */

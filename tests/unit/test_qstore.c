@@ -297,6 +297,22 @@ test_status_file(void **state)
 	remove_spool(spool);
 }
 
+static void
+assert_same_begin(const struct qstatus *a, const struct qstatus *b,
+    const char *key)
+{
+	const struct qstatus_begin *x, *y;
+
+	if (qstatus_is_done(a, key))
+		return;
+	x = qstatus_find_begin(a, key);
+	y = qstatus_find_begin(b, key);
+	assert_non_null(x);
+	assert_non_null(y);
+	assert_int_equal(x->rcpt, y->rcpt);
+	assert_string_equal(x->name, y->name);
+}
+
 /* The state two loads share, field by field. */
 static void
 assert_same_status(const struct qstatus *a, const struct qstatus *b)
@@ -304,12 +320,12 @@ assert_same_status(const struct qstatus *a, const struct qstatus *b)
 	assert_int_equal(a->ndone, b->ndone);
 	for (size_t i = 0; i < a->ndone; i++)
 		assert_true(qstatus_is_done(b, a->done[i]));
-	assert_int_equal(a->nbegins, b->nbegins);
-	for (size_t i = 0; i < a->nbegins; i++) {
-		assert_int_equal(a->begins[i].rcpt, b->begins[i].rcpt);
-		assert_string_equal(a->begins[i].key, b->begins[i].key);
-		assert_string_equal(a->begins[i].name, b->begins[i].name);
-	}
+	/* Of the begins, what qstatus_find_begin answers: the latest for
+	 * each key not done (all that a compacted file keeps). */
+	for (size_t i = 0; i < a->nbegins; i++)
+		assert_same_begin(a, b, a->begins[i].key);
+	for (size_t i = 0; i < b->nbegins; i++)
+		assert_same_begin(a, b, b->begins[i].key);
 	assert_int_equal(a->nrcpts, b->nrcpts);
 	for (size_t i = 0; i < a->nrcpts; i++) {
 		assert_int_equal(a->rcpts[i].complete, b->rcpts[i].complete);
@@ -403,6 +419,7 @@ test_status_compact(void **state)
 	assert_same_status(&before, &after);
 	assert_int_equal(after.retries, 40);
 	assert_int_equal(after.nremotes, 1);
+	assert_int_equal(after.nbegins, 0);	/* bob's is done */
 	qstatus_close(&after);
 
 	/* Appends go to the new file. */
@@ -467,6 +484,120 @@ read_and_check(const char *path, char *why, size_t whysz)
  * with a block of zeros or of another message in it; a file from before
  * seals is read unchecked; an envelope without its empty line is
  * refused. */
+#define MANY_TARGETS	10000
+#define MANY_PASSES	60
+#define MANY_RCPTS	100
+
+/* Target t's Maildir name at a pass. */
+static void
+many_name(char *dst, size_t dstsz, int pass, int t)
+{
+	snprintf(dst, dstsz, "%d.M%dP4242Q%d.mail.example.org,S=2048,W=2100",
+	    1700000000 + pass, t, pass * MANY_TARGETS + t);
+}
+
+/* Aliases to 10,000 mailboxes on a full disk, over 60 passes: each pass
+ * writes a begin and a defer for every mailbox (qrun.c, pass_local),
+ * and a few get through at pass 10.  Opened and compacted as the queue
+ * manager does at each pass, the file stays bounded: it keeps only the
+ * latest begin per mailbox still to be done.  Each pass finds that one
+ * (the name a crash would have left in new/), and the file reloads to
+ * the same state. */
+static void
+test_status_compact_begins(void **state)
+{
+	char spool[] = "/tmp/postern-qstore-XXXXXX", path[PATH_MAX];
+	char key[64], name[128];
+	static const char qid[] = "0123456789ABCDE1";
+	static const char why[] = "maildir: write tmp/: No space left on device";
+	struct qstatus st, before, after;
+	const struct qstatus_begin *b;
+	struct stat sb;
+	off_t most = 0, start = 0;
+	int ndone = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(spool));
+	assert_int_equal(qstore_prepare(spool, (uid_t)-1, (gid_t)-1), 0);
+	snprintf(path, sizeof path, "%s/status", spool);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof path, "%s/status/%s", spool, qid);
+
+	for (int pass = 1; pass <= MANY_PASSES; pass++) {
+		assert_int_equal(qstatus_open(spool, qid, &st), 0);
+		assert_int_equal(qstatus_compact(&st), 0);
+		assert_int_equal(stat(path, &sb), 0);
+		assert_int_equal(sb.st_size, st.valid);
+		if (sb.st_size > start)
+			start = sb.st_size;
+		/* What a pass starts from: one begin per mailbox and one
+		 * defer per recipient, never the history of the passes. */
+		assert_true(sb.st_size < 2 * QSTATUS_COMPACT_AT);
+		for (int t = 0; t < MANY_TARGETS; t++) {
+			int rcpt = t % MANY_RCPTS;
+
+			snprintf(key, sizeof key, "user:box%05d", t);
+			if (qstatus_is_done(&st, key))
+				continue;
+			b = qstatus_find_begin(&st, key);
+			if (pass == 1)
+				assert_null(b);
+			else {
+				assert_non_null(b);
+				many_name(name, sizeof name, pass - 1, t);
+				assert_string_equal(b->name, name);
+				assert_int_equal(b->rcpt, rcpt);
+			}
+			many_name(name, sizeof name, pass, t);
+			assert_int_equal(qstatus_append(&st, 0, "begin %d %s %s",
+			    rcpt, key, name), 0);
+			if (pass == 10 && t % 1000 == 0) {
+				assert_int_equal(qstatus_append(&st, 0, "done %d "
+				    "%s 2.0.0 delivered %d delivered to maildir",
+				    rcpt, key, pass), 0);
+				ndone++;
+			} else
+				assert_int_equal(qstatus_append(&st, 0, "defer %d "
+				    "%s 4.2.2 %d %s", rcpt, key, pass, why), 0);
+		}
+		assert_int_equal(qstatus_append(&st, 0, "retry %d %d", pass,
+		    pass + 60), 0);
+		assert_int_equal(qstatus_sync(&st), 0);
+		if (st.valid > most)
+			most = st.valid;
+		qstatus_close(&st);
+	}
+	printf("status file of %d mailboxes over %d passes: at most %lld "
+	    "octets, %lld after compaction\n", MANY_TARGETS, MANY_PASSES,
+	    (long long)most, (long long)start);
+	/* A compacted state and one pass's records, at most. */
+	assert_true(most < 4 * QSTATUS_COMPACT_AT);
+
+	assert_int_equal(qstatus_load(spool, qid, &before), 0);
+	assert_int_equal(qstatus_open(spool, qid, &st), 0);
+	assert_int_equal(qstatus_compact(&st), 0);
+	assert_true(st.valid < before.valid / 2);
+	assert_int_equal(qstatus_load(spool, qid, &after), 0);
+	assert_same_status(&before, &after);
+	assert_int_equal(after.nbegins, MANY_TARGETS - ndone);
+	assert_int_equal(after.ndone, ndone);
+	assert_int_equal(after.retries, MANY_PASSES);
+	assert_int_equal(after.last_attempt, MANY_PASSES);
+	assert_int_equal(after.next_retry, MANY_PASSES + 60);
+	for (int r = 0; r < MANY_RCPTS; r++) {
+		const struct qstatus_rcpt *x = qstatus_rcpt(&after, (size_t)r);
+
+		assert_non_null(x);
+		assert_false(x->complete);
+		assert_string_equal(x->dsn, "4.2.2");
+		assert_string_equal(x->why, why);
+	}
+	qstatus_close(&after);
+	qstatus_close(&before);
+	qstatus_close(&st);
+	remove_spool(spool);
+}
+
 static void
 test_seal(void **state)
 {
@@ -560,6 +691,7 @@ main(void)
 		cmocka_unit_test(test_spread_directories),
 		cmocka_unit_test(test_status_file),
 		cmocka_unit_test(test_status_compact),
+		cmocka_unit_test(test_status_compact_begins),
 		cmocka_unit_test(test_seal),
 	};
 
