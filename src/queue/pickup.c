@@ -227,14 +227,23 @@ drop_parse(char *data, size_t len, struct drop *d, char *why, size_t whysz)
 }
 
 /* Move a bad file aside, never deleting it: maildrop/NAME to
- * corrupt/AS, where AS is the name the sendmail command gave it. */
+ * corrupt/AS, where AS is the name the sendmail command gave it, never
+ * over a file already there (corrupt/ also keeps damaged queue files,
+ * and anyone may name a file in maildrop/): AS.1, AS.2 ... then. */
 static void
 pickup_corrupt(const char *name, const char *as, uid_t uid, const char *why)
 {
-	char to[PATH_MAX];
+	char to[PATH_MAX], alt[NAME_MAX + 1];
+	int rc;
 
 	(void)qpath_make(to, sizeof to, pconf->spool, "corrupt", as);
-	if (renameat(dirfd_md, name, AT_FDCWD, to) == -1)
+	rc = renameat2(dirfd_md, name, AT_FDCWD, to, RENAME_NOREPLACE);
+	for (int n = 1; rc == -1 && errno == EEXIST && n < 100; n++) {
+		(void)snprintf(alt, sizeof alt, "%.200s.%d", as, n);
+		(void)qpath_make(to, sizeof to, pconf->spool, "corrupt", alt);
+		rc = renameat2(dirfd_md, name, AT_FDCWD, to, RENAME_NOREPLACE);
+	}
+	if (rc == -1)
 		log_warn("pickup: maildrop/%s from uid %u: %s; cannot move it "
 		    "to %s", as, (unsigned)uid, why, to);
 	else
@@ -477,9 +486,15 @@ pickup_scan(void)
 				    "abandoned by uid %u", de->d_name,
 				    (unsigned)st.st_uid);
 		} else if (fstatat(dirfd_md, de->d_name, &st,
-		    AT_SYMLINK_NOFOLLOW) == 0)
-			pickup_corrupt(de->d_name, de->d_name, st.st_uid,
+		    AT_SYMLINK_NOFOLLOW) == 0) {
+			char as[NAME_MAX + 1];
+
+			/* Apart from the queue files' names there. */
+			(void)snprintf(as, sizeof as, "maildrop-%.200s",
+			    de->d_name);
+			pickup_corrupt(de->d_name, as, st.st_uid,
 			    "not a maildrop file name");
+		}
 	}
 	closedir(d);
 	return again ? -1 : 0;

@@ -245,7 +245,12 @@ qstatus_create(const char *spool, struct qstatus *st)
 		}
 		close(fd);
 	}
-	return open(st->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	/* O_CREAT: on ext4 the first fdatasync writes the new entry too;
+	 * elsewhere status/ must be fsynced (lib/fsio.h). */
+	fd = open(st->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd != -1)
+		st->dir_unsynced = !fsio_file_sync_covers_entry(fd);
+	return fd;
 }
 
 /* After a successful fdatasync: the entry of a linked file, once. */

@@ -437,6 +437,31 @@ def test_corrupt_maildrop_file_is_moved_aside(postern):
     assert srv.queue_ids() == []
 
 
+def test_a_stray_maildrop_file_never_replaces_a_file_in_corrupt(postern):
+    """Anyone may name a file in maildrop/ (it is world-writable, like
+    Postfix's): one named like a damaged queue file kept in corrupt/
+    must not replace it when it is moved aside."""
+    srv = mail_server(postern)
+    qid = "0123456789ABCDEF"
+    kept = srv.spool / "corrupt" / qid
+    kept.write_bytes(b"a damaged queue file, left for a person\n")
+    for n in range(2):
+        tmp = srv.spool / "maildrop" / f"T{n}{'ef' * 15}"
+        tmp.write_bytes(b"not a maildrop file %d\n" % n)
+        os.rename(tmp, srv.spool / "maildrop" / qid)
+        # Other names than maildrop files' are found by a scan: the one
+        # a new pickup makes at its start (a reload starts one).
+        os.kill(srv.pid, signal.SIGHUP)
+        srv.wait_log(rf"pickup: maildrop/maildrop-{qid} from uid \d+: not a "
+                     rf"maildrop file name; moved to \S+/corrupt/"
+                     rf"maildrop-{qid}{'.1' if n else ''}$")
+    assert kept.read_bytes() == b"a damaged queue file, left for a person\n"
+    assert (srv.spool / "corrupt" / f"maildrop-{qid}").read_bytes() == \
+        b"not a maildrop file 0\n"
+    assert (srv.spool / "corrupt" / f"maildrop-{qid}.1").read_bytes() == \
+        b"not a maildrop file 1\n"
+
+
 def test_maildrop_file_with_bare_line_ends_is_moved_aside(postern):
     """A maildrop file written by hand, not by the sendmail command, with
     a bare LF: relayed as it is, "LF . LF" could end the DATA early at a
