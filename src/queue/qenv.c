@@ -37,20 +37,29 @@ read_more(int fd, struct buf *b, off_t *off)
 	return n;
 }
 
-/* "content SIZE CRC": exactly as QSTORE_SEAL_FMT writes it. */
+/* "content SIZE CRC ENVCRC" (version 3 on) or "content SIZE CRC":
+ * exactly as QSTORE_SEAL_FMT writes it. */
 static int
 parse_seal(struct qenv *e, const char *val)
 {
 	const char *crc = val + QSTORE_SEAL_SIZE_DIGITS + 1;
+	const char *env_crc = crc + QSTORE_SEAL_CRC_DIGITS + 1;
+	size_t crcs = e->version >= 3 ? 2 : 1;
 	char *end;
 
-	if (strlen(val) != QSTORE_SEAL_SIZE_DIGITS + 1 + QSTORE_SEAL_CRC_DIGITS ||
+	if (strlen(val) != QSTORE_SEAL_SIZE_DIGITS +
+	    crcs * (1 + QSTORE_SEAL_CRC_DIGITS) ||
 	    strspn(val, "0123456789") != QSTORE_SEAL_SIZE_DIGITS ||
 	    val[QSTORE_SEAL_SIZE_DIGITS] != ' ' ||
 	    strspn(crc, "0123456789abcdef") != QSTORE_SEAL_CRC_DIGITS)
 		return -1;
+	if (crcs == 2 && (crc[QSTORE_SEAL_CRC_DIGITS] != ' ' ||
+	    strspn(env_crc, "0123456789abcdef") != QSTORE_SEAL_CRC_DIGITS))
+		return -1;
 	e->seal_size = strtoull(val, &end, 10);
 	e->seal_crc = (uint32_t)strtoul(crc, &end, 16);
+	if (crcs == 2)
+		e->seal_env_crc = (uint32_t)strtoul(env_crc, &end, 16);
 	e->sealed = 1;
 	return 0;
 }
@@ -71,7 +80,14 @@ parse_record(struct qenv *e, char *line, char *why, size_t whysz)
 	}
 	*val++ = '\0';
 	if (strcmp(line, "postern-queue") == 0) {
-		if (strcmp(val, "1") != 0 && strcmp(val, "2") != 0) {
+		/* Only the first line (qenv_read): a second one, from a
+		 * stale block, must not change how the rest is checked. */
+		if (e->version != 0) {
+			snprintf(why, whysz, "second version record");
+			return -1;
+		}
+		if (strcmp(val, "1") != 0 && strcmp(val, "2") != 0 &&
+		    strcmp(val, "3") != 0) {
 			snprintf(why, whysz, "unknown queue file version %.20s",
 			    val);
 			return -1;
@@ -137,7 +153,8 @@ qenv_read(int fd, struct qenv *e, char *why, size_t whysz)
 	off_t off = 0;
 	char *envend = NULL, *line, *save = NULL;
 	ssize_t n;
-	size_t envlen, want;
+	size_t envlen, want, seal_at = 0;
+	uint32_t env_crc = 0;
 
 	memset(e, 0, sizeof *e);
 	buf_init(&e->headers, QENV_HEADERS_MAX + 1);
@@ -171,6 +188,16 @@ qenv_read(int fd, struct qenv *e, char *why, size_t whysz)
 		snprintf(why, whysz, "envelope does not start with its version");
 		goto fail;
 	}
+	/* From version 3 the seal is the envelope's last record and holds
+	 * the CRC-32 of every octet before it: taken here, before the
+	 * records are split in place, for whatever version the file says
+	 * it is (checked below). */
+	if (envlen > QSTORE_SEAL_LEN + 1 &&
+	    b.data[envlen - 2 - QSTORE_SEAL_LEN] == '\n' &&
+	    strncmp(b.data + envlen - 1 - QSTORE_SEAL_LEN, "content ", 8) == 0) {
+		seal_at = envlen - 1 - QSTORE_SEAL_LEN;
+		env_crc = (uint32_t)crc32_z(0L, (const Bytef *)b.data, seal_at);
+	}
 	/* By offset: the reads above may have moved the buffer. */
 	b.data[envlen - 1] = '\0';
 	for (line = strtok_r(b.data, "\n", &save); line;
@@ -181,9 +208,18 @@ qenv_read(int fd, struct qenv *e, char *why, size_t whysz)
 		snprintf(why, whysz, "envelope without qid, from or rcpt");
 		goto fail;
 	}
-	if (e->version >= 2 && !e->sealed) {
+	if ((e->version >= 2 && !e->sealed) ||
+	    (e->version >= 3 && seal_at == 0)) {
 		snprintf(why, whysz, "envelope without its seal (a crash before "
 		    "its commit?)");
+		goto fail;
+	}
+	/* A block of an older file in a long envelope: its records may
+	 * read well, another message's recipients among them. */
+	if (e->version >= 3 && env_crc != e->seal_env_crc) {
+		snprintf(why, whysz, "envelope with CRC-32 %08lx, sealed with "
+		    "%08lx (a crash before its commit?)", (unsigned long)env_crc,
+		    (unsigned long)e->seal_env_crc);
 		goto fail;
 	}
 	if (e->sealed && e->seal_size != (uint64_t)e->size) {

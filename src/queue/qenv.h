@@ -31,15 +31,18 @@ struct qenv {
 	struct buf	 headers;	/* the content's header section (CRLF),
 					   possibly truncated */
 	unsigned	 nreceived;	/* Received: fields in it */
-	int		 version;	/* of the file's format: 1 or 2 */
+	int		 version;	/* of the file's format: 1, 2 or 3 */
 	int		 sealed;	/* a "content" record (queue/qstore.h);
 					   version 1 files may have none */
 	uint64_t	 seal_size;
 	uint32_t	 seal_crc;
+	uint32_t	 seal_env_crc;	/* version 3: the envelope's, which
+					   qenv_read checks */
 };
 
-/* Read from an open queue file.  0, or -1 with a reason in why (a
- * content whose length is not its seal's among them). */
+/* Read from an open queue file.  0, or -1 with a reason in why (an
+ * envelope whose CRC-32, from version 3 on, or a content whose length is
+ * not its seal's among them). */
 int	qenv_read(int fd, struct qenv *, char *why, size_t whysz);
 /* Read the whole content and check it against the seal: 0 if it matches
  * (or the file has no seal), else -1 with a reason in why.  What a crash

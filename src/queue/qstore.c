@@ -131,10 +131,11 @@ qstore_put(struct qfile *qf, const void *p, size_t n)
 
 static void
 qstore_seal_format(char seal[QSTORE_SEAL_LEN + 1], uint64_t size,
-    uint32_t crc)
+    uint32_t crc, uint32_t env_crc)
 {
 	snprintf(seal, QSTORE_SEAL_LEN + 1, QSTORE_SEAL_FMT,
-	    (unsigned long long)size, (unsigned long)crc);
+	    (unsigned long long)size, (unsigned long)crc,
+	    (unsigned long)env_crc);
 }
 
 int
@@ -176,7 +177,10 @@ qstore_create(struct qfile *qf, const char *spool, const char *qid,
 	 * the commit thread, and the file's times are updated once. */
 	qstore_put(qf, head, envlen - 1);
 	qf->seal_at = qf->flushed + (off_t)qf->buflen;
-	qstore_seal_format(seal, 0, 0);
+	/* Every octet before the seal, so that a block of an older file
+	 * in a long envelope tells as one in the content does. */
+	qf->env_crc = (uint32_t)crc32_z(0L, (const Bytef *)head, envlen - 1);
+	qstore_seal_format(seal, 0, 0, 0);
 	qstore_put(qf, seal, QSTORE_SEAL_LEN);
 	qstore_put(qf, "\n", 1);
 	qstore_write(qf, head + envlen, len - envlen);
@@ -209,7 +213,7 @@ qstore_seal(struct qfile *qf)
 
 	if (qf->err)
 		return;
-	qstore_seal_format(seal, qf->size, qf->crc);
+	qstore_seal_format(seal, qf->size, qf->crc, qf->env_crc);
 	if (qf->seal_at >= qf->flushed) {
 		memcpy(qf->buf + (qf->seal_at - qf->flushed), seal,
 		    QSTORE_SEAL_LEN);

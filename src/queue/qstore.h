@@ -26,6 +26,7 @@ struct qfile {
 	uint64_t	 size;		/* octets after the envelope (the
 					   content), so far */
 	uint32_t	 crc;		/* their CRC-32, for the seal */
+	uint32_t	 env_crc;	/* the envelope's before the seal */
 	off_t		 seal_at;	/* file offset of the seal record */
 	off_t		 flushed;	/* octets in the file; buf follows */
 	int		 unnamed;	/* O_TMPFILE: no name until commit */
@@ -36,27 +37,31 @@ struct qfile {
 };
 
 /*
- * The seal: the envelope's last record, "content SIZE CRC", gives the
- * content's length and CRC-32.  It is written with a placeholder of the
- * same width and filled in at commit, when both are known.  A file that
+ * The seal: the envelope's last record, "content SIZE CRC ENVCRC", gives
+ * the content's length and CRC-32, and the CRC-32 of the envelope's
+ * octets before the seal.  It is written with a placeholder of the same
+ * width and filled in at commit, when all three are known.  A file that
  * was linked into queue/ but not yet fsynced when the machine went down
- * may come back short, or with blocks of zeros or of an older file; its
- * seal then does not match, and the queue manager sets it aside
- * (qenv_check_content) instead of delivering it.
+ * may come back short, or with blocks of zeros or of an older file,
+ * in its content or in an envelope longer than a block; its seal then
+ * does not match, and the queue manager sets it aside (qenv_read,
+ * qenv_check_content) instead of delivering it.
  */
 /* The first line of every queue file written now: a file of this
- * version without its seal is one whose envelope a crash damaged
- * (version 1, from before seals, is still read, unchecked). */
-#define QSTORE_VERSION_LINE	"postern-queue 2\n"
+ * version without its seal is one whose envelope a crash damaged.
+ * Version 2 (a seal of the content only) and 1 (from before seals,
+ * read unchecked) are still read. */
+#define QSTORE_VERSION_LINE	"postern-queue 3\n"
 
 #define QSTORE_SEAL_SIZE_DIGITS	20	/* decimal, zero-padded */
 #define QSTORE_SEAL_CRC_DIGITS	8	/* hexadecimal, zero-padded */
 #define QSTORE_SEAL_STR_(x)	#x
 #define QSTORE_SEAL_STR(x)	QSTORE_SEAL_STR_(x)
+#define QSTORE_SEAL_CRC_FMT	" %0" QSTORE_SEAL_STR(QSTORE_SEAL_CRC_DIGITS) "lx"
 #define QSTORE_SEAL_FMT	"content %0" QSTORE_SEAL_STR(QSTORE_SEAL_SIZE_DIGITS) \
-	"llu %0" QSTORE_SEAL_STR(QSTORE_SEAL_CRC_DIGITS) "lx\n"
+	"llu" QSTORE_SEAL_CRC_FMT QSTORE_SEAL_CRC_FMT "\n"
 #define QSTORE_SEAL_LEN	(sizeof "content " - 1 + QSTORE_SEAL_SIZE_DIGITS + \
-	1 + QSTORE_SEAL_CRC_DIGITS + 1)
+	2 * (1 + QSTORE_SEAL_CRC_DIGITS) + 1)
 
 /* Create the message file in incoming/ (unnamed where the file system
  * allows, else incoming/QID) and start it with head: the envelope,

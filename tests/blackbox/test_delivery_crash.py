@@ -114,7 +114,7 @@ def test_queue_file_a_crash_cut_short_is_set_aside(postern):
     """A committed queue file is linked into queue/ before its one fsync
     (src/queue/README), so a power cut in between can bring it back
     short, or with a block of zeros or of an older file in it.  Its seal
-    ("content SIZE CRC") then does not match: the queue manager moves it
+    ("content SIZE CRC ENVCRC") then does not match: the queue manager moves it
     to corrupt/ and says why, and delivers nothing of it.  The whole
     message queued with them is delivered."""
     import os
@@ -140,10 +140,13 @@ def test_queue_file_a_crash_cut_short_is_set_aside(postern):
     sealed = {}
     for qid in qids:
         env, content = (q / qid).read_bytes().split(b"\n\n", 1)
-        m = re.search(rb"^content (\d{20}) ([0-9a-f]{8})$", env, re.M)
+        assert env.startswith(b"postern-queue 3\n"), env
+        m = re.search(rb"^content (\d{20}) ([0-9a-f]{8}) ([0-9a-f]{8})$",
+                      env, re.M)
         assert m, env
         assert int(m.group(1)) == len(content) > 16384
         assert int(m.group(2), 16) == zlib.crc32(content)
+        assert int(m.group(3), 16) == zlib.crc32(env[:m.start()])
         sealed[qid] = (len(env) + 2, len(content))
     os.truncate(q / short, 8192)
     with open(q / zeros, "r+b") as f:
@@ -160,7 +163,7 @@ def test_queue_file_a_crash_cut_short_is_set_aside(postern):
     # the envelope's own block stale: the seal record gone (a record
     # nobody reads in its place), so nothing says the content is whole
     data = (q / unsealed).read_bytes()
-    m = re.search(rb"^content \d{20} [0-9a-f]{8}$", data, re.M)
+    m = re.search(rb"^content \d{20} [0-9a-f]{8} [0-9a-f]{8}$", data, re.M)
     (q / unsealed).write_bytes(data[:m.start()] + b"x-stale" +
                                data[m.start() + 7:])
     # another message's whole file under this name
@@ -191,3 +194,54 @@ def test_queue_file_a_crash_cut_short_is_set_aside(postern):
     assert srv.queue_ids() == []
     for qid in (short, zeros, stale, unsealed, renamed):
         assert not re.search(rf"{qid} .*status=sent", srv.log())
+
+
+def test_queue_file_a_stale_envelope_block_is_set_aside(postern):
+    """An envelope longer than a block can get a block of an older file
+    too.  Here the second 4 KiB of one message's envelope (500
+    recipients) come from another's: whole records, every one another
+    message's recipient.  The seal covers the envelope, so the file goes
+    to corrupt/ and none of it is delivered; the other message is
+    untouched."""
+    srv = mail_server(postern, start=False)
+    conf = srv.conf.read_text()
+    srv.conf.write_text(conf.replace("queue-manager on", "queue-manager off"))
+    srv.start()
+    qids = []
+    for dom in ("one.example", "two.example"):
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=10,
+                          source_address=("127.0.0.2", 0)) as s:
+            s.ehlo("client.example")
+            s.mail("alice@example.test")
+            for i in range(500):
+                code, reply = s.rcpt(f"r{i:03d}@{dom}")
+                assert code == 250, reply
+            code, reply = s.data(b"Subject: many\r\n\r\nbody\r\n")
+            assert code == 250, reply
+            qids.append(reply.decode().split()[-1])
+    assert srv.terminate() == 0
+    mine, other = qids
+    q = srv.spool / "queue"
+    with open(q / other, "rb") as f:
+        f.seek(4096)
+        block = f.read(4096)
+    assert b"\nrcpt r" in block and b"two.example" in block
+    with open(q / mine, "r+b") as f:
+        env = f.read().split(b"\n\n", 1)[0]
+        assert len(env) > 8192
+        # the same records at the same offsets, the domain aside
+        f.seek(4096)
+        assert f.read(4096) == block.replace(b"two.example", b"one.example")
+        f.seek(4096)
+        f.write(block)
+
+    srv.conf.write_text(conf)
+    srv.start()
+    m = srv.wait_log(rf"{mine} queue: corrupt message \((.*)\); moved to "
+                     rf"\S+/corrupt/{mine}$")
+    assert m.group(1).startswith("envelope with CRC-32 "), m.group(1)
+    assert (srv.spool / "corrupt" / mine).exists()
+    srv.wait_log(rf"{other} .*to=<r\d{{3}}@two\.example>.*status=deferred")
+    assert not re.search(rf"{mine} .*status=", srv.log())
+    assert "corrupt" not in "".join(
+        line for line in srv.log().splitlines() if other in line)

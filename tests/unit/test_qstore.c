@@ -31,6 +31,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "lib/buf.h"
 #include "lib/fsio.h"
 #include "queue/qenv.h"
 #include "queue/qstatus.h"
@@ -166,9 +167,11 @@ test_spares_and_commit(void **state)
 	assert_true((fd = open(queued, O_RDONLY)) != -1);
 	n = read(fd, got, sizeof got);
 	close(fd);
-	/* The envelope, its seal before the empty line, the message. */
-	snprintf(seal, sizeof seal, "content %020zu %08lx\n", sizeof body - 1,
-	    crc32(0, (const Bytef *)body, sizeof body - 1));
+	/* The envelope, its seal before the empty line (with the CRC-32
+	 * of what comes before it), the message. */
+	snprintf(seal, sizeof seal, "content %020zu %08lx %08lx\n",
+	    sizeof body - 1, crc32(0, (const Bytef *)body, sizeof body - 1),
+	    crc32(0, (const Bytef *)env, sizeof env - 2));
 	assert_int_equal(n, sizeof env - 1 + strlen(seal) + sizeof body - 1);
 	assert_memory_equal(got, env, sizeof env - 2);
 	assert_memory_equal(got + sizeof env - 2, seal, strlen(seal));
@@ -478,12 +481,6 @@ read_and_check(const char *path, char *why, size_t whysz)
 	return rc;
 }
 
-/* The seal ("content SIZE CRC", qstore.h) is filled in at commit, in the
- * buffer for a small message and in place for one larger than the
- * buffer, and it tells a whole file from one a crash cut short, or
- * with a block of zeros or of another message in it; a file from before
- * seals is read unchecked; an envelope without its empty line is
- * refused. */
 #define MANY_TARGETS	10000
 #define MANY_PASSES	60
 #define MANY_RCPTS	100
@@ -598,6 +595,12 @@ test_status_compact_begins(void **state)
 	remove_spool(spool);
 }
 
+/* The seal ("content SIZE CRC ENVCRC", qstore.h) is filled in at
+ * commit, in the buffer for a small message and in place for one larger
+ * than the buffer, and it tells a whole file from one a crash cut short,
+ * or with a block of zeros or of another message in it; a file of
+ * version 2 (content sealed) is read as before, and one from before
+ * seals unchecked; an envelope without its empty line is refused. */
 static void
 test_seal(void **state)
 {
@@ -651,14 +654,14 @@ test_seal(void **state)
 
 	/* The placeholder never passes for a seal of a non-empty message. */
 	assert_true((fd = open(small, O_RDWR)) != -1);
-	assert_int_equal(pwrite(fd, "content 00000000000000000000 00000000",
-	    37, 65), 37);
+	assert_int_equal(pwrite(fd, "content 00000000000000000000 00000000 "
+	    "00000000", 46, 65), 46);
 	assert_int_equal(read_and_check(small, why, sizeof why), -1);
 	assert_int_equal(pwrite(fd, "content 0000000000000000000x 00000000",
 	    37, 65), 37);
 	assert_int_equal(read_and_check(small, why, sizeof why), -1);
 	assert_string_equal(why, "bad content record");
-	/* Version 2 without its seal: the envelope's block is stale. */
+	/* Version 3 without its seal: the envelope's block is stale. */
 	assert_int_equal(pwrite(fd, "x-stale 00000000000000000000 00000000",
 	    37, 65), 37);
 	assert_int_equal(read_and_check(small, why, sizeof why), -1);
@@ -668,6 +671,21 @@ test_seal(void **state)
 	    37, 0), 37);
 	assert_int_equal(read_and_check(small, why, sizeof why), -1);
 	assert_string_equal(why, "envelope does not start with its version");
+	close(fd);
+
+	/* Version 2: the seal covers the content only, and the envelope is
+	 * read as before; a second version record is not. */
+	snprintf(small, sizeof small, "%s/queue/0000000000000006", spool);
+	assert_true((fd = open(small, O_WRONLY | O_CREAT, 0600)) != -1);
+	dprintf(fd, "postern-queue 2\nqid 0000000000000006\nfrom a@b.test\n"
+	    "rcpt c@d.test\ncontent %020d %08lx\n\nhi\r\n", 4,
+	    crc32(0, (const Bytef *)"hi\r\n", 4));
+	close(fd);
+	assert_int_equal(read_and_check(small, why, sizeof why), 0);
+	assert_true((fd = open(small, O_RDWR)) != -1);
+	assert_int_equal(pwrite(fd, "postern-queue 2\n", 16, 16), 16);
+	assert_int_equal(read_and_check(small, why, sizeof why), -1);
+	assert_string_equal(why, "second version record");
 	close(fd);
 
 	/* A queue file from before seals. */
@@ -683,6 +701,68 @@ test_seal(void **state)
 	remove_spool(spool);
 }
 
+/* Commit a message to 500 recipients, rcpt%03d@DOMAIN, with a short
+ * content: its envelope spans several 4 KiB blocks. */
+static void
+commit_many(const char *spool, const char *qid, const char *domain,
+    char *path, size_t pathsz)
+{
+	static const char body[] = "Subject: many\r\n\r\nhi\r\n";
+	struct buf env;
+	struct qfile qf;
+
+	buf_init(&env, 64 * 1024);
+	assert_int_equal(buf_printf(&env, QSTORE_VERSION_LINE "qid %s\n"
+	    "from a@b.test\n", qid), 0);
+	for (int i = 0; i < 500; i++)
+		assert_int_equal(buf_printf(&env, "rcpt rcpt%03d@%s\n", i,
+		    domain), 0);
+	assert_int_equal(buf_printf(&env, "\n"), 0);
+	assert_int_equal(qstore_create(&qf, spool, qid, env.data, env.len), 0);
+	qstore_write(&qf, body, sizeof body - 1);
+	assert_int_equal(qstore_commit(&qf), 0);
+	buf_free(&env);
+	snprintf(path, pathsz, "%s/queue/%s", spool, qid);
+}
+
+/* A crash can leave a block of an older file anywhere in a file linked
+ * but not yet fsynced, the envelope's middle blocks among them: the seal
+ * covers the envelope too, and such a file is refused, not read with
+ * another message's recipients in it. */
+static void
+test_seal_envelope(void **state)
+{
+	char spool[] = "/tmp/postern-qstore-XXXXXX", mine[PATH_MAX];
+	char other[PATH_MAX], why[256];
+	unsigned char block[4096], was[4096];
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(spool));
+	assert_int_equal(qstore_prepare(spool, (uid_t)-1, (gid_t)-1), 0);
+	commit_many(spool, "0000000000000011", "one.test", mine, sizeof mine);
+	commit_many(spool, "0000000000000012", "two.test", other, sizeof other);
+	assert_int_equal(read_and_check(mine, why, sizeof why), 0);
+	assert_int_equal(read_and_check(other, why, sizeof why), 0);
+
+	/* The other envelope's second block, at the same offset: whole
+	 * records of the same length, each a recipient of the other. */
+	assert_true((fd = open(other, O_RDONLY)) != -1);
+	assert_int_equal(pread(fd, block, sizeof block, 4096), sizeof block);
+	close(fd);
+	assert_true((fd = open(mine, O_RDWR)) != -1);
+	assert_int_equal(pread(fd, was, sizeof was, 4096), sizeof was);
+	assert_memory_not_equal(block, was, sizeof block);
+	assert_int_equal(pwrite(fd, block, sizeof block, 4096), sizeof block);
+	assert_int_equal(read_and_check(mine, why, sizeof why), -1);
+	assert_non_null(strstr(why, "envelope with CRC-32"));
+	/* Put back, it reads again. */
+	assert_int_equal(pwrite(fd, was, sizeof was, 4096), sizeof was);
+	assert_int_equal(read_and_check(mine, why, sizeof why), 0);
+	close(fd);
+	remove_spool(spool);
+}
+
 int
 main(void)
 {
@@ -693,6 +773,7 @@ main(void)
 		cmocka_unit_test(test_status_compact),
 		cmocka_unit_test(test_status_compact_begins),
 		cmocka_unit_test(test_seal),
+		cmocka_unit_test(test_seal_envelope),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
