@@ -2,15 +2,24 @@
  * popbsmtp.c - POP before SMTP grants (see popbsmtp.h).
  *
  * One file per granted address, <spool>/grants/<key>, holding
- * "until <epoch seconds>" and written atomically (tmp, fsync, rename,
- * fsync of the directory: lib/fsio.c), so that a grant is either there
- * whole or not at all after a crash.  A grant is valid while now < until;
- * an expired file is harmless and is removed by the sweep (worker 0,
- * once a minute on a thread of its own, and the master at start), which
- * logs the expiry.
+ * "until <epoch seconds>\nuser <name>\n" and written atomically (tmp,
+ * fsync, rename, fsync of the directory: lib/fsio.c), so that a grant is
+ * either there whole or not at all after a crash.  A grant is valid while
+ * now < until; an expired file is harmless and is removed by the sweep
+ * (worker 0, once a minute on a thread of its own, and the master at
+ * start), which logs the expiry.
+ *
+ * The user is the one whose POP3 login made the grant: relay by it is
+ * charged to that user's rate and checked against that user's addresses
+ * and lock (smtp/smtp_session.c), as for SMTP AUTH.  A file without one
+ * (written before grants named their user) grants nothing: a grant that
+ * nobody answers for would relay unchecked for up to 7 days.  The sweep
+ * still removes it at its expiry; the client's next POP3 login makes a
+ * new one.
  * Runs in the workers (grant, check, sweep) and the master (prepare).
  */
 #include "policy/popbsmtp.h"
+#include "auth/userdb.h"
 #include "lib/fsio.h"
 #include "lib/log.h"
 #include "lib/strutil.h"
@@ -101,11 +110,13 @@ popbsmtp_key(const struct conf *c, const struct sockaddr *sa, char *dst,
 	    bits) >= dstsz - strlen(dst) ? -1 : 0;
 }
 
-/* "until N\n": N, or -1 if the file is not a grant. */
+/* "until N\nuser NAME\n": N, or -1 if the file is not a grant; NAME in
+ * user if it is asked for, "" if the file has none. */
 static long long
-grant_read(int dirfd, const char *name, struct stat *st)
+grant_read(int dirfd, const char *name, struct stat *st, char *user,
+    size_t usersz)
 {
-	char text[GRANT_FILE_MAX], *end;
+	char text[GRANT_FILE_MAX], *end, *name_end;
 	ssize_t n;
 	long long until;
 	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -125,12 +136,22 @@ grant_read(int dirfd, const char *name, struct stat *st)
 	until = strtoll(text + 6, &end, 10);
 	if (errno || (*end != '\n' && *end != '\0'))
 		return -1;
+	if (user == NULL)
+		return until;
+	user[0] = '\0';
+	if (*end == '\n' && strncmp(end + 1, "user ", 5) == 0 &&
+	    (name_end = strchr(end + 6, '\n')) != NULL &&
+	    (size_t)(name_end - (end + 6)) < usersz) {
+		*name_end = '\0';
+		if (userdb_name_valid(end + 6))
+			(void)strlcpy(user, end + 6, usersz);
+	}
 	return until;
 }
 
 int
-popbsmtp_grant(const struct conf *c, const struct sockaddr *sa, uint64_t sid,
-    time_t now)
+popbsmtp_grant(const struct conf *c, const struct sockaddr *sa,
+    const char *user, uint64_t sid, time_t now)
 {
 	char key[INET6_ADDRSTRLEN + 8], path[PATH_MAX], text[GRANT_FILE_MAX];
 	char when[32];
@@ -139,10 +160,12 @@ popbsmtp_grant(const struct conf *c, const struct sockaddr *sa, uint64_t sid,
 
 	if (c->pop_before_smtp == 0)
 		return 0;
-	if (popbsmtp_key(c, sa, key, sizeof key) == -1 ||
+	if (!userdb_name_valid(user) ||
+	    popbsmtp_key(c, sa, key, sizeof key) == -1 ||
 	    grants_path(c, key, path, sizeof path) == -1)
 		return -1;
-	n = snprintf(text, sizeof text, "until %lld\n", (long long)until);
+	n = snprintf(text, sizeof text, "until %lld\nuser %s\n",
+	    (long long)until, user);
 	/* Durable before the login's +OK, so that it survives a restart;
 	 * a POP3 mailbox thread waits for the fsync (pop3/pop3_box.c). */
 	if (write_file_atomic(path, text, (size_t)n, 0600) == -1) {
@@ -150,26 +173,31 @@ popbsmtp_grant(const struct conf *c, const struct sockaddr *sa, uint64_t sid,
 		return -1;
 	}
 	format_time(until, when, sizeof when);
-	log_info("%016" PRIx64 " pop3 grant address=%s until=%s", sid, key,
-	    when);
+	log_info("%016" PRIx64 " pop3 grant address=%s until=%s user=%s", sid,
+	    key, when, user);
 	return 0;
 }
 
 int
-popbsmtp_granted(const struct conf *c, const struct sockaddr *sa, time_t now)
+popbsmtp_granted(const struct conf *c, const struct sockaddr *sa, time_t now,
+    char *user, size_t usersz)
 {
 	char key[INET6_ADDRSTRLEN + 8], dir[PATH_MAX];
 	long long until;
 	int dirfd;
 
+	user[0] = '\0';
 	if (c->pop_before_smtp == 0 || popbsmtp_key(c, sa, key,
 	    sizeof key) == -1 || grants_path(c, NULL, dir, sizeof dir) == -1)
 		return 0;
 	if ((dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
 		return 0;
-	until = grant_read(dirfd, key, NULL);
+	until = grant_read(dirfd, key, NULL, user, usersz);
 	close(dirfd);
-	return until > 0 && (long long)now < until;
+	if (until > 0 && (long long)now < until && user[0] != '\0')
+		return 1;
+	user[0] = '\0';
+	return 0;
 }
 
 unsigned
@@ -192,7 +220,7 @@ popbsmtp_sweep(const struct conf *c, time_t now)
 		 * followed by ".tmp."; an IPv4 key has dots but no ".tmp". */
 		if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp.") != NULL)
 			continue;
-		until = grant_read(dirfd(d), de->d_name, &st);
+		until = grant_read(dirfd(d), de->d_name, &st, NULL, 0);
 		if (until > 0 && (long long)now < until)
 			continue;
 		/* Renewed between the read and now?  Then it is another

@@ -21,13 +21,16 @@ struct event_base;
 /* Master, at start: create <spool>/grants for the workers' user and
  * remove the grants that expired while postern was down. */
 int	popbsmtp_prepare(const struct conf *, uid_t, gid_t);
-/* Worker, after a POP3 login: record (or extend) the address's grant.
- * sid is the session id for the log line.  Returns 0 or -1. */
+/* Worker, after a POP3 login as user: record (or extend) the address's
+ * grant, for that user.  sid is the session id for the log line.
+ * Returns 0 or -1. */
 int	popbsmtp_grant(const struct conf *, const struct sockaddr *,
-	    uint64_t sid, time_t now);
-/* May this address relay by a grant right now? */
+	    const char *user, uint64_t sid, time_t now);
+/* May this address relay by a grant right now?  1, with the user whose
+ * login made it in user (the relay is charged to and checked against
+ * that user), or 0. */
 int	popbsmtp_granted(const struct conf *, const struct sockaddr *,
-	    time_t now);
+	    time_t now, char *user, size_t usersz);
 /* Remove and log the expired grants; returns how many. */
 unsigned popbsmtp_sweep(const struct conf *, time_t now);
 /* The grant's file name for an address: "192.0.2.7", "2001:db8::1", or

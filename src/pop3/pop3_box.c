@@ -58,7 +58,7 @@ pop3_box_work(struct workpool_job *wj)
 		 * connection belongs to the loop (pop3_login_opened). */
 		if (state_grant_is_local(c)) {
 			(void)state_grant_add(c, (const struct sockaddr *)&s->ss,
-			    s->id, time(NULL), NULL, NULL, NULL);
+			    s->user, s->id, time(NULL), NULL, NULL, NULL);
 			job->granted = 1;
 		}
 		break;

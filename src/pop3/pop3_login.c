@@ -130,7 +130,7 @@ pop3_login_opened(struct pop3_session *s, const struct pop3_box_job *job)
 	 * before the +OK: the client may send through port 25 right after
 	 * it. */
 	if (!job->granted && state_grant_add(c,
-	    (const struct sockaddr *)&s->ss, s->id, time(NULL),
+	    (const struct sockaddr *)&s->ss, s->user, s->id, time(NULL),
 	    pop3_login_granted, s, &s->grant_ask) == STATE_PENDING)
 		return;		/* still BOX_WAIT, for the shared store */
 	pop3_login_welcome(s);

@@ -137,6 +137,8 @@ struct smtp_wait {
 	struct smtp_tx		*tx;		/* MAIL: started on a yes */
 	struct access_verdict	 av;		/* RCPT: its access rule */
 	char			 rcpt[SMTP_PATH_MAX + 1];
+	char			 user[SASL_USER_MAX + 1];	/* RCPT: the
+						 * grant's, when it relays */
 	char			 key[RATELIMIT_KEY_MAX];	/* the rate's */
 	enum ratelimit_kind	 kind;
 	unsigned		 max;
@@ -155,6 +157,10 @@ struct smtp_session {
 	int			 flags;
 	char			 helo[SMTP_DOMAIN_MAX + 1];
 	char			 user[SASL_USER_MAX + 1];	/* after AUTH */
+	/* The user of the POP-before-SMTP grant a RCPT asked for: written
+	 * by the shared store's answer, so not in the wait, which is a
+	 * copy made after the question went out (state.h). */
+	char			 grant_user[SASL_USER_MAX + 1];
 	const struct sasl_mech	*auth_mech;	/* exchange in progress */
 	uint64_t		 auth_reqid;
 	struct smtp_tx		*tx;
@@ -558,23 +564,25 @@ smtp_greet(struct smtp_session *s, char *arg, int esmtp)
 	evbuffer_add_printf(out, "250 ENHANCEDSTATUSCODES\r\n");
 }
 
+/* The user (the authenticated one, or a grant's) exists, and is neither
+ * locked nor expired. */
 static int
-smtp_user_usable(struct smtp_session *s)
+smtp_user_usable(struct smtp_session *s, const char *user)
 {
 	const struct user_entry *u;
 	time_t now = time(NULL);
 
 	rcpt_maps_refresh(&s->w->maps, now);
-	u = userdb_lookup(&s->w->maps.users, s->user);
+	u = userdb_lookup(&s->w->maps.users, user);
 	return u != NULL && !u->locked && !(u->expires && now >= u->expires);
 }
 
-/* Is addr one of the authenticated user's addresses?  A user with none
- * listed owns NAME@ each local domain. */
+/* Is addr one of the user's addresses?  A user with none listed owns
+ * NAME@ each local domain. */
 static int
-smtp_user_owns(struct smtp_session *s, const char *addr)
+smtp_user_owns(struct smtp_session *s, const char *user, const char *addr)
 {
-	const struct user_entry *u = userdb_lookup(&s->w->maps.users, s->user);
+	const struct user_entry *u = userdb_lookup(&s->w->maps.users, user);
 	const char *at = strrchr(addr, '@');
 
 	if (u == NULL || at == NULL)
@@ -606,7 +614,7 @@ smtp_mailbox_owned(struct smtp_session *s, char *tok, char *lt)
 	for (char *e = tok + strlen(tok); e > tok &&
 	    (e[-1] == ' ' || e[-1] == '\t'); )
 		*--e = '\0';
-	return smtp_user_owns(s, tok);
+	return smtp_user_owns(s, s->user, tok);
 }
 
 /* sender-check header: every address of every From: field must be the
@@ -720,22 +728,26 @@ smtp_cmd_ehlo(struct smtp_session *s, char *arg)
  * Sending limits (policy/ratelimit.h): an authenticated user's messages
  * and recipients per hour, and an unauthenticated client's messages per
  * hour on a listener without mandatory AUTH (port 25), mynetworks
- * exempt.  A message counts at a MAIL about to be accepted, a recipient
- * at its 250: what a hijacked account or a flooding client tries is
- * what costs it.  The rate's key and limit go into w; 0: no limit
- * applies.
+ * exempt.  A recipient relayed by a POP-before-SMTP grant (w->user)
+ * counts for the user whose login made the grant, as if that user had
+ * authenticated: one POP3 login with a stolen password must not send
+ * more than the account could through AUTH.  A message counts at a MAIL
+ * about to be accepted, a recipient at its 250: what a hijacked account
+ * or a flooding client tries is what costs it.  The rate's key and
+ * limit go into w; 0: no limit applies.
  */
 static int
 smtp_rate_key(struct smtp_session *s, struct smtp_wait *w,
     enum ratelimit_kind kind)
 {
 	const struct conf *c = s->w->conf;
+	const char *user = (s->flags & SMTP_F_AUTH) ? s->user : w->user;
 
 	w->kind = kind;
-	if (s->flags & SMTP_F_AUTH) {
+	if (user[0] != '\0') {
 		w->max = kind == RL_MESSAGES ? c->user_rate_limit_messages :
 		    c->user_rate_limit_recipients;
-		(void)snprintf(w->key, sizeof w->key, "user:%s", s->user);
+		(void)snprintf(w->key, sizeof w->key, "user:%s", user);
 	} else {
 		struct relay_client rc = {
 		    .peer = (const struct sockaddr *)&s->ss };
@@ -846,13 +858,37 @@ smtp_rcpt_rate(struct smtp_session *s, struct smtp_wait *w)
 		smtp_rcpt_rated(s, w, ok);
 }
 
+/*
+ * A grant relays on the account of the user whose POP3 login made it
+ * (s->grant_user), with what SMTP AUTH on the submission ports would
+ * check: that user locked, expired or removed since relays no more (as
+ * MAIL refuses an authenticated session then), the envelope sender must
+ * be one of the user's addresses, and the recipient counts toward the
+ * user's rate.  The header is not checked: the smtp listener's
+ * sender-check is about its AUTH sessions (docs/postern.conf.5).
+ */
 static void
 smtp_rcpt_granted(struct smtp_session *s, struct smtp_wait *w, int granted)
 {
-	if (granted)
-		smtp_rcpt_rate(s, w);
-	else
+	char from[SMTP_PATH_MAX + 1];
+
+	if (!granted) {
 		smtp_reply(s, R_RELAY_DENIED, NULL);
+		return;
+	}
+	(void)strlcpy(w->user, s->grant_user, sizeof w->user);
+	if (!smtp_user_usable(s, w->user)) {
+		log_info("%016" PRIx64 " smtp grant refused user=%s reason=locked, "
+		    "expired or removed", s->id, w->user);
+		smtp_reply(s, R_RELAY_DENIED, NULL);
+		return;
+	}
+	smtp_addr_format(&s->tx->from, from, sizeof from);
+	if (!smtp_user_owns(s, w->user, from)) {
+		smtp_reply(s, R_SENDER_NOT_OWNED, w->user);
+		return;
+	}
+	smtp_rcpt_rate(s, w);
 }
 
 static void
@@ -932,7 +968,7 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 		smtp_reply(s, R_AUTH_REQUIRED, NULL);
 		return;
 	}
-	if ((s->flags & SMTP_F_AUTH) && !smtp_user_usable(s)) {
+	if ((s->flags & SMTP_F_AUTH) && !smtp_user_usable(s, s->user)) {
 		/* Locked or expired since it logged in: this is how an ISP
 		 * stops a mass mailing from an open session. */
 		log_info("%016" PRIx64 " smtp auth revoked user=%s reason=locked, "
@@ -951,7 +987,7 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 		char addr[SMTP_PATH_MAX + 1];
 
 		smtp_addr_format(&from, addr, sizeof addr);
-		if (!smtp_user_owns(s, addr)) {
+		if (!smtp_user_owns(s, s->user, addr)) {
 			smtp_reply(s, R_SENDER_NOT_OWNED, s->user);
 			return;
 		}
@@ -1057,7 +1093,8 @@ smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 		 * the submission ports nothing replaces AUTH). */
 		int granted = smtp_ask(s, &w, WAIT_RCPT_GRANT,
 		    state_grant_check(s->w->conf, rc.peer, time(NULL),
-		    smtp_state_answered, s, &w.ticket));
+		    s->grant_user, sizeof s->grant_user, smtp_state_answered, s,
+		    &w.ticket));
 
 		if (granted != STATE_PENDING)
 			smtp_rcpt_granted(s, &w, granted == 1);

@@ -41,19 +41,24 @@ void	state_async_init(struct event_base *);
 void	state_async_shutdown(void);	/* answers what is still out */
 void	state_ask_cancel(struct state_ask *);
 
-/* After a POP3 login: let the client's address relay through the smtp
- * listener for pop-before-smtp.  0 or -1 (nothing granted).  Grants
- * that are local files may be made from any thread, with fn NULL. */
+/* After a POP3 login as user: let the client's address relay through
+ * the smtp listener for pop-before-smtp, on that user's account.  0 or
+ * -1 (nothing granted).  Grants that are local files may be made from
+ * any thread, with fn NULL. */
 int	state_grant_add(const struct conf *, const struct sockaddr *,
-	    uint64_t sid, time_t now, state_answer_fn *fn, void *arg,
-	    struct state_ask **ticket);
+	    const char *user, uint64_t sid, time_t now, state_answer_fn *fn,
+	    void *arg, struct state_ask **ticket);
 /* Whether grants are local files (no `state` directive). */
 int	state_grant_is_local(const struct conf *);
-/* 1: the address holds a grant; 0: it does not, or the shared store
- * cannot be asked (fail closed: relay is refused). */
+/* 1: the address holds a grant, and user (usersz: STATE_USER_MAX + 1 or
+ * more) holds the name of the user who made it; 0: it does not, or the
+ * shared store cannot be asked (fail closed: relay is refused), or the
+ * grant names no user (made before grants did).  With STATE_PENDING,
+ * user is written just before fn is called, never after a cancel: it
+ * must live as long as the question. */
 int	state_grant_check(const struct conf *, const struct sockaddr *,
-	    time_t now, state_answer_fn *fn, void *arg,
-	    struct state_ask **ticket);
+	    time_t now, char *user, size_t usersz, state_answer_fn *fn,
+	    void *arg, struct state_ask **ticket);
 
 /* Count n more of kind for key ("user:NAME", "ip:ADDRESS") unless that
  * takes its hourly rate over max, atomically for every node.  1: counted;
@@ -94,6 +99,7 @@ int	state_auth_fail(const char *addr, time_t now, state_answer_fn *,
 #define STATE_CONNECT_MS	(STATE_TIMEOUT_MS / 2)
 #define STATE_RETRY		3	/* seconds */
 #define STATE_KEY_MAX		200	/* a key's length */
+#define STATE_USER_MAX		64	/* a grant's user: userdb_name_valid */
 
 /* redis://HOST[:PORT][/DB]; -1 if it is not one. */
 int	state_redis_parse_url(const char *url, char *host, size_t hostsz,

@@ -23,7 +23,10 @@
  *
  * Keys:
  *
- *   postern:grant:ADDRESS           "1", expires after pop-before-smtp
+ *   postern:grant:ADDRESS           "user:NAME" (the POP3 login's),
+ *                                   expires after pop-before-smtp; a
+ *                                   value without "user:" (the "1" of
+ *                                   earlier versions) is no grant
  *   postern:rate:K:KEY:HOUR         count of kind K (m|r) in that clock
  *                                   hour; expires after two hours
  *   postern:authfail:ADDRESS        failures; expires auth-throttle BLOCK
@@ -35,6 +38,7 @@
  */
 #include "state/state.h"
 #include "auth/throttle.h"
+#include "auth/userdb.h"
 #include "policy/popbsmtp.h"
 #include "lib/log.h"
 #include "lib/netaddr.h"
@@ -78,6 +82,9 @@ struct state_ask {
 	uint64_t		 sid;
 	char			 addr[INET6_ADDRSTRLEN + 8];
 	unsigned		 seconds;
+	char			 user[STATE_USER_MAX + 1];	/* a grant's */
+	char			*user_out;	/* the grant check's caller's */
+	size_t			 user_outsz;
 	char			 key[RATELIMIT_KEY_MAX];
 	enum ratelimit_kind	 rate_kind;
 	unsigned		 n, max;
@@ -517,10 +524,23 @@ ask_answer(struct state_ask *q, const redisReply *r)
 	switch (q->kind) {
 	case ASK_GRANT_ADD:
 		log_info("%016" PRIx64 " pop3 grant address=%s for=%us "
-		    "store=redis", q->sid, q->addr, q->seconds);
+		    "store=redis user=%s", q->sid, q->addr, q->seconds, q->user);
 		return 0;
 	case ASK_GRANT_CHECK:
-		return r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+		/* nil: no grant.  Written only while the caller waits: a
+		 * cancelled question's buffer may be gone. */
+		if (r->type != REDIS_REPLY_STRING || r->len < 5 ||
+		    r->len - 5 > STATE_USER_MAX ||
+		    strncmp(r->str, "user:", 5) != 0 || q->fn == NULL)
+			return 0;
+		(void)strlcpy(q->user, r->str + 5, sizeof q->user);
+		if (!userdb_name_valid(q->user) ||
+		    strlcpy(q->user_out, q->user, q->user_outsz) >=
+		    q->user_outsz) {
+			q->user_out[0] = '\0';
+			return 0;
+		}
+		return 1;
 	case ASK_RATE:
 		return r->type == REDIS_REPLY_INTEGER && r->integer != 0;
 	case ASK_AUTH_BLOCKED:	/* TTL: -2 no key; -1 a key without */
@@ -674,44 +694,52 @@ state_grant_is_local(const struct conf *c)
 
 int
 state_grant_add(const struct conf *c, const struct sockaddr *sa,
-    uint64_t sid, time_t now, state_answer_fn *fn, void *arg,
-    struct state_ask **ticket)
+    const char *user, uint64_t sid, time_t now, state_answer_fn *fn,
+    void *arg, struct state_ask **ticket)
 {
 	struct state_ask *q;
-	char key[STATE_KEY_MAX], secs[16];
-	const char *argv[] = { "SET", key, "1", "EX", secs };
+	char key[STATE_KEY_MAX], secs[16], value[STATE_USER_MAX + 6];
+	const char *argv[] = { "SET", key, value, "EX", secs };
 
 	if (state_grant_is_local(c))
-		return popbsmtp_grant(c, sa, sid, now);
+		return popbsmtp_grant(c, sa, user, sid, now);
 	if (c->pop_before_smtp == 0)
 		return 0;
+	if (!userdb_name_valid(user))
+		return -1;
 	q = ask_new(ASK_GRANT_ADD, fn, arg);
 	q->sid = sid;
 	q->seconds = (unsigned)c->pop_before_smtp;
+	(void)strlcpy(q->user, user, sizeof q->user);
 	if (popbsmtp_key(c, sa, q->addr, sizeof q->addr) == -1) {
 		free(q);
 		return -1;
 	}
 	(void)snprintf(key, sizeof key, "postern:grant:%s", q->addr);
+	(void)snprintf(value, sizeof value, "user:%s", user);
 	(void)snprintf(secs, sizeof secs, "%u", q->seconds);
 	return ask_send(c, q, 5, argv, ticket);
 }
 
 int
 state_grant_check(const struct conf *c, const struct sockaddr *sa,
-    time_t now, state_answer_fn *fn, void *arg, struct state_ask **ticket)
+    time_t now, char *user, size_t usersz, state_answer_fn *fn, void *arg,
+    struct state_ask **ticket)
 {
 	struct state_ask *q;
 	char addr[INET6_ADDRSTRLEN + 8], key[STATE_KEY_MAX];
-	const char *argv[] = { "EXISTS", key };
+	const char *argv[] = { "GET", key };
 
 	if (state_grant_is_local(c))
-		return popbsmtp_granted(c, sa, now);
+		return popbsmtp_granted(c, sa, now, user, usersz);
+	user[0] = '\0';
 	if (c->pop_before_smtp == 0 ||
 	    popbsmtp_key(c, sa, addr, sizeof addr) == -1)
 		return 0;
 	(void)snprintf(key, sizeof key, "postern:grant:%s", addr);
 	q = ask_new(ASK_GRANT_CHECK, fn, arg);
+	q->user_out = user;
+	q->user_outsz = usersz;
 	return ask_send(c, q, 2, argv, ticket);
 }
 

@@ -123,6 +123,13 @@ class Redis:
         except OSError:
             return False
 
+    def command(self, line):
+        """One inline command; the raw reply."""
+        with socket.create_connection(("127.0.0.1", self.port),
+                                      timeout=5) as s:
+            s.sendall(line.encode() + b"\r\n")
+            return s.recv(4096)
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -225,10 +232,12 @@ def pop_login(srv, source, user="alice", password=PASSWORD):
         return r
 
 
-def relay_rcpt(srv, source):
+def relay_rcpt(srv, source, sender="alice@example.test"):
+    # Relay by a grant is on the account of alice, whose login made it:
+    # one of her addresses is the sender.
     with srv.connect(source=source) as c:
         c.ehlo()
-        code, text = c.cmd("MAIL FROM:<someone@remote.example>")
+        code, text = c.cmd(f"MAIL FROM:<{sender}>")
         assert code == 250, text
         return c.cmd("RCPT TO:<friend@elsewhere.example>")
 
@@ -254,9 +263,15 @@ def add_alice(srv):
 
 
 def in_view(n):
-    """Whether node n's workers know alice (the auth process's view)."""
+    """Whether node n's workers know alice, not locked (the auth
+    process's view: name:hash:expires:flags:...)."""
     view = n.spool / "private" / "users.view"
-    return view.exists() and "\nalice:" in "\n" + view.read_text()
+    if not view.exists():
+        return False
+    for line in view.read_text().splitlines():
+        if line.startswith("alice:"):
+            return "locked" not in line.split(":")[3].split(",")
+    return False
 
 
 @pytest.fixture
@@ -270,7 +285,10 @@ def alice(cluster):
         assert r.returncode == 0, r.stderr
     for n in (a, b):
         assert wait_for(lambda: in_view(n), USERS_CACHE + 5, 0.05), n.log()
-        # The workers read the view once a second.
+        # The workers read the view once a second: a lock just lifted
+        # (test_lock_on_a_...) would still refuse her relay by grant.
+        view = n.spool / "private" / "users.view"
+        time.sleep(max(0.0, 1.1 - (time.time() - view.stat().st_mtime)))
         assert wait_for(lambda: takes_mail_for_alice(n), 5, 0.1), n.log()
     return cluster
 
@@ -382,7 +400,13 @@ def test_pop_login_on_a_opens_relay_on_b_then_expires(alice):
     assert code == 250, text
     assert relay_rcpt(a, src)[0] == 250
     assert relay_rcpt(b, "127.0.0.11")[0] == 554    # another address
-    a.wait_log(r"pop3 grant address=127\.0\.0\.10 for=5s store=redis")
+    # The grant names alice, on B too: her addresses only.
+    assert redis.command("GET postern:grant:127.0.0.10") == \
+        b"$10\r\nuser:alice\r\n"
+    code, text = relay_rcpt(b, src, sender="someone@remote.example")
+    assert code == 553 and "not owned by user alice" in text, text
+    a.wait_log(r"pop3 grant address=127\.0\.0\.10 for=5s store=redis "
+               r"user=alice")
     time.sleep(max(0.0, GRANT + 0.3 - (time.monotonic() - t0)))
     assert relay_rcpt(a, src)[0] == 554
     assert relay_rcpt(b, src)[0] == 554
@@ -624,3 +648,11 @@ def test_a_database_that_stops_answering_does_not_hold_logins(alice):
         problems = _finish_all([c])
         relay.close()
     assert not problems, "\n\n".join(problems)
+
+
+def test_a_grant_that_names_no_user_relays_nothing(alice):
+    """The "1" of grants made before they named their user."""
+    pg, redis, a, b = alice
+    assert redis.command("SET postern:grant:127.0.0.16 1 EX 60") == \
+        b"+OK\r\n"
+    assert relay_rcpt(b, "127.0.0.16")[0] == 554

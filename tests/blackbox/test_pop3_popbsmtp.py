@@ -1,28 +1,33 @@
 """POP before SMTP (issue 6, DESIGN.md): a POP3 login opens relay on the
 smtp listener for the client's address for `pop-before-smtp DURATION`;
 never on submission, never after a failed login, and the grant outlives
-a restart.  Each test uses its own 127.0.0.x so that grants do not mix."""
+a restart.  Relay by a grant is on the account of the user who logged
+in: that user's envelope addresses, rate limit and lock apply, as for
+SMTP AUTH.  Each test uses its own 127.0.0.x so that grants do not
+mix."""
 import os
 import time
 
 import pytest
 
 from conftest import finish_checked, owned_server
+from conftest import wait_for
 from pop3_helpers import (PASSWORD, POP3Raw, _owner, greeted_while,
-                          pop3_server)
+                          postern_user, pop3_server)
 
 
-def server(duration, **kw):
+def server(duration, extra=(), **kw):
     # cleartext-auth loopback: the raw client logs in without TLS, from
     # whichever 127.0.0.x it binds.
-    return pop3_server(extra=[f"pop-before-smtp {duration}"], users=("hoge",),
-                       pop3_opts="cleartext-auth loopback", **kw)
+    return pop3_server(extra=[f"pop-before-smtp {duration}", *extra],
+                       users=("hoge",), pop3_opts="cleartext-auth loopback",
+                       **kw)
 
 
-def relay_rcpt(srv, source, port=None):
+def relay_rcpt(srv, source, port=None, sender="hoge@example.test"):
     with srv.connect(port=port, source=source) as c:
         c.ehlo()
-        code, text = c.cmd("MAIL FROM:<old-client@example.test>")
+        code, text = c.cmd(f"MAIL FROM:<{sender}>")
         if code != 250:
             return code, text
         return c.cmd("RCPT TO:<someone@remote.example>")
@@ -152,3 +157,79 @@ def test_the_sweep_of_many_grants_does_not_stall_the_worker():
         assert len(os.listdir(grants)) == MANY_GRANTS
     finally:
         finish_checked(srv)
+
+
+def test_relay_by_grant_needs_the_users_own_sender(short):
+    """A grant relays for the user who logged in, as AUTH would: with
+    someone else's envelope sender it is refused with the sender-check
+    reply; mail for local users from that address is not affected."""
+    src = "127.0.0.13"
+    assert pop_login(short, src).startswith("+OK")
+    code, text = relay_rcpt(short, src, sender="ceo@bank.example")
+    assert (code, text) == (553, "553 5.7.1 Sender address rejected: not "
+                            "owned by user hoge"), text
+    assert relay_rcpt(short, src, sender="")[0] == 553
+    with short.connect(source=src) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<ceo@bank.example>")[0] == 250
+        assert c.cmd("RCPT TO:<hoge@example.test>")[0] == 250
+    code, text = relay_rcpt(short, src)
+    assert code == 250, text
+    short.wait_log(r"pop3 grant address=127\.0\.0\.13 until=\S+ user=hoge")
+
+
+def test_relay_by_grant_counts_toward_the_users_rate():
+    srv = server("10m", extra=["user-rate-limit 100 3"])
+    try:
+        src = "127.0.0.14"
+        assert pop_login(srv, src).startswith("+OK")
+        with srv.connect(source=src) as c:
+            c.ehlo()
+            assert c.cmd("MAIL FROM:<hoge@example.test>")[0] == 250
+            replies = [c.cmd(f"RCPT TO:<friend{i}@remote.example>")
+                       for i in range(4)]
+        assert [code for code, _ in replies] == [250, 250, 250, 450], \
+            replies
+        # The reply an authenticated user gets (test_hostile.py).
+        assert replies[3][1] == ("450 4.7.1 Sending rate limit exceeded, "
+                                 "try again later"), replies
+        srv.wait_log(r"smtp rate-limit user:hoge kind=recipients "
+                     r"limit=3/h")
+        # The next session from that address is still on the account.
+        code, text = relay_rcpt(srv, src)
+        assert code == 450, text
+    finally:
+        finish_checked(srv)
+
+
+def test_locking_the_user_ends_relay_by_a_live_grant():
+    srv = server("10m")
+    try:
+        src = "127.0.0.15"
+        assert pop_login(srv, src).startswith("+OK")
+        assert relay_rcpt(srv, src)[0] == 250
+        r = postern_user(srv, "lock", "hoge")
+        assert r.returncode == 0, r.stderr
+        t0 = time.monotonic()
+        assert wait_for(lambda: relay_rcpt(srv, src)[0] == 554, 3, 0.1), \
+            "still relaying for a locked user"
+        took = time.monotonic() - t0
+        srv.wait_log(r"smtp grant refused user=hoge reason=locked")
+        assert (srv.spool / "grants" / src).exists()    # still live
+        assert postern_user(srv, "unlock", "hoge").returncode == 0
+        assert wait_for(lambda: relay_rcpt(srv, src)[0] == 250, 2, 0.1)
+        print(f"\nfigure: relay refused {took:.2f}s after the lock")
+    finally:
+        finish_checked(srv)
+
+
+def test_a_grant_that_names_no_user_relays_nothing(short):
+    """Grants written before they named their user: no grant."""
+    src = "127.0.0.16"
+    path = short.spool / "grants" / src
+    path.write_text(f"until {int(time.time()) + 600}\n")
+    owner = _owner()
+    if owner:
+        os.chown(path, *owner)
+    code, text = relay_rcpt(short, src)
+    assert (code, text[:9]) == (554, "554 5.7.1"), text

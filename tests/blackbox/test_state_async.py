@@ -24,6 +24,10 @@ from conftest import finish_checked, free_port
 from pop3_helpers import PASSWORD, POP3Raw, greeted_while, pop3_server
 
 SOURCE = "127.0.0.40"           # not in mynetworks: relay needs a grant
+# The grants here are hoge's (SlowRedis): relay by one needs that user,
+# and one of the user's addresses as the sender.
+USERS = ["hoge:!::::"]
+SENDER = "hoge@example.test"
 DELAY = 0.07                    # seconds per answer, under the 100 ms bound
 STATE_RETRY = 3                 # seconds Redis counts as down after a
                                 # failure (src/state/state.h)
@@ -33,8 +37,9 @@ READONLY = "READONLY You can't write against a read only replica."
 
 
 class SlowRedis:
-    """Answers EXISTS with `exists`, TTL with :-2 (no such key), EVAL with
-    :1 and the rest with +OK, each after `delay` seconds; with delay None
+    """Answers GET with hoge's grant ("user:hoge"), or none with `exists`
+    0, TTL with :-2 (no such key), EVAL with :1 and the rest with +OK,
+    each after `delay` seconds; with delay None
     it reads and never answers.  The commands in `refuse` get -READONLY
     instead, as a primary demoted to replica by a failover answers
     writes.  Commands are answered in order on each connection, as Redis
@@ -101,7 +106,8 @@ class SlowRedis:
     def _reply(self, verb):
         if verb in self.refuse:
             return f"-{READONLY}\r\n".encode()
-        return (f":{self.exists}\r\n" if verb == "EXISTS" else
+        return (("$9\r\nuser:hoge\r\n" if self.exists else "$-1\r\n")
+                if verb == "GET" else
                 ":-2\r\n" if verb == "TTL" else
                 ":1\r\n" if verb == "EVAL" else "+OK\r\n").encode()
 
@@ -175,7 +181,7 @@ def slow_redis(request):
 def store_server(postern, redis):
     # One worker: the greetings below are that worker's.
     return postern(extra=[f"state {redis.url}", "pop-before-smtp 60s"],
-                   workers=1)
+                   users=USERS, workers=1)
 
 
 @pytest.mark.parametrize("slow_redis", [(DELAY,)], indirect=True)
@@ -186,7 +192,7 @@ def test_a_slow_store_does_not_stall_the_worker(postern, slow_redis):
     def relay_many():
         with srv.connect(source=SOURCE) as c:
             c.ehlo()
-            assert c.cmd("MAIL FROM:<someone@remote.example>")[0] == 250
+            assert c.cmd(f"MAIL FROM:<{SENDER}>")[0] == 250
             got["sent"] = time.monotonic()
             got["codes"] = [c.cmd(f"RCPT TO:<friend{i}@elsewhere.example>")
                             for i in range(10)]
@@ -198,7 +204,7 @@ def test_a_slow_store_does_not_stall_the_worker(postern, slow_redis):
                   longest_allowed=DELAY / 2)
     # The store's answer was used: each RCPT relayed on its grant.
     assert [code for code, _ in got["codes"]] == [250] * 10, got["codes"]
-    assert slow_redis.commands.count("EXISTS") == 10
+    assert slow_redis.commands.count("GET") == 10
     assert "state: redis down" not in srv.log()
 
 
@@ -208,12 +214,12 @@ def test_pipelined_commands_keep_their_order_around_a_wait(postern,
     srv = store_server(postern, slow_redis)
     with srv.connect(source=SOURCE) as c:
         c.ehlo()
-        c.send("MAIL FROM:<someone@remote.example>\r\n"
+        c.send(f"MAIL FROM:<{SENDER}>\r\n"
                "RCPT TO:<friend@elsewhere.example>\r\n"
                "RCPT TO:<postmaster@example.test>\r\n"
                "RSET\r\n")
         replies = [c.reply() for _ in range(4)]
-    # No grant (EXISTS 0): the remote recipient is refused, and its
+    # No grant (GET nil): the remote recipient is refused, and its
     # reply comes in its place, before the local recipient's.
     assert [code for code, _ in replies] == [250, 554, 250, 250], replies
     assert "5.7.1" in replies[1][1]
@@ -228,7 +234,7 @@ def test_a_silent_store_fails_closed_in_bounded_time(postern, slow_redis):
         # The client's message rate (ip-rate-limit, on by default) is the
         # first question; unanswered, the node's own counter decides.
         t0 = time.monotonic()
-        code, text = c.cmd("MAIL FROM:<someone@remote.example>")
+        code, text = c.cmd(f"MAIL FROM:<{SENDER}>")
         first = time.monotonic() - t0
         assert code == 250, text
         # Redis counts as down now: the grant is not asked for, and
@@ -252,7 +258,7 @@ def test_stopping_while_a_session_waits_for_the_store(postern, slow_redis):
     srv = store_server(postern, slow_redis)
     with srv.connect(source=SOURCE) as c:
         c.ehlo()
-        assert c.cmd("MAIL FROM:<someone@remote.example>")[0] == 250
+        assert c.cmd(f"MAIL FROM:<{SENDER}>")[0] == 250
         # Ten pipelined RCPTs keep the session waiting for the store,
         # one answer after another, when the stop comes.
         c.send("".join(f"RCPT TO:<friend{i}@elsewhere.example>\r\n"
@@ -299,13 +305,14 @@ def test_a_pop3_login_answers_once_its_grant_is_stored(slow_redis):
 @pytest.mark.parametrize("slow_redis", [(0.0,)], indirect=True)
 def test_a_database_number_is_selected_first(postern, slow_redis):
     srv = postern(extra=[f"state redis://127.0.0.1:{slow_redis.port}/3",
-                         "pop-before-smtp 60s"], workers=1)
+                         "pop-before-smtp 60s"], users=USERS, workers=1)
     with srv.connect(source=SOURCE) as c:
         c.ehlo()
-        assert c.cmd("MAIL FROM:<someone@remote.example>")[0] == 250
+        assert c.cmd(f"MAIL FROM:<{SENDER}>")[0] == 250
         code, text = c.cmd("RCPT TO:<friend@elsewhere.example>")
         assert code == 250, text
-    assert slow_redis.commands == ["SELECT", "EVAL", "EXISTS"], \
+    # The message rate, the grant, then its user's recipient rate.
+    assert slow_redis.commands == ["SELECT", "EVAL", "GET", "EVAL"], \
         slow_redis.commands
 
 
@@ -409,7 +416,8 @@ def slow_dns(request, tmp_path):
 
 def named_store_server(postern, redis, dns):
     srv = postern(extra=[f"state redis://redis.test:{redis.port}/0",
-                         "pop-before-smtp 60s"], workers=1, start=False)
+                         "pop-before-smtp 60s"], users=USERS, workers=1,
+                  start=False)
     srv.wrap = dns.wrap
     return srv.start()
 
@@ -432,7 +440,7 @@ def test_a_slow_name_server_does_not_stall_the_worker(postern, slow_redis,
             got["sent"] = time.monotonic()
             # The message rate is the first question: it waits for the
             # name, then for its 100 ms, and the node's counter answers.
-            got["mail"] = c.cmd("MAIL FROM:<someone@remote.example>")
+            got["mail"] = c.cmd(f"MAIL FROM:<{SENDER}>")
             got["done"] = time.monotonic()
 
     # A worker that looked the name up on its loop would greet nobody
@@ -450,14 +458,14 @@ def test_a_slow_name_server_does_not_stall_the_worker(postern, slow_redis,
     t0 = time.monotonic()
     with srv.connect(source=SOURCE) as c:
         c.ehlo()
-        assert c.cmd("MAIL FROM:<someone@remote.example>")[0] == 250
+        assert c.cmd(f"MAIL FROM:<{SENDER}>")[0] == 250
         while True:
             code, text = c.cmd("RCPT TO:<friend@elsewhere.example>")
             if code == 250 or time.monotonic() - t0 > 2:
                 break
             time.sleep(0.05)
     assert code == 250, text
-    assert "EXISTS" in slow_redis.commands, slow_redis.commands
+    assert "GET" in slow_redis.commands, slow_redis.commands
     srv.wait_log(r"state: redis back")
 
 
@@ -527,7 +535,7 @@ def test_an_address_that_drops_the_connect_is_left_for_the_next(
             with srv.connect(source=SOURCE) as c:
                 c.ehlo()
                 t0 = time.monotonic()
-                code, text = c.cmd("MAIL FROM:<someone@remote.example>")
+                code, text = c.cmd(f"MAIL FROM:<{SENDER}>")
                 took = time.monotonic() - t0
                 assert code == 250, text
                 # The grant, asked of the store on 127.0.0.1: relay.
@@ -537,7 +545,7 @@ def test_an_address_that_drops_the_connect_is_left_for_the_next(
                 break
             time.sleep(STATE_RETRY + 0.5)
         assert tries[-1][1] == 250, (tries, srv.log()[-1500:])
-        assert slow_redis.commands[-2:] == ["EVAL", "EXISTS"], \
+        assert slow_redis.commands[-3:] == ["EVAL", "GET", "EVAL"], \
             slow_redis.commands
         print(f"\nfigure: MAIL answered in s, RCPT code, per try: {tries}")
     finally:
@@ -551,7 +559,7 @@ def test_a_name_that_does_not_exist_fails_closed(postern, slow_redis,
     srv = named_store_server(postern, slow_redis, slow_dns)
     with srv.connect(source=SOURCE) as c:
         c.ehlo()
-        assert c.cmd("MAIL FROM:<someone@remote.example>")[0] == 250
+        assert c.cmd(f"MAIL FROM:<{SENDER}>")[0] == 250
         code, text = c.cmd("RCPT TO:<friend@elsewhere.example>")
         assert code == 554, text
         assert c.cmd("RCPT TO:<postmaster@example.test>")[0] == 250
@@ -568,14 +576,15 @@ def test_the_resolver_directive_serves_the_store_name(postern, slow_redis,
     # No mount namespace: only the directive leads the look-up here.
     srv = postern(extra=[f"state redis://redis.test:{slow_redis.port}/0",
                          "pop-before-smtp 60s", f"resolver {slow_dns.addr}"],
-                  workers=1)
+                  users=USERS, workers=1)
     with srv.connect(source=SOURCE) as c:
         c.ehlo()
-        assert c.cmd("MAIL FROM:<someone@remote.example>")[0] == 250
+        assert c.cmd(f"MAIL FROM:<{SENDER}>")[0] == 250
         code, text = c.cmd("RCPT TO:<friend@elsewhere.example>")
         assert code == 250, text
     assert ("redis.test", 1) in slow_dns.questions, slow_dns.questions
-    assert slow_redis.commands == ["EVAL", "EXISTS"], slow_redis.commands
+    assert slow_redis.commands == ["EVAL", "GET", "EVAL"], \
+        slow_redis.commands
     assert "state: redis down" not in srv.log()
 
 

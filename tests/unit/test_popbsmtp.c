@@ -71,7 +71,8 @@ test_key(void **state)
 static void
 test_grant_lifecycle(void **state)
 {
-	char dir[] = "/tmp/postern-popbsmtp-XXXXXX", path[256];
+	char dir[] = "/tmp/postern-popbsmtp-XXXXXX", path[256], user[65];
+	FILE *f;
 	struct sockaddr_storage a, b;
 	struct conf c;
 	time_t now = 1700000000;
@@ -86,12 +87,33 @@ test_grant_lifecycle(void **state)
 	assert_int_equal(popbsmtp_prepare(&c, (uid_t)-1, (gid_t)-1), 0);
 	make_sa("192.0.2.7", &a);
 	make_sa("192.0.2.8", &b);
-	assert_false(popbsmtp_granted(&c, (struct sockaddr *)&a, now));
-	assert_int_equal(popbsmtp_grant(&c, (struct sockaddr *)&a, 1, now), 0);
-	assert_true(popbsmtp_granted(&c, (struct sockaddr *)&a, now));
-	assert_true(popbsmtp_granted(&c, (struct sockaddr *)&a, now + 899));
-	assert_false(popbsmtp_granted(&c, (struct sockaddr *)&a, now + 900));
-	assert_false(popbsmtp_granted(&c, (struct sockaddr *)&b, now));
+	assert_false(popbsmtp_granted(&c, (struct sockaddr *)&a, now, user,
+	    sizeof user));
+	assert_int_equal(popbsmtp_grant(&c, (struct sockaddr *)&a, "hoge", 1,
+	    now), 0);
+	assert_true(popbsmtp_granted(&c, (struct sockaddr *)&a, now, user,
+	    sizeof user));
+	assert_string_equal(user, "hoge");
+	assert_true(popbsmtp_granted(&c, (struct sockaddr *)&a, now + 899,
+	    user, sizeof user));
+	assert_false(popbsmtp_granted(&c, (struct sockaddr *)&a, now + 900,
+	    user, sizeof user));
+	assert_string_equal(user, "");
+	assert_false(popbsmtp_granted(&c, (struct sockaddr *)&b, now, user,
+	    sizeof user));
+	/* No grant is made for a name that is not a user's. */
+	assert_int_equal(popbsmtp_grant(&c, (struct sockaddr *)&b, "a\nb", 1,
+	    now), -1);
+	/* A grant written before grants named their user relays nobody,
+	 * and is swept at its expiry like any other. */
+	snprintf(path, sizeof path, "%s/grants/192.0.2.8", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, "until %lld\n", (long long)now + 600);
+	fclose(f);
+	assert_false(popbsmtp_granted(&c, (struct sockaddr *)&b, now, user,
+	    sizeof user));
+	assert_int_equal(popbsmtp_sweep(&c, now + 10), 0);
+	assert_int_equal(popbsmtp_sweep(&c, now + 600), 1);
 	/* The sweep keeps a live grant and removes an expired one. */
 	assert_int_equal(popbsmtp_sweep(&c, now + 10), 0);
 	assert_int_equal(popbsmtp_sweep(&c, now + 900), 1);
@@ -99,8 +121,10 @@ test_grant_lifecycle(void **state)
 	assert_int_equal(access(path, F_OK), -1);
 	/* Off: nothing is granted or found. */
 	c.pop_before_smtp = 0;
-	assert_int_equal(popbsmtp_grant(&c, (struct sockaddr *)&a, 1, now), 0);
-	assert_false(popbsmtp_granted(&c, (struct sockaddr *)&a, now));
+	assert_int_equal(popbsmtp_grant(&c, (struct sockaddr *)&a, "hoge", 1,
+	    now), 0);
+	assert_false(popbsmtp_granted(&c, (struct sockaddr *)&a, now, user,
+	    sizeof user));
 	snprintf(path, sizeof path, "%s/grants", dir);
 	assert_int_equal(rmdir(path), 0);
 	assert_int_equal(rmdir(dir), 0);
