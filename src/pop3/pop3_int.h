@@ -58,6 +58,8 @@ enum pop3_state {
 					 * thread is done */
 #define POP3_F_OUT_FULL		0x80	/* replies unread: no commands taken
 					 * until they have gone */
+#define POP3_F_HANDSHAKE	0x100	/* TLS handshake under way: the
+					 * deadline running is its own */
 
 /* What a thread does with the mailbox, and what came of it.
  * POP3_BOX_MSG: the open of the message RETR or TOP asked for, into
@@ -112,6 +114,11 @@ struct pop3_session {
 	const char		*cmdline;	/* escaped, for failed-command logs */
 	const char		*close_reason;
 	struct conn_close	 closer;	/* after the last reply (ev/conn.h) */
+	/* A command line, or the TLS handshake (995 or after STLS), must be
+	 * complete within smtp-timeout of its first octet, as in SMTP: the
+	 * idle timer restarts with every octet, so a trickle would never
+	 * end. */
+	struct event		*deadline_ev;
 	TAILQ_ENTRY(pop3_session) entry;
 };
 
@@ -126,6 +133,8 @@ void	pop3_free(struct pop3_session *);
  * stack. */
 void	pop3_resume(struct pop3_session *);
 void	pop3_setup_bev(struct pop3_session *);
+/* The TLS handshake (995, STLS) begins: its deadline starts. */
+void	pop3_handshake_start(struct pop3_session *);
 
 /* pop3_login.c */
 int	pop3_login_allowed(const struct pop3_session *);

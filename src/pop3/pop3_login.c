@@ -437,4 +437,5 @@ pop3_cmd_stls(struct pop3_session *s, char *arg)
 	s->flags |= POP3_F_TLS;
 	pop3_enter_state(s, POP3_ST_AUTHORIZATION);
 	pop3_setup_bev(s);
+	pop3_handshake_start(s);
 }

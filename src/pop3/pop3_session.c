@@ -43,6 +43,7 @@ static const char *pop3_state_names[] = {
 };
 
 static void	pop3_process_input(struct pop3_session *);
+static void	pop3_deadline_update(struct pop3_session *, int, int);
 
 /* ---------------------------------------------------------------- */
 /* replies, state, closing                                           */
@@ -145,6 +146,10 @@ pop3_free(struct pop3_session *s)
 	state_ask_cancel(s->grant_ask);
 	s->grant_ask = NULL;
 	conn_close_free(&s->closer);
+	if (s->deadline_ev) {
+		event_free(s->deadline_ev);
+		s->deadline_ev = NULL;
+	}
 	if (s->flags & POP3_F_CONNCOUNT) {
 		connlimit_release((const struct sockaddr *)&s->ss);
 		s->flags &= ~POP3_F_CONNCOUNT;
@@ -286,8 +291,12 @@ pop3_process_input(struct pop3_session *s)
 		in = bufferevent_get_input(s->bev);
 		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 		len = eol.pos == -1 ? evbuffer_get_length(in) : (size_t)eol.pos;
-		if (eol.pos == -1 && len <= max)
-			return;		/* wait for the rest of the line */
+		if (eol.pos == -1 && len <= max) {
+			/* wait for the rest of the line */
+			pop3_deadline_update(s, 0, len > 0 ||
+			    (s->flags & POP3_F_SKIP_LINE));
+			return;
+		}
 		if ((s->flags & POP3_F_SKIP_LINE) || len + eol_len > max) {
 			/* Too long: drop it, one reply per line, memory
 			 * bounded while its tail arrives. */
@@ -309,6 +318,7 @@ pop3_process_input(struct pop3_session *s)
 		/* USER/PASS, APOP and AUTH lines are most of what a POP3
 		 * client sends: every line is taken as a secret. */
 		conn_take_secret(in, line, len + eol_len);
+		pop3_deadline_update(s, 1, 0);
 		line[len] = '\0';
 		if (len && line[len - 1] == '\r')
 			line[--len] = '\0';
@@ -318,6 +328,54 @@ pop3_process_input(struct pop3_session *s)
 			pop3_dispatch(s, line, len);
 		explicit_bzero(line, len);	/* it may have held a password */
 	}
+}
+
+/* The line deadline (deadline_ev): a finished line stops it; a partial
+ * one starts it unless it is already running.  During a TLS handshake
+ * nothing the line loop sees counts: the handshake's deadline runs on
+ * until pop3_event_cb hears it is done. */
+static void
+pop3_deadline_update(struct pop3_session *s, int line_done, int partial)
+{
+	struct timeval tv = { (time_t)s->w->conf->smtp_timeout, 0 };
+
+	if (s->flags & POP3_F_HANDSHAKE)
+		return;
+	if (line_done || !partial)
+		evtimer_del(s->deadline_ev);
+	if (partial && !evtimer_pending(s->deadline_ev, NULL))
+		evtimer_add(s->deadline_ev, &tv);
+}
+
+/* The handshake is one "line": it must end in time too. */
+void
+pop3_handshake_start(struct pop3_session *s)
+{
+	pop3_deadline_update(s, 1, 1);
+	s->flags |= POP3_F_HANDSHAKE;
+}
+
+static void
+pop3_deadline_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct pop3_session *s = arg;
+
+	/* Waiting for the auth process, the shared store or a mailbox
+	 * thread, sending a message, or leaving anyway: not the client's
+	 * fault.  Reading resumes through pop3_process_input, which starts
+	 * the deadline again. */
+	if (s->state == POP3_ST_QUIT || s->state == POP3_ST_AUTH_WAIT ||
+	    s->state == POP3_ST_BOX_WAIT || s->state == POP3_ST_SENDING)
+		return;
+	if (s->flags & POP3_F_HANDSHAKE) {
+		/* A reply would wait behind the handshake that never
+		 * ends. */
+		s->close_reason = "line-deadline";
+		pop3_free(s);
+		return;
+	}
+	pop3_reply(s, P_TIMEOUT, NULL);
+	pop3_close_after_reply(s, "line-deadline");
 }
 
 static void
@@ -352,6 +410,8 @@ pop3_event_cb(struct bufferevent *bev, short events, void *arg)
 
 		tls_describe(bufferevent_openssl_get_ssl(bev), desc, sizeof desc);
 		log_info("%016" PRIx64 " pop3 tls %s", s->id, desc);
+		s->flags &= ~POP3_F_HANDSHAKE;
+		pop3_deadline_update(s, 1, 0);
 		return;
 	}
 	if ((events & BEV_EVENT_ERROR) && s->close_reason == NULL) {
@@ -440,6 +500,11 @@ pop3_session_accept(struct worker *w, const struct listener *l, int fd,
 	TAILQ_INSERT_TAIL(&w->pop3_sessions, s, entry);
 	w->nsessions++;
 	pop3_setup_bev(s);
+	s->deadline_ev = evtimer_new(w->base, pop3_deadline_cb, s);
+	if (s->deadline_ev == NULL)
+		fatalx("pop3: evtimer_new failed");
+	if (l->conf->tls == TLS_IMPLICIT)
+		pop3_handshake_start(s);
 	log_info("%016" PRIx64 " pop3 connect address=%s port=%u listener=%s",
 	    s->id, s->addr, s->port, l->name);
 

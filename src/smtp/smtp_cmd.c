@@ -14,7 +14,7 @@ static const struct smtp_cmd_def smtp_cmd_table[] = {
 	{ "MAIL",	CMD_MAIL,	0 },
 	{ "RCPT",	CMD_RCPT,	0 },
 	{ "DATA",	CMD_DATA,	CMD_F_LAST },
-	{ "RSET",	CMD_RSET,	CMD_F_PRE_HELO },
+	{ "RSET",	CMD_RSET,	CMD_F_PRE_HELO | CMD_F_LIMIT },
 	{ "NOOP",	CMD_NOOP,	CMD_F_LAST | CMD_F_PRE_HELO | CMD_F_LIMIT },
 	{ "QUIT",	CMD_QUIT,	CMD_F_LAST | CMD_F_PRE_HELO },
 	{ "VRFY",	CMD_VRFY,	CMD_F_LAST | CMD_F_PRE_HELO | CMD_F_LIMIT },

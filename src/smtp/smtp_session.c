@@ -165,6 +165,10 @@ struct smtp_session {
 	uint64_t		 auth_reqid;
 	struct smtp_tx		*tx;
 	struct smtp_wait	*wait;		/* in SMTP_ST_STATE_WAIT */
+	/* njunk: commands that move no message on (CMD_F_LIMIT, a repeated
+	 * HELO/EHLO) since the last one accepted.  Each restarts the idle
+	 * timer: a client doing nothing else is stopped at SMTP_JUNK_MAX,
+	 * one that sends mail starts again with every message. */
 	unsigned		 nerrors, njunk, nqueued;
 	unsigned		 counts[CMD__COUNT + 1];	/* last: unknown */
 	const char		*cmdline;	/* escaped, for failed-command logs */
@@ -1507,7 +1511,12 @@ smtp_dispatch(struct smtp_session *s, char *line, size_t len)
 		goto done;
 	}
 	s->counts[cmd.def->id]++;
-	if ((cmd.def->flags & CMD_F_LIMIT) && ++s->njunk > SMTP_JUNK_MAX) {
+	/* A HELO or EHLO after one already answered moves nothing on, like
+	 * a NOOP; the one after STARTTLS is not a repeat (s->helo is
+	 * forgotten there). */
+	if (((cmd.def->flags & CMD_F_LIMIT) || ((cmd.def->id == CMD_HELO ||
+	    cmd.def->id == CMD_EHLO) && s->helo[0] != '\0')) &&
+	    ++s->njunk > SMTP_JUNK_MAX) {
 		smtp_reply(s, R_TOO_MANY_ERRORS, NULL);
 		smtp_close_after_reply(s, "junk-commands");
 		goto done;
@@ -1587,6 +1596,7 @@ smtp_discard(struct smtp_session *s)
 	qstore_abort(&tx->qf);
 	tx->qf_open = 0;
 	smtp_log_queued(s, "discarded", note);
+	s->njunk = 0;		/* accepted, as far as the client knows */
 	smtp_reply(s, R_QUEUED, tx->qid);
 	smtp_reset_tx(s);
 }
@@ -1617,6 +1627,8 @@ smtp_commit_done(void *arg, int result, int err)
 		    s->id, tx->qid);
 	}
 	smtp_enter_state(s, SMTP_ST_HELO);
+	if (result == 0)
+		s->njunk = 0;
 	if (s->flags & SMTP_F_ORPHAN) {
 		if (result == 0)
 			log_info("%016" PRIx64 " smtp client left before the "

@@ -12,7 +12,8 @@
 
 #define SMTP_LINE_MAX	4096	/* command line incl. CRLF; RFC 5321 4.5.3.1.4
 				 * says 512, extensions need more */
-#define SMTP_JUNK_MAX	100	/* NOOP/VRFY/HELP... per session */
+#define SMTP_JUNK_MAX	100	/* NOOP/RSET/VRFY... between accepted
+				 * messages */
 
 void	smtp_session_accept(struct worker *, const struct listener *, int fd,
 	    const struct sockaddr *, socklen_t);

@@ -644,7 +644,13 @@ def test_replies_never_read_stop_the_reading(proto):
     from pop3_helpers import pop3_server
     srv = pop3_server(workers=1)
     try:
-        port, first, cmd = ((srv.smtp_port, b"EHLO x\r\n", b"EHLO x\r\n")
+        # (SMTP: EHLO has the longest reply; a message after every 99 of
+        # them keeps the junk-command limit away)
+        port, first, cmd = ((srv.smtp_port, b"EHLO x\r\n",
+                             b"EHLO x\r\n" * 99
+                             + b"MAIL FROM:<a@client.example>\r\n"
+                             b"RCPT TO:<hoge@example.test>\r\nDATA\r\n"
+                             b"Subject: unread\r\n\r\nx\r\n.\r\n")
                             if proto == "smtp" else
                             (srv.pop3_port, b"", b"CAPA\r\n"))
         before = rss_kib(srv.workers())
@@ -679,7 +685,7 @@ def test_write_timeout_while_the_message_is_stored(postern, tmp_path):
     commit thread still owns the file), and the message's reply is a
     250, never a 421 the client would take for a failure and resend.
     The fsync is made slow with an LD_PRELOAD shim; the client fills
-    the socket with EHLO replies it does not read, to just past what the
+    the socket with RCPT replies it does not read, to just past what the
     kernel takes and below the 64 KiB of unread replies at which the
     server would stop reading."""
     cc = shutil.which("cc") or shutil.which("gcc")
@@ -689,7 +695,8 @@ def test_write_timeout_while_the_message_is_stored(postern, tmp_path):
     src = Path(__file__).parent / "shims" / "slowsync.c"
     subprocess.run([cc, "-shared", "-fPIC", "-o", str(shim), str(src),
                     "-ldl"], check=True, timeout=60)
-    srv = postern(extra=["smtp-timeout 2s"], start=False)
+    srv = postern(extra=["smtp-timeout 2s", "max-recipients 100000"],
+                  start=False)
     srv.wrap = ["env", f"LD_PRELOAD={shim}", "SLOWSYNC_MS=4000",
                 "ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0"]
     srv.start()
@@ -697,13 +704,17 @@ def test_write_timeout_while_the_message_is_stored(postern, tmp_path):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
     s.connect(("127.0.0.1", srv.smtp_port))
     s.settimeout(30)
-    # EHLOs until the kernel takes no more of the server's replies (its
+    # RCPTs until the kernel takes no more of the server's replies (its
     # socket's send queue stops growing); the replies of the last batch
-    # wait in the server, well under its 64 KiB.
+    # wait in the server, well under its 64 KiB.  (Not EHLOs: repeated,
+    # they meet the junk-command limit first.)
     client_port = s.getsockname()[1]
     last = -1
-    for _ in range(400):
-        s.sendall(b"EHLO x\r\n" * 150)
+    s.sendall(b"EHLO x\r\n")
+    for i in range(400):
+        if i % 90 == 0:                  # under max-recipients
+            s.sendall(b"RSET\r\nMAIL FROM:<a@client.example>\r\n")
+        s.sendall(b"RCPT TO:<u@example.test>\r\n" * 1000)
         time.sleep(0.05)
         queued = tx_queue(srv.smtp_port, client_port)
         if queued == last:
@@ -712,7 +723,7 @@ def test_write_timeout_while_the_message_is_stored(postern, tmp_path):
     else:
         pytest.fail(f"the server's send queue kept growing ({last} octets)")
     print(f"\nfigure: the kernel held {last} octets of replies")
-    s.sendall(b"MAIL FROM:<a@client.example>\r\n"
+    s.sendall(b"RSET\r\nMAIL FROM:<a@client.example>\r\n"
               b"RCPT TO:<u@example.test>\r\nDATA\r\n")
     time.sleep(0.3)
     s.sendall(b"Subject: x\r\n\r\nbody\r\n.\r\n")

@@ -585,6 +585,74 @@ def test_a_password_does_not_stay_in_the_servers_memory():
 
 
 # ---------------------------------------------------------------------------
+# slow clients: the 10-minute idle timer restarts with every octet; the
+# line deadline (smtp-timeout, as for SMTP) counts from a line's first
+
+@pytest.fixture(scope="module")
+def slow_srv():
+    yield from owned_server(pop3_server(extra=["smtp-timeout 2s"],
+                                        users=("hoge",)))
+
+
+def test_a_trickled_line_is_dropped_at_the_deadline(slow_srv):
+    from test_hostile import trickle
+    with POP3Raw(slow_srv.pop3_port) as c:
+        assert c.greeting.startswith("+OK")
+        took = trickle(c, b"U" + b"x" * 200, 0.5, 10)
+        assert took is not None, "still open after 10 s of trickling"
+        assert 1.5 <= took <= 5.0, took
+        assert "-ERR Timeout" in c.buf.decode(errors="replace")
+    slow_srv.wait_log(r"pop3 disconnect reason=line-deadline")
+
+
+@pytest.mark.parametrize("stls", [False, True], ids=["pop3s", "stls"])
+def test_a_trickled_tls_handshake_is_dropped_at_the_deadline(slow_srv, stls):
+    """On 995 the handshake is the first line, and after STLS the next."""
+    hello = bytes.fromhex("160301020001") + b"\x03\x03" + os.urandom(60)
+    ended = len(re.findall(r"pop3 disconnect reason=line-deadline",
+                           slow_srv.log()))
+    if stls:
+        c = POP3Raw(slow_srv.pop3_port)
+        assert c.cmd("STLS").startswith("+OK")
+        s = c.sock
+    else:
+        s = socket.create_connection(("127.0.0.1", slow_srv.pop3s_port))
+    with s:
+        t0 = time.monotonic()
+        s.settimeout(0.5)
+        closed = None
+        for b in hello:
+            try:
+                s.sendall(bytes([b]))
+                if s.recv(4096) == b"":
+                    closed = time.monotonic() - t0
+                    break
+            except socket.timeout:
+                continue
+            except (ConnectionResetError, BrokenPipeError):
+                closed = time.monotonic() - t0
+                break
+        assert closed is not None and 1.5 <= closed <= 5.0, closed
+    assert wait_for(lambda: len(re.findall(
+        r"pop3 disconnect reason=line-deadline", slow_srv.log())) ==
+        ended + 1, 5)
+
+
+def test_slow_but_complete_lines_are_served(slow_srv):
+    """The deadline is per line, and not an idle limit: pauses between
+    lines longer than it are fine, within the 10-minute idle timer."""
+    with POP3Raw(slow_srv.pop3_port) as c:
+        for _ in range(2):
+            c.send("CA")
+            time.sleep(1.0)
+            c.send("PA\r\n")
+            assert c.line().startswith("+OK")
+            assert c.multi()
+            time.sleep(3.0)  # past the deadline, idle
+        assert c.cmd("QUIT").startswith("+OK")
+
+
+# ---------------------------------------------------------------------------
 # half-closed clients (a POP3 dialogue written in one go: printf | nc -N)
 
 @pytest.fixture(scope="module")

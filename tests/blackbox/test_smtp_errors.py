@@ -246,6 +246,37 @@ def test_junk_command_limit(srv):
         assert c.closed()
 
 
+@pytest.mark.parametrize("line", ["RSET", "EHLO client.example",
+                                  "HELO client.example"])
+def test_junk_limit_counts_rset_and_repeated_greetings(srv, line):
+    """Each would restart the idle timer forever: a session sending only
+    RSET, or greeting again and again, ends like a NOOP flood."""
+    with srv.connect() as c:
+        c.ehlo()
+        c.send(f"{line}\r\n" * 101)
+        assert [c.reply()[0] for _ in range(100)] == [250] * 100
+        assert code_esc(c.reply()) == "421 4.7.0"
+        assert c.closed()
+    srv.wait_log(r"smtp disconnect reason=junk-commands")
+
+
+def test_rset_and_ehlo_between_messages_are_not_junk(srv):
+    """A client that sends RSET and EHLO before each message, more often
+    than the limit in all, is served: each message starts the count
+    again."""
+    with srv.connect() as c:
+        c.ehlo()
+        for i in range(60):
+            c.send("RSET\r\nEHLO client.example\r\n"
+                   "MAIL FROM:<a@client.example>\r\n"
+                   "RCPT TO:<hoge@example.test>\r\nDATA\r\n")
+            assert [c.reply()[0] for _ in range(5)] == \
+                [250, 250, 250, 250, 354]
+            c.send(f"Subject: {i}\r\n\r\nhi\r\n.\r\n")
+            assert c.reply()[0] == 250
+        still_alive(c)
+
+
 def test_idle_timeout(postern):
     srv = postern(extra=["smtp-timeout 2s"])
     with srv.connect() as c:
