@@ -25,7 +25,6 @@
  */
 struct strset {
 	char		**s;
-	unsigned	 *val;		/* done: see already_expanded() */
 	size_t		  n;
 	struct keyindex	  index;
 };
@@ -39,6 +38,7 @@ struct expand_state {
 	unsigned		 max_depth;
 	int			 full;		/* ALIAS_RESULTS_MAX reached */
 	unsigned		 cut;		/* expansions stopped by depth */
+	unsigned		 loops;		/* names met on the stack */
 	size_t			 steps;		/* targets looked at */
 	struct strset		 done;		/* expanded already */
 	struct strset		 keys;		/* of out->r, same order */
@@ -50,25 +50,17 @@ strset_key(const void *arr, size_t i)
 	return ((char *const *)arr)[i];
 }
 
-static size_t
-strset_find(const struct strset *set, const char *key)
-{
-	return keyindex_find(&set->index, key, strset_key, set->s);
-}
-
 static int
 strset_has(const struct strset *set, const char *key)
 {
-	return strset_find(set, key) != SIZE_MAX;
+	return keyindex_find(&set->index, key, strset_key, set->s) != SIZE_MAX;
 }
 
 static void
-strset_add(struct strset *set, const char *key, unsigned val)
+strset_add(struct strset *set, const char *key)
 {
 	set->s = xreallocarray(set->s, set->n + 1, sizeof *set->s);
-	set->val = xreallocarray(set->val, set->n + 1, sizeof *set->val);
 	set->s[set->n] = xstrdup(key);
-	set->val[set->n] = val;
 	keyindex_put(&set->index, set->n++, strset_key, set->s);
 }
 
@@ -78,41 +70,47 @@ strset_free(struct strset *set)
 	for (size_t i = 0; i < set->n; i++)
 		free(set->s[i]);
 	free(set->s);
-	free(set->val);
 	keyindex_free(&set->index);
 }
 
 /*
  * Whether name (an alias, or an include file's tag) needs no expanding
- * here: its results are in already.  Expanded whole, it gives the same
- * wherever it is met again.  Cut by the depth limit somewhere below it,
- * it gives the same or less from as deep or deeper, and is expanded
- * again only from higher up.  (A loop through it may be reported from
- * one place instead of several.)
+ * here: its results are in already.  Remembered are only expansions
+ * whose results cannot depend on the path they were met on: made whole
+ * (no branch cut by the depth limit, which might have hidden a loop),
+ * and meeting no loop (a name met again below itself is taken for a
+ * user, or fails, where met elsewhere it would be expanded; and what is
+ * met below such a name differs with it).  Without loops or cuts, none
+ * of the names below can be above it wherever it is met again: it
+ * would have met itself.  Loops and cuts are few; the expansions around
+ * them are made as often as they are met, within ALIAS_STEPS_MAX.
  */
 static int
 already_expanded(const struct expand_state *st, const char *name)
 {
-	size_t i = strset_find(&st->done, name);
-
-	return i != SIZE_MAX && (st->done.val[i] == 0 ||
-	    st->depth + 1 >= st->done.val[i]);
+	return strset_has(&st->done, name);
 }
 
-/* name was expanded from st->depth (its own level popped); cut: the
- * count of depth cuts before it began. */
-static void
-note_expanded(struct expand_state *st, const char *name, unsigned cut)
-{
-	unsigned val = st->cut == cut ? 0 : st->depth + 1;
-	size_t i = strset_find(&st->done, name);
+/* Where an expansion starts: what note_expanded needs to know of it. */
+struct expand_mark {
+	unsigned	 cut;
+	unsigned	 loops;
+};
 
-	if (st->full)
-		return;		/* its results may not all be in */
-	if (i == SIZE_MAX)
-		strset_add(&st->done, name, val);
-	else
-		st->done.val[i] = val;
+static struct expand_mark
+expand_begin(const struct expand_state *st)
+{
+	struct expand_mark m = { st->cut, st->loops };
+
+	return m;
+}
+
+static void
+note_expanded(struct expand_state *st, const char *name,
+    const struct expand_mark *m)
+{
+	if (!st->full && st->cut == m->cut && st->loops == m->loops)
+		strset_add(&st->done, name);
 }
 
 static void expand_target(struct expand_state *, const char *);
@@ -156,15 +154,19 @@ result_add(struct expand_state *st, enum alias_kind kind, const char *target,
 	out->r[out->n].reason = reason ? xstrdup(reason) : NULL;
 	out->r[out->n].dsn = dsn;
 	out->n++;
-	strset_add(&st->keys, key, 0);
+	strset_add(&st->keys, key);
 }
 
+/* Whether name is being expanded further up: a loop, which makes what
+ * contains it depend on the path (already_expanded). */
 static int
-on_stack(const struct expand_state *st, const char *name)
+on_stack(struct expand_state *st, const char *name)
 {
 	for (unsigned i = 0; i < st->depth; i++)
-		if (strcasecmp(st->stack[i], name) == 0)
+		if (strcasecmp(st->stack[i], name) == 0) {
+			st->loops++;
 			return 1;
+		}
 	return 0;
 }
 
@@ -200,17 +202,18 @@ expand_local(struct expand_state *st, const char *local, const char *domain)
 	}
 	str_lower(key);
 	e = ctx->aliases ? aliases_lookup(ctx->aliases, key) : NULL;
-	if (e != NULL && already_expanded(st, key))
-		return;
 	if (e != NULL && !on_stack(st, key)) {
-		unsigned cut = st->cut;
+		struct expand_mark m = expand_begin(st);
+
+		if (already_expanded(st, key))
+			return;
 
 		if (push(st, key) == -1)
 			return;
 		for (size_t i = 0; i < e->ntargets && !st->full; i++)
 			expand_target(st, e->targets[i]);
 		st->depth--;
-		note_expanded(st, key, cut);
+		note_expanded(st, key, &m);
 		return;
 	}
 	if ((user = ctx->user(ctx->arg, key, domain)) != NULL) {
@@ -230,27 +233,27 @@ static void
 expand_include(struct expand_state *st, const char *path)
 {
 	char tag[4096], *text, *line, *save = NULL;
-	unsigned cut;
+	struct expand_mark m;
 
 	if ((size_t)snprintf(tag, sizeof tag, ":include:%s", path) >=
 	    sizeof tag) {
 		result_add(st, ALIAS_R_FAIL, path, "5.3.5", "path too long");
 		return;
 	}
-	if (already_expanded(st, tag))
-		return;
 	if (on_stack(st, tag)) {
 		result_add(st, ALIAS_R_FAIL, tag, "5.4.6",
 		    "include file includes itself");
 		return;
 	}
+	if (already_expanded(st, tag))
+		return;
 	if ((text = read_text_file(path, ALIAS_INCLUDE_MAX, NULL)) == NULL) {
 		/* The administrator may be editing it: try again later. */
 		result_add(st, ALIAS_R_TEMP, tag, "4.3.0",
 		    "cannot read the include file");
 		return;
 	}
-	cut = st->cut;
+	m = expand_begin(st);
 	if (push(st, tag) == -1) {
 		free(text);
 		return;
@@ -282,7 +285,7 @@ expand_include(struct expand_state *st, const char *path)
 		}
 	}
 	st->depth--;
-	note_expanded(st, tag, cut);
+	note_expanded(st, tag, &m);
 	free(text);
 }
 
