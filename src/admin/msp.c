@@ -340,8 +340,14 @@ put_display_name(struct buf *b, const char *name)
 			size_t j = i + 45 < len ? i + 45 : len;
 			char enc[BASE64_ENCODED_LEN(48) + 1];
 
-			while (j < len && ((unsigned char)name[j] & 0xc0) == 0x80)
+			/* Back to a character's first octet; a run of 45
+			 * continuation octets (not UTF-8 at all) is cut where
+			 * it is, so that every word moves on. */
+			while (j > i && j < len &&
+			    ((unsigned char)name[j] & 0xc0) == 0x80)
 				j--;
+			if (j == i)
+				j = i + 45 < len ? i + 45 : len;
 			base64_encode(enc, (const unsigned char *)name + i, j - i);
 			buf_printf(b, "%s=?UTF-8?B?%s?=", i ? " " : "", enc);
 			i = j;

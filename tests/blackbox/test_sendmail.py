@@ -4,6 +4,7 @@ the maildrop and it lands in a Maildir; `sendmail -bs` speaks SMTP; an
 unprivileged user submits under its own name only; a read-only or full
 maildrop gives EX_TEMPFAIL (75) and leaves nothing behind; `submit via`
 submits over 587/465 with stored credentials."""
+import email.header
 import os
 import re
 import resource
@@ -147,6 +148,27 @@ def test_cron_script_with_sendmail_t(postern):
         assert msg.endswith(b"\r\n\r\nbackup finished\r\n"), msg
         assert header(msg, "Date") and header(msg, "From")
         assert b"\n" not in msg.replace(b"\r\n", b"")
+
+
+def test_a_full_name_of_any_bytes_is_encoded(postern):
+    """-F takes what a web form passes on: a run of bytes that are not
+    UTF-8 (continuation octets only) must be encoded like any other name
+    and the message queued, not loop or overflow."""
+    srv = mail_server(postern)
+    names = [b"A" + b"\x80" * 50, b"\x80" * 50,
+             ("J\u00fcrgen M\u00fcller " * 6).encode()]
+    for name in names:
+        r = sendmail(srv, "-F", name, "bob", data=b"Subject: n\n\nhi\n",
+                     prefix=("prlimit", "--as=1073741824", "--"))
+        assert r.returncode == 0, (name, r.returncode, r.stderr)
+    got = wait_mail(srv, "bob", n=3)
+    froms = sorted(header(m, "From") for m in got)
+    assert all("=?UTF-8?B?" in f for f in froms), froms
+    decoded = [b"".join(p if isinstance(p, bytes) else p.encode()
+                        for p, _ in email.header.decode_header(f))
+               for f in froms]
+    for name in names:
+        assert any(name in d for d in decoded), (name, froms)
 
 
 def test_headers_added_and_line_ends(postern):
