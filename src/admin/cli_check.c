@@ -12,6 +12,7 @@
 #include "admin/cli.h"
 #include "admin/netcheck.h"
 #include "lib/base64.h"
+#include "lib/netaddr.h"
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
 #include "sasl/sasl_client.h"
@@ -54,6 +55,7 @@ struct checker {
 	const char	*cafile;
 	const char	*helo;
 	int		 json;
+	int		 insecure;	/* credentials to an unverified server */
 	int		 timeout_ms;
 	int		 nreachable;
 	struct check_result *res;
@@ -68,6 +70,7 @@ struct session {
 	struct buf	 r;		/* the last reply */
 	struct buf	 ehlo;		/* the last EHLO reply */
 	int		 tls;
+	int		 tls_trusted;	/* certificate verified, name matching */
 };
 
 static void __attribute__((format(printf, 5, 6)))
@@ -209,6 +212,7 @@ report_tls(struct session *s, const char *name)
 	const char *host = s->ck->host;
 
 	nc_tls_describe(&s->nc, host, &ti);
+	s->tls_trusted = ti.have_cert && ti.verified && ti.name_match;
 	report(s, name, V_PASS, NULL, "%s %s", ti.protocol, ti.cipher);
 	if (!ti.have_cert) {
 		report(s, "certificate", V_FAIL, "configure a certificate",
@@ -245,6 +249,38 @@ report_tls(struct session *s, const char *name)
 		    "certificate's subjectAltName", "not valid for %s", host);
 }
 
+/*
+ * May the password be sent on this connection?  Only inside TLS, and
+ * only to a server whose certificate is verified for the name asked
+ * for: anyone on the path, or a server posing as this one, would
+ * otherwise get it.  A loopback peer cannot be on the way, and
+ * --insecure sends it to an unverified certificate (a self-signed one
+ * being set up).  0: not sent, and said why.
+ */
+static int
+credentials_may_go(struct session *s, const char *step)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	if (getpeername(s->nc.fd, (struct sockaddr *)&ss, &len) == 0 &&
+	    sockaddr_is_loopback((struct sockaddr *)&ss))
+		return 1;
+	if (!s->tls) {
+		report(s, step, V_FAIL, "offer AUTH inside TLS only",
+		    "credentials not sent: no TLS on this connection");
+		return 0;
+	}
+	if (!s->tls_trusted && !s->ck->insecure) {
+		report(s, step, V_FAIL, "pass --cafile FILE for a private CA, "
+		    "or --insecure to send them to this certificate anyway",
+		    "credentials not sent: the certificate is not verified "
+		    "for %s", s->ck->host);
+		return 0;
+	}
+	return 1;
+}
+
 /* AUTH with the given credentials; 1 when the server said 235. */
 static int
 smtp_auth(struct session *s, const char *mechs)
@@ -264,6 +300,8 @@ smtp_auth(struct session *s, const char *mechs)
 		    mechs);
 		return 0;
 	}
+	if (!credentials_may_go(s, "auth-login"))
+		return 0;
 	sasl_client_init(&sc, m, ck->user, ck->pass);
 	buf_init(&out, SASL_MSG_MAX);
 	st = sasl_client_step(&sc, NULL, 0, &out, &has_ir);
@@ -681,7 +719,7 @@ check_pop3(struct session *s)
 		s->tls = 1;
 		report_tls(s, "stls");
 	}
-	if (ck->user) {
+	if (ck->user && credentials_may_go(s, "pop-login")) {
 		ok = nc_pop_cmd(&s->nc, &s->r, "USER %s", ck->user);
 		if (ok == 1)
 			ok = nc_pop_cmd(&s->nc, &s->r, "PASS %s", ck->pass);
@@ -779,7 +817,7 @@ usage(void)
 	    "                     [--json] [--timeout S] [--from ADDR] "
 	    "[--local-rcpt ADDR]\n"
 	    "                     [--foreign-rcpt ADDR] [--helo NAME] "
-	    "[--cafile FILE]\n"
+	    "[--cafile FILE] [--insecure]\n"
 	    "  --ports also takes SERVICE=PORT (smtp=2525,submission=2587)\n");
 	return EX_USAGE;
 }
@@ -854,6 +892,8 @@ cli_check(int argc, char **argv)
 			ck.helo = argv[++i];
 		else if (strcmp(a, "--cafile") == 0 && more)
 			ck.cafile = argv[++i];
+		else if (strcmp(a, "--insecure") == 0)
+			ck.insecure = 1;
 		else if (strcmp(a, "--timeout") == 0 && more) {
 			char *end;
 

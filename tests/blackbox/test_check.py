@@ -5,7 +5,9 @@ safe configuration passes every check; an open relay (`mynetworks
 queue stays empty."""
 import json
 import re
+import socket
 import subprocess
+import threading
 
 import pytest
 
@@ -203,3 +205,83 @@ def test_usage_is_64(args):
                        text=True, timeout=30, input="")
     assert r.returncode == 64, (args, r.stdout, r.stderr)
     assert r.stderr
+
+
+class ListeningFake:
+    """A submission server that offers AUTH in the clear and no
+    STARTTLS, and keeps every line it is sent."""
+
+    def __init__(self, host):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.lines = []
+        self.stop = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            with c:
+                c.settimeout(5)
+                c.sendall(b"220 fake ESMTP\r\n")
+                buf = b""
+                try:
+                    while True:
+                        chunk = c.recv(4096)
+                        if not chunk:
+                            break
+                        buf += chunk
+                        while b"\r\n" in buf:
+                            line, buf = buf.split(b"\r\n", 1)
+                            self.lines.append(line.decode("latin-1"))
+                            verb = line[:4].upper()
+                            if verb == b"EHLO":
+                                c.sendall(b"250-fake\r\n250 AUTH PLAIN "
+                                          b"LOGIN\r\n")
+                            elif verb == b"AUTH":
+                                c.sendall(b"235 2.7.0 ok\r\n")
+                            elif verb == b"MAIL":
+                                c.sendall(b"530 5.7.0 Authentication "
+                                          b"required\r\n")
+                            elif verb == b"QUIT":
+                                c.sendall(b"221 bye\r\n")
+                            else:
+                                c.sendall(b"250 ok\r\n")
+                except OSError:
+                    pass
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+def test_no_password_goes_to_a_server_without_tls():
+    """--user: the password is sent only inside TLS to a verified
+    certificate (or to a loopback peer): a server on the path that
+    offers AUTH in the clear, or poses as the real one, must not get
+    it."""
+    from test_auth import own_netns
+    with own_netns(["10.99.0.1/24"]):
+        fake = ListeningFake("10.99.0.1")
+        try:
+            r = subprocess.run(
+                [BIN, "check", "10.99.0.1", "--ports",
+                 f"submission={fake.port}", "--timeout", "5", "--user",
+                 "alice", "--password-stdin"], input="s3cret-pw\n",
+                capture_output=True, text=True, timeout=CHECK_TIMEOUT)
+        finally:
+            fake.close()
+    assert any(l.upper().startswith("EHLO") for l in fake.lines), fake.lines
+    assert not any(l.upper().startswith("AUTH") for l in fake.lines), \
+        fake.lines
+    assert re.search(r"^FAIL .*auth-login +credentials not sent: no TLS",
+                     r.stdout, re.M), r.stdout
