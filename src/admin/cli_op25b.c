@@ -25,38 +25,6 @@ struct prefix_list {
 	size_t		 n;
 };
 
-/* Format a prefix as nft wants it: "192.0.2.0/24", "2001:db8::/32",
- * a bare address for a full-length prefix. */
-static void
-prefix_format(const struct netprefix *np, char *dst, size_t dstsz)
-{
-	char host[INET6_ADDRSTRLEN];
-	unsigned full = np->family == AF_INET ? 32 : 128;
-
-	inet_ntop(np->family, np->addr, host, sizeof host);
-	if (np->bits == full)
-		snprintf(dst, dstsz, "%s", host);
-	else
-		snprintf(dst, dstsz, "%s/%u", host, np->bits);
-}
-
-/* 1 when bits past the prefix length are set ("10.1.2.3/16"). */
-static int
-host_bits_set(const struct netprefix *np, struct netprefix *masked)
-{
-	unsigned len = np->family == AF_INET ? 4 : 16;
-
-	*masked = *np;
-	for (unsigned i = 0; i < len; i++) {
-		unsigned keep = np->bits >= (i + 1) * 8 ? 8 :
-		    np->bits > i * 8 ? np->bits - i * 8 : 0;
-		uint8_t mask = keep ? (uint8_t)(0xff << (8 - keep)) : 0;
-
-		masked->addr[i] &= mask;
-	}
-	return memcmp(masked->addr, np->addr, len) != 0;
-}
-
 static int
 prefix_add(struct prefix_list *l, const char *arg)
 {
@@ -69,8 +37,8 @@ prefix_add(struct prefix_list *l, const char *arg)
 		    "2001:db8::/32)\n", l->what, arg);
 		return -1;
 	}
-	if (host_bits_set(&np, &masked)) {
-		prefix_format(&masked, want, sizeof want);
+	if (netprefix_host_bits(&np, &masked)) {
+		netprefix_format(&masked, want, sizeof want);
 		fprintf(stderr, "postern op25b-rules: %s: '%s' has bits set past "
 		    "the prefix length; did you mean %s?\n", l->what, arg, want);
 		return -1;
@@ -100,7 +68,7 @@ print_set(const char *name, const struct prefix_list *l, int family)
 			continue;
 		if (!any)
 			printf("\t\telements = { ");
-		prefix_format(&l->p[i], s, sizeof s);
+		netprefix_format(&l->p[i], s, sizeof s);
 		printf("%s%s", sep, s);
 		sep = ", ";
 		any = 1;
@@ -119,7 +87,7 @@ print_list_comment(const char *what, const struct prefix_list *l)
 	if (l->n == 0)
 		printf(" (none)");
 	for (size_t i = 0; i < l->n; i++) {
-		prefix_format(&l->p[i], s, sizeof s);
+		netprefix_format(&l->p[i], s, sizeof s);
 		printf(" %s", s);
 	}
 	printf("\n");

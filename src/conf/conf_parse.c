@@ -398,13 +398,23 @@ static void
 kw_mynetworks(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 {
 	for (size_t i = 1; i < ac; i++) {
-		struct netprefix np;
+		struct netprefix np, masked;
+		char want[64];
 
 		if (netprefix_parse(av[i], &np) == -1) {
 			conf_error(ctx, "mynetworks: '%s' is not an address or "
 			    "prefix like 192.0.2.0/24 or 2001:db8::/32", av[i]);
 			continue;
 		}
+		/* Relay is open to these: a typo must not open it wider
+		 * ("192.168.1.0/2" for /24), as the access map refuses. */
+		if (netprefix_host_bits(&np, &masked)) {
+			netprefix_format(&masked, want, sizeof want);
+			conf_error(ctx, "mynetworks: '%s' has bits set after the "
+			    "prefix length; did you mean %s?", av[i], want);
+			continue;
+		}
+		netprefix_unmap(&np);
 		c->mynetworks = xreallocarray(c->mynetworks, c->nmynetworks + 1,
 		    sizeof *c->mynetworks);
 		c->mynetworks[c->nmynetworks++] = np;

@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <netinet/in.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 int
@@ -56,6 +57,47 @@ prefix_bytes_match(const uint8_t *a, const uint8_t *b, unsigned bits)
 	if (rest == 0)
 		return 1;
 	return ((a[full] ^ b[full]) & (0xff << (8 - rest))) == 0;
+}
+
+int
+netprefix_host_bits(const struct netprefix *np, struct netprefix *masked)
+{
+	unsigned len = np->family == AF_INET ? 4 : 16;
+
+	*masked = *np;
+	for (unsigned i = 0; i < len; i++) {
+		unsigned keep = np->bits >= (i + 1) * 8 ? 8 :
+		    np->bits > i * 8 ? np->bits - i * 8 : 0;
+
+		masked->addr[i] &= keep ? (uint8_t)(0xff << (8 - keep)) : 0;
+	}
+	return memcmp(masked->addr, np->addr, len) != 0;
+}
+
+void
+netprefix_unmap(struct netprefix *np)
+{
+	static const uint8_t mapped[12] = { 0,0,0,0,0,0,0,0,0,0,0xff,0xff };
+
+	if (np->family == AF_INET6 && np->bits >= 96 &&
+	    memcmp(np->addr, mapped, sizeof mapped) == 0) {
+		memmove(np->addr, np->addr + 12, 4);
+		memset(np->addr + 4, 0, 12);
+		np->family = AF_INET;
+		np->bits -= 96;
+	}
+}
+
+void
+netprefix_format(const struct netprefix *np, char *dst, size_t dstsz)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	inet_ntop(np->family, np->addr, host, sizeof host);
+	if (np->bits == (np->family == AF_INET ? 32u : 128u))
+		snprintf(dst, dstsz, "%s", host);
+	else
+		snprintf(dst, dstsz, "%s/%u", host, np->bits);
 }
 
 int

@@ -16,6 +16,15 @@ struct netprefix {
 
 /* "192.0.2.0/24", "::1", "[2001:db8::]/32" -> 0, or -1 if malformed. */
 int	netprefix_parse(const char *, struct netprefix *);
+/* 1 if bits past the prefix length are set ("10.1.2.3/16": a typo for
+ * /24 or /32, which would take in far more than meant); *masked gets
+ * the prefix with them cleared, to suggest. */
+int	netprefix_host_bits(const struct netprefix *, struct netprefix *masked);
+/* ::ffff:a.b.c.d/n (n >= 96) into the IPv4 prefix it means: peers come
+ * as IPv4, and the mapped form would never match them. */
+void	netprefix_unmap(struct netprefix *);
+/* "192.0.2.0/24", or the address alone for a full-length prefix. */
+void	netprefix_format(const struct netprefix *, char *dst, size_t dstsz);
 int	netprefix_match(const struct netprefix *, const struct sockaddr *);
 int	netprefix_match_list(const struct netprefix *, size_t,
 	    const struct sockaddr *);

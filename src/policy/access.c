@@ -300,53 +300,24 @@ parse_action(const char *w, enum access_action *a)
 	return -1;
 }
 
-/* The address keys' canonical text: "192.0.2.0/24", or the address
- * alone for a single host. */
-static void
-prefix_format(const struct netprefix *np, char *dst, size_t dstsz)
-{
-	char host[INET6_ADDRSTRLEN];
-
-	inet_ntop(np->family, np->addr, host, sizeof host);
-	if (np->bits == (np->family == AF_INET ? 32u : 128u))
-		snprintf(dst, dstsz, "%s", host);
-	else
-		snprintf(dst, dstsz, "%s/%u", host, np->bits);
-}
-
 /* An address key: netprefix syntax, host bits clear; ::ffff:a.b.c.d/n
  * (n >= 96) is the IPv4 prefix, as the peers it would match are. */
 static int
 parse_prefix(struct parse_ctx *ctx, const char *w, struct netprefix *np)
 {
-	static const uint8_t mapped[12] = { 0,0,0,0,0,0,0,0,0,0,0xff,0xff };
 	struct netprefix masked;
-	unsigned full, rest;
 
 	if (netprefix_parse(w, np) == -1)
 		return -1;
-	masked = *np;
-	full = np->bits / 8;
-	rest = np->bits % 8;
-	memset(masked.addr + full + (rest ? 1 : 0), 0,
-	    16 - full - (rest ? 1 : 0));
-	if (rest)
-		masked.addr[full] &= (uint8_t)(0xff << (8 - rest));
-	if (memcmp(masked.addr, np->addr, 16) != 0) {
+	if (netprefix_host_bits(np, &masked)) {
 		char want[64];
 
-		prefix_format(&masked, want, sizeof want);
+		netprefix_format(&masked, want, sizeof want);
 		parse_error(ctx, "'%s' has bits set after the prefix length; "
 		    "did you mean %s?", w, want);
 		return -2;
 	}
-	if (np->family == AF_INET6 && np->bits >= 96 &&
-	    memcmp(np->addr, mapped, sizeof mapped) == 0) {
-		memmove(np->addr, np->addr + 12, 4);
-		memset(np->addr + 4, 0, 12);
-		np->family = AF_INET;
-		np->bits -= 96;
-	}
+	netprefix_unmap(np);
 	return 0;
 }
 
@@ -442,7 +413,7 @@ parse_rule(struct parse_ctx *ctx, char *line, struct access_rule *r,
 				    "tagged key (helo:, from:, to:)", key);
 			return -1;
 		}
-		prefix_format(np, buf, sizeof buf);
+		netprefix_format(np, buf, sizeof buf);
 		r->key = xstrdup(buf);
 		r->text = *text ? xstrdup(text) : NULL;
 		return 0;

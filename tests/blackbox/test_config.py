@@ -88,6 +88,9 @@ def test_check_reports_every_error_with_its_line(conf_server):
     ("smtp-timeout 0s", "smtp-timeout: '0s'"),
     ("spool relative/path", "spool: 'relative/path' is not an absolute"),
     ("mynetworks 300.1.2.3/8", "mynetworks: '300.1.2.3/8'"),
+    # A typo for /24 would open relay to a quarter of the Internet.
+    ("mynetworks 192.168.1.0/2", "mynetworks: '192.168.1.0/2' has bits "
+     "set after the prefix length; did you mean 192.0.0.0/2?"),
     ("workers 0", "workers: '0' is not a number"),
     ("relay via 2001:db8::10", "relay via: write an IPv6 address in "
      "brackets, [2001:db8::10]"),
@@ -102,6 +105,16 @@ def test_check_single_errors(conf_server, line, message):
     r = run("config", "-c", str(srv.conf), "check")
     assert r.returncode == EX_CONFIG, r.stdout + r.stderr
     assert f"{srv.conf}:{n}: {message}" in r.stderr, r.stderr
+
+
+def test_mynetworks_of_mapped_ipv4_mean_ipv4(conf_server):
+    """Peers come as IPv4: ::ffff:10.0.0.0/104 is taken as 10.0.0.0/8,
+    which matches them, not kept as a prefix that never would."""
+    srv = conf_server
+    write_conf(srv, ["mynetworks ::ffff:10.0.0.0/104 192.0.2.0/24"])
+    r = run("config", "-c", str(srv.conf), "check")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert " 10.0.0.0/8 192.0.2.0/24\n" in r.stdout, r.stdout
 
 
 def test_check_missing_file(tmp_path):
