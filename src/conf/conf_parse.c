@@ -193,6 +193,7 @@ kw_listen(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 	struct listen_conf lc;
 	enum listen_role role;
 	size_t i;
+	int sender_check_given;
 
 	if (listen_role_lookup(av[1], &role) == -1) {
 		conf_error(ctx, "listen: unknown role '%s' (smtp, submission, "
@@ -201,6 +202,7 @@ kw_listen(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 	}
 	listen_conf_defaults(&lc, role);
 	lc.line = ctx->line;
+	sender_check_given = 0;
 	for (i = 2; i < ac; i++) {
 		const char *opt = av[i], *val = i + 1 < ac ? av[i + 1] : NULL;
 
@@ -268,6 +270,7 @@ kw_listen(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 				return;
 			}
 		} else if (strcmp(opt, "sender-check") == 0) {
+			sender_check_given = 1;
 			if (strcmp(val, "off") == 0)
 				lc.sender_check = SENDER_CHECK_OFF;
 			else if (strcmp(val, "envelope") == 0)
@@ -285,6 +288,10 @@ kw_listen(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 			return;
 		}
 	}
+	/* Unless the line says, from the auth the line ended with
+	 * ("listen smtp ... auth required" is checked like 587). */
+	if (!sender_check_given)
+		lc.sender_check = listen_sender_check_default(&lc);
 	for (i = 0; i < c->nlisteners; i++)
 		if (c->listeners[i].port == lc.port &&
 		    (strcmp(c->listeners[i].addr, lc.addr) == 0 ||

@@ -89,6 +89,19 @@ listen_service_port(const char *s, uint16_t *port)
 	return -1;
 }
 
+/*
+ * Wherever SMTP AUTH is offered, an authenticated session sends as its
+ * user: the sender must be one of the user's own addresses, the
+ * spoofing protection ISPs apply.  Port 25 too (AUTH optional there):
+ * a stolen password must not send as anyone from it either.
+ */
+enum sender_check
+listen_sender_check_default(const struct listen_conf *lc)
+{
+	return lc->auth != AUTH_OFF && listen_is_smtp(lc->role) ?
+	    SENDER_CHECK_ENVELOPE : SENDER_CHECK_OFF;
+}
+
 void
 listen_conf_defaults(struct listen_conf *lc, enum listen_role r)
 {
@@ -101,10 +114,7 @@ listen_conf_defaults(struct listen_conf *lc, enum listen_role r)
 	lc->auth = d->auth;
 	lc->tls = d->tls;
 	lc->cleartext_auth = CLEARTEXT_NEVER;
-	/* On the submission ports the sender must be the user's own
-	 * address: the spoofing protection ISPs apply. */
-	lc->sender_check = d->auth == AUTH_REQUIRED && listen_is_smtp(r) ?
-	    SENDER_CHECK_ENVELOPE : SENDER_CHECK_OFF;
+	lc->sender_check = listen_sender_check_default(lc);
 }
 
 static int

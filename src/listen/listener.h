@@ -47,6 +47,8 @@ const char	*listen_role_name(enum listen_role);
 int		 listen_role_lookup(const char *, enum listen_role *);
 /* Fill a listen_conf with the role's defaults (port from /etc/services). */
 void		 listen_conf_defaults(struct listen_conf *, enum listen_role);
+/* sender-check when the listen line does not say: from its auth. */
+enum sender_check listen_sender_check_default(const struct listen_conf *);
 /* A port number or a service name: /etc/services first, then a built-in
  * table, as Postfix does.  Returns 0 and sets *port, or -1. */
 int		 listen_service_port(const char *, uint16_t *);

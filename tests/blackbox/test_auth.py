@@ -421,6 +421,19 @@ def test_auth_command_line_may_be_12288_octets(srv):
         assert code == 235, text
 
 
+def test_auth_on_port_25_sends_as_the_user(srv):
+    """Port 25 offers AUTH inside TLS (auth optional): a session that
+    authenticates there sends as its user, as on 587, so a stolen
+    password cannot send as anyone from port 25 either."""
+    with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=NET_TIMEOUT) as s:
+        s.starttls(context=tls_context())
+        s.login("hoge", PASSWORD)
+        code, text = s.mail("ceo@bank.example")
+        assert code == 553 and b"5.7.1" in text, text
+        assert s.rset()[0] == 250
+        assert s.mail("hoge@example.test")[0] == 250
+
+
 def test_mail_from_auth_parameter(srv):
     """RFC 4954 section 5: where AUTH is offered, MAIL FROM takes an
     AUTH= parameter (a relay passing on who submitted the message); it
