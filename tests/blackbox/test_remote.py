@@ -36,7 +36,8 @@ def ip_rx(n):
 RELAY_PASSWORD = "relay pass 42"
 PF_PASSWORD = "postfix pass 7"
 
-B_DOMAINS = ["b.test", "plain.test", "twomx.test", "nomx.test", "v6.test"]
+B_DOMAINS = ["b.test", "plain.test", "twomx.test", "nomx.test", "v6.test",
+             "unreach.test"]
 MX = [
     "b.test,mx.b.test,10",
     "plain.test,mx.plain.test,10",
@@ -55,6 +56,8 @@ MX = [
     # name is MX 20, behind a primary that answers 421.
     "loop.test,busy.loop.test,10", "loop.test,mail.example.test,20",
     "selfonly.test,MAIL.Example.Test,10",   # A is the best MX there is
+    # connect(2) to a broadcast address fails at once, sending nothing
+    "unreach.test,mx.unreach.test,10", "unreach.test,mx.b.test,20",
 ]
 TXT = ['noaddr.test,"v=spf1 -all"']         # exists: no MX, no address
 HOSTS = [
@@ -72,6 +75,7 @@ HOSTS = [
     f"mx.badtls.test,{ip(16)}",
     f"busy.loop.test,{ip(5)}",
     f"mail.example.test,{ip(17)}",          # A's hostname: A on port 25
+    "mx.unreach.test,255.255.255.255",
 ]
 
 
@@ -138,7 +142,7 @@ def lab():
             f"listen submissions on {ip(9)} port {lab.ssl_port} "
             "sender-check off",
         ], users=["bob:!:::bob@b.test,bob@plain.test,bob@twomx.test,"
-                  "bob@nomx.test,bob@v6.test:",
+                  "bob@nomx.test,bob@v6.test,bob@unreach.test:",
                   "carol:!:::carol@b.test:"])
         servers.append(b)
         user_add(b, "relay", RELAY_PASSWORD)
@@ -514,6 +518,19 @@ def test_the_best_mx_being_myself_is_deferred(lab):
     assert f"listener=smtp {ip(17)}:25" not in lab.a.log()
     assert _no_bounce(lab, tok)
     delete_from_queue(lab, qid)
+
+
+def test_a_connect_that_fails_at_once_is_not_waited_out(lab):
+    """MX 10 is 255.255.255.255: connect(2) fails there at once
+    (ENETUNREACH); MX 20 takes the message without the 2 s connect
+    timeout having passed."""
+    tok = token()
+    send(lab, ["bob@unreach.test"], tok)
+    spool_with(lab.b, tok)
+    m = lab.a.wait_log(r"delivery to=<bob@unreach\.test> relay=mx\.b\.test"
+                       r"\S* delay=([0-9.]+)s dsn=2", timeout=15)
+    assert float(m.group(1)) < 1.5, m.group(0)
+    assert "connecting (timeout)" not in lab.a.log()
 
 
 def test_connection_refused_is_deferred(lab):
