@@ -482,6 +482,48 @@ rconn_next_host(struct rconn *k)
 	    25, rconn_addrs, k);
 }
 
+/* Host names equal without regard to case or a final dot. */
+static int
+host_eq(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > 0 && a[la - 1] == '.')
+		la--;
+	if (lb > 0 && b[lb - 1] == '.')
+		lb--;
+	return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+/*
+ * RFC 5321 section 5.1: if we are in the list, only hosts more
+ * preferred than we are may take the message; the rest would hand it
+ * back or to a peer of ours.  Returns how many hosts are left.
+ */
+static size_t
+rconn_mx_drop_self(struct rconn *k, const char *me, struct dns_mx *mx,
+    size_t n)
+{
+	size_t i, j;
+	unsigned mine = 0;
+	int found = 0;
+
+	for (i = 0; i < n; i++)
+		if (host_eq(mx[i].host, me) && (!found || mx[i].pref < mine)) {
+			mine = mx[i].pref;
+			found = 1;
+		}
+	if (!found)
+		return n;
+	for (i = j = 0; i < n; i++)
+		if (mx[i].pref < mine)
+			mx[j++] = mx[i];
+	log_info("remote: %s: %s is MX %u for %s: %zu more preferred "
+	    "host%s left", k->d->key, me, mine, k->d->domain, j,
+	    j == 1 ? "" : "s");
+	return j;
+}
+
 static void
 rconn_mx(void *arg, enum dns_status st, const struct dns_mx *mx, size_t n)
 {
@@ -491,7 +533,17 @@ rconn_mx(void *arg, enum dns_status st, const struct dns_mx *mx, size_t n)
 	switch (st) {
 	case DNS_OK:
 		memcpy(k->mx, mx, n * sizeof *mx);
-		k->nmx = n;
+		k->nmx = rconn_mx_drop_self(k, k->r->conf->hostname, k->mx, n);
+		if (k->nmx == 0) {
+			/* We are the best host left: sending on would hand
+			 * the message to ourselves until the hop limit.  A
+			 * mistake in DNS or in our relay rules, to be mended
+			 * while the message waits. */
+			rconn_note(k, 0, "4.4.6", "MX list for %s loops back "
+			    "to myself, %s", dom, k->r->conf->hostname);
+			rconn_give_up(k);
+			return;
+		}
 		break;
 	case DNS_NODATA:
 		/* No MX: the domain itself is the implicit MX (RFC 5321

@@ -111,6 +111,7 @@ struct smtp_client {
 	int			 drain_left;	/* octets the kernel still holds */
 	time_t			 drain_moved;	/* when that last went down */
 	char			 lastcmd[16];	/* for "in reply to X" */
+	int			 connect_errno;	/* connect(2) failed at once */
 };
 
 static void	sc_send(struct smtp_client *, const char *fmt, ...)
@@ -1033,6 +1034,11 @@ sc_event(struct smtp_client *c, struct bufferevent *bev, short what)
 		unsigned long e = bufferevent_get_openssl_error(bev);
 		char why[300];
 
+		if (c->state == SC_CONNECTING && c->connect_errno) {
+			sc_setup_failed(c, 0, "4.4.1", "connect to %s: %s", c->peer,
+			    strerror(c->connect_errno));
+			return;
+		}
 		if (c->state == SC_CONNECTING && !(what & BEV_EVENT_EOF) &&
 		    EVUTIL_SOCKET_ERROR()) {
 			sc_setup_failed(c, 0, "4.4.1", "connect to %s: %s", c->peer,
@@ -1113,10 +1119,19 @@ smtp_client_connect(struct event_base *base, const struct sockaddr *sa,
 		fatalx("smtp client: out of memory");
 	sc_setcb(c);
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	errno = 0;
 	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)sa,
 	    (int)salen) == -1) {
-		/* Reported from the loop, never from inside the caller. */
-		log_debug("smtp client: connect %s failed at once", c->peer);
+		/* libevent reports no event for a connect(2) that fails
+		 * at once (ENETUNREACH, EADDRNOTAVAIL...): without one we
+		 * would wait out the connect timeout.  Deferred, so that
+		 * the failure is reported from the loop, never from inside
+		 * the caller, and is dropped if the client is freed. */
+		c->connect_errno = errno ? errno : ECONNABORTED;
+		log_debug("smtp client: connect %s failed at once: %s",
+		    c->peer, strerror(c->connect_errno));
+		bufferevent_trigger_event(c->bev, BEV_EVENT_ERROR,
+		    BEV_TRIG_DEFER_CALLBACKS);
 	}
 	return c;
 }

@@ -36,7 +36,8 @@ def ip_rx(n):
 RELAY_PASSWORD = "relay pass 42"
 PF_PASSWORD = "postfix pass 7"
 
-B_DOMAINS = ["b.test", "plain.test", "twomx.test", "nomx.test", "v6.test"]
+B_DOMAINS = ["b.test", "plain.test", "twomx.test", "nomx.test", "v6.test",
+             "unreach.test"]
 MX = [
     "b.test,mx.b.test,10",
     "plain.test,mx.plain.test,10",
@@ -51,6 +52,12 @@ MX = [
     "stall.test,mx.stall.test,10",
     "badtls.test,mx.badtls.test,10",
     "deadmx.test,mx.nowhere.test,10",       # the MX host does not exist
+    # A is the backup MX of loop.test (an access RELAY rule): its own
+    # name is MX 20, behind a primary that answers 421.
+    "loop.test,busy.loop.test,10", "loop.test,mail.example.test,20",
+    "selfonly.test,MAIL.Example.Test,10",   # A is the best MX there is
+    # connect(2) to a broadcast address fails at once, sending nothing
+    "unreach.test,mx.unreach.test,10", "unreach.test,mx.b.test,20",
 ]
 TXT = ['noaddr.test,"v=spf1 -all"']         # exists: no MX, no address
 HOSTS = [
@@ -66,6 +73,9 @@ HOSTS = [
     f"mx.slow.test,{ip(14)}",
     f"mx.stall.test,{ip(15)}",
     f"mx.badtls.test,{ip(16)}",
+    f"busy.loop.test,{ip(5)}",
+    f"mail.example.test,{ip(17)}",          # A's hostname: A on port 25
+    "mx.unreach.test,255.255.255.255",
 ]
 
 
@@ -132,7 +142,7 @@ def lab():
             f"listen submissions on {ip(9)} port {lab.ssl_port} "
             "sender-check off",
         ], users=["bob:!:::bob@b.test,bob@plain.test,bob@twomx.test,"
-                  "bob@nomx.test,bob@v6.test:",
+                  "bob@nomx.test,bob@v6.test,bob@unreach.test:",
                   "carol:!:::carol@b.test:"])
         servers.append(b)
         user_add(b, "relay", RELAY_PASSWORD)
@@ -141,6 +151,7 @@ def lab():
 
         # -- postern A: the one under test --------------------------------
         a = Server(extra=[
+            f"listen smtp on {ip(17)} port 25 tls off",
             "queue-manager on", "retry-min 1s", "retry-max 2s",
             "admin alice", "mynetworks 127.0.0.1/32",
             f"resolver 127.0.0.1:{lab.dns.port}",
@@ -155,8 +166,11 @@ def lab():
         write_credentials(cred_pf, f"relayuser@pf.test {PF_PASSWORD}")
         write_credentials(cred_bad, "relayuser@pf.test not-the-password")
         lab.down_port = free_port()
+        access = a.dir / "access"
+        access.write_text("to:loop.test RELAY\nto:selfonly.test RELAY\n")
         with open(a.conf, "a") as f:
             f.write("\n".join([
+                f"access {access}",
                 f"mailboxes {a.mail}",
                 f"relay for sub.test via {ip(9)}:{lab.sub_port} "
                 f"auth {cred_b}",
@@ -448,6 +462,75 @@ def test_a_failed_starttls_handshake_is_retried_in_the_clear(lab):
     assert "trying mx.badtls.test again without TLS" in log
     assert m.group(1) not in re.findall(r"([0-9A-F]{16}) delivery[^\n]*"
                                         r"status=deferred", log)
+
+
+def _copies(lab, tok):
+    n = 0
+    for qid in lab.a.queue_ids():
+        try:
+            n += tok.encode() in (lab.a.spool / "queue" / qid).read_bytes()
+        except FileNotFoundError:
+            pass
+    return n
+
+
+def _no_bounce(lab, tok):
+    d = lab.a.mail / "alice" / "new"
+    return not d.is_dir() or not any(tok.encode() in f.read_bytes()
+                                     for f in d.iterdir())
+
+
+def test_a_backup_mx_does_not_send_to_itself(lab):
+    """RFC 5321 section 5.1: A finds its own name as MX 20 of loop.test,
+    so only MX 10 (busy: 421) may take the message; A keeps it."""
+    tok = token()
+    conns = lab.busy.connections
+    send(lab, ["x@loop.test"], tok)
+    qid = queued_qid(lab, tok)
+    m = lab.a.wait_log(qid + r" delivery to=<x@loop\.test> relay=\S+ "
+                       r"delay=[0-9.]+s dsn=4\.\d\.\d+ status=deferred "
+                       r"\(([^)]*)", timeout=15)
+    assert "421" in m.group(1), m.group(1)
+    assert lab.busy.connections > conns
+    log = lab.a.log()
+    assert "mail.example.test is MX 20 for loop.test: 1 more preferred " \
+        "host left" in log, log[-3000:]
+    # retried, still one copy, never handed to itself, no bounce
+    lab.a.wait_log(qid + r" delivery to=<x@loop\.test>[^\n]*deferred"
+                   r"(?:.|\n)*" + qid + r" delivery to=<x@loop\.test>"
+                   r"[^\n]*deferred", timeout=10)
+    assert _copies(lab, tok) == 1
+    assert f"listener=smtp {ip(17)}:25" not in lab.a.log()
+    assert _no_bounce(lab, tok)
+    delete_from_queue(lab, qid)
+
+
+def test_the_best_mx_being_myself_is_deferred(lab):
+    tok = token()
+    send(lab, ["x@selfonly.test"], tok)
+    qid = queued_qid(lab, tok)
+    m = lab.a.wait_log(qid + r" delivery to=<x@selfonly\.test> relay=\S+ "
+                       r"delay=[0-9.]+s dsn=4\.4\.6 status=deferred "
+                       r"\(([^)]*)", timeout=15)
+    assert "loops back to myself" in m.group(1), m.group(1)
+    time.sleep(2)
+    assert _copies(lab, tok) == 1
+    assert f"listener=smtp {ip(17)}:25" not in lab.a.log()
+    assert _no_bounce(lab, tok)
+    delete_from_queue(lab, qid)
+
+
+def test_a_connect_that_fails_at_once_is_not_waited_out(lab):
+    """MX 10 is 255.255.255.255: connect(2) fails there at once
+    (ENETUNREACH); MX 20 takes the message without the 2 s connect
+    timeout having passed."""
+    tok = token()
+    send(lab, ["bob@unreach.test"], tok)
+    spool_with(lab.b, tok)
+    m = lab.a.wait_log(r"delivery to=<bob@unreach\.test> relay=mx\.b\.test"
+                       r"\S* delay=([0-9.]+)s dsn=2", timeout=15)
+    assert float(m.group(1)) < 1.5, m.group(0)
+    assert "connecting (timeout)" not in lab.a.log()
 
 
 def test_connection_refused_is_deferred(lab):
