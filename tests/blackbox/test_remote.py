@@ -111,6 +111,11 @@ def lab():
         stop.append(lab.stall.close)
         lab.badtls = FakeSMTP(ip(16), 25, "badtls")
         stop.append(lab.badtls.close)
+        # smarthosts named by address: "relay via [ADDRESS]:PORT"
+        lab.via4 = FakeSMTP(ip(17), free_port(), "slow")
+        stop.append(lab.via4.close)
+        lab.via6 = FakeSMTP("::1", free_port(), "slow")
+        stop.append(lab.via6.close)
 
         # -- Postfix ------------------------------------------------------
         lab.pf = None
@@ -167,6 +172,8 @@ def lab():
                 f"relay for badauth.test via {ip(4)}:587 auth {cred_bad}",
                 f"relay for down.test via {ip(11)}:{lab.down_port} "
                 f"auth {cred_b}",
+                f"relay for via4.test via [{ip(17)}]:{lab.via4.port}",
+                f"relay for via6.test via [::1]:{lab.via6.port}",
             ]) + "\n")
         lab.cred_b = cred_b
         a.start()
@@ -607,6 +614,22 @@ def test_relay_wrong_password_bounces_with_535(lab):
     assert "535" in dsn, dsn
     assert "authentication failed" in dsn.lower(), dsn
     assert not any(tok.encode() in h for h in lab.pf.held())
+
+
+@pytest.mark.parametrize("which", ["via4", "via6"])
+def test_relay_via_an_address_in_brackets(lab, which):
+    """relay via [192.0.2.1]:PORT and [2001:db8::1]:PORT: the address is
+    used as it is, not looked up in DNS (which would fail for it and
+    defer all mail until it bounced)."""
+    srv = getattr(lab, which)
+    before = len(srv.datas)
+    tok = token()
+    rcpt = f"friend@{which}.test"
+    send(lab, [rcpt], tok)
+    host = ip(17) if which == "via4" else "::1"
+    sent_line(lab, rcpt, r"\[" + re.escape(host) + r"\]:" + str(srv.port))
+    assert len(srv.datas) == before + 1
+    assert srv.datas[-1][1], srv.datas[-1]      # the final "." came
 
 
 def test_smarthost_down_then_up(lab):
