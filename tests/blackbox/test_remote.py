@@ -604,16 +604,32 @@ def test_relay_via_postfix_submission_with_cyrus_sasl(lab):
               ip_rx(4) + r"\[" + ip_rx(4) + r"\]:587")
 
 
-def test_relay_wrong_password_bounces_with_535(lab):
+def test_relay_wrong_password_defers_with_535(lab):
+    """A 535 to AUTH means our credentials are wrong (a rotated
+    password): the administrator's to mend, so the message waits in the
+    queue, temporarily failed, instead of bouncing to its sender."""
     if lab.pf is None:
         pytest.skip("postfix/sasl2-bin not installed (scripts/deps.sh test)")
     tok = token()
     send(lab, ["friend@badauth.test"], tok)
-    dsn = bounce_for(lab, tok)
-    assert "Final-Recipient: rfc822; friend@badauth.test" in dsn
-    assert "535" in dsn, dsn
-    assert "authentication failed" in dsn.lower(), dsn
+    m = lab.a.wait_log(r"([0-9A-F]{16}) delivery to=<friend@badauth\.test> "
+                       r"relay=\S+ delay=[0-9.]+s dsn=(4\.\d\.\d+) "
+                       r"status=deferred \(([^\n]*)")
+    qid, dsn, why = m.group(1), m.group(2), m.group(3)
+    assert dsn.startswith("4.7."), dsn
+    assert "the smarthost refused our credentials" in why, why
+    assert "535" in why and "authentication failed" in why.lower(), why
+    # retried, still deferred, and no DSN went to the sender
+    lab.a.wait_log(qid + r" delivery to=<friend@badauth\.test>[^\n]*"
+                   r"deferred(?:.|\n)*" + qid + r" delivery "
+                   r"to=<friend@badauth\.test>[^\n]*deferred", timeout=10)
+    out = queue_list(lab)
+    assert qid in out and "refused our credentials" in out, out
+    d = lab.a.mail / "alice" / "new"
+    if d.exists():
+        assert not any(tok.encode() in f.read_bytes() for f in d.iterdir())
     assert not any(tok.encode() in h for h in lab.pf.held())
+    delete_from_queue(lab, qid)
 
 
 @pytest.mark.parametrize("which", ["via4", "via6"])
