@@ -10,6 +10,7 @@
 #include "admin/msp.h"
 #include "lib/base64.h"
 #include "lib/fsio.h"
+#include "lib/netaddr.h"
 #include "lib/strutil.h"
 #include "lib/xalloc.h"
 
@@ -251,6 +252,8 @@ submit_cmd(struct submit *s, int secret, const char *fmt, ...)
 static int
 submit_tls(struct submit *s, const struct conf *c)
 {
+	struct sockaddr_storage ss;
+
 	s->ctx = SSL_CTX_new(TLS_client_method());
 	if (s->ctx == NULL)
 		return -1;
@@ -261,9 +264,20 @@ submit_tls(struct submit *s, const struct conf *c)
 	}
 	if ((s->ssl = SSL_new(s->ctx)) == NULL)
 		return -1;
-	SSL_set_tlsext_host_name(s->ssl, c->submit_host);
-	if (c->submit_tls_verify)
-		SSL_set1_host(s->ssl, c->submit_host);
+	/* "submit via [192.0.2.1]" is kept without its brackets: an
+	 * address gets no SNI (RFC 6066 section 3), and "tls verify"
+	 * checks the certificate for the address, not for a name. */
+	if (sockaddr_numeric(c->submit_host, 0, &ss) == 0) {
+		SSL_set_tlsext_host_name(s->ssl, c->submit_host);
+		if (c->submit_tls_verify)
+			SSL_set1_host(s->ssl, c->submit_host);
+	} else if (c->submit_tls_verify &&
+	    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->ssl),
+	    c->submit_host) != 1) {
+		submit_error("%s: TLS: cannot set the address to verify",
+		    s->host);
+		return -1;
+	}
 	SSL_set_fd(s->ssl, s->fd);
 	if (SSL_connect(s->ssl) != 1) {
 		unsigned long e = ERR_get_error();

@@ -25,6 +25,7 @@ struct relay_rule {
 	char		 domain[CONF_NAME_MAX];	/* "" = every other domain */
 	int		 direct;		/* MX delivery */
 	char		 host[CONF_NAME_MAX];	/* smarthost, for via */
+	int		 bracketed;		/* host written as [ADDRESS] */
 	uint16_t	 port;
 	int		 tls_implicit;		/* TLS from the first byte */
 	int		 tls_verify;		/* refuse an unverified peer */

@@ -507,6 +507,60 @@ bare_ipv6(const char *hostport)
 	return hostport[0] != '[' && first != NULL && strchr(first + 1, ':');
 }
 
+/*
+ * The server of "relay via" and "submit via": HOST, HOST:PORT,
+ * HOST:SERVICE, [ADDRESS] or [ADDRESS]:PORT.  The host is stored
+ * without its brackets, and *bracketed says it had them: remote
+ * delivery then uses it as an address, without DNS.  A '[' without its ']' is an error: read as HOST:PORT
+ * it would be a host "[2001:db8:" that no lookup ever finds.
+ */
+static int
+via_hostport(struct conf_ctx *ctx, const char *what, char *s,
+    uint16_t defport, char *host, size_t hostsz, uint16_t *port,
+    int *bracketed)
+{
+	char *rest, *colon;
+
+	*bracketed = s[0] == '[';
+
+	if (bare_ipv6(s)) {
+		conf_error(ctx, "%s: write an IPv6 address in brackets, "
+		    "[%s] or [ADDRESS]:PORT", what, s);
+		return -1;
+	}
+	if (s[0] == '[') {
+		if ((rest = strchr(s, ']')) == NULL) {
+			conf_error(ctx, "%s: '%s' has no closing ']'", what, s);
+			return -1;
+		}
+		if (rest[1] != '\0' && rest[1] != ':') {
+			conf_error(ctx, "%s: '%s': only ':PORT' may follow "
+			    "']'", what, s);
+			return -1;
+		}
+		*rest++ = '\0';
+		colon = *rest == ':' ? rest : NULL;
+		s++;
+	} else
+		colon = strrchr(s, ':');
+	*port = defport;
+	if (colon) {
+		*colon = '\0';
+		if (listen_service_port(colon + 1, port) == -1) {
+			conf_error(ctx, "%s: '%s' is neither a port nor a "
+			    "service in /etc/services", what, colon + 1);
+			return -1;
+		}
+	}
+	if (!s[0] || strchr(s, '[') || strchr(s, ']') ||
+	    strlcpy(host, s, hostsz) >= hostsz) {
+		conf_error(ctx, "%s: bad host", what);
+		host[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
 static void
 kw_relay(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 {
@@ -529,28 +583,9 @@ kw_relay(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 		r.direct = 1;
 		i++;
 	} else if (i + 1 < ac && strcmp(av[i], "via") == 0) {
-		char *colon = strrchr(av[i + 1], ':');
-
-		if (bare_ipv6(av[i + 1])) {
-			conf_error(ctx, "relay via: write an IPv6 address in "
-			    "brackets, [%s] or [ADDRESS]:PORT", av[i + 1]);
+		if (via_hostport(ctx, "relay via", av[i + 1], 25, r.host,
+		    sizeof r.host, &r.port, &r.bracketed) == -1)
 			return;
-		}
-		/* HOST, HOST:PORT, HOST:SERVICE; [v6]:PORT */
-		if (colon && strchr(av[i + 1], ']') < colon) {
-			*colon = '\0';
-			if (listen_service_port(colon + 1, &r.port) == -1) {
-				conf_error(ctx, "relay via: '%s' is neither a port "
-				    "nor a service in /etc/services", colon + 1);
-				return;
-			}
-		} else
-			r.port = 25;
-		if (strlcpy(r.host, av[i + 1], sizeof r.host) >= sizeof r.host ||
-		    !r.host[0]) {
-			conf_error(ctx, "relay via: bad host");
-			return;
-		}
 		i += 2;
 	} else {
 		conf_error(ctx, "relay: expected '[for DOMAIN] direct' or "
@@ -719,38 +754,16 @@ kw_pid_file(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 static void
 kw_submit(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 {
-	char *colon;
+	int bracketed;
 
 	if (strcmp(av[1], "via") != 0 || ac < 3) {
 		conf_error(ctx, "submit: expected 'submit via HOST[:PORT] "
 		    "[tls implicit] [tls verify] [auth FILE]'");
 		return;
 	}
-	if (bare_ipv6(av[2])) {
-		conf_error(ctx, "submit via: write an IPv6 address in brackets, "
-		    "[%s] or [ADDRESS]:PORT", av[2]);
+	if (via_hostport(ctx, "submit via", av[2], 587, c->submit_host,
+	    sizeof c->submit_host, &c->submit_port, &bracketed) == -1)
 		return;
-	}
-	colon = strrchr(av[2], ':');
-	c->submit_port = 587;
-	if (colon && strchr(av[2], ']') < colon) {
-		*colon = '\0';
-		if (listen_service_port(colon + 1, &c->submit_port) == -1) {
-			conf_error(ctx, "submit via: '%s' is neither a port nor "
-			    "a service in /etc/services", colon + 1);
-			return;
-		}
-	}
-	if (av[2][0] == '[' && av[2][strlen(av[2]) - 1] == ']') {
-		av[2][strlen(av[2]) - 1] = '\0';
-		av[2]++;
-	}
-	if (!av[2][0] || strlcpy(c->submit_host, av[2],
-	    sizeof c->submit_host) >= sizeof c->submit_host) {
-		conf_error(ctx, "submit via: bad host");
-		c->submit_host[0] = '\0';
-		return;
-	}
 	for (size_t i = 3; i < ac; i += 2) {
 		if (i + 1 < ac && strcmp(av[i], "tls") == 0 &&
 		    strcmp(av[i + 1], "implicit") == 0)

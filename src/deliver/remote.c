@@ -384,9 +384,11 @@ rconn_ready(struct smtp_client *c, int ok, const struct smtp_client_error *err,
 	k->client = NULL;
 	rconn_note(k, err->perm, err->dsn, "%s", err->text);
 	log_info("remote: %s: %s", k->d->key, err->text);
-	if (err->perm) {
-		/* e.g. the smarthost refused our credentials: no other
-		 * address will think otherwise. */
+	if (err->perm || err->auth_refused) {
+		/* No other address will think otherwise.  The smarthost
+		 * refused our credentials: the messages wait (a temporary
+		 * failure), but trying them at every address of it, at
+		 * every retry, could get the account locked as well. */
 		rconn_give_up(k);
 		return;
 	}
@@ -468,6 +470,33 @@ rconn_addrs(void *arg, enum dns_status st, const struct dns_addr *a, size_t n)
 	rconn_try_addr(k);
 }
 
+/*
+ * A smarthost given as an address ("relay via [192.0.2.1]:587") is
+ * that address: no DNS, which would only fail for it.  Its name
+ * becomes the address literal of RFC 5321 section 4.1.3, which the
+ * SMTP client knows for one: no SNI, and "tls verify" checks the
+ * certificate for the address.  0 if the host was not written in
+ * brackets, or is a name in them ("[smtp.isp.example]", as Postfix
+ * users write it), which is looked up as without them.
+ */
+static int
+rconn_via_address(struct rconn *k)
+{
+	const struct relay_rule *rule = k->d->rule;
+
+	if (!rule->bracketed)
+		return 0;
+	if ((k->addrs[0].len = sockaddr_numeric(rule->host, rule->port,
+	    &k->addrs[0].ss)) == 0)
+		return 0;
+	snprintf(k->host, sizeof k->host, "[%s%.64s]",
+	    k->addrs[0].ss.ss_family == AF_INET6 ? "IPv6:" : "", rule->host);
+	k->naddrs = 1;
+	k->iaddr = 0;
+	rconn_try_addr(k);
+	return 1;
+}
+
 static void
 rconn_next_host(struct rconn *k)
 {
@@ -478,6 +507,8 @@ rconn_next_host(struct rconn *k)
 		return;
 	}
 	strlcpy(k->host, k->mx[k->imx].host, sizeof k->host);
+	if (!rconn_direct(k) && rconn_via_address(k))
+		return;
 	dns_lookup_addr(k->r->dns, k->host, rule && !rule->direct ? rule->port :
 	    25, rconn_addrs, k);
 }

@@ -346,6 +346,7 @@ sc_setup_failed(struct smtp_client *c, int perm, const char *dsn,
 
 	err.perm = perm;
 	err.tls_failed = c->state == SC_TLS;
+	err.auth_refused = c->state == SC_AUTH && c->reply_code / 100 == 5;
 	strlcpy(err.dsn, dsn, sizeof err.dsn);
 	va_start(ap, fmt);
 	vsnprintf(err.text, sizeof err.text, fmt, ap);
@@ -624,10 +625,28 @@ sc_reply_setup(struct smtp_client *c, int code)
 			return;
 		}
 		sc_describe(c, why, sizeof why, "AUTH");
-		/* 535: the credentials are wrong; every retry would be too,
-		 * so the message bounces (with the smarthost's words). */
-		sc_setup_failed(c, cls == 5, cls == 5 ? "5.7.8" : "4.7.0", "%s",
-		    why);
+		if (cls == 5) {
+			/* 535 and its kin: our credentials are wrong, which
+			 * is the administrator's to mend (a rotated password),
+			 * not the senders' fault.  Bouncing would lose every
+			 * message queued for the smarthost; deferred, they go
+			 * out once the credentials are fixed, or bounce at
+			 * queue-lifetime.  The server's enhanced code, made
+			 * temporary, or 4.7.8. */
+			char dsn[16];
+
+			smtp_client_dsn(c->reply_code, c->reply.data ?
+			    c->reply.data : "", dsn, sizeof dsn);
+			if (dsn[0] == '5' && strcmp(dsn + 1, ".0.0") != 0)
+				dsn[0] = '4';
+			else
+				strlcpy(dsn, "4.7.8", sizeof dsn);
+			sc_setup_failed(c, 0, dsn, "the smarthost refused our "
+			    "credentials, mail waits until they are fixed: %s",
+			    why);
+			return;
+		}
+		sc_setup_failed(c, 0, "4.7.0", "%s", why);
 		return;
 	default:
 		break;

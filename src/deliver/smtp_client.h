@@ -35,6 +35,7 @@ struct smtp_client_cfg {
 struct smtp_client_error {
 	int	 perm;
 	int	 tls_failed;	/* in the STARTTLS handshake */
+	int	 auth_refused;	/* a 5xx to AUTH: our credentials are wrong */
 	char	 dsn[16];
 	char	 text[512];
 };

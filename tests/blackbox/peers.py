@@ -118,14 +118,15 @@ class FakeSMTP:
     after the first 8 KB of a message; "badtls": a plain SMTP server
     that offers STARTTLS and, when asked, answers 220 and then a TLS
     protocol_version alert, as a TLS-1.0-only server would (counted in
-    starttls).  Counts connections."""
+    starttls).  Counts connections.  addr may be IPv4 or IPv6."""
 
     def __init__(self, addr, port, mode):
         self.addr, self.port, self.mode = addr, port, mode
         self.connections = 0
         self.datas = []
         self.starttls = 0
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock = socket.socket(socket.AF_INET6 if ":" in addr
+                                  else socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if mode in ("slow", "stall"):   # the kernel must not take it all
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

@@ -96,6 +96,16 @@ def test_check_reports_every_error_with_its_line(conf_server):
      "brackets, [2001:db8::10]"),
     ("submit via 2001:db8::10", "submit via: write an IPv6 address in "
      "brackets, [2001:db8::10]"),
+    # a '[' without its ']' was read as host "[2001:db8:" port 25
+    ("relay via [2001:db8::25", "relay via: '[2001:db8::25' has no "
+     "closing ']'"),
+    ("relay for x.test via [192.0.2.1 auth /etc/p.auth",
+     "relay via: '[192.0.2.1' has no closing ']'"),
+    ("submit via [2001:db8::25", "submit via: '[2001:db8::25' has no "
+     "closing ']'"),
+    ("relay via [192.0.2.1]25", "relay via: '[192.0.2.1]25': only ':PORT' "
+     "may follow ']'"),
+    ("relay via []:25", "relay via: bad host"),
     ("pop-before-smtp 4294967297s", "pop-before-smtp: '4294967297s' is "
      "more than 7 days"),
 ])
@@ -115,6 +125,19 @@ def test_mynetworks_of_mapped_ipv4_mean_ipv4(conf_server):
     r = run("config", "-c", str(srv.conf), "check")
     assert r.returncode == 0, r.stdout + r.stderr
     assert " 10.0.0.0/8 192.0.2.0/24\n" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("line", [
+    "relay via [2001:db8::1]:2525",
+    "relay via [192.0.2.1]",
+    "relay for x.test via [192.0.2.1]:submission",
+    "submit via [2001:db8::1]:465 tls implicit",
+])
+def test_check_accepts_an_address_in_brackets(conf_server, line):
+    srv = conf_server
+    write_conf(srv, [line])
+    r = run("config", "-c", str(srv.conf), "check")
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_check_missing_file(tmp_path):

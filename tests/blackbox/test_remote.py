@@ -121,6 +121,11 @@ def lab():
         stop.append(lab.stall.close)
         lab.badtls = FakeSMTP(ip(16), 25, "badtls")
         stop.append(lab.badtls.close)
+        # smarthosts named by address: "relay via [ADDRESS]:PORT"
+        lab.via4 = FakeSMTP(ip(17), free_port(), "slow")
+        stop.append(lab.via4.close)
+        lab.via6 = FakeSMTP("::1", free_port(), "slow")
+        stop.append(lab.via6.close)
 
         # -- Postfix ------------------------------------------------------
         lab.pf = None
@@ -181,6 +186,8 @@ def lab():
                 f"relay for badauth.test via {ip(4)}:587 auth {cred_bad}",
                 f"relay for down.test via {ip(11)}:{lab.down_port} "
                 f"auth {cred_b}",
+                f"relay for via4.test via [{ip(17)}]:{lab.via4.port}",
+                f"relay for via6.test via [::1]:{lab.via6.port}",
             ]) + "\n")
         lab.cred_b = cred_b
         a.start()
@@ -680,16 +687,48 @@ def test_relay_via_postfix_submission_with_cyrus_sasl(lab):
               ip_rx(4) + r"\[" + ip_rx(4) + r"\]:587")
 
 
-def test_relay_wrong_password_bounces_with_535(lab):
+def test_relay_wrong_password_defers_with_535(lab):
+    """A 535 to AUTH means our credentials are wrong (a rotated
+    password): the administrator's to mend, so the message waits in the
+    queue, temporarily failed, instead of bouncing to its sender."""
     if lab.pf is None:
         pytest.skip("postfix/sasl2-bin not installed (scripts/deps.sh test)")
     tok = token()
     send(lab, ["friend@badauth.test"], tok)
-    dsn = bounce_for(lab, tok)
-    assert "Final-Recipient: rfc822; friend@badauth.test" in dsn
-    assert "535" in dsn, dsn
-    assert "authentication failed" in dsn.lower(), dsn
+    m = lab.a.wait_log(r"([0-9A-F]{16}) delivery to=<friend@badauth\.test> "
+                       r"relay=\S+ delay=[0-9.]+s dsn=(4\.\d\.\d+) "
+                       r"status=deferred \(([^\n]*)")
+    qid, dsn, why = m.group(1), m.group(2), m.group(3)
+    assert dsn.startswith("4.7."), dsn
+    assert "the smarthost refused our credentials" in why, why
+    assert "535" in why and "authentication failed" in why.lower(), why
+    # retried, still deferred, and no DSN went to the sender
+    lab.a.wait_log(qid + r" delivery to=<friend@badauth\.test>[^\n]*"
+                   r"deferred(?:.|\n)*" + qid + r" delivery "
+                   r"to=<friend@badauth\.test>[^\n]*deferred", timeout=10)
+    out = queue_list(lab)
+    assert qid in out and "refused our credentials" in out, out
+    d = lab.a.mail / "alice" / "new"
+    if d.exists():
+        assert not any(tok.encode() in f.read_bytes() for f in d.iterdir())
     assert not any(tok.encode() in h for h in lab.pf.held())
+    delete_from_queue(lab, qid)
+
+
+@pytest.mark.parametrize("which", ["via4", "via6"])
+def test_relay_via_an_address_in_brackets(lab, which):
+    """relay via [192.0.2.1]:PORT and [2001:db8::1]:PORT: the address is
+    used as it is, not looked up in DNS (which would fail for it and
+    defer all mail until it bounced)."""
+    srv = getattr(lab, which)
+    before = len(srv.datas)
+    tok = token()
+    rcpt = f"friend@{which}.test"
+    send(lab, [rcpt], tok)
+    host = ip(17) if which == "via4" else "::1"
+    sent_line(lab, rcpt, r"\[" + re.escape(host) + r"\]:" + str(srv.port))
+    assert len(srv.datas) == before + 1
+    assert srv.datas[-1][1], srv.datas[-1]      # the final "." came
 
 
 def test_smarthost_down_then_up(lab):
