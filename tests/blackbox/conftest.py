@@ -152,6 +152,36 @@ def copies_in_memory(pids, needles):
     return found
 
 
+def build_shim(name, tmp_path):
+    """tests/blackbox/shims/NAME.c built as an LD_PRELOAD library in
+    tmp_path; the test is SKIPped where there is no C compiler."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip(f"SKIP: no C compiler to build the {name} shim")
+    shim = tmp_path / f"{name}.so"
+    src = Path(__file__).parent / "shims" / f"{name}.c"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(shim), str(src),
+                    "-ldl"], check=True, timeout=60)
+    return shim
+
+
+def trickle_until_closed(sock, data, wait):
+    """Send data one octet at a time, reading up to wait seconds after
+    each; the seconds until the server closed, or None if it never did."""
+    t0 = time.monotonic()
+    sock.settimeout(wait)
+    for b in data:
+        try:
+            sock.sendall(bytes([b]))
+            if sock.recv(4096) == b"":
+                return time.monotonic() - t0
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            return time.monotonic() - t0
+    return None
+
+
 def fd_links(pid):
     """(/proc/PID/fd/N, what it points to) for each open descriptor."""
     try:

@@ -8,16 +8,14 @@ limits")."""
 import os
 import pwd
 import re
-import shutil
 import socket
 import stat
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import SMTPClient, _finish_all, owned_server, wait_for
+from conftest import (SMTPClient, _finish_all, build_shim, owned_server,
+                      trickle_until_closed, wait_for)
 from test_auth import PASSWORD, make_server, plain_ir, starttls, tls_context
 
 
@@ -376,20 +374,7 @@ def test_silent_tls_client_is_dropped(tls_srv):
     with socket.create_connection(("127.0.0.1", tls_srv.ssl_port),
                                   timeout=10) as s:
         hello = bytes.fromhex("160301020001") + b"\x03\x03" + os.urandom(40)
-        t0 = time.monotonic()
-        s.settimeout(1.0)
-        closed = None
-        for b in hello:
-            try:
-                s.sendall(bytes([b]))
-                if s.recv(4096) == b"":
-                    closed = time.monotonic() - t0
-                    break
-            except socket.timeout:
-                continue
-            except (ConnectionResetError, BrokenPipeError):
-                closed = time.monotonic() - t0
-                break
+        closed = trickle_until_closed(s, hello, 1.0)
         assert closed is not None and closed <= 6.5, closed
 
 
@@ -688,13 +673,7 @@ def test_write_timeout_while_the_message_is_stored(postern, tmp_path):
     the socket with RCPT replies it does not read, to just past what the
     kernel takes and below the 64 KiB of unread replies at which the
     server would stop reading."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler to build the slow-fsync shim")
-    shim = tmp_path / "slowsync.so"
-    src = Path(__file__).parent / "shims" / "slowsync.c"
-    subprocess.run([cc, "-shared", "-fPIC", "-o", str(shim), str(src),
-                    "-ldl"], check=True, timeout=60)
+    shim = build_shim("slowsync", tmp_path)
     srv = postern(extra=["smtp-timeout 2s", "max-recipients 100000"],
                   start=False)
     srv.wrap = ["env", f"LD_PRELOAD={shim}", "SLOWSYNC_MS=4000",

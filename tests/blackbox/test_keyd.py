@@ -13,11 +13,11 @@ import socket
 import ssl
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import NET_TIMEOUT, finish_checked, owned_server, wait_for
+from conftest import (NET_TIMEOUT, build_shim, finish_checked, owned_server,
+                      wait_for)
 from test_auth import make_server, starttls, tls_context
 
 TOOL_TIMEOUT = 30
@@ -81,13 +81,7 @@ def test_a_child_that_cannot_be_forked_is_started_later(tmp_path):
     """The key process dies while fork(2) fails (the process limit, no
     memory): the master tries again until it can, instead of leaving the
     server without TLS until a reload."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("SKIP: no C compiler to build the fork-failing shim")
-    shim = tmp_path / "failfork.so"
-    src = Path(__file__).parent / "shims" / "failfork.c"
-    subprocess.run([cc, "-shared", "-fPIC", "-o", str(shim), str(src),
-                    "-ldl"], check=True, timeout=60)
+    shim = build_shim("failfork", tmp_path)
     flag = tmp_path / "fail"
     srv = make_server(extra=["workers 1"], start=False)
     srv.wrap = ["env", f"LD_PRELOAD={shim}", f"FAILFORK_FLAG={flag}",

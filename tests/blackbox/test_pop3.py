@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import (NET_TIMEOUT, SMTPClient, _finish_all, copies_in_memory,
-                      owned_server, wait_for)
+                      owned_server, trickle_until_closed, wait_for)
 from pop3_helpers import (PASSWORD, POP3Raw, box_files, make_box,
                           pop3_server, postern_user, seed, tls_context)
 
@@ -618,20 +618,7 @@ def test_a_trickled_tls_handshake_is_dropped_at_the_deadline(slow_srv, stls):
     else:
         s = socket.create_connection(("127.0.0.1", slow_srv.pop3s_port))
     with s:
-        t0 = time.monotonic()
-        s.settimeout(0.5)
-        closed = None
-        for b in hello:
-            try:
-                s.sendall(bytes([b]))
-                if s.recv(4096) == b"":
-                    closed = time.monotonic() - t0
-                    break
-            except socket.timeout:
-                continue
-            except (ConnectionResetError, BrokenPipeError):
-                closed = time.monotonic() - t0
-                break
+        closed = trickle_until_closed(s, hello, 0.5)
         assert closed is not None and 1.5 <= closed <= 5.0, closed
     assert wait_for(lambda: len(re.findall(
         r"pop3 disconnect reason=line-deadline", slow_srv.log())) ==
