@@ -294,6 +294,11 @@ class Server:
                     f"postern exited with {self.proc.returncode} at start:\n"
                     + self.log())
             if self._greets():
+                # The master starts the pickup last, after the workers
+                # that greet; once it runs, every child has closed the
+                # listening sockets it does not serve (workers() counts
+                # who holds them).
+                wait_for(lambda: "pickup: watching" in self.log(), 5)
                 return self
             if time.monotonic() > deadline:
                 raise AssertionError("postern did not start listening:\n"
