@@ -511,8 +511,9 @@ bare_ipv6(const char *hostport)
  * The server of "relay via" and "submit via": HOST, HOST:PORT,
  * HOST:SERVICE, [ADDRESS] or [ADDRESS]:PORT.  The host is stored
  * without its brackets, and *bracketed says it had them: remote
- * delivery then uses it as an address, without DNS.  A '[' without its ']' is an error: read as HOST:PORT
- * it would be a host "[2001:db8:" that no lookup ever finds.
+ * delivery then uses it as an address, without DNS (the effective
+ * settings print them again).  A '[' without its ']' is an error: read
+ * as HOST:PORT it would be a host "[2001:db8:" that no lookup finds.
  */
 static int
 via_hostport(struct conf_ctx *ctx, const char *what, char *s,
@@ -522,7 +523,6 @@ via_hostport(struct conf_ctx *ctx, const char *what, char *s,
 	char *rest, *colon;
 
 	*bracketed = s[0] == '[';
-
 	if (bare_ipv6(s)) {
 		conf_error(ctx, "%s: write an IPv6 address in brackets, "
 		    "[%s] or [ADDRESS]:PORT", what, s);
@@ -1135,7 +1135,8 @@ conf_print(const struct conf *c, FILE *f)
 		if (r->direct)
 			fprintf(f, " direct");
 		else
-			fprintf(f, " via %s:%u%s%s%s", r->host, r->port,
+			fprintf(f, " via %s%s%s:%u%s%s%s", r->bracketed ? "[" : "",
+			    r->host, r->bracketed ? "]" : "", r->port,
 			    r->tls_implicit ? " tls implicit" : "",
 			    r->auth_file[0] ? " auth " : "", r->auth_file);
 		fprintf(f, "%s\n", r->tls_verify ? " tls verify" : "");
@@ -1177,8 +1178,9 @@ conf_print(const struct conf *c, FILE *f)
 	if (c->pid_file[0])
 		fprintf(f, "pid-file %s\n", c->pid_file);
 	if (c->submit_host[0])
-		fprintf(f, "submit via %s:%u%s%s%s%s\n", c->submit_host,
-		    c->submit_port, c->submit_tls_implicit ? " tls implicit" : "",
+		fprintf(f, "submit via %s%s%s:%u%s%s%s%s\n",
+		    strchr(c->submit_host, ':') ? "[" : "", c->submit_host,
+		    strchr(c->submit_host, ':') ? "]" : "", c->submit_port, c->submit_tls_implicit ? " tls implicit" : "",
 		    c->submit_tls_verify ? " tls verify" : "",
 		    c->submit_auth[0] ? " auth " : "", c->submit_auth);
 }
