@@ -316,12 +316,27 @@ dns_addr_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 }
 
 void
-dns_lookup_addr(struct dns *d, const char *host, uint16_t port, dns_addr_cb cb,
-    void *arg)
+dns_lookup_addr(struct dns *d, const char *host, enum dns_name kind,
+    uint16_t port, dns_addr_cb cb, void *arg)
 {
 	struct dns_addr_query *q = xcalloc(1, sizeof *q);
 	struct ares_addrinfo_hints hints;
-	char service[8];
+	char service[8], fqdn[DNS_HOST_MAX + 2];
+	size_t len = strlen(host);
+
+	/* A final dot keeps c-ares from trying the name again with
+	 * resolv.conf's search domains (or LOCALDOMAIN's) appended when
+	 * it does not exist: mail for mx.example.com must never reach a
+	 * host of the local network that answers to
+	 * mx.example.com.corp.example.  (ARES_FLAG_NOSEARCH is not
+	 * honoured by ares_getaddrinfo before c-ares 1.20.) */
+	if (kind == DNS_ABSOLUTE && len > 0 && host[len - 1] != '.' &&
+	    len + 1 < sizeof fqdn) {
+		memcpy(fqdn, host, len);
+		fqdn[len] = '.';
+		fqdn[len + 1] = '\0';
+		host = fqdn;
+	}
 
 	q->dns = d;
 	q->cb = cb;

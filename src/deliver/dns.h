@@ -24,9 +24,10 @@ enum dns_status {
 
 #define DNS_MX_MAX	16
 #define DNS_ADDR_MAX	16
+#define DNS_HOST_MAX	255	/* octets of a name, RFC 1035 section 2.3.4 */
 
 struct dns_mx {
-	char		host[256];
+	char		host[DNS_HOST_MAX + 1];
 	unsigned	pref;
 };
 
@@ -46,9 +47,14 @@ void		 dns_free(struct dns *);
 const char	*dns_status_str(enum dns_status);
 void		 dns_lookup_mx(struct dns *, const char *domain, dns_mx_cb,
 		    void *arg);
-/* IPv6 and IPv4 addresses of host, with port filled in. */
-void		 dns_lookup_addr(struct dns *, const char *host, uint16_t port,
-		    dns_addr_cb, void *arg);
+/* IPv6 and IPv4 addresses of host, with port filled in.  DNS_ABSOLUTE:
+ * host came from the DNS (an MX host, a mail domain) and is looked up
+ * as it stands; DNS_CONFIGURED: a name from the configuration, which
+ * may rely on /etc/hosts or resolv.conf's search list, as any
+ * program's host names do. */
+enum dns_name { DNS_ABSOLUTE, DNS_CONFIGURED };
+void		 dns_lookup_addr(struct dns *, const char *host, enum dns_name,
+		    uint16_t port, dns_addr_cb, void *arg);
 /* Sort MX records into delivery order (exposed for unit tests). */
 void		 dns_mx_order(struct dns_mx *, size_t n);
 

@@ -509,8 +509,9 @@ rconn_next_host(struct rconn *k)
 	strlcpy(k->host, k->mx[k->imx].host, sizeof k->host);
 	if (!rconn_direct(k) && rconn_via_address(k))
 		return;
-	dns_lookup_addr(k->r->dns, k->host, rule && !rule->direct ? rule->port :
-	    25, rconn_addrs, k);
+	dns_lookup_addr(k->r->dns, k->host, rconn_direct(k) ? DNS_ABSOLUTE :
+	    DNS_CONFIGURED, rule && !rule->direct ? rule->port : 25,
+	    rconn_addrs, k);
 }
 
 /* Host names equal without regard to case or a final dot. */

@@ -460,7 +460,7 @@ ra_start(const struct conf *c)
 		if (ra.dns == NULL)
 			ra.dns = dns_new(ra.base, c->resolver);
 		ra.resolving = 1;
-		dns_lookup_addr(ra.dns, ra.host, (uint16_t)ra.port,
+		dns_lookup_addr(ra.dns, ra.host, DNS_CONFIGURED, (uint16_t)ra.port,
 		    ra_resolved, NULL);
 		return;
 	}

@@ -63,7 +63,8 @@ class DNS:
     """dnsmasq answering only from its command line: --mx-host and
     --host-record; every other name under .test is NXDOMAIN (--local)."""
 
-    def __init__(self, mx=(), hosts=(), local="test", txt=()):
+    def __init__(self, mx=(), hosts=(), local="test", txt=(),
+                 log_queries=False):
         self.bin = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
         self.port = free_port(udp=True)
         self.args = [self.bin, "--keep-in-foreground", f"--port={self.port}",
@@ -73,6 +74,8 @@ class DNS:
         self.args += [f"--mx-host={m}" for m in mx]
         self.args += [f"--host-record={h}" for h in hosts]
         self.args += [f"--txt-record={t}" for t in txt]
+        if log_queries:         # "query[A] NAME from ADDR" in the log
+            self.args.append("--log-queries")
         self.proc = None
 
     def start(self, logpath):

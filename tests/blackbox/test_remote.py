@@ -59,7 +59,8 @@ MX = [
     # connect(2) to a broadcast address fails at once, sending nothing
     "unreach.test,mx.unreach.test,10", "unreach.test,mx.b.test,20",
 ]
-TXT = ['noaddr.test,"v=spf1 -all"']         # exists: no MX, no address
+TXT = ['noaddr.test,"v=spf1 -all"']
+SEARCH_DOMAIN = "corp.test"                 # A's resolver search list         # exists: no MX, no address
 HOSTS = [
     f"mx.b.test,{ip(2)}",
     f"mx.plain.test,{ip(3)}",
@@ -105,8 +106,9 @@ def lab():
     servers, stop = [], []
     try:
         # -- DNS -------------------------------------------------------
-        lab.dns = DNS(mx=MX, hosts=HOSTS, txt=TXT)
+        lab.dns = DNS(mx=MX, hosts=HOSTS, txt=TXT, log_queries=True)
         tmplog = f"/tmp/postern-bb-dnsmasq-{os.getpid()}.log"
+        lab.dns_log = tmplog
         lab.dns.start(tmplog)
         stop.append(lab.dns.stop)
 
@@ -162,6 +164,10 @@ def lab():
             f"resolver 127.0.0.1:{lab.dns.port}",
             "remote-timeout 2s", "remote-connect-timeout 2s",
         ], users=["alice:!:::alice@example.test:"])
+        # A search list, as resolv.conf's "search" or LOCALDOMAIN gives
+        # one: MX hosts are names in the DNS, never completed from it
+        # (test_mx_host_names_are_not_completed_from_the_search_list).
+        a.wrap = ["env", f"LOCALDOMAIN={SEARCH_DOMAIN}"]
         servers.append(a)
         a.mail = a.dir / "mail"
         cred_b = a.dir / "relay-b.auth"
@@ -425,6 +431,20 @@ def test_a_domain_without_an_address_bounces_at_once(lab, rcpt, why):
         log[-3000:]
     assert not re.search(r"delivery to=<" + re.escape(rcpt) +
                          r">[^\n]*status=deferred", log)
+
+
+def test_mx_host_names_are_not_completed_from_the_search_list(lab):
+    """An MX host that does not exist is not looked up again with the
+    resolver's search domains appended (mx.nowhere.test.corp.test):
+    the answer could be a host of the local network's, which would get
+    the mail.  RFC 5321 section 5.1 looks up the names as they are."""
+    tok = token()
+    send(lab, ["y@deadmx.test"], tok)
+    bounce_for(lab, tok)
+    queries = open(lab.dns_log, errors="replace").read()
+    assert re.search(r"query\[A+\] mx\.nowhere\.test from", queries), \
+        queries[-3000:]
+    assert f".{SEARCH_DOMAIN} from" not in queries, queries[-3000:]
 
 
 def test_an_address_literal_goes_to_that_address(lab):
