@@ -132,7 +132,8 @@ void	pop3_free(struct pop3_session *);
 /* Reading resumes through a deferred callback, never from the caller's
  * stack. */
 void	pop3_resume(struct pop3_session *);
-void	pop3_setup_bev(struct pop3_session *);
+/* -1: the connection cannot be watched (smtp_setup_bev says why). */
+int	pop3_setup_bev(struct pop3_session *);
 /* The TLS handshake (995, STLS) begins: its deadline starts. */
 void	pop3_handshake_start(struct pop3_session *);
 

@@ -436,6 +436,11 @@ pop3_cmd_stls(struct pop3_session *s, char *arg)
 	s->flags &= ~POP3_F_USER;
 	s->flags |= POP3_F_TLS;
 	pop3_enter_state(s, POP3_ST_AUTHORIZATION);
-	pop3_setup_bev(s);
+	if (pop3_setup_bev(s) == -1) {
+		log_warnx("%016" PRIx64 " pop3 cannot watch the connection",
+		    s->id);
+		pop3_close_after_reply(s, "no-watch");
+		return;
+	}
 	pop3_handshake_start(s);
 }

@@ -456,7 +456,7 @@ pop3_event_cb(struct bufferevent *bev, short events, void *arg)
 	abort();
 }
 
-void
+int
 pop3_setup_bev(struct pop3_session *s)
 {
 	struct timeval tv = { POP3_TIMEOUT, 0 };
@@ -464,7 +464,7 @@ pop3_setup_bev(struct pop3_session *s)
 	bufferevent_setcb(s->bev, pop3_read_cb, pop3_write_cb, pop3_event_cb, s);
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 	bufferevent_setwatermark(s->bev, EV_WRITE, POP3_OUT_LOW, 0);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	return bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
 /* ---------------------------------------------------------------- */
@@ -499,10 +499,16 @@ pop3_session_accept(struct worker *w, const struct listener *l, int fd,
 	}
 	TAILQ_INSERT_TAIL(&w->pop3_sessions, s, entry);
 	w->nsessions++;
-	pop3_setup_bev(s);
 	s->deadline_ev = evtimer_new(w->base, pop3_deadline_cb, s);
 	if (s->deadline_ev == NULL)
 		fatalx("pop3: evtimer_new failed");
+	if (pop3_setup_bev(s) == -1) {
+		log_warnx("%016" PRIx64 " pop3 cannot watch the connection "
+		    "from %s", s->id, s->addr);
+		s->close_reason = "no-watch";
+		pop3_free(s);
+		return;
+	}
 	if (l->conf->tls == TLS_IMPLICIT)
 		pop3_handshake_start(s);
 	log_info("%016" PRIx64 " pop3 connect address=%s port=%u listener=%s",

@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #define MASTER_STOP_GRACE	20	/* seconds before SIGKILL at shutdown */
 
 /*
@@ -368,6 +370,18 @@ master_reload(struct conf **cp)
 	log_info("master: reloaded; %u workers started", (unsigned)n);
 }
 
+/* libevent's own complaints ("Epoll ADD(1) on fd 13 failed") in the
+ * log's format and destination, not as bare lines on stderr; every
+ * child inherits the callback. */
+static void
+master_libevent_log(int severity, const char *msg)
+{
+	if (severity >= EVENT_LOG_WARN)
+		log_warnx("libevent: %s", msg);
+	else if (severity == EVENT_LOG_MSG)
+		log_info("libevent: %s", msg);
+}
+
 int
 master_run(struct conf *c, struct access_table *access, int verbose)
 {
@@ -382,6 +396,7 @@ master_run(struct conf *c, struct access_table *access, int verbose)
 	unsigned n;
 
 	log_init(c->log_syslog ? LOG_DEST_SYSLOG : LOG_DEST_STDERR, verbose);
+	event_set_log_callback(master_libevent_log);
 	if (geteuid() == 0) {
 		struct passwd *pw = getpwnam(c->user);
 

@@ -1246,21 +1246,25 @@ smtp_cmd_etrn(struct smtp_session *s, char *arg)
 	    R_NOT_IMPLEMENTED, NULL);
 }
 
-static void
+/* -1: the connection cannot be watched (epoll_ctl refused it: the
+ * watch limit, or no memory); without its read event a session would
+ * never hear from its client again, nor time out. */
+static int
 smtp_setup_bev(struct smtp_session *s)
 {
 	struct timeval tv = { (time_t)s->w->conf->smtp_timeout, 0 };
 
 	bufferevent_setcb(s->bev, smtp_read_cb, smtp_write_cb, smtp_event_cb, s);
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
-	bufferevent_enable(s->bev, EV_READ);
+	if (bufferevent_enable(s->bev, EV_READ) == -1)
+		return -1;
 	/* Plaintext (before any STARTTLS): replies are written directly. */
 	if (!(s->flags & SMTP_F_TLS) && bufferevent_get_underlying(s->bev) ==
 	    NULL && bufferevent_openssl_get_ssl(s->bev) == NULL &&
 	    conn_direct_start(&s->direct, s->w->base, s->bev, smtp_write_cb,
 	    s) == 0)
-		return;
-	bufferevent_enable(s->bev, EV_WRITE);
+		return 0;
+	return bufferevent_enable(s->bev, EV_WRITE);
 }
 
 /* RFC 3207.  Whatever the client sent after STARTTLS arrived in the
@@ -1301,7 +1305,12 @@ smtp_cmd_starttls(struct smtp_session *s, char *arg)
 	s->user[0] = '\0';
 	s->flags |= SMTP_F_TLS;
 	smtp_enter_state(s, SMTP_ST_CONNECTED);
-	smtp_setup_bev(s);
+	if (smtp_setup_bev(s) == -1) {
+		log_warnx("%016" PRIx64 " smtp cannot watch the connection",
+		    s->id);
+		smtp_close_after_reply(s, "no-watch");
+		return;
+	}
 	smtp_deadline_update(s, 1, 1);		/* the handshake */
 }
 
@@ -1963,10 +1972,16 @@ smtp_session_accept(struct worker *w, const struct listener *l, int fd,
 	}
 	TAILQ_INSERT_TAIL(&w->smtp_sessions, s, entry);
 	w->nsessions++;
-	smtp_setup_bev(s);
 	s->deadline_ev = evtimer_new(w->base, smtp_deadline_cb, s);
 	if (s->deadline_ev == NULL)
 		fatalx("smtp: evtimer_new failed");
+	if (smtp_setup_bev(s) == -1) {
+		log_warnx("%016" PRIx64 " smtp cannot watch the connection "
+		    "from %s", s->id, s->addr);
+		s->close_reason = "no-watch";
+		smtp_free(s);
+		return;
+	}
 	/* The TLS handshake is one "line": it must end in time too. */
 	if (l->conf->tls == TLS_IMPLICIT)
 		smtp_deadline_update(s, 0, 1);
