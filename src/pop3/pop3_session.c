@@ -186,7 +186,14 @@ pop3_resume(struct pop3_session *s)
 	    s->state == POP3_ST_BOX_WAIT)
 		return;
 	conn_watch_stop(s->bev);
-	bufferevent_enable(s->bev, EV_READ);
+	if (bufferevent_enable(s->bev, EV_READ) == -1) {
+		/* No longer watched (see pop3_setup_bev): closed rather
+		 * than left without events. */
+		log_warnx("%016" PRIx64 " pop3 cannot watch the connection",
+		    s->id);
+		pop3_close_after_reply(s, "no-watch");
+		return;
+	}
 	bufferevent_trigger(s->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
 	    BEV_TRIG_DEFER_CALLBACKS);
 }

@@ -263,6 +263,18 @@ smtp_close_after_reply(struct smtp_session *s, const char *reason)
 	conn_close_arm(&s->closer, s->w->base, s->bev, wait, smtp_free_later, s);
 }
 
+/* Reading resumes.  -1: the connection can no longer be watched (see
+ * smtp_setup_bev), and is closed rather than left without events. */
+static int
+smtp_read_on(struct smtp_session *s)
+{
+	if (bufferevent_enable(s->bev, EV_READ) == 0)
+		return 0;
+	log_warnx("%016" PRIx64 " smtp cannot watch the connection", s->id);
+	smtp_close_after_reply(s, "no-watch");
+	return -1;
+}
+
 static void
 smtp_tx_destroy(struct smtp_tx *tx)
 {
@@ -928,7 +940,8 @@ smtp_state_answered(void *arg, int answer)
 		return;		/* the next step asks in turn */
 	/* Read on, from the loop: this may run inside another session's
 	 * call (a dropped connection answers all its questions at once). */
-	bufferevent_enable(s->bev, EV_READ);
+	if (smtp_read_on(s) == -1)
+		return;
 	bufferevent_trigger(s->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
 	    BEV_TRIG_DEFER_CALLBACKS);
 }
@@ -1357,7 +1370,8 @@ smtp_auth_cb(void *arg, int is_result, enum msg_auth_result result,
 		}
 	}
 	conn_watch_stop(s->bev);
-	bufferevent_enable(s->bev, EV_READ);
+	if (smtp_read_on(s) == -1)
+		return;
 	bufferevent_trigger(s->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
 	    BEV_TRIG_DEFER_CALLBACKS);
 }
@@ -1662,7 +1676,8 @@ smtp_commit_done(void *arg, int result, int err)
 		smtp_close_after_reply(s, "shutdown");
 		return;
 	}
-	bufferevent_enable(s->bev, EV_READ);
+	if (smtp_read_on(s) == -1)
+		return;
 	smtp_process_input(s);
 }
 
@@ -1862,7 +1877,8 @@ smtp_write_cb(struct bufferevent *bev, void *arg)
 		conn_close_check(&s->closer);
 	else if (s->flags & SMTP_F_OUT_FULL) {
 		s->flags &= ~SMTP_F_OUT_FULL;
-		bufferevent_enable(bev, EV_READ);
+		if (smtp_read_on(s) == -1)
+			return;
 		smtp_process_input(s);
 	}
 }
