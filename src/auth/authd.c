@@ -92,6 +92,7 @@ struct authd_conn {
 	struct msgq		*q;		/* answers the socket cannot
 						   take yet */
 	int			 lost;		/* the worker takes no more */
+	int			 backlog_told;	/* answers wait: logged */
 	unsigned		 nexchanges;
 	TAILQ_HEAD(, authd_exchange) exchanges;
 	TAILQ_ENTRY(authd_conn)	 entry;
@@ -532,8 +533,21 @@ authd_conn_lose(void *arg)
 static void
 authd_conn_send(struct authd_conn *c, const struct msg *m)
 {
-	if (!c->lost && msgq_send(c->q, m) == -1)
+	if (c->lost)
+		return;
+	if (msgq_send(c->q, m) == -1) {
 		authd_conn_lose(c);
+		return;
+	}
+	/* Once per spell of a worker not reading (stopped, or stuck in a
+	 * long callback): its sessions wait for these answers. */
+	if (msgq_len(c->q) == 0)
+		c->backlog_told = 0;
+	else if (!c->backlog_told) {
+		c->backlog_told = 1;
+		log_info("authd: a worker is not reading; its answers wait "
+		    "(up to %d)", MSGQ_MAX);
+	}
 }
 
 static void

@@ -1022,6 +1022,8 @@ def test_answers_wait_for_a_stopped_worker():
         assert codes == [535] * BURST, {str(k): codes.count(k)
                                         for k in set(codes)}
         assert "authd: send" not in srv.log()
+        # The socket did fill, so the answers above did wait.
+        assert "authd: a worker is not reading" in srv.log()
     finally:
         for c in clients:
             c.close()
