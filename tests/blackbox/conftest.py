@@ -332,6 +332,17 @@ class Server:
         """Every process the master started (workers, auth process...)."""
         return child_pids(self.proc.pid)
 
+    def helper_pid(self, name, says):
+        """The running child process NAME (authd, keyd...): the last one
+        whose log line "postern/NAME[PID]: ..." began with says."""
+        pids = re.findall(rf"postern/{name}\[(\d+)\]: {re.escape(says)}",
+                          self.log())
+        children = self.children()
+        for pid in reversed(pids):
+            if int(pid) in children:
+                return int(pid)
+        return None
+
     def workers(self):
         """The children that hold the smtp listening socket: the workers
         (the master's other helpers close the listeners)."""

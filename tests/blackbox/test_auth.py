@@ -903,11 +903,7 @@ BURST = 400
 
 def authd_pid(srv):
     """The running auth process: the last one that said it started."""
-    pids = re.findall(r"postern/authd\[(\d+)\]: authd: verifying", srv.log())
-    for pid in reversed(pids):
-        if int(pid) in srv.children():
-            return int(pid)
-    return None
+    return srv.helper_pid("authd", "authd: verifying")
 
 
 def burst_server():

@@ -25,11 +25,7 @@ TOOL_TIMEOUT = 30
 
 def keyd_pid(srv):
     """The running key process: the last one that said it serves."""
-    pids = re.findall(r"postern/keyd\[(\d+)\]: keyd: serving", srv.log())
-    for pid in reversed(pids):
-        if int(pid) in srv.children():
-            return int(pid)
-    return None
+    return srv.helper_pid("keyd", "keyd: serving")
 
 
 def implicit_tls(srv, version=None, timeout=NET_TIMEOUT):
