@@ -227,6 +227,27 @@ rmsg_fail(struct remote *r, struct remote_msg *m, int perm, const char *dsn,
 	rmsg_done(r, m);
 }
 
+/* Stopping in the middle of m: recipients the server has answered for
+ * keep their outcome (some may have had the message in an earlier
+ * transaction of it, smtp_client.c), which is recorded; the others
+ * (an empty dsn: no outcome yet) are tried again at the next start. */
+static void
+rmsg_stop_open(struct remote *r, struct remote_msg *m)
+{
+	for (size_t i = 0; i < m->nrcpts; i++) {
+		struct remote_rcpt *rc = &m->rcpts[i];
+
+		if (rc->dsn[0] != '\0')
+			continue;
+		rc->outcome = REMOTE_TEMPFAIL;
+		strlcpy(rc->dsn, "4.3.2", sizeof rc->dsn);
+		strlcpy(rc->why, "the queue manager is stopping",
+		    sizeof rc->why);
+		strlcpy(rc->relay, "none", sizeof rc->relay);
+	}
+	rmsg_done(r, m);
+}
+
 static struct remote_msg *
 rdest_pop(struct rdest *d)
 {
@@ -851,8 +872,7 @@ remote_free(struct remote *r)
 			smtp_client_free(k->client);
 		k->client = NULL;
 		if (k->msg)
-			rmsg_fail(r, k->msg, 0, "4.3.2", "the queue manager is "
-			    "stopping", "none");
+			rmsg_stop_open(r, k->msg);
 		TAILQ_REMOVE(&r->conns, k, entry);
 		free(k);
 	}

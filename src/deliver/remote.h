@@ -3,8 +3,9 @@
  * lookup (or a smarthost), outbound SMTP sessions with opportunistic or
  * required TLS and SASL, connection reuse per destination, and limits on
  * parallel connections.  The queue manager submits one message's remote
- * recipients for one domain at a time and gets every recipient's outcome
- * back in one callback; it records them (it alone writes status/).
+ * recipients for one domain, at most REMOTE_RCPT_MAX at a time, and gets
+ * every recipient's outcome back in one callback; it records them (it
+ * alone writes status/).
  */
 #ifndef POSTERN_REMOTE_H
 #define POSTERN_REMOTE_H
@@ -16,6 +17,18 @@
 
 struct event_base;
 struct remote;
+
+/*
+ * Recipients per transaction: a domain's recipients beyond it go in
+ * further remote_msgs of the same message, at once.  RFC 5321 section
+ * 4.5.3.1.8 obliges every server to take 100, so no conforming server
+ * refuses part of such a transaction for its number.  A smaller batch
+ * (Postfix sends 50) would send the whole message once more per batch
+ * to gain nothing: a server whose own limit is lower answers the rest
+ * 452 (RFC 5321 section 4.5.3.1.10), and the SMTP client sends those
+ * again at once in a new transaction (smtp_client.c).
+ */
+#define REMOTE_RCPT_MAX	100
 
 enum remote_outcome {
 	REMOTE_SENT,		/* 2xx for this recipient and for the data */
@@ -46,7 +59,7 @@ struct remote_msg {
 	off_t			 size;		/* content octets */
 	int			 body_8bit;	/* BODY=8BITMIME was declared */
 	struct remote_rcpt	*rcpts;
-	size_t			 nrcpts;
+	size_t			 nrcpts;	/* 1 to REMOTE_RCPT_MAX */
 	remote_done_fn		 done;		/* runs once, on the loop */
 	void			*arg;
 	/* remote's own */
@@ -70,7 +83,8 @@ void		 remote_forget_credentials(void);
 struct remote	*remote_new(struct event_base *, const struct conf *,
 		    unsigned share);
 void		 remote_submit(struct remote *, struct remote_msg *);
-/* Stop: every message in flight is answered REMOTE_TEMPFAIL. */
+/* Stop: every recipient in flight without an outcome yet is answered
+ * REMOTE_TEMPFAIL. */
 void		 remote_free(struct remote *);
 
 #endif

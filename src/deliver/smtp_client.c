@@ -101,6 +101,12 @@ struct smtp_client {
 	size_t			 replies_wanted, replies_got, naccepted;
 	size_t			 next_rcpt;	/* without PIPELINING */
 	unsigned char		*accepted;	/* per rcpt: 250 to RCPT */
+	/* The rcpts (indexes in msg) that this transaction names: all of
+	 * them, then those refused as too many (sc_tx_again). */
+	size_t			*round;
+	size_t			 nround;
+	unsigned char		*again;		/* per rcpt: "too many" */
+	size_t			 nagain;
 	int			 mail_ok;
 	off_t			 body_off;
 	int			 body_bol, body_lastlf;
@@ -326,6 +332,10 @@ sc_tx_end(struct smtp_client *c, int reusable)
 	c->chunk = NULL;
 	free(c->accepted);
 	c->accepted = NULL;
+	free(c->again);
+	c->again = NULL;
+	free(c->round);
+	c->round = NULL;
 	if (reusable) {
 		c->state = SC_READY;
 		sc_timeout(c, T_MAIL);
@@ -726,26 +736,91 @@ sc_has_8bit(struct smtp_client *c)
 	return 0;
 }
 
+/* The k-th RCPT of the transaction. */
 static void
-sc_send_rcpt(struct smtp_client *c, size_t i)
+sc_send_rcpt(struct smtp_client *c, size_t k)
 {
-	sc_send(c, "RCPT TO:<%s>", c->msg->rcpts[i].addr);
+	sc_send(c, "RCPT TO:<%s>", c->msg->rcpts[c->round[k]].addr);
+}
+
+/* MAIL and the RCPTs of the round, pipelined when the server can. */
+static void
+sc_tx_start(struct smtp_client *c)
+{
+	struct remote_msg *m = c->msg;
+	char params[64] = "";
+
+	if (c->caps & CAP_SIZE)
+		snprintf(params, sizeof params, " SIZE=%lld", (long long)m->size);
+	if (m->body_8bit && (c->caps & CAP_8BITMIME))
+		strlcat(params, " BODY=8BITMIME", sizeof params);
+	c->state = SC_MAIL;
+	c->mail_ok = 0;
+	c->naccepted = 0;
+	c->nagain = 0;
+	c->replies_got = 0;
+	c->replies_wanted = 1 + c->nround;
+	/* A tick of the last transaction's drain must not time this one's
+	 * (sc_drain_tick). */
+	if (c->drain_ev != NULL)
+		evtimer_del(c->drain_ev);
+	sc_timeout(c, T_MAIL);
+	sc_send(c, "MAIL FROM:<%s>%s", m->from, params);
+	if (c->caps & CAP_PIPELINING) {
+		for (size_t k = 0; k < c->nround; k++)
+			sc_send_rcpt(c, k);
+		c->next_rcpt = c->nround;
+	} else
+		c->next_rcpt = 0;
+}
+
+/*
+ * The message went through, and the server refused some recipients as
+ * too many for one transaction: RFC 5321 section 4.5.3.1.10 has the
+ * client send them in another, so they go at once rather than after
+ * the back-off.  Only after a transaction that delivered to at least
+ * one recipient: each one then leaves fewer behind, so there are never
+ * more transactions than recipients, and a server that refuses every
+ * one left ("not now", whatever the code says) has them deferred.
+ */
+static void
+sc_tx_again(struct smtp_client *c)
+{
+	struct remote_msg *m = c->msg;
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->nrcpts; i++)
+		if (c->again[i]) {
+			c->again[i] = 0;
+			c->round[n++] = i;
+			m->rcpts[i].dsn[0] = '\0';	/* open again */
+			m->rcpts[i].why[0] = '\0';
+		}
+	log_info("%s remote relay=%s: %zu recipient%s refused as too many, "
+	    "sent again in a new transaction", m->qid, c->peer, n,
+	    n == 1 ? "" : "s");
+	c->nround = n;
+	free(c->chunk);
+	c->chunk = NULL;
+	sc_tx_start(c);
 }
 
 void
 smtp_client_send(struct smtp_client *c, struct remote_msg *m,
     smtp_client_tx_fn fn, void *arg)
 {
-	char params[64] = "";
-
 	c->msg = m;
 	c->txdone = fn;
 	c->tx_arg = arg;
 	c->accepted = xcalloc(m->nrcpts ? m->nrcpts : 1, 1);
+	c->again = xcalloc(m->nrcpts ? m->nrcpts : 1, 1);
+	c->round = xcalloc(m->nrcpts ? m->nrcpts : 1, sizeof *c->round);
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		m->rcpts[i].dsn[0] = '\0';	/* no outcome yet */
 		m->rcpts[i].why[0] = '\0';
+		c->round[i] = i;
 	}
+	c->nround = m->nrcpts;
 	if ((c->caps & CAP_SIZE) && c->size_limit &&
 	    (unsigned long long)m->size > c->size_limit) {
 		char why[512];
@@ -766,23 +841,32 @@ smtp_client_send(struct smtp_client *c, struct remote_msg *m,
 		sc_tx_end(c, 1);
 		return;
 	}
-	if (c->caps & CAP_SIZE)
-		snprintf(params, sizeof params, " SIZE=%lld", (long long)m->size);
-	if (m->body_8bit && (c->caps & CAP_8BITMIME))
-		strlcat(params, " BODY=8BITMIME", sizeof params);
-	c->state = SC_MAIL;
-	c->mail_ok = 0;
-	c->naccepted = 0;
-	c->replies_got = 0;
-	c->replies_wanted = 1 + m->nrcpts;
-	sc_timeout(c, T_MAIL);
-	sc_send(c, "MAIL FROM:<%s>%s", m->from, params);
-	if (c->caps & CAP_PIPELINING) {
-		for (size_t i = 0; i < m->nrcpts; i++)
-			sc_send_rcpt(c, i);
-		c->next_rcpt = m->nrcpts;
-	} else
-		c->next_rcpt = 0;
+	sc_tx_start(c);
+}
+
+/*
+ * A refused RCPT.  452 is the server's limit of recipients per
+ * transaction, and 552 is what servers following RFC 821 said for it,
+ * which RFC 5321 section 4.5.3.1.10 has clients take as 452: a
+ * temporary failure (its enhanced code made temporary too, for the
+ * delay notice and the queue listing), and a recipient to try again in
+ * a new transaction if this one goes through (sc_tx_again).  The
+ * server's own words stay in why.
+ */
+static void
+sc_rcpt_refused(struct smtp_client *c, size_t i, int code, char *dsn)
+{
+	int too_many = code == 452 || code == 552;
+	char why[512];
+
+	sc_describe(c, why, sizeof why, "RCPT TO");
+	if (too_many) {
+		dsn[0] = '4';
+		c->again[i] = 1;
+		c->nagain++;
+	}
+	sc_rcpt_set(&c->msg->rcpts[i], code / 100 == 5 && !too_many ?
+	    REMOTE_PERMFAIL : REMOTE_TEMPFAIL, dsn, why, c->peer);
 }
 
 static void
@@ -808,20 +892,17 @@ sc_reply_tx(struct smtp_client *c, int code)
 			} else if (!(c->caps & CAP_PIPELINING))
 				sc_send_rcpt(c, c->next_rcpt++);
 		} else {
-			struct remote_rcpt *r = &m->rcpts[c->replies_got - 2];
+			size_t i = c->round[c->replies_got - 2];
 
 			if (c->mail_ok) {
 				if (cls == 2) {
 					c->naccepted++;
-					c->accepted[c->replies_got - 2] = 1;
-				} else {
-					sc_describe(c, why, sizeof why, "RCPT TO");
-					sc_rcpt_set(r, cls == 5 ? REMOTE_PERMFAIL :
-					    REMOTE_TEMPFAIL, dsn, why, c->peer);
-				}
+					c->accepted[i] = 1;
+				} else
+					sc_rcpt_refused(c, i, code, dsn);
 			}
 			if (!(c->caps & CAP_PIPELINING) &&
-			    c->next_rcpt < m->nrcpts)
+			    c->next_rcpt < c->nround)
 				sc_send_rcpt(c, c->next_rcpt++);
 		}
 		if (c->replies_got < c->replies_wanted)
@@ -864,6 +945,10 @@ sc_reply_tx(struct smtp_client *c, int code)
 					    why, c->peer);
 					c->accepted[i] = 0;
 				}
+			if (c->nagain > 0) {
+				sc_tx_again(c);
+				return;
+			}
 		} else {
 			sc_describe(c, why, sizeof why, "end of DATA");
 			sc_fail_open(c, cls == 5 ? REMOTE_PERMFAIL : REMOTE_TEMPFAIL,
@@ -1191,5 +1276,7 @@ sc_destroy(struct smtp_client *c)
 	buf_free(&c->reply);
 	free(c->chunk);
 	free(c->accepted);
+	free(c->again);
+	free(c->round);
 	free(c);
 }

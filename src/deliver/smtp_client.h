@@ -4,7 +4,9 @@
  * offered or required, AUTH (RFC 4954) for a smarthost, then any number
  * of transactions, each with PIPELINING (RFC 2920) of MAIL and RCPT,
  * SIZE (RFC 1870), BODY=8BITMIME (RFC 6152) and dot-stuffing, and
- * per-recipient results.  Timeouts per RFC 5321 section 4.5.3.2.
+ * per-recipient results.  Recipients a server refuses as too many for
+ * one transaction go in another one of the same message at once (RFC
+ * 5321 section 4.5.3.1.10).  Timeouts per RFC 5321 section 4.5.3.2.
  */
 #ifndef POSTERN_SMTP_CLIENT_H
 #define POSTERN_SMTP_CLIENT_H
@@ -43,8 +45,10 @@ struct smtp_client_error {
 /* ok: the session is ready for transactions; else err says why. */
 typedef void (*smtp_client_ready_fn)(struct smtp_client *, int ok,
 	    const struct smtp_client_error *err, void *arg);
-/* A transaction ended: every rcpt of msg has its outcome.  reusable
- * says whether the connection may take another transaction. */
+/* The message is done with (in one transaction, or several when the
+ * server refused recipients as too many): every rcpt of msg has its
+ * outcome.  reusable says whether the connection may take another
+ * transaction.  Until then, a rcpt with an empty dsn has none yet. */
 typedef void (*smtp_client_tx_fn)(struct smtp_client *, struct remote_msg *,
 	    int reusable, void *arg);
 

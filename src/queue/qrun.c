@@ -15,7 +15,8 @@
  *      fsynced before status/QID goes (a status file without a message
  *      is removed at start-up).
  *   4. Remote targets not yet done are grouped by domain and handed to
- *      the SMTP client (deliver/remote.h), one remote_msg per domain;
+ *      the SMTP client (deliver/remote.h), one remote_msg per domain
+ *      and per REMOTE_RCPT_MAX of its targets (a transaction each);
  *      the message is then in flight (QRUN_INFLIGHT) and no pass runs
  *      on it until every remote_msg has come back.  Each outcome is
  *      recorded ("remote ..." records, fsynced) as it comes back, and
@@ -186,7 +187,8 @@ qrun_write_records(struct qmgr *q, const char *qid, const char *records)
 	return rc;
 }
 
-/* One remote_msg: the not-yet-done remote targets of one domain. */
+/* One remote_msg: not-yet-done remote targets of one domain, at most
+ * REMOTE_RCPT_MAX of them. */
 struct rgroup {
 	struct remote_msg	 m;		/* first: remote's view */
 	struct rflight		*flight;
@@ -556,7 +558,11 @@ pass_groups_forget(struct pass *p)
 	keyindex_free(&p->gkey_index);
 }
 
-/* Add a remote target to its domain's group, once per pass. */
+/* Add a remote target to its domain's group, once per pass.  A full
+ * group is left as it is and the domain's next targets start another
+ * (group_index holds the latest group of each domain): its own
+ * remote_msg, which goes out at once beside the first, over the same
+ * connection or another one to the domain. */
 static void
 pass_group_add(struct pass *p, size_t i, const char *key, const char *addr,
     const char *domain)
@@ -571,7 +577,7 @@ pass_group_add(struct pass *p, size_t i, const char *key, const char *addr,
 	}
 	str_lower(low);
 	if ((k = keyindex_find(&p->group_index, low, pass_group_domain, p)) !=
-	    SIZE_MAX) {
+	    SIZE_MAX && p->groups[k]->n < REMOTE_RCPT_MAX) {
 		g = p->groups[k];
 		free(low);
 	} else {
@@ -581,6 +587,7 @@ pass_group_add(struct pass *p, size_t i, const char *key, const char *addr,
 		p->groups = xreallocarray(p->groups, p->ngroups + 1,
 		    sizeof *p->groups);
 		p->groups[p->ngroups++] = g;
+		/* Replaces a full group of the domain in the index. */
 		keyindex_put(&p->group_index, p->ngroups - 1,
 		    pass_group_domain, p);
 	}

@@ -121,10 +121,25 @@ class FakeSMTP:
     after the first 8 KB of a message; "badtls": a plain SMTP server
     that offers STARTTLS and, when asked, answers 220 and then a TLS
     protocol_version alert, as a TLS-1.0-only server would (counted in
-    starttls).  Counts connections.  addr may be IPv4 or IPv6."""
+    starttls); "plain": a plain SMTP server with PIPELINING that takes
+    messages at once, says "452 4.5.3 Too many recipients" to the RCPTs
+    of a transaction past rcpt_limit (if given; RFC 5321 section
+    4.5.3.1.10) and rcpt_replies[address] (a reply line) to that
+    address's RCPT, and records each message taken in transactions as
+    (RCPT commands, addresses accepted, the data), counting its 452s in
+    too_many; once it has taken hang_after messages (if given) it
+    answers nothing more until hang_after is raised or None.  Counts
+    connections.  addr may be IPv4 or IPv6."""
 
-    def __init__(self, addr, port, mode):
+    def __init__(self, addr, port, mode, rcpt_limit=None, rcpt_replies=None,
+                 hang_after=None):
         self.addr, self.port, self.mode = addr, port, mode
+        self.rcpt_limit = rcpt_limit
+        self.hang_after = hang_after
+        self.rcpt_replies = {a.lower(): r for a, r in
+                             (rcpt_replies or {}).items()}
+        self.transactions = []
+        self.too_many = 0
         self.connections = 0
         self.datas = []
         self.starttls = 0
@@ -157,16 +172,30 @@ class FakeSMTP:
                 except OSError:
                     pass
                 c.close()
-            elif self.mode in ("slow", "stall", "badtls"):
+            elif self.mode in ("slow", "stall", "badtls", "plain"):
                 self.held.append(c)
                 threading.Thread(target=self._slow, args=(c,),
                                  daemon=True).start()
             else:
                 self.held.append(c)     # silent: keep it open, say nothing
 
+    def _rcpt(self, cmd, tx):
+        """The reply to one RCPT in "plain" mode; tx is the transaction's
+        [RCPT commands, addresses accepted]."""
+        addr = cmd.split(b"<", 1)[-1].split(b">", 1)[0].decode().lower()
+        tx[0] += 1
+        if addr in self.rcpt_replies:
+            return self.rcpt_replies[addr].encode() + b"\r\n"
+        if self.rcpt_limit is not None and len(tx[1]) >= self.rcpt_limit:
+            self.too_many += 1
+            return b"452 4.5.3 Too many recipients\r\n"
+        tx[1].append(addr)
+        return b"250 2.1.5 ok\r\n"
+
     def _slow(self, c):
         c.settimeout(30)
         buf = b""
+        tx = [0, []]
 
         def line():
             nonlocal buf
@@ -181,9 +210,14 @@ class FakeSMTP:
         try:
             c.sendall(b"220 slow.example ESMTP\r\n")
             while not self.stopping:
+                while not self.stopping and self.hang_after is not None \
+                        and len(self.transactions) >= self.hang_after:
+                    time.sleep(0.05)
                 cmd = line()
                 if cmd.startswith(b"EHLO") and self.mode == "badtls":
                     c.sendall(b"250-badtls.example\r\n250 STARTTLS\r\n")
+                elif cmd.startswith(b"EHLO") and self.mode == "plain":
+                    c.sendall(b"250-plain.example\r\n250 PIPELINING\r\n")
                 elif cmd.startswith((b"EHLO", b"HELO")):
                     c.sendall(b"250 slow.example\r\n")
                 elif cmd == b"STARTTLS" and self.mode == "badtls":
@@ -192,7 +226,11 @@ class FakeSMTP:
                     c.sendall(b"220 go ahead\r\n\x15\x03\x01\x00\x02\x02\x46")
                     c.close()
                     return
+                elif cmd.startswith(b"RCPT") and self.mode == "plain":
+                    c.sendall(self._rcpt(cmd, tx))
                 elif cmd.startswith((b"MAIL", b"RCPT", b"RSET")):
+                    if not cmd.startswith(b"RCPT"):
+                        tx = [0, []]
                     c.sendall(b"250 ok\r\n")
                 elif cmd == b"DATA":
                     c.sendall(b"354 go on\r\n")
@@ -217,6 +255,8 @@ class FakeSMTP:
                     if not done:
                         return
                     buf = data.split(b"\r\n.\r\n", 1)[1]
+                    self.transactions.append((tx[0], tx[1], data))
+                    tx = [0, []]
                     c.sendall(b"250 2.0.0 taken\r\n")
                 elif cmd == b"QUIT":
                     c.sendall(b"221 bye\r\n")

@@ -2,8 +2,9 @@
 found through a real DNS server (dnsmasq) and through smarthosts with
 SMTP AUTH, and the peers are real servers: a second postern B (port 25
 on NET.2 with STARTTLS, on NET.3 without; 587/465 on NET.9) and
-Postfix (port 25 and 587 with Cyrus SASL on NET.4), plus two
-misbehaving servers (a 421 greeting, a silent one) in this process.
+Postfix (port 25 and 587 with Cyrus SASL on NET.4), plus small fake
+servers in this process (peers.FakeSMTP: a 421 greeting, a silent one,
+slow ones, limits on recipients per transaction, a 552 to RCPT).
 
 NET is a 127.X.Y prefix of this run's own.  Binding port 25 needs root: without it the module is
 skipped.  All traffic stays on 127.0.0.0/8; every wait is bounded."""
@@ -58,6 +59,11 @@ MX = [
     "selfonly.test,MAIL.Example.Test,10",   # A is the best MX there is
     # connect(2) to a broadcast address fails at once, sending nothing
     "unreach.test,mx.unreach.test,10", "unreach.test,mx.b.test,20",
+    # at most 100, or 30, recipients per transaction; a 552 to one RCPT
+    "rcpt100.test,mx.rcpt100.test,10",
+    "rcpt30.test,mx.rcpt30.test,10",
+    "full.test,mx.full.test,10",
+    "hold.test,mx.hold.test,10",
 ]
 TXT = ['noaddr.test,"v=spf1 -all"']
 SEARCH_DOMAIN = "corp.test"                 # A's resolver search list         # exists: no MX, no address
@@ -77,6 +83,10 @@ HOSTS = [
     f"busy.loop.test,{ip(5)}",
     f"mail.example.test,{ip(17)}",          # A's hostname: A on port 25
     "mx.unreach.test,255.255.255.255",
+    f"mx.rcpt100.test,{ip(18)}",
+    f"mx.rcpt30.test,{ip(19)}",
+    f"mx.full.test,{ip(20)}",
+    f"mx.hold.test,{ip(21)}",
 ]
 
 
@@ -123,6 +133,13 @@ def lab():
         stop.append(lab.stall.close)
         lab.badtls = FakeSMTP(ip(16), 25, "badtls")
         stop.append(lab.badtls.close)
+        lab.rcpt100 = FakeSMTP(ip(18), 25, "plain", rcpt_limit=100)
+        stop.append(lab.rcpt100.close)
+        lab.rcpt30 = FakeSMTP(ip(19), 25, "plain", rcpt_limit=30)
+        stop.append(lab.rcpt30.close)
+        lab.full = FakeSMTP(ip(20), 25, "plain", rcpt_replies={
+            "full@full.test": "552 5.2.2 full@full.test: mailbox full"})
+        stop.append(lab.full.close)
         # smarthosts named by address: "relay via [ADDRESS]:PORT"
         lab.via4 = FakeSMTP(ip(17), free_port(), "slow")
         stop.append(lab.via4.close)
@@ -389,6 +406,123 @@ def test_one_rcpt_refused_others_delivered(lab):
     lab.a.wait_log(r"delivery to=<nobody@b\.test> relay=mx\.b\.test"
                    r"\[" + ip_rx(2) + r"\]:25 delay=[0-9.]+s dsn=5\.1\.1 "
                    r"status=bounced \([^\n]*550 5\.1\.1")
+
+
+@pytest.mark.parametrize("limit", [100, 30])
+def test_many_recipients_go_in_several_transactions_at_once(lab, limit):
+    """250 recipients at one domain, whose server takes at most LIMIT
+    per transaction and answers the RCPTs past that 452 4.5.3 (RFC 5321
+    section 4.5.3.1.10).  postern names at most 100 in a transaction
+    (the number RFC 5321 section 4.5.3.1.8 obliges a server to take, so
+    the first server never has to refuse one), and sends those refused
+    as too many again at once in a new transaction: every recipient gets
+    the message exactly once in the first attempt, none deferred (with
+    retry-min 1s a retry would first log a deferral)."""
+    srv = getattr(lab, f"rcpt{limit}")
+    domain = f"rcpt{limit}.test"
+    tok = token()
+    rcpts = [f"{tok}-{i:03d}@{domain}" for i in range(250)]
+    refused_before = srv.too_many
+    send(lab, rcpts, tok)
+    qid = lab.a.wait_log(r"smtp queued qid=([0-9A-F]{16}) [^\n]*to=<" +
+                         tok + r"-000@").group(1)
+    sent = re.compile(qid + r" delivery to=<" + tok + r"-\d{3}@" +
+                      re.escape(domain) + r"> relay=mx\.rcpt\d+\.test\[" +
+                      r"[0-9.]+\]:25 delay=[0-9.]+s dsn=2\.\d\.\d+ "
+                      r"status=sent")
+    assert wait_for(lambda: len(sent.findall(lab.a.log())) == 250, 20), \
+        lab.a.log()[-6000:]
+    lab.a.wait_log(qid + r" removed$")
+    log = lab.a.log()
+    assert not re.search(qid + r" delivery [^\n]*status=deferred", log), \
+        log[-6000:]
+    # three transactions' worth, handed out together
+    assert re.findall(qid + r" remote submit domain=" + re.escape(domain) +
+                      r" nrcpt=(\d+)", log) == ["100", "100", "50"], \
+        log[-6000:]
+    mine = [t for t in srv.transactions if tok.encode() in t[2]]
+    got = [a for t in mine for a in t[1]]
+    print(f"\nfigure: {len(mine)} transactions to {domain}, RCPTs "
+          f"{[t[0] for t in mine]}, accepted {[len(t[1]) for t in mine]}")
+    assert sorted(got) == sorted(r.lower() for r in rcpts)   # once each
+    assert max(t[0] for t in mine) <= 100
+    assert max(len(t[1]) for t in mine) <= limit
+    if limit == 100:
+        assert srv.too_many == refused_before and len(mine) == 3
+    else:
+        assert srv.too_many > refused_before
+        assert re.search(qid + r" remote relay=mx\.rcpt30\.test\S+: \d+ "
+                         r"recipients refused as too many, sent again in a "
+                         r"new transaction", log), log[-6000:]
+
+
+def test_552_to_rcpt_is_deferred_not_bounced(lab):
+    """RFC 5321 section 4.5.3.1.10: a client takes 552 to RCPT as 452
+    (servers following RFC 821 said 552 for "too many recipients"), so
+    the recipient is deferred, with the server's reply in the log and
+    the queue listing, and no DSN goes to the sender; the others of the
+    transaction are delivered."""
+    tok = token()
+    send(lab, ["ok1@full.test", "full@full.test", "ok2@full.test"], tok)
+    qid = lab.a.wait_log(r"smtp queued qid=([0-9A-F]{16}) [^\n]*"
+                         r"to=<ok1@full\.test>,<full@full\.test>").group(1)
+    for ok in ("ok1", "ok2"):
+        lab.a.wait_log(qid + r" delivery to=<" + ok + r"@full\.test> "
+                       r"relay=mx\.full\.test\S+ delay=[0-9.]+s "
+                       r"dsn=2\.\d\.\d+ status=sent")
+    m = lab.a.wait_log(qid + r" delivery to=<full@full\.test> relay="
+                       r"mx\.full\.test\S+ delay=[0-9.]+s dsn=(\S+) "
+                       r"status=(\w+) \(([^\n]*)\)$")
+    assert m.group(2) == "deferred", m.group(0)
+    assert m.group(1) == "4.2.2", m.group(0)        # 5.2.2, made temporary
+    assert "552 5.2.2 full@full.test: mailbox full" in m.group(3), m.group(0)
+    mine = [t for t in lab.full.transactions if tok.encode() in t[2]]
+    assert [sorted(t[1]) for t in mine] == [["ok1@full.test",
+                                            "ok2@full.test"]], mine
+    assert "552 5.2.2" in queue_list(lab)
+    time.sleep(2)                   # retry-max 2s: a retry has come
+    assert not re.search(qid + r" delivery [^\n]*status=bounced",
+                         lab.a.log())
+    assert _no_bounce(lab, tok)
+    delete_from_queue(lab, qid)
+
+
+def test_a_stop_between_transactions_keeps_what_was_delivered(lab):
+    """One recipient per transaction (452 4.5.3 to the next), from a
+    server that then stops answering: postern is in the message's second
+    transaction when it stops.  The first recipient has the message and
+    that is recorded, so after the restart only the second one is sent
+    again, not both."""
+    srv = FakeSMTP(ip(21), 25, "plain", rcpt_limit=1, hang_after=1)
+    a2 = Server(extra=[
+        "queue-manager on", "retry-min 1s", "retry-max 2s",
+        f"resolver 127.0.0.1:{lab.dns.port}", "remote-timeout 60s",
+        "mynetworks 127.0.0.1/32"])
+    try:
+        a2.start()
+        tok = token()
+        with smtplib.SMTP("127.0.0.1", a2.smtp_port, timeout=10) as s:
+            s.sendmail("x@example.org", ["one@hold.test", "two@hold.test"],
+                       message(tok))
+        a2.wait_log(r"remote relay=mx\.hold\.test\S+: 1 recipient refused "
+                    r"as too many, sent again in a new transaction")
+        assert wait_for(lambda: len(srv.transactions) == 1, 10), a2.log()
+        (qid,) = a2.queue_ids()
+        assert a2.terminate() == 0              # waits out the session
+        status = (a2.spool / "status" / qid).read_text()
+        assert "remote 0 remote:one@hold.test sent" in status, status
+        assert "remote:two@hold.test" not in status, status
+        srv.hang_after = None
+        a2.start()
+        a2.wait_log(qid + r" delivery to=<two@hold\.test> relay=\S+ "
+                    r"delay=[0-9.]+s dsn=2\.\d\.\d+ status=sent")
+        a2.wait_log(qid + r" removed$")
+        assert [t[1] for t in srv.transactions] == [["one@hold.test"],
+                                                   ["two@hold.test"]]
+    finally:
+        srv.close()
+        problems = _finish_all([a2])
+        assert not problems, problems
 
 
 def test_nxdomain_bounces(lab):
