@@ -19,7 +19,8 @@
  *      all reading the pass's one descriptor of the queue file (struct
  *      rflight); the message is then in flight (QRUN_INFLIGHT), keeps
  *      its lock, and no pass runs on it until every remote_msg has
- *      come back.  Each outcome is recorded ("remote
+ *      come back (the queue manager bounds how many messages are in
+ *      flight: queue/qlimit.h).  Each outcome is recorded ("remote
  *      ..." records, fsynced) as it comes back, and the next pass
  *      acts on the records as on a local delivery's result: done, a
  *      DSN, or a deferral.  A crash before the record means the
