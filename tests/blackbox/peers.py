@@ -118,13 +118,18 @@ class FakeSMTP:
     after the first 8 KB of a message; "badtls": a plain SMTP server
     that offers STARTTLS and, when asked, answers 220 and then a TLS
     protocol_version alert, as a TLS-1.0-only server would (counted in
-    starttls).  Counts connections.  addr may be IPv4 or IPv6."""
+    starttls); "gate": a plain SMTP server that takes connections but
+    greets none until open_gate() is called, then takes every message at
+    once.  Counts connections; each message taken is in transactions as
+    (the RCPT addresses, the data).  addr may be IPv4 or IPv6."""
 
     def __init__(self, addr, port, mode):
         self.addr, self.port, self.mode = addr, port, mode
         self.connections = 0
         self.datas = []
+        self.transactions = []
         self.starttls = 0
+        self.gate = threading.Event()
         self.sock = socket.socket(socket.AF_INET6 if ":" in addr
                                   else socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -154,7 +159,7 @@ class FakeSMTP:
                 except OSError:
                     pass
                 c.close()
-            elif self.mode in ("slow", "stall", "badtls"):
+            elif self.mode in ("slow", "stall", "badtls", "gate"):
                 self.held.append(c)
                 threading.Thread(target=self._slow, args=(c,),
                                  daemon=True).start()
@@ -175,7 +180,11 @@ class FakeSMTP:
             out, buf = buf.split(b"\r\n", 1)
             return out.upper()
 
+        rcpts = []
         try:
+            while self.mode == "gate" and not self.gate.wait(0.2):
+                if self.stopping:
+                    return
             c.sendall(b"220 slow.example ESMTP\r\n")
             while not self.stopping:
                 cmd = line()
@@ -190,6 +199,10 @@ class FakeSMTP:
                     c.close()
                     return
                 elif cmd.startswith((b"MAIL", b"RCPT", b"RSET")):
+                    if cmd.startswith(b"RCPT"):
+                        rcpts.append(cmd[8:].strip(b"<> ").decode().lower())
+                    elif cmd.startswith((b"MAIL", b"RSET")):
+                        rcpts = []
                     c.sendall(b"250 ok\r\n")
                 elif cmd == b"DATA":
                     c.sendall(b"354 go on\r\n")
@@ -213,7 +226,8 @@ class FakeSMTP:
                     self.datas.append((len(data), done))
                     if not done:
                         return
-                    buf = data.split(b"\r\n.\r\n", 1)[1]
+                    data, buf = data.split(b"\r\n.\r\n", 1)
+                    self.transactions.append((rcpts, data))
                     c.sendall(b"250 2.0.0 taken\r\n")
                 elif cmd == b"QUIT":
                     c.sendall(b"221 bye\r\n")
@@ -222,6 +236,10 @@ class FakeSMTP:
                     c.sendall(b"502 no\r\n")
         except (OSError, EOFError):
             return
+
+    def open_gate(self):
+        """mode "gate": greet the connections held, and every later one."""
+        self.gate.set()
 
     def close(self):
         self.stopping = True
