@@ -19,8 +19,6 @@
 
 #include <event2/event.h>
 
-#define DNS_SOCKETS_MAX	16
-
 struct dns {
 	struct event_base	*base;
 	ares_channel		 channel;

@@ -23,6 +23,9 @@ enum dns_status {
 };
 
 #define DNS_MX_MAX	16
+/* Resolver sockets watched at once, at most (the queue manager counts
+ * them among its open files: queue/qlimit.c). */
+#define DNS_SOCKETS_MAX	16
 #define DNS_ADDR_MAX	16
 #define DNS_HOST_MAX	255	/* octets of a name, RFC 1035 section 2.3.4 */
 

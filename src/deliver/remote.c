@@ -192,18 +192,15 @@ remote_forget_credentials(void)
 /* ---------------------------------------------------------------- */
 /* messages                                                           */
 
-/* The descriptor (and with it the message's flock) is let go only
- * after done() has recorded the outcomes: another queue manager that
- * takes the lock next finds them (src/queue/README).  m may be freed
- * by done(). */
+/* The descriptor is the caller's, and with it the message's flock: it
+ * lets them go once done() has recorded the outcomes, so that another
+ * queue manager that takes the lock next finds them (src/queue/README).
+ * m may be freed by done(). */
 static void
 rmsg_done(struct remote *r, struct remote_msg *m)
 {
-	int fd = m->fd;
-
 	m->fd = -1;
 	m->done(m, m->arg);
-	close(fd);
 }
 
 /* Every recipient of m gets the same outcome. */
@@ -813,19 +810,7 @@ remote_submit(struct remote *r, struct remote_msg *m)
 	size_t idx = 0, i;
 	char key[300];
 
-	int fd;
-
 	m->next = NULL;
-	if ((fd = dup(m->fd)) == -1) {
-		char why[128];
-
-		snprintf(why, sizeof why, "cannot use the queue file: %s",
-		    strerror(errno));
-		rmsg_set_all(m, 0, "4.3.0", why, "none");
-		m->done(m, m->arg);
-		return;
-	}
-	m->fd = fd;
 	rule = remote_rule(r->conf, m->domain, &idx);
 	if (rule && !rule->direct)
 		snprintf(key, sizeof key, "via:%zu %s:%u", idx, rule->host,

@@ -53,14 +53,18 @@ struct remote_msg {
 	char			 qid[32];
 	const char		*from;		/* "" for <> */
 	const char		*domain;	/* every rcpt is in this domain */
-	int			 fd;		/* the queue file; remote works on
-						 * (and closes) a dup of it */
+	int			 fd;		/* the queue file: read with
+						 * pread(2) only (other
+						 * remote_msgs of the message
+						 * share it), never closed */
 	off_t			 offset;	/* where the content starts */
 	off_t			 size;		/* content octets */
 	int			 body_8bit;	/* BODY=8BITMIME was declared */
 	struct remote_rcpt	*rcpts;
 	size_t			 nrcpts;	/* 1 to REMOTE_RCPT_MAX */
-	remote_done_fn		 done;		/* runs once, on the loop */
+	remote_done_fn		 done;		/* runs once, on the loop;
+						 * fd is remote's to read
+						 * until then */
 	void			*arg;
 	/* remote's own */
 	struct remote_msg	*next;

@@ -35,6 +35,18 @@
  * SIGTERM/SIGUSR1 no new pass starts and the loop waits up to
  * QMGR_DRAIN_SECS for the sessions under way.
  *
+ * In-flight limit: a message in flight keeps its queue file open (one
+ * descriptor, whatever the number of its domains: qrun.c), so the
+ * messages in flight are bounded by what the open-file limit leaves,
+ * which the queue manager raises at start (qlimit.h; Postfix bounds its
+ * active queue alike).  Any pass may end in flight, so passes under way
+ * count too.  While the limit is reached no pass starts that could put
+ * another message in flight: due entries wait on the run list, in
+ * order, and start as flights land.  An entry whose next pass only acts
+ * on landed outcomes (it puts nothing in flight) waits on a list of its
+ * own, which goes first.  A waiting entry holds no file and no lock, so
+ * `postern queue hold|delete` take it as any other.
+ *
  * A message has at most one pass under way (its entry is busy); an
  * event for it meanwhile (inotify, flush) is remembered and makes it
  * due again when the pass is over.
@@ -48,6 +60,7 @@
 #include "lib/xalloc.h"
 #include "queue/qpath.h"
 #include "queue/qid.h"
+#include "queue/qlimit.h"
 #include "queue/qstatus.h"
 
 #include <dirent.h>
@@ -69,10 +82,12 @@
 #include <event2/event.h>
 
 #define QMGR_DRAIN_SECS	10	/* at stop, for remote sessions */
+TAILQ_HEAD(qlist, qentry);
+
 struct qentry {
 	char			 qid[QID_LEN + 1];
 	struct event		*timer;
-	int			 on_run_list;
+	struct qlist		*on_list;	/* run_list, landed_list, NULL */
 	int			 inflight;	/* remote deliveries under way */
 	int			 landed;	/* next pass: QRUN_F_RESULTS */
 	int			 busy;		/* a pass is under way */
@@ -88,13 +103,22 @@ static unsigned			 qm_index, qm_count;	/* i of N */
 static struct event_base	*base;
 static struct event		*ev_runner;
 static void			*entry_index;	/* tsearch(3) tree by qid */
-static TAILQ_HEAD(, qentry)	 run_list = TAILQ_HEAD_INITIALIZER(run_list);
+/* Due entries, in order; those whose next pass acts on outcomes that
+ * came back (landed) wait apart: such a pass puts nothing in flight,
+ * so the in-flight limit never holds it back. */
+static struct qlist		 run_list = TAILQ_HEAD_INITIALIZER(run_list);
+static struct qlist		 landed_list =
+				    TAILQ_HEAD_INITIALIZER(landed_list);
 static TAILQ_HEAD(, qentry)	 all_list = TAILQ_HEAD_INITIALIZER(all_list);
 static int			 inotify_fd = -1, wd_queue = -1, wd_delete = -1;
 static int			 stopping;
 static struct event		*ev_drain;
 static struct workpool		*passes;
 static unsigned			 nbusy;		/* passes under way */
+static unsigned			 nflights;	/* entries in flight */
+static unsigned			 inflight_max;	/* qlimit_inflight() */
+static int			 inflight_held;	/* the limit holds back a
+						   due entry (logged) */
 
 /* One pass, handed to a delivery thread and back. */
 struct pass_job {
@@ -124,7 +148,8 @@ entry_cmp(const void *a, const void *b)
 static void
 runner_kick(void)
 {
-	if (!TAILQ_EMPTY(&run_list) && !stopping)
+	if ((!TAILQ_EMPTY(&run_list) || !TAILQ_EMPTY(&landed_list)) &&
+	    !stopping)
 		event_active(ev_runner, 0, 0);
 }
 
@@ -138,9 +163,10 @@ entry_make_due(struct qentry *e)
 	}
 	if (e->inflight)
 		return;		/* qmgr_landed makes it due */
-	if (!e->on_run_list) {
-		TAILQ_INSERT_TAIL(&run_list, e, run);
-		e->on_run_list = 1;
+	if (e->on_list == NULL) {
+		/* landed does not change until the entry's next pass. */
+		e->on_list = e->landed ? &landed_list : &run_list;
+		TAILQ_INSERT_TAIL(e->on_list, e, run);
 	}
 	runner_kick();
 }
@@ -154,8 +180,8 @@ entry_timer(evutil_socket_t fd, short ev, void *arg)
 static void
 entry_free(struct qentry *e)
 {
-	if (e->on_run_list)
-		TAILQ_REMOVE(&run_list, e, run);
+	if (e->on_list != NULL)
+		TAILQ_REMOVE(e->on_list, e, run);
 	TAILQ_REMOVE(&all_list, e, all);
 	tdelete(e, &entry_index, entry_cmp);
 	event_free(e->timer);
@@ -184,7 +210,7 @@ qmgr_schedule(const char *qid, time_t when)
 	}
 	if (when <= now || e->inflight || e->busy)
 		entry_make_due(e);
-	else if (!e->on_run_list) {
+	else if (e->on_list == NULL) {
 		struct timeval tv = { when - now, 0 };
 		evtimer_add(e->timer, &tv);
 	}
@@ -269,6 +295,7 @@ pass_done(struct workpool_job *wj)
 	case QRUN_INFLIGHT:
 		e->again = 0;
 		e->inflight = 1;
+		nflights++;
 		break;
 	}
 	qmgr_maybe_done();
@@ -290,6 +317,58 @@ qmgr_maps_refresh(void)
 	pthread_rwlock_unlock(&qm.maps_lock);
 }
 
+/* Start e's pass on a delivery thread. */
+static void
+pass_start(struct qentry *e)
+{
+	struct pass_job *j = xcalloc(1, sizeof *j);
+
+	TAILQ_REMOVE(e->on_list, e, run);
+	e->on_list = NULL;
+	e->busy = 1;
+	j->job.work = pass_work;
+	j->job.done = pass_done;
+	j->e = e;
+	j->flags = e->landed ? QRUN_F_RESULTS : 0;
+	e->landed = 0;
+	j->unwritten = e->unwritten;
+	e->unwritten = NULL;
+	nbusy++;
+	workpool_submit(passes, &j->job);
+}
+
+/* May a pass that can put its message in flight start?  Any pass under
+ * way may end in flight, so they count as in flight already. */
+static int
+inflight_room(void)
+{
+	return nflights + nbusy < inflight_max;
+}
+
+/* One line when the limit starts holding due entries back, one when it
+ * no longer does and the messages in flight are down to three quarters
+ * of it (not one per message at the edge). */
+static void
+inflight_note(void)
+{
+	if (!inflight_held && !TAILQ_EMPTY(&run_list) &&
+	    nbusy < qm.conf->queue_passes && !inflight_room()) {
+		inflight_held = 1;
+		log_info("queue: in-flight limit reached: %u messages with "
+		    "remote servers and %u passes under way (limit %u); due "
+		    "messages wait for them", nflights, nbusy, inflight_max);
+	} else if (inflight_held && TAILQ_EMPTY(&run_list) &&
+	    nflights + nbusy <= inflight_max - inflight_max / 4) {
+		inflight_held = 0;
+		log_info("queue: in-flight limit cleared: %u messages with "
+		    "remote servers and %u passes under way (limit %u)",
+		    nflights, nbusy, inflight_max);
+	}
+}
+
+/* Due entries get their pass, up to queue-passes at once: first those
+ * that act on outcomes that came back (they put nothing in flight),
+ * then the others in order, while the in-flight limit leaves room. */
 static void
 qmgr_runner(evutil_socket_t fd, short ev, void *arg)
 {
@@ -299,22 +378,12 @@ qmgr_runner(evutil_socket_t fd, short ev, void *arg)
 		return;
 	qmgr_maps_refresh();
 	while (nbusy < qm.conf->queue_passes &&
-	    (e = TAILQ_FIRST(&run_list)) != NULL) {
-		struct pass_job *j = xcalloc(1, sizeof *j);
-
-		TAILQ_REMOVE(&run_list, e, run);
-		e->on_run_list = 0;
-		e->busy = 1;
-		j->job.work = pass_work;
-		j->job.done = pass_done;
-		j->e = e;
-		j->flags = e->landed ? QRUN_F_RESULTS : 0;
-		e->landed = 0;
-		j->unwritten = e->unwritten;
-		e->unwritten = NULL;
-		nbusy++;
-		workpool_submit(passes, &j->job);
-	}
+	    (e = TAILQ_FIRST(&landed_list)) != NULL)
+		pass_start(e);
+	while (nbusy < qm.conf->queue_passes && inflight_room() &&
+	    (e = TAILQ_FIRST(&run_list)) != NULL)
+		pass_start(e);
+	inflight_note();
 }
 
 /* The last remote_msg of qid's pass came back, its outcomes recorded:
@@ -322,13 +391,15 @@ qmgr_runner(evutil_socket_t fd, short ev, void *arg)
 static void
 qmgr_landed(const char *qid, char *unwritten)
 {
-	struct qentry key, **found = NULL;
+	struct qentry key, **found;
 
-	if (!stopping) {
-		(void)strlcpy(key.qid, qid, sizeof key.qid);	/* fits */
-		found = tfind(&key, &entry_index, entry_cmp);
+	(void)strlcpy(key.qid, qid, sizeof key.qid);	/* fits */
+	found = tfind(&key, &entry_index, entry_cmp);
+	if (found != NULL && (*found)->inflight) {
+		(*found)->inflight = 0;
+		nflights--;		/* room: entry_make_due kicks */
 	}
-	if (found == NULL) {
+	if (found == NULL || stopping) {
 		if (unwritten != NULL)
 			log_warnx("%s queue: outcomes lost with the queue "
 			    "manager's stop; their recipients may be sent "
@@ -337,7 +408,6 @@ qmgr_landed(const char *qid, char *unwritten)
 		qmgr_maybe_done();
 		return;
 	}
-	(*found)->inflight = 0;
 	(*found)->landed = 1;
 	if (unwritten != NULL) {
 		/* Not expected (no pass runs while a flight is out, and a
@@ -590,6 +660,7 @@ qmgr_main(const struct conf *conf, unsigned procno, unsigned index,
 	struct event *ev_term, *ev_int, *ev_usr1, *ev_usr2, *ev_ino;
 	pthread_rwlockattr_t rwa;
 	sigset_t none;
+	unsigned long nofile;
 	int lockfd;
 
 	sigemptyset(&none);
@@ -611,6 +682,16 @@ qmgr_main(const struct conf *conf, unsigned procno, unsigned index,
 		fatalx("queue: manager %u of %u", qm_index, qm_count);
 	lockfd = qmgr_lock(conf->spool, qm_index);
 	qid_init(procno);
+	/* Every message in flight holds its queue file open: as many as
+	 * the open files allow, once the rest is set aside (qlimit.h). */
+	nofile = qlimit_raise_open_files();
+	inflight_max = qlimit_inflight(conf, qm_count, nofile);
+	if (nofile < qlimit_reserved_files(conf, qm_count, nofile) + 1)
+		log_warnx("queue: %lu open files are too few for "
+		    "queue-passes %u and remote-connections %u; one message "
+		    "at a time goes to remote servers: raise the limit "
+		    "(LimitNOFILE=, ulimit -n)", nofile, conf->queue_passes,
+		    conf->remote_connections);
 
 	if ((base = event_base_new()) == NULL)
 		fatalx("queue: event_base_new failed");
@@ -646,8 +727,9 @@ qmgr_main(const struct conf *conf, unsigned procno, unsigned index,
 	rcpt_maps_init_view(&qm.maps, conf);
 	qmgr_scan_dir("status", scan_status_one);
 	qmgr_scan();
-	log_info("queue: manager running, mailboxes %s, delivery passes %u",
-	    conf->mailboxes, conf->queue_passes);
+	log_info("queue: manager running, mailboxes %s, delivery passes %u, "
+	    "messages in flight %u (open files %lu)", conf->mailboxes,
+	    conf->queue_passes, inflight_max, nofile);
 	event_base_dispatch(base);
 
 	/* Whatever is still in flight comes back as TEMPFAIL, unrecorded

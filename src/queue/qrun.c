@@ -16,16 +16,19 @@
  *      is removed at start-up).
  *   4. Remote targets not yet done are grouped by domain and handed to
  *      the SMTP client (deliver/remote.h), one remote_msg per domain
- *      and per REMOTE_RCPT_MAX of its targets (a transaction each);
- *      the message is then in flight (QRUN_INFLIGHT) and no pass runs
- *      on it until every remote_msg has come back.  Each outcome is
- *      recorded ("remote ..." records, fsynced) as it comes back, and
- *      the next pass acts on the records as on a local delivery's
- *      result: done, a DSN, or a deferral.  A crash before the record
- *      means the target is simply tried again (SMTP's at-least-once).
- *      A record the status file refuses (a full disk) is kept by the
- *      queue manager, which runs no pass on the message until it is
- *      written (qrun_write_records).
+ *      and per REMOTE_RCPT_MAX of its targets (a transaction each),
+ *      all reading the pass's one descriptor of the queue file (struct
+ *      rflight); the message is then in flight (QRUN_INFLIGHT), keeps
+ *      its lock, and no pass runs on it until every remote_msg has
+ *      come back (the queue manager bounds how many messages are in
+ *      flight: queue/qlimit.h).  Each outcome is recorded ("remote
+ *      ..." records, fsynced) as it comes back, and the next pass
+ *      acts on the records as on a local delivery's result: done, a
+ *      DSN, or a deferral.  A crash before the record means the
+ *      target is simply tried again (SMTP's at-least-once).  A record
+ *      the status file refuses (a full disk) is kept by the queue
+ *      manager, which runs no pass on the message until it is written
+ *      (qrun_write_records).
  */
 #include "queue/qmgr.h"
 #include "deliver/local_maildir.h"
@@ -65,10 +68,18 @@ struct failure {
 };
 
 /* The remote_msgs of one pass; the message is in flight until every
- * one of them has come back. */
+ * one of them has come back.  They share the pass's descriptor of the
+ * queue file, and with it the message's flock: one open file per
+ * message in flight, however many domains it goes to (the SMTP client
+ * reads it with pread(2), so sessions sending it at once do not move
+ * each other's offset).  The flight closes it, once, when the last
+ * remote_msg is back and its outcomes are recorded: until then no
+ * `postern queue hold|delete` and no other queue manager can take the
+ * message. */
 struct rflight {
 	struct qmgr	*q;
 	char		 qid[QID_LEN + 1];
+	int		 fd;		/* queue/QID, locked */
 	unsigned	 pending;
 	int		 submitting;	/* the pass is still handing them out */
 	char		*unwritten;	/* records not appended, a line each */
@@ -91,7 +102,7 @@ flight_keep(struct rflight *f, const char *rec)
 }
 
 /* Every remote_msg is back: the queue manager takes the flight's
- * unwritten records with the news. */
+ * unwritten records with the news, and the lock goes with the file. */
 static void
 flight_landed(struct rflight *f)
 {
@@ -102,6 +113,8 @@ flight_landed(struct rflight *f)
 		f->q->landed(f->qid, f->unwritten);
 	else
 		free(f->unwritten);
+	if (f->fd != -1)
+		close(f->fd);
 	free(f);
 }
 
@@ -618,6 +631,8 @@ pass_submit(struct pass *p)
 	f = xcalloc(1, sizeof *f);
 	f->q = p->q;
 	(void)strlcpy(f->qid, p->qid, sizeof f->qid);	/* valid: fits */
+	f->fd = p->fd;		/* the flight's now, unless all come back */
+	p->fd = -1;
 	f->submitting = 1;
 	for (size_t k = 0; k < n; k++) {
 		struct rgroup *g = p->groups[k];
@@ -626,7 +641,7 @@ pass_submit(struct pass *p)
 		(void)strlcpy(g->m.qid, p->qid, sizeof g->m.qid);
 		g->m.from = g->from;
 		g->m.domain = g->domain;
-		g->m.fd = p->fd;
+		g->m.fd = f->fd;
 		g->m.offset = p->env.content;
 		g->m.size = p->env.size;
 		g->m.body_8bit = p->env.body_8bit;
@@ -643,6 +658,12 @@ pass_submit(struct pass *p)
 	}
 	pass_groups_forget(p);
 	f->submitting = 0;
+	if (f->pending == 0) {
+		/* Every one came back at once: the pass keeps the file, and
+		 * its lock, for the records it has still to write. */
+		p->fd = f->fd;
+		f->fd = -1;
+	}
 	if (f->pending == 0 && f->unwritten) {
 		/* Back at once, but not all recorded: the queue manager
 		 * holds the records for the next pass, due at once (the

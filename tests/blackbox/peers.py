@@ -125,11 +125,13 @@ class FakeSMTP:
     messages at once, says "452 4.5.3 Too many recipients" to the RCPTs
     of a transaction past rcpt_limit (if given; RFC 5321 section
     4.5.3.1.10) and rcpt_replies[address] (a reply line) to that
-    address's RCPT, and records each message taken in transactions as
-    (RCPT commands, addresses accepted, the data), counting its 452s in
-    too_many; once it has taken hang_after messages (if given) it
-    answers nothing more until hang_after is raised or None.  Counts
-    connections.  addr may be IPv4 or IPv6."""
+    address's RCPT, counting its 452s in too_many; once it has taken
+    hang_after messages (if given) it answers nothing more until
+    hang_after is raised or None; "gate": a plain SMTP server that takes
+    connections but greets none until open_gate() is called, then takes
+    every message at once.  Every mode that takes messages records each
+    in transactions as (RCPT commands, addresses accepted, the data).
+    Counts connections.  addr may be IPv4 or IPv6."""
 
     def __init__(self, addr, port, mode, rcpt_limit=None, rcpt_replies=None,
                  hang_after=None):
@@ -143,6 +145,7 @@ class FakeSMTP:
         self.connections = 0
         self.datas = []
         self.starttls = 0
+        self.gate = threading.Event()
         self.sock = socket.socket(socket.AF_INET6 if ":" in addr
                                   else socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -172,7 +175,7 @@ class FakeSMTP:
                 except OSError:
                     pass
                 c.close()
-            elif self.mode in ("slow", "stall", "badtls", "plain"):
+            elif self.mode in ("slow", "stall", "badtls", "plain", "gate"):
                 self.held.append(c)
                 threading.Thread(target=self._slow, args=(c,),
                                  daemon=True).start()
@@ -208,6 +211,9 @@ class FakeSMTP:
             return out.upper()
 
         try:
+            while self.mode == "gate" and not self.gate.wait(0.2):
+                if self.stopping:
+                    return
             c.sendall(b"220 slow.example ESMTP\r\n")
             while not self.stopping:
                 while not self.stopping and self.hang_after is not None \
@@ -229,7 +235,9 @@ class FakeSMTP:
                 elif cmd.startswith(b"RCPT") and self.mode == "plain":
                     c.sendall(self._rcpt(cmd, tx))
                 elif cmd.startswith((b"MAIL", b"RCPT", b"RSET")):
-                    if not cmd.startswith(b"RCPT"):
+                    if cmd.startswith(b"RCPT"):
+                        self._rcpt(cmd, tx)     # every one taken
+                    else:
                         tx = [0, []]
                     c.sendall(b"250 ok\r\n")
                 elif cmd == b"DATA":
@@ -254,7 +262,7 @@ class FakeSMTP:
                     self.datas.append((len(data), done))
                     if not done:
                         return
-                    buf = data.split(b"\r\n.\r\n", 1)[1]
+                    data, buf = data.split(b"\r\n.\r\n", 1)
                     self.transactions.append((tx[0], tx[1], data))
                     tx = [0, []]
                     c.sendall(b"250 2.0.0 taken\r\n")
@@ -265,6 +273,10 @@ class FakeSMTP:
                     c.sendall(b"502 no\r\n")
         except (OSError, EOFError):
             return
+
+    def open_gate(self):
+        """mode "gate": greet the connections held, and every later one."""
+        self.gate.set()
 
     def close(self):
         self.stopping = True
