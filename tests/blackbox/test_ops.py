@@ -444,19 +444,25 @@ def test_make_install(tmp_path):
     assert r.returncode == 64 and "usage: sendmail" in r.stderr
 
 
-def test_default_configuration_is_safe(tmp_path):
-    """etc/postern.conf parses, and its only problems are the files an
-    installation has not made yet."""
+def example_conf(tmp_path):
+    """etc/postern.conf with its system paths moved under tmp_path."""
     text = (REPO / "etc" / "postern.conf").read_text()
     text = text.replace("/var/spool/postern", str(tmp_path / "spool"))
     text = text.replace("/var/mail/postern", str(tmp_path / "mail"))
     text = text.replace("/etc/postern/", str(tmp_path) + "/")
     text = text.replace("/run/postern.pid", str(tmp_path / "postern.pid"))
+    conf = tmp_path / "postern.conf"
+    conf.write_text(text)
+    return conf
+
+
+def test_default_configuration_is_safe(tmp_path):
+    """etc/postern.conf parses, and its only problems are the files an
+    installation has not made yet."""
     (tmp_path / "users").write_text("")
     (tmp_path / "users").chmod(0o600)
     (tmp_path / "aliases").write_text("root: hoge\n")
-    conf = tmp_path / "postern.conf"
-    conf.write_text(text)
+    conf = example_conf(tmp_path)
     r = subprocess.run([BIN, "config", "-c", str(conf), "check"],
                        capture_output=True, text=True, timeout=RUN_TIMEOUT)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -466,3 +472,24 @@ def test_default_configuration_is_safe(tmp_path):
                      r.stdout, re.M)
     assert re.search(r"^listen smtp on \* port 25 ", r.stdout, re.M)
     assert "mynetworks 127.0.0.0/8 ::1/128\n" in r.stdout
+
+
+def test_default_configuration_after_install_steps(tmp_path):
+    """The README's installation, on etc/postern.conf as installed: once
+    `postern user add` has made the first user, `postern config check`
+    (the unit's ExecStartPre) passes with no file made by hand, and the
+    role addresses have somewhere to go."""
+    conf = example_conf(tmp_path)
+    r = subprocess.run([BIN, "user", "-c", str(conf), "add", "hoge",
+                        "--password-stdin", "--address", "hoge@example.jp"],
+                       input="secret\n", capture_output=True, text=True,
+                       timeout=RUN_TIMEOUT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run([BIN, "config", "-c", str(conf), "check"],
+                       capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "error:" not in r.stdout
+    r = subprocess.run([BIN, "aliases", "-c", str(conf)],
+                       capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "(postmaster, abuse, root, ...) to 'hoge'" in r.stdout
