@@ -26,8 +26,9 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: postern serve  [-c FILE] [-v]     run the server in the foreground\n"
 	    "       postern config [-c FILE] check    check the configuration\n"
-	    "       postern user   [-c FILE] add NAME [--password-stdin] [--address ADDR]... [--expires YYYY-MM-DD]\n"
-	    "       postern user   [-c FILE] passwd|lock|unlock|del|show NAME | expire NAME DATE|never | list\n"
+	    "       postern user   [-c FILE] add NAME [--password-stdin|--pam] [--address ADDR]... [--expires YYYY-MM-DD]\n"
+	    "       postern user   [-c FILE] passwd NAME [--password-stdin] | lock|unlock|del|show NAME\n"
+	    "                                | expire NAME DATE|never | list\n"
 	    "       postern queue  [-c FILE] list|flush|delete ID|hold ID|release ID\n"
 	    "       postern aliases [-c FILE]         check aliases, rebuild the index\n"
 	    "       postern check  HOST [--user U --password-stdin] [--ports 25,587,465[,110,995]]\n"

@@ -1000,7 +1000,8 @@ msp_main(int argc, char **argv, const char *conf_path, int as_postern)
 	/* A file-size limit becomes EFBIG, a temporary failure. */
 	signal(SIGXFSZ, SIG_IGN);
 	opterr = 0;
-	/* -v anywhere makes the notes about earlier options visible. */
+	/* -v among the options makes the notes about those before it
+	 * visible too. */
 	optind = 1;
 	while ((ch = getopt(argc, argv,
 	    "+B:b:C:c:F:f:Gh:iL:mN:nO:o:q::R:r:tUV:vX:")) != -1)
@@ -1084,6 +1085,16 @@ msp_main(int argc, char **argv, const char *conf_path, int as_postern)
 	}
 	argc -= optind;
 	argv += optind;
+	/* Options end at the first recipient; a word after it that looks
+	 * like one ("sendmail bob -v") is a mistake, not the address
+	 * "-v@ORIGIN".  (Postfix refuses such addresses too:
+	 * allow_min_user.) */
+	for (int i = 0; i < argc; i++)
+		if (argv[i][0] == '-') {
+			msp_error("'%s' after the recipients: options go "
+			    "before them", argv[i]);
+			return EX_USAGE;
+		}
 
 	switch (o.mode) {
 	case MSP_MAILQ:

@@ -86,9 +86,11 @@ struct conf {
 						 * unauthenticated sessions */
 
 	/* Queue manager and local delivery (src/queue/README). */
-	char		 admin[64];		/* local user for the default aliases */
+	char		 admin[65];		/* local user for the default aliases
+						 * (userdb_name_valid: 64) */
 	int		 queue_manager;		/* 0: spool only, deliver nothing */
-	unsigned	 queue_managers;	/* processes; 0: one per core, >= 2 */
+	unsigned	 queue_managers;	/* processes; 0: one per core, 4 to
+						 * 16 (qmgr_count) */
 	unsigned	 queue_passes;		/* per queue manager, at once */
 	uint64_t	 retry_min;		/* seconds; first back-off */
 	uint64_t	 retry_max;		/* seconds; back-off ceiling */

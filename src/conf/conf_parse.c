@@ -4,6 +4,7 @@
  * is reported as "FILE:LINE: what is wrong" and parsing goes on so that
  * the administrator sees all of them at once.  Runs in the master only.
  */
+#include "auth/userdb.h"
 #include "conf/conf.h"
 #include "conf/conf_lex.h"
 #include "lib/fsio.h"
@@ -97,9 +98,7 @@ static void
 kw_admin(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 {
 	/* A local user name (the users file's syntax), not an address. */
-	if (strlen(av[1]) >= sizeof c->admin ||
-	    strspn(av[1], "abcdefghijklmnopqrstuvwxyz0123456789._-") !=
-	    strlen(av[1]) || av[1][0] == '.' || av[1][0] == '-')
+	if (strlen(av[1]) >= sizeof c->admin || !userdb_name_valid(av[1]))
 		conf_error(ctx, "admin: '%s' is not a local user name", av[1]);
 	else
 		strlcpy(c->admin, av[1], sizeof c->admin);
@@ -235,6 +234,13 @@ kw_listen(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 				    "number nor a service in /etc/services", val);
 				return;
 			}
+		} else if ((strcmp(opt, "auth") == 0 ||
+		    strcmp(opt, "sender-check") == 0) &&
+		    (role == ROLE_POP3 || role == ROLE_POP3S)) {
+			/* Said and ignored, it would look like a change. */
+			conf_error(ctx, "listen: '%s' is for SMTP listeners; "
+			    "a POP3 session always needs a login", opt);
+			return;
 		} else if (strcmp(opt, "auth") == 0) {
 			if (strcmp(val, "required") == 0)
 				lc.auth = AUTH_REQUIRED;

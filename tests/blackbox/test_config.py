@@ -108,6 +108,13 @@ def test_check_reports_every_error_with_its_line(conf_server):
     ("relay via []:25", "relay via: bad host"),
     ("pop-before-smtp 4294967297s", "pop-before-smtp: '4294967297s' is "
      "more than 7 days"),
+    # Accepted and ignored, these would look like a change.
+    ("listen pop3 on 127.0.0.1 port 2110 auth off", "listen: 'auth' is "
+     "for SMTP listeners; a POP3 session always needs a login"),
+    ("listen pop3s on 127.0.0.1 port 2995 sender-check off", "listen: "
+     "'sender-check' is for SMTP listeners"),
+    ("admin Bob@example.test", "admin: 'Bob@example.test' is not a local "
+     "user name"),
 ])
 def test_check_single_errors(conf_server, line, message):
     srv = conf_server
@@ -115,6 +122,15 @@ def test_check_single_errors(conf_server, line, message):
     r = run("config", "-c", str(srv.conf), "check")
     assert r.returncode == EX_CONFIG, r.stdout + r.stderr
     assert f"{srv.conf}:{n}: {message}" in r.stderr, r.stderr
+
+
+def test_admin_takes_any_user_name_the_users_file_does(conf_server):
+    """`postern user add Hoge` works, so `admin Hoge` must too."""
+    srv = conf_server
+    write_conf(srv, ["admin Hoge_2.x"])
+    r = run("config", "-c", str(srv.conf), "check")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "admin Hoge_2.x\n" in r.stdout, r.stdout
 
 
 def test_mynetworks_of_mapped_ipv4_mean_ipv4(conf_server):

@@ -259,6 +259,11 @@ def test_exit_codes(postern):
     assert r.returncode == EX_DATAERR and b"NUL" in r.stderr
     r = sendmail(srv, "-bd")
     assert r.returncode == EX_USAGE and b"postern serve" in r.stderr
+    # An option after a recipient is not the address "-v@ORIGIN".
+    r = sendmail(srv, "bob", "-v", data=b"Subject: late\n\nx\n")
+    assert r.returncode == EX_USAGE, r.stderr
+    assert b"'-v' after the recipients" in r.stderr
+    assert maildrop(srv) == []
     bad = srv.dir / "bad.conf"
     bad.write_text("frobnicate yes\n")
     r = subprocess.run([str(srv.sendmail), "-C", str(bad), "bob"],
