@@ -4,12 +4,15 @@ loopback port, a private Postfix instance with Cyrus SASL, and two tiny
 misbehaving SMTP servers (a 421 greeting, a silent one).  Everything
 listens on 127.0.0.0/8 only, every wait is bounded, and every process is
 stopped by its own PID."""
+import base64
 import os
 import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -118,10 +121,18 @@ class FakeSMTP:
     after the first 8 KB of a message; "badtls": a plain SMTP server
     that offers STARTTLS and, when asked, answers 220 and then a TLS
     protocol_version alert, as a TLS-1.0-only server would (counted in
-    starttls).  Counts connections.  addr may be IPv4 or IPv6."""
+    starttls); "scram": a smarthost that offers STARTTLS, then AUTH
+    SCRAM-SHA-256, and answers the client-first-message with `iterations`
+    (RFC 5802 "i="), keeping in auth_lines what the client sent after
+    it.  Counts connections.  addr may be IPv4 or IPv6."""
 
-    def __init__(self, addr, port, mode):
+    def __init__(self, addr, port, mode, iterations=4096):
         self.addr, self.port, self.mode = addr, port, mode
+        self.iterations = iterations
+        self.auth_lines = []
+        self.tls = None
+        if mode == "scram":
+            self.tls = self._tls_context()
         self.connections = 0
         self.datas = []
         self.starttls = 0
@@ -154,16 +165,30 @@ class FakeSMTP:
                 except OSError:
                     pass
                 c.close()
-            elif self.mode in ("slow", "stall", "badtls"):
+            elif self.mode in ("slow", "stall", "badtls", "scram"):
                 self.held.append(c)
                 threading.Thread(target=self._slow, args=(c,),
                                  daemon=True).start()
             else:
                 self.held.append(c)     # silent: keep it open, say nothing
 
+    @staticmethod
+    def _tls_context():
+        with tempfile.TemporaryDirectory() as d:
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                            "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                            "-days", "2", "-subj", "/CN=fake.example.test",
+                            "-keyout", f"{d}/key.pem", "-out", f"{d}/cert.pem"],
+                           check=True, capture_output=True,
+                           timeout=TOOL_TIMEOUT)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(f"{d}/cert.pem", f"{d}/key.pem")
+        return ctx
+
     def _slow(self, c):
         c.settimeout(30)
         buf = b""
+        raw = [b""]                     # the last line, as it came
 
         def line():
             nonlocal buf
@@ -172,14 +197,21 @@ class FakeSMTP:
                 if not chunk:
                     raise EOFError
                 buf += chunk
-            out, buf = buf.split(b"\r\n", 1)
-            return out.upper()
+            raw[0], buf = buf.split(b"\r\n", 1)
+            return raw[0].upper()
 
         try:
             c.sendall(b"220 slow.example ESMTP\r\n")
             while not self.stopping:
                 cmd = line()
-                if cmd.startswith(b"EHLO") and self.mode == "badtls":
+                if self.mode == "scram" and (cmd.startswith((b"EHLO",
+                                                             b"STARTTLS",
+                                                             b"AUTH"))):
+                    c = self._scram(c, cmd, line, raw)
+                    if c is None:
+                        return
+                    buf = b""
+                elif cmd.startswith(b"EHLO") and self.mode == "badtls":
                     c.sendall(b"250-badtls.example\r\n250 STARTTLS\r\n")
                 elif cmd.startswith((b"EHLO", b"HELO")):
                     c.sendall(b"250 slow.example\r\n")
@@ -222,6 +254,35 @@ class FakeSMTP:
                     c.sendall(b"502 no\r\n")
         except (OSError, EOFError):
             return
+
+    def _scram(self, c, cmd, line, raw):
+        """One command of the "scram" smarthost: the connection (wrapped
+        in TLS after STARTTLS), or None when it is over."""
+        if cmd.startswith(b"EHLO"):
+            c.sendall(b"250-scram.example\r\n" + (
+                b"250 AUTH SCRAM-SHA-256\r\n" if isinstance(c, ssl.SSLSocket)
+                else b"250 STARTTLS\r\n"))
+            return c
+        if cmd == b"STARTTLS":
+            c.sendall(b"220 go ahead\r\n")
+            t = self.tls.wrap_socket(c, server_side=True)
+            self.held.append(t)
+            return t
+        # AUTH SCRAM-SHA-256 base64(n,,n=USER,r=NONCE)
+        first = base64.b64decode(raw[0].split(b" ")[2])
+        nonce = first.split(b",r=", 1)[1]
+        c.sendall(b"334 " + base64.b64encode(
+            b"r=" + nonce + b"fakeSERVERnonce,s=" +
+            base64.b64encode(b"0123456789abcdef") +
+            b",i=%d" % self.iterations) + b"\r\n")
+        try:
+            line()
+            self.auth_lines.append(raw[0])
+        except (OSError, EOFError):
+            self.auth_lines.append(None)      # it hung up instead
+            return None
+        c.sendall(b"535 5.7.8 no\r\n")
+        return c
 
     def close(self):
         self.stopping = True

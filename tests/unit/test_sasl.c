@@ -412,6 +412,128 @@ test_client_scram_rfc7677(void **state)
 	buf_free(&out);
 }
 
+/* The client's checks of server-first-message (RFC 5802 section 7,
+ * RFC 7677 section 4) and of server-final-message. */
+static void
+test_client_scram_server_first(void **state)
+{
+#define N "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+#define S "s=W22ZaJ0SNY7soEsUEjb6gQ=="
+	static const struct {
+		const char *sf;
+		enum sasl_status want;
+		const char *error;	/* in c.error; NULL: none */
+	} rows[] = {
+		{ N "," S ",i=4096", SASL_CONTINUE, NULL },
+		{ N "," S ",i=4096,x=an extension", SASL_CONTINUE, NULL },
+		{ N "," S ",i=1000000", SASL_CONTINUE, NULL },
+		{ N "," S ",i=1", SASL_MALFORMED,
+		    "asks for 1 SCRAM iterations, fewer than the 4096" },
+		{ N "," S ",i=4095", SASL_MALFORMED, "fewer than the 4096" },
+		{ N "," S ",i=1000001", SASL_MALFORMED,
+		    "more than 1000000 SCRAM iterations" },
+		{ N "," S ",i=99999999999999999999999", SASL_MALFORMED,
+		    "more than 1000000" },
+		{ N "," S ",i=04096", SASL_MALFORMED, "not a number" },
+		{ N "," S ",i=-4096", SASL_MALFORMED, "not a number" },
+		{ N "," S ",i=4096x", SASL_MALFORMED, "not a number" },
+		{ N "," S ",i=", SASL_MALFORMED, "not a number" },
+		{ "m=must-know," N "," S ",i=4096", SASL_MALFORMED,
+		    "extension (m=)" },
+		{ S "," N ",i=4096", SASL_MALFORMED, "r=, s=, i= expected" },
+		{ N "," S, SASL_MALFORMED, "r=, s=, i= expected" },
+		{ N ",i=4096," S, SASL_MALFORMED, "r=, s=, i= expected" },
+		{ N ",s=,i=4096", SASL_MALFORMED, "salt is empty or not base64" },
+		{ N ",s=W22ZaJ0SNY7soEsUEjb6g,i=4096", SASL_MALFORMED,
+		    "salt is empty" },
+		{ "r=rOprNGfwEbeRWgbNEkqO," S ",i=4096", SASL_MALFORMED,
+		    "nonce does not extend ours" },
+		{ "r=XOprNGfwEbeRWgbNEkqO%hvY," S ",i=4096", SASL_MALFORMED,
+		    "nonce does not extend ours" },
+		{ "r=rOprNGfwEbeRWgbNEkqO\x7f," S ",i=4096", SASL_MALFORMED,
+		    "nonce holds a character" },
+		{ "e=unknown-user", SASL_MALFORMED,
+		    "refused the SCRAM exchange: unknown-user" },
+	};
+	struct sasl_client c;
+	struct buf out;
+	int ir;
+
+	buf_init(&out, 0);
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		enum sasl_status st;
+
+		sasl_client_init(&c, sasl_mech_lookup("SCRAM-SHA-256"), "user",
+		    "pencil");
+		sasl_client_set_nonce(&c, "rOprNGfwEbeRWgbNEkqO");
+		sasl_client_step(&c, NULL, 0, &out, &ir);
+		st = sasl_client_step(&c, (const unsigned char *)rows[i].sf,
+		    strlen(rows[i].sf), &out, &ir);
+		if (st != rows[i].want)
+			fail_msg("'%s': got %d, want %d (%s)", rows[i].sf, st,
+			    rows[i].want, c.error);
+		if (rows[i].error ? strstr(c.error, rows[i].error) == NULL :
+		    c.error[0] != '\0')
+			fail_msg("'%s': got error '%s', want '%s'", rows[i].sf,
+			    c.error, rows[i].error ? rows[i].error : "");
+		/* Nothing that depends on the password leaves on a refusal. */
+		if (st != SASL_CONTINUE && out.len != 0)
+			fail_msg("'%s': a response of %zu octets", rows[i].sf,
+			    out.len);
+		sasl_client_free(&c);
+	}
+	/* A NUL inside is refused, not cut short. */
+	{
+		static const char nul[] = N "," S ",i=4096\0,i=1";
+
+		sasl_client_init(&c, sasl_mech_lookup("SCRAM-SHA-256"), "user",
+		    "pencil");
+		sasl_client_set_nonce(&c, "rOprNGfwEbeRWgbNEkqO");
+		sasl_client_step(&c, NULL, 0, &out, &ir);
+		assert_int_equal(sasl_client_step(&c, (const unsigned char *)nul,
+		    sizeof nul - 1, &out, &ir), SASL_MALFORMED);
+		sasl_client_free(&c);
+	}
+	/* server-final: the RFC 7677 signature, with an extension after
+	 * it; a server error is reported as the server gave it. */
+	static const struct {
+		const char *v;
+		enum sasl_status want;
+		const char *error;
+	} finals[] = {
+		{ "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=", SASL_OK, NULL },
+		{ "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=,x=1", SASL_OK,
+		    NULL },
+		{ "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4", SASL_FAIL,
+		    "could not prove" },
+		{ "e=invalid-proof", SASL_FAIL,
+		    "refused the SCRAM exchange: invalid-proof" },
+		{ "", SASL_FAIL, "could not prove" },
+	};
+	for (size_t i = 0; i < sizeof finals / sizeof finals[0]; i++) {
+		const char *sf = N "," S ",i=4096";
+		enum sasl_status st;
+
+		sasl_client_init(&c, sasl_mech_lookup("SCRAM-SHA-256"), "user",
+		    "pencil");
+		sasl_client_set_nonce(&c, "rOprNGfwEbeRWgbNEkqO");
+		sasl_client_step(&c, NULL, 0, &out, &ir);
+		assert_int_equal(sasl_client_step(&c, (const unsigned char *)sf,
+		    strlen(sf), &out, &ir), SASL_CONTINUE);
+		st = sasl_client_step(&c, (const unsigned char *)finals[i].v,
+		    strlen(finals[i].v), &out, &ir);
+		if (st != finals[i].want || (finals[i].error ?
+		    strstr(c.error, finals[i].error) == NULL : c.error[0] != '\0'))
+			fail_msg("'%s': got %d '%s', want %d '%s'", finals[i].v,
+			    st, c.error, finals[i].want,
+			    finals[i].error ? finals[i].error : "");
+		sasl_client_free(&c);
+	}
+	buf_free(&out);
+#undef N
+#undef S
+}
+
 /* Every client mechanism against the server side, through the fake
  * backend: right password in, wrong password out. */
 static void
@@ -487,6 +609,7 @@ main(void)
 		cmocka_unit_test(test_verdict_given_later),
 		cmocka_unit_test(test_base64_strict),
 		cmocka_unit_test(test_client_scram_rfc7677),
+		cmocka_unit_test(test_client_scram_server_first),
 		cmocka_unit_test(test_client_server_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
