@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "lib/base64.h"
 #include "sasl/sasl.h"
 #include "sasl/sasl_int.h"
@@ -60,7 +62,8 @@ fake_secret(void *arg, const char *user, const char *kind, char *dst,
 	return (int)strlen(s);
 }
 
-static const struct sasl_backend fake_be = { NULL, fake_verify, fake_secret };
+static const struct sasl_backend fake_be = { NULL, fake_verify, fake_secret,
+    NULL };
 
 static void
 set_user(const char *user, const char *password)
@@ -240,6 +243,119 @@ test_digest_md5_rfc2831(void **state)
 			fail_msg("case %zu: got %d, want %s", i, st, bad[i][1]);
 		sasl_server_free(&s);
 	}
+	buf_free(&out);
+}
+
+/* RFC 2831 section 2.1.2.1: the response for a digest-uri, with the
+ * RFC's user, password, nonces and qop=auth. */
+static void
+digest_response_for(const char *uri, char out[33])
+{
+	unsigned char h[16], a1[16 + 64];
+	char hex1[33], hex2[33], buf[512];
+	unsigned int len;
+	size_t n;
+
+	EVP_Digest("chris:elwood.innosoft.com:secret", 32, h, &len, EVP_md5(),
+	    NULL);
+	memcpy(a1, h, 16);
+	n = 16 + (size_t)snprintf((char *)a1 + 16, 64,
+	    ":OA6MG9tEQGm2hh:OA6MHXh6VqTrRk");
+	EVP_Digest(a1, n, h, &len, EVP_md5(), NULL);
+	sasl_hex(hex1, h, 16);
+	n = (size_t)snprintf(buf, sizeof buf, "AUTHENTICATE:%s", uri);
+	EVP_Digest(buf, n, h, &len, EVP_md5(), NULL);
+	sasl_hex(hex2, h, 16);
+	n = (size_t)snprintf(buf, sizeof buf, "%s:OA6MG9tEQGm2hh:00000001:"
+	    "OA6MHXh6VqTrRk:auth:%s", hex1, hex2);
+	EVP_Digest(buf, n, h, &len, EVP_md5(), NULL);
+	sasl_hex(out, h, 16);
+}
+
+/* The server's names, as authd knows them: its host name, a domain,
+ * the address the client connected to. */
+static int
+fake_host_is_ours(void *arg, const char *host)
+{
+	return strcmp(host, "elwood.innosoft.com") == 0 ||
+	    strcmp(host, "innosoft.com") == 0 || strcmp(host, "::1") == 0 ||
+	    strcmp(host, "192.0.2.1") == 0;
+}
+
+/* digest-uri = serv-type "/" host [ "/" serv-name ] must name this
+ * service and this server (RFC 2831 section 2.1.2), whatever the
+ * response: each row carries the right response for its digest-uri. */
+static void
+test_digest_md5_uri(void **state)
+{
+	static const struct sasl_backend be = { NULL, fake_verify,
+	    fake_secret, fake_host_is_ours };
+	static const struct { const char *uri; const char *refused; } rows[] = {
+		{ "imap/elwood.innosoft.com", NULL },
+		{ "IMAP/elwood.innosoft.com", NULL },
+		{ "imap/innosoft.com", NULL },
+		{ "imap/192.0.2.1", NULL },
+		{ "imap/::1", NULL },
+		{ "imap/[::1]", NULL },
+		{ "imap/elwood.innosoft.com/innosoft.com", NULL },
+		{ "smtp/elwood.innosoft.com", "names another service" },
+		{ "imaps/elwood.innosoft.com", "names another service" },
+		{ "ima/elwood.innosoft.com", "names another service" },
+		{ "imap", "names another service" },
+		{ "/elwood.innosoft.com", "names another service" },
+		{ "imap/", "names another host" },
+		{ "imap/mail.other.example", "names another host" },
+		{ "imap/192.0.2.2", "names another host" },
+		{ "imap/[192.0.2.2]", "names another host" },
+		{ "imap/[::1", "names another host" },
+		{ "imap/elwood.innosoft.com/other.example", "names another host" },
+		{ "imap/elwood.innosoft.com/", "names another host" },
+		{ "imap/mail.other.example/innosoft.com", "names another host" },
+	};
+	struct sasl_server s;
+	struct buf out;
+	char resp[33], msg[512];
+
+	set_user("chris", "secret");
+	assert_true(sasl_digest_md5_secret("chris", "elwood.innosoft.com",
+	    "secret", fake.digest, sizeof fake.digest) > 0);
+	buf_init(&out, 0);
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		enum sasl_status st;
+
+		digest_response_for(rows[i].uri, resp);
+		snprintf(msg, sizeof msg, "username=\"chris\",realm=\"elwood."
+		    "innosoft.com\",nonce=\"OA6MG9tEQGm2hh\",nc=00000001,"
+		    "cnonce=\"OA6MHXh6VqTrRk\",digest-uri=\"%s\",response=%s,"
+		    "qop=auth", rows[i].uri, resp);
+		sasl_server_init(&s, sasl_mech_lookup("DIGEST-MD5"), &be,
+		    "elwood.innosoft.com", "imap");
+		sasl_server_set_nonce(&s, "OA6MG9tEQGm2hh");
+		step_str(&s, NULL, &out);
+		st = step_str(&s, msg, &out);
+		if (st != (rows[i].refused ? SASL_FAIL : SASL_CONTINUE))
+			fail_msg("'%s': got %d, want %s", rows[i].uri, st,
+			    rows[i].refused ? "FAIL" : "CONTINUE");
+		if (rows[i].refused ? strstr(s.refusal, rows[i].refused) == NULL ||
+		    strstr(s.refusal, rows[i].uri) == NULL : s.refusal[0] != '\0')
+			fail_msg("'%s': refusal '%s'", rows[i].uri, s.refusal);
+		/* The log line gets the digest-uri, never the response. */
+		if (strstr(s.refusal, resp) != NULL)
+			fail_msg("'%s': the response in '%s'", rows[i].uri,
+			    s.refusal);
+		sasl_server_free(&s);
+	}
+	/* Without the backend's answer, the host name alone is ours. */
+	digest_response_for("imap/192.0.2.1", resp);
+	snprintf(msg, sizeof msg, "username=\"chris\",realm=\"elwood.innosoft."
+	    "com\",nonce=\"OA6MG9tEQGm2hh\",nc=00000001,cnonce=\"OA6MHXh6VqTr"
+	    "Rk\",digest-uri=\"imap/192.0.2.1\",response=%s,qop=auth", resp);
+	sasl_server_init(&s, sasl_mech_lookup("DIGEST-MD5"), &fake_be,
+	    "elwood.innosoft.com", "imap");
+	sasl_server_set_nonce(&s, "OA6MG9tEQGm2hh");
+	step_str(&s, NULL, &out);
+	assert_int_equal(step_str(&s, msg, &out), SASL_FAIL);
+	sasl_server_free(&s);
 	buf_free(&out);
 }
 
@@ -605,6 +721,7 @@ main(void)
 		cmocka_unit_test(test_cram_md5_rfc2195),
 		cmocka_unit_test(test_scram_sha256_rfc7677),
 		cmocka_unit_test(test_digest_md5_rfc2831),
+		cmocka_unit_test(test_digest_md5_uri),
 		cmocka_unit_test(test_plain_login),
 		cmocka_unit_test(test_verdict_given_later),
 		cmocka_unit_test(test_base64_strict),
