@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -182,6 +183,54 @@ def trickle_until_closed(sock, data, wait):
         except (ConnectionResetError, BrokenPipeError):
             return time.monotonic() - t0
     return None
+
+
+class TrickleServer:
+    """A server on 127.0.0.1 for one client that sends data one octet at
+    a time, waiting up to `wait` seconds after each
+    (trickle_until_closed): as its greeting, or, with after (b"EHLO"),
+    as its answer to the first line that starts with it, once it has
+    greeted.  closed: the seconds from the first octet until the client
+    hung up, or None if it never did."""
+
+    def __init__(self, data, wait, after=None, timeout=120):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.sock.settimeout(timeout)
+        self.port = self.sock.getsockname()[1]
+        self.data, self.wait, self.after = data, wait, after
+        self.closed = "not connected"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            c, _ = self.sock.accept()
+        except OSError:
+            return
+        with c:
+            try:
+                if self.after is not None:
+                    c.sendall(b"220 trickle.example ESMTP\r\n")
+                    c.settimeout(self.sock.gettimeout())
+                    f = c.makefile("rb")
+                    while True:
+                        line = f.readline()
+                        if not line:
+                            self.closed = "left before " + repr(self.after)
+                            return
+                        if line.upper().startswith(self.after):
+                            break
+                self.closed = trickle_until_closed(c, self.data, self.wait)
+            except OSError:
+                self.closed = "lost"
+
+    def close(self):
+        """Wait for the trickle to end (it may outlast a client that
+        never hangs up), then stop listening."""
+        self.thread.join(len(self.data) * self.wait + 10)
+        self.sock.close()
 
 
 class CyrusClient:

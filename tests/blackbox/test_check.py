@@ -9,10 +9,11 @@ import re
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 
-from conftest import BIN, Server, _finish_all, free_port
+from conftest import BIN, Server, TrickleServer, _finish_all, free_port
 
 PASSWORD = "correct horse 42"
 CHECK_TIMEOUT = 120
@@ -352,3 +353,25 @@ def test_scram_success_without_the_servers_signature_is_a_fail():
                      r"without the server's signature", r.stdout,
                      re.M), r.stdout
     assert not re.search(r"^PASS .*auth-login", r.stdout, re.M), r.stdout
+
+
+def test_a_trickled_reply_ends_at_the_timeout():
+    """--timeout bounds each reply as a whole: an EHLO reply whose every
+    line comes within the timeout, an octet at a time, but which would
+    take 15 s in all, ends the check of that port at the timeout."""
+    data = b"".join(b"250-line%d\r\n" % i for i in range(8)) + b"250 end\r\n"
+    srv = TrickleServer(data, 0.15, after=b"EHLO")
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run([BIN, "check", "127.0.0.1", "--ports",
+                            f"smtp={srv.port}", "--timeout", "2"],
+                           capture_output=True, text=True,
+                           timeout=CHECK_TIMEOUT)
+    finally:
+        took = time.monotonic() - t0
+        srv.close()
+    assert re.search(r"^FAIL .*/smtp +ehlo +no reply: not complete within "
+                     r"2\.0 s", r.stdout, re.M), r.stdout
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert took < 8, (took, r.stdout)
+    assert isinstance(srv.closed, float) and srv.closed < 6, srv.closed
