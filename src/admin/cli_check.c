@@ -339,11 +339,23 @@ smtp_auth(struct session *s, const char *mechs)
 			code = smtp_cmd(s, "auth-login", "%s", enc);
 		} else {
 			code = smtp_cmd(s, "auth-login", "*");
-			report(s, "auth-login", V_FAIL, "the server could not "
-			    "prove it knows the password (SCRAM)",
-			    "AUTH %s: bad server challenge", m->name);
+			report(s, "auth-login", V_FAIL, st == SASL_FAIL ?
+			    "the server could not prove it knows the password "
+			    "(SCRAM)" : "the server's SCRAM challenge breaks RFC "
+			    "5802 or RFC 7677 (at least 4096 iterations): mend "
+			    "the server, or look for something on the path that "
+			    "rewrites it", "AUTH %s: bad server challenge%s%s",
+			    m->name, sc.error[0] ? ": " : "", sc.error);
 			goto done;
 		}
+	}
+	/* SCRAM: a 235 counts only after the server proved itself (its
+	 * signature checked, the third step). */
+	if (code == 235 && m->id == SASL_SCRAM_SHA_256 && sc.step < 3) {
+		report(s, "auth-login", V_FAIL, "the server could not prove it "
+		    "knows the password (SCRAM)", "AUTH %s: accepted without "
+		    "the server's signature", m->name);
+		goto done;
 	}
 	if (code == 235) {
 		report(s, "auth-login", V_PASS, NULL, "AUTH %s as %s: %s",

@@ -1,9 +1,10 @@
 /*
  * netcheck.c - blocking client connections with poll(2) timeouts for
  * `postern check` and `postern probe` (see netcheck.h).  The socket stays
- * non-blocking; every read, write and TLS handshake step waits in poll
- * for at most the connection's timeout, so a silent peer costs one
- * timeout and never hangs the command.
+ * non-blocking; each step (a connection attempt, a TLS handshake, a
+ * write, a reply) has the connection's timeout from its start, and every
+ * wait in poll ends at that deadline: neither a silent peer nor one that
+ * trickles an octet at a time holds the command longer.
  */
 #include "admin/netcheck.h"
 #include "lib/strutil.h"
@@ -59,19 +60,52 @@ nc_error(struct nc_conn *c, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Wait until fd is ready for events; 0, or -1 with c->err set. */
+/* A step begins: it has the timeout from now. */
+static void
+nc_step(struct nc_conn *c)
+{
+	clock_gettime(CLOCK_MONOTONIC, &c->deadline);
+	c->deadline.tv_sec += c->timeout_ms / 1000;
+	c->deadline.tv_nsec += (long)(c->timeout_ms % 1000) * 1000000;
+	if (c->deadline.tv_nsec >= 1000000000) {
+		c->deadline.tv_sec++;
+		c->deadline.tv_nsec -= 1000000000;
+	}
+	c->got = 0;
+}
+
+/* Milliseconds left in the step, rounded up; 0 when it is over. */
+static int
+nc_left_ms(const struct nc_conn *c)
+{
+	struct timespec now;
+	long long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(c->deadline.tv_sec - now.tv_sec) * 1000 +
+	    (c->deadline.tv_nsec - now.tv_nsec + 999999) / 1000000;
+	return ms <= 0 ? 0 : ms > c->timeout_ms ? c->timeout_ms : (int)ms;
+}
+
+/* Wait until fd is ready for events, at most until the step's
+ * deadline; 0, or -1 with c->err set. */
 static int
 nc_wait(struct nc_conn *c, short events)
 {
 	struct pollfd pfd = { .fd = c->fd, .events = events };
-	int n;
+	int n = 0, left;
 
-	do
-		n = poll(&pfd, 1, c->timeout_ms);
-	while (n == -1 && errno == EINTR);
-	if (n == 0) {
-		nc_error(c, "timeout after %d.%01d s", c->timeout_ms / 1000,
-		    (c->timeout_ms % 1000) / 100);
+	while ((left = nc_left_ms(c)) > 0 &&
+	    (n = poll(&pfd, 1, left)) == -1 && errno == EINTR)
+		continue;
+	if (left == 0 || n == 0) {
+		if (c->got == 0)
+			nc_error(c, "timeout after %d.%01d s",
+			    c->timeout_ms / 1000, (c->timeout_ms % 1000) / 100);
+		else
+			nc_error(c, "not complete within %d.%01d s: %zu octets "
+			    "came, too slowly", c->timeout_ms / 1000,
+			    (c->timeout_ms % 1000) / 100, c->got);
 		return -1;
 	}
 	if (n == -1) {
@@ -106,6 +140,7 @@ nc_connect_one(struct nc_conn *c, const struct addrinfo *ai)
 	socklen_t len = sizeof(int);
 	int fd, e = 0;
 
+	nc_step(c);
 	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, ai->ai_protocol);
 	if (fd == -1) {
@@ -254,6 +289,7 @@ nc_start_tls(struct nc_conn *c, const char *host, const char *cafile)
 	/* Whatever was read before the handshake was plain text (RFC 3207
 	 * section 4.2: discard it). */
 	c->inlen = 0;
+	nc_step(c);
 	while ((r = SSL_connect(c->ssl)) != 1) {
 		int again = nc_ssl_retry(c, r);
 
@@ -370,6 +406,7 @@ nc_send(struct nc_conn *c, const char *p, size_t n)
 int
 nc_write(struct nc_conn *c, const char *line)
 {
+	nc_step(c);
 	if (nc_send(c, line, strlen(line)) == -1 || nc_send(c, "\r\n", 2) == -1)
 		return -1;
 	return 0;
@@ -415,12 +452,14 @@ nc_fill(struct nc_conn *c)
 			}
 		}
 		c->inlen += (size_t)n;
+		c->got += (size_t)n;
 		return 0;
 	}
 }
 
-int
-nc_getline(struct nc_conn *c, char *dst, size_t dstsz)
+/* One line, within the step under way. */
+static int
+nc_readline(struct nc_conn *c, char *dst, size_t dstsz)
 {
 	char *nl;
 	size_t ll;
@@ -448,13 +487,21 @@ nc_getline(struct nc_conn *c, char *dst, size_t dstsz)
 }
 
 int
+nc_getline(struct nc_conn *c, char *dst, size_t dstsz)
+{
+	nc_step(c);
+	return nc_readline(c, dst, dstsz);
+}
+
+int
 nc_smtp_reply(struct nc_conn *c, struct buf *text)
 {
 	char line[1024];
 
 	buf_reset(text);
+	nc_step(c);		/* one for all of its lines */
 	for (;;) {
-		if (nc_getline(c, line, sizeof line) == -1)
+		if (nc_readline(c, line, sizeof line) == -1)
 			return -1;
 		if (strlen(line) < 3 || line[0] < '2' || line[0] > '5' ||
 		    line[1] < '0' || line[1] > '9' || line[2] < '0' ||
@@ -571,8 +618,9 @@ nc_pop_multiline(struct nc_conn *c, struct buf *text)
 	char line[1024];
 
 	buf_reset(text);
+	nc_step(c);		/* one for all of its lines */
 	for (int i = 0; i < 1000; i++) {
-		if (nc_getline(c, line, sizeof line) == -1)
+		if (nc_readline(c, line, sizeof line) == -1)
 			return -1;
 		if (strcmp(line, ".") == 0)
 			return 0;

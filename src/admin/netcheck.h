@@ -3,7 +3,9 @@
  * `postern probe`: connect with a timeout (telling "refused" from
  * "silently dropped"), read SMTP (RFC 5321 section 4.2) and POP3
  * (RFC 1939) replies, STARTTLS/STLS or implicit TLS, and describe the
- * peer's certificate.  Every wait is a poll(2) with the caller's timeout.
+ * peer's certificate.  The caller's timeout bounds each step as a whole:
+ * a connection attempt, a TLS handshake, a write, a reply (all of its
+ * lines); a peer that sends an octet at a time cannot stretch it.
  * Runs in the administrator's process; nothing here is used by the daemon.
  */
 #ifndef POSTERN_NETCHECK_H
@@ -11,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
 
@@ -31,6 +34,8 @@ struct nc_conn {
 	SSL_CTX		*ctx;
 	SSL		*ssl;
 	int		 timeout_ms;
+	struct timespec	 deadline;	/* of the step under way */
+	size_t		 got;		/* octets read in it */
 	char		 peer[64];	/* numeric address connected to */
 	char		 in[8192];
 	size_t		 inlen;

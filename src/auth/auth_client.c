@@ -214,15 +214,18 @@ pending_send(struct auth_pending *p, struct msg *m)
 }
 
 uint64_t
-auth_client_start(const char *mech, const char *peer, uint32_t flags,
-    const uint8_t *ir, size_t irlen, int has_ir, auth_client_cb cb, void *arg)
+auth_client_start(const char *mech, uint64_t session, const char *peer,
+    const char *local, uint32_t flags, const uint8_t *ir, size_t irlen,
+    int has_ir, auth_client_cb cb, void *arg)
 {
 	struct auth_pending *p = pending_new(cb, arg);
 	struct msg *m = xmalloc(sizeof *m);
 
 	msg_init(m, MSG_AUTH_START, p->reqid);
 	msg_put_str(m, mech);
+	msg_put_u64(m, session);
 	msg_put_str(m, peer);
+	msg_put_str(m, local);
 	msg_put_u32(m, flags);
 	msg_put_u32(m, has_ir ? 1 : 0);
 	msg_put_data(m, ir ? (const void *)ir : "", ir ? irlen : 0);

@@ -30,6 +30,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -77,7 +78,10 @@ struct authd_exchange {
 	int			 has_ir;
 	struct state_ask	*ask;		/* a state store question */
 	struct authd_verify	*verifying;	/* its password, on a thread */
+	uint64_t		 session;	/* the worker's, for the log */
 	char			 peer[64];
+	char			 local[64];	/* the address the client
+						   connected to, or "" */
 	char			 key[64];	/* what the throttle counts:
 						   the address, or its /64 */
 	char			 ok_user[SASL_USER_MAX + 1];
@@ -452,9 +456,29 @@ authd_get_secret(void *arg, const char *user, const char *kind, char *dst,
 	return 0;
 }
 
+/* DIGEST-MD5's digest-uri host (sasl.h): our host name, one of our
+ * domains, or the address the client connected to, in any of its
+ * spellings ("::1" as "0::1"; 127.0.0.1 as "::ffff:127.0.0.1"). */
+static int
+authd_host_is_ours(void *arg, const char *host)
+{
+	struct authd_exchange *x = arg;
+	struct sockaddr_storage ss;
+	struct netprefix local;
+
+	if (strcasecmp(host, authd.conf->hostname) == 0 ||
+	    conf_is_local_domain(authd.conf, host))
+		return 1;
+	if (netprefix_parse(x->local, &local) == -1 ||
+	    sockaddr_numeric(host, 0, &ss) == 0)
+		return 0;
+	netprefix_unmap(&local);
+	return netprefix_match(&local, (struct sockaddr *)&ss);
+}
+
 /* Each exchange has a copy, its arg pointing at the exchange. */
 static const struct sasl_backend authd_backend = {
-	NULL, authd_verify_password, authd_get_secret,
+	NULL, authd_verify_password, authd_get_secret, authd_host_is_ours,
 };
 
 /* ---------------------------------------------------------------- */
@@ -679,6 +703,10 @@ authd_finish(struct authd_exchange *x, enum sasl_status st)
 		authd_ok(x, x->sasl.user);
 		return;
 	case SASL_FAIL:
+		if (x->sasl.refusal[0])
+			log_info("%016" PRIx64 " authd: auth refused address=%s "
+			    "mech=%s: %s", x->session, x->peer,
+			    x->sasl.mech->name, x->sasl.refusal);
 		authd_fail(x, now);
 		return;
 	case SASL_TEMPFAIL:
@@ -780,14 +808,17 @@ authd_handle_start(struct authd_conn *c, struct msg *m)
 {
 	char mechname[32];
 	uint32_t flags, has_ir;
+	uint64_t session;
 	const uint8_t *ir;
 	size_t irlen;
 	const struct sasl_mech *mech;
 	struct authd_exchange *x;
-	char peer[64];
+	char peer[64], local[64];
 
 	if (msg_get_str(m, mechname, sizeof mechname) == -1 ||
+	    msg_get_u64(m, &session) == -1 ||
 	    msg_get_str(m, peer, sizeof peer) == -1 ||
+	    msg_get_str(m, local, sizeof local) == -1 ||
 	    msg_get_u32(m, &flags) == -1 || msg_get_u32(m, &has_ir) == -1 ||
 	    msg_get_data(m, &ir, &irlen) == -1 || msg_end(m) == -1)
 		return -1;
@@ -803,6 +834,8 @@ authd_handle_start(struct authd_conn *c, struct msg *m)
 		return 0;
 	}
 	x = authd_exchange_new(c, m->reqid, peer);
+	x->session = session;
+	(void)strlcpy(x->local, local, sizeof x->local);	/* same size */
 	x->be = authd_backend;
 	x->be.arg = x;
 	/* The service name enters DIGEST-MD5's digest-uri (RFC 2831). */

@@ -27,9 +27,12 @@ typedef void (*auth_client_cb)(void *arg, int is_result,
 	    const char *user);
 
 void	 auth_client_init(struct event_base *, const struct conf *);
-/* Returns the request id, or 0 if the auth process cannot be reached
+/* session is the session's id, for the log; peer the client's address,
+ * local the one it connected to (DIGEST-MD5's digest-uri may name it).
+ * Returns the request id, or 0 if the auth process cannot be reached
  * (the caller answers with a temporary failure itself). */
-uint64_t auth_client_start(const char *mech, const char *peer, uint32_t flags,
+uint64_t auth_client_start(const char *mech, uint64_t session,
+	    const char *peer, const char *local, uint32_t flags,
 	    const uint8_t *ir, size_t irlen, int has_ir, auth_client_cb, void *arg);
 void	 auth_client_step(uint64_t reqid, const uint8_t *data, size_t len);
 /* POP3 APOP: one request, answered by a result only (flags as for

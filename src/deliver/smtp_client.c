@@ -433,9 +433,9 @@ sc_auth_step(struct smtp_client *c, const unsigned char *in, size_t n)
 		buf_free(&out);
 		sc_send(c, "*");
 		sc_setup_failed(c, 0, "4.7.0", "%s: the AUTH %s exchange failed "
-		    "(%s)", c->peer, c->sasl.mech->name, st == SASL_FAIL ?
-		    "the server could not prove it knows the password" :
-		    "malformed challenge");
+		    "(%s)", c->peer, c->sasl.mech->name, c->sasl.error[0] ?
+		    c->sasl.error : st == SASL_FAIL ? "the server could not "
+		    "prove it knows the password" : "malformed challenge");
 		return;
 	}
 	b64 = xmalloc(BASE64_ENCODED_LEN(out.len) + 2);

@@ -153,6 +153,18 @@ sockaddr_format(const struct sockaddr *sa, char *host, size_t hostsz,
 	}
 }
 
+void
+sockname_format(int fd, char *host, size_t hostsz)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	host[0] = '\0';
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
+		sockaddr_format((struct sockaddr *)&ss, host, hostsz, NULL);
+}
+
 int
 sockaddr_is_loopback(const struct sockaddr *sa)
 {

@@ -31,6 +31,9 @@ int	netprefix_match_list(const struct netprefix *, size_t,
 /* Numeric host and port of a socket address, for logs and Received:. */
 void	sockaddr_format(const struct sockaddr *, char *host, size_t hostsz,
 	    unsigned *port);
+/* The numeric address a connected socket's peer reached it at (its
+ * local address); "" if it cannot be known. */
+void	sockname_format(int fd, char *host, size_t hostsz);
 int	sockaddr_is_loopback(const struct sockaddr *);
 /* A numeric IPv4 or IPv6 address (no brackets) and a port into ss: its
  * length, or 0 if host is not such an address. */

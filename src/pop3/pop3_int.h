@@ -87,6 +87,7 @@ struct pop3_session {
 	struct bufferevent	*bev;
 	struct sockaddr_storage	 ss;
 	char			 addr[64];
+	char			 local[64];	/* the address it connected to */
 	unsigned		 port;
 	enum pop3_state		 state;
 	int			 flags;

@@ -188,8 +188,8 @@ pop3_auth_begin(struct pop3_session *s, const char *mech,
 {
 	pop3_enter_state(s, POP3_ST_AUTH_WAIT);
 	conn_watch_start(s->bev, POP3_LINE_MAX);
-	s->auth_reqid = auth_client_start(mech, s->addr, pop3_auth_flags(s),
-	    ir, irlen, has_ir, pop3_auth_cb, s);
+	s->auth_reqid = auth_client_start(mech, s->id, s->addr, s->local,
+	    pop3_auth_flags(s), ir, irlen, has_ir, pop3_auth_cb, s);
 	if (s->auth_reqid == 0) {
 		pop3_enter_state(s, POP3_ST_AUTHORIZATION);
 		pop3_reply(s, P_AUTH_TEMPFAIL, NULL);

@@ -490,6 +490,7 @@ pop3_session_accept(struct worker *w, const struct listener *l, int fd,
 	s->msg_fd = -1;
 	memcpy(&s->ss, sa, salen < sizeof s->ss ? salen : sizeof s->ss);
 	sockaddr_format(sa, s->addr, sizeof s->addr, &s->port);
+	sockname_format(fd, s->local, sizeof s->local);
 	if (l->conf->tls == TLS_IMPLICIT) {
 		/* RFC 8314: TLS from the first byte; the greeting waits in
 		 * the output until the handshake is done. */

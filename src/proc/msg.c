@@ -42,6 +42,13 @@ msg_put_u32(struct msg *m, uint32_t v)
 }
 
 void
+msg_put_u64(struct msg *m, uint64_t v)
+{
+	msg_put_u32(m, (uint32_t)(v >> 32));
+	msg_put_u32(m, (uint32_t)v);
+}
+
+void
 msg_put_data(struct msg *m, const void *p, size_t n)
 {
 	if (n > sizeof m->data || m->len + 4 + n > sizeof m->data) {
@@ -122,6 +129,17 @@ msg_get_u32(struct msg *m, uint32_t *v)
 	*v = 0;
 	for (int i = 0; i < 4; i++)
 		*v = (*v << 8) | m->data[m->off++];
+	return 0;
+}
+
+int
+msg_get_u64(struct msg *m, uint64_t *v)
+{
+	uint32_t hi, lo;
+
+	if (msg_get_u32(m, &hi) == -1 || msg_get_u32(m, &lo) == -1)
+		return -1;
+	*v = (uint64_t)hi << 32 | lo;
 	return 0;
 }
 

@@ -13,11 +13,12 @@
 #include <sys/types.h>
 
 /* Bump whenever the enum below or any message's layout changes. */
-#define MSG_VERSION	3
+#define MSG_VERSION	4
 #define MSG_MAX		16384
 
 enum msg_type {
-	MSG_AUTH_START = 1,	/* reqid, mech, peer, flags, has_ir, ir */
+	MSG_AUTH_START = 1,	/* reqid, mech, session, peer, local, flags,
+				 * has_ir, ir */
 	MSG_AUTH_STEP,		/* reqid, data */
 	MSG_AUTH_CANCEL,	/* reqid */
 	MSG_AUTH_CHALLENGE,	/* reqid, data */
@@ -63,6 +64,7 @@ struct msg {
 
 void	msg_init(struct msg *, enum msg_type, uint64_t reqid);
 void	msg_put_u32(struct msg *, uint32_t);
+void	msg_put_u64(struct msg *, uint64_t);
 void	msg_put_data(struct msg *, const void *, size_t);
 void	msg_put_str(struct msg *, const char *);
 /* One datagram now; a full socket (EAGAIN) is an error like any other.
@@ -86,6 +88,7 @@ int	msg_recv(int fd, struct msg *);
 /* Wipe (a message may carry a password) and free a struct msg. */
 void	msg_free(struct msg *);
 int	msg_get_u32(struct msg *, uint32_t *);
+int	msg_get_u64(struct msg *, uint64_t *);
 /* Points into m->data; *len is set. */
 int	msg_get_data(struct msg *, const uint8_t **, size_t *);
 /* Copies a NUL-free string into dst (size dstsz); -1 if it does not fit. */

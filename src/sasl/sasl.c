@@ -164,9 +164,8 @@ sasl_make_secret(const char *kind, const char *user, const char *realm,
 
 		if (RAND_bytes(salt, sizeof salt) != 1)
 			return -1;
-		/* RFC 7677 section 4: at least 4096 iterations. */
-		return sasl_scram_secret(password, salt, sizeof salt, 4096,
-		    dst, dstsz);
+		return sasl_scram_secret(password, salt, sizeof salt,
+		    SCRAM_ITER_MIN, dst, dstsz);
 	}
 	if (strcmp(kind, "cram-md5") == 0)
 		return sasl_cram_md5_secret(password, dst, dstsz);

@@ -64,6 +64,11 @@ struct sasl_backend {
 	 * The account must be usable (not locked, not expired). */
 	int	(*get_secret)(void *arg, const char *user, const char *kind,
 		    char *dst, size_t dstsz);
+	/* DIGEST-MD5's digest-uri names a host (RFC 2831 section 2.1.2):
+	 * 1 if host (a name, or an address without brackets) is this
+	 * server as the client reached it, else 0.  NULL: only the
+	 * hostname given to sasl_server_init is. */
+	int	(*host_is_ours)(void *arg, const char *host);
 };
 
 struct sasl_server {
@@ -75,6 +80,9 @@ struct sasl_server {
 	char			 hostname[256];
 	char			 service[16];	/* "smtp", "pop" */
 	char			 nonce[SASL_NONCE_MAX + 1];
+	/* Why a step failed when the credentials were not the reason
+	 * (a digest-uri for another server), for the log; else "". */
+	char			 refusal[160];
 	/* SCRAM keeps its messages for the AuthMessage and its keys for the
 	 * final step. */
 	struct buf		 saved;

@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,43 +89,107 @@ scram_escape(struct buf *out, const char *s)
 	}
 }
 
+static enum sasl_status __attribute__((format(printf, 2, 3)))
+client_error(struct sasl_client *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(c->error, sizeof c->error, fmt, ap);	/* a log line */
+	va_end(ap);
+	return SASL_MALFORMED;
+}
+
+/*
+ * server-first-message = [reserved-mext ","] nonce "," salt ","
+ *     iteration-count ["," extensions]        (RFC 5802 section 7)
+ * Everything is checked before the password is used: the nonce must
+ * extend ours, the salt be base64, and the iteration count lie within
+ * SCRAM_ITER_MIN..SCRAM_ITER_MAX.  Fewer than RFC 7677's 4096 would
+ * make our proof cheap to attack offline, and anyone on the path could
+ * ask for i=1; more would stall us.  msg is a NUL-terminated copy, cut
+ * up here; *nonce points into it.
+ */
+static enum sasl_status
+scram_server_first(struct sasl_client *c, char *msg, const char **nonce,
+    unsigned char *salt, size_t saltsz, long *saltlen, unsigned *iter)
+{
+	char *r, *s, *i, *end;
+	size_t cn = strlen(c->nonce);
+	unsigned long it;
+	char err[64];
+
+	/* RFC 5802 puts e= in the server's last message only; here it
+	 * refuses all the same. */
+	if (strncmp(msg, "e=", 2) == 0) {
+		str_escape(err, sizeof err, msg + 2, strcspn(msg + 2, ","));
+		return client_error(c, "the server refused the SCRAM "
+		    "exchange: %s", err);
+	}
+	if (strncmp(msg, "m=", 2) == 0)
+		return client_error(c, "the server requires a SCRAM extension "
+		    "(m=) postern does not know");
+	r = strsep(&msg, ",");
+	s = strsep(&msg, ",");
+	i = strsep(&msg, ",");		/* msg: extensions, ignored */
+	if (s == NULL || i == NULL || strncmp(r, "r=", 2) != 0 ||
+	    strncmp(s, "s=", 2) != 0 || strncmp(i, "i=", 2) != 0)
+		return client_error(c, "malformed server-first-message "
+		    "(r=, s=, i= expected)");
+	r += 2;
+	s += 2;
+	i += 2;
+	if (strlen(r) <= cn || strncmp(r, c->nonce, cn) != 0)
+		return client_error(c, "the server's nonce does not extend "
+		    "ours");
+	for (const char *p = r; *p; p++)
+		if (*p < 0x21 || *p > 0x7e)
+			return client_error(c, "the server's nonce holds a "
+			    "character RFC 5802 does not allow");
+	if (*s == '\0' || strlen(s) > BASE64_ENCODED_LEN(saltsz) ||
+	    (*saltlen = base64_decode(salt, s, strlen(s))) <= 0)
+		return client_error(c, "the server's salt is empty or not "
+		    "base64");
+	/* posit-number: no sign, no leading zero, digits to the end */
+	it = strtoul(i, &end, 10);
+	if (*i < '1' || *i > '9' || *end != '\0')
+		return client_error(c, "the server's iteration count is not a "
+		    "number");
+	if (it < SCRAM_ITER_MIN)
+		return client_error(c, "the server asks for %lu SCRAM "
+		    "iterations, fewer than the %u RFC 7677 requires", it,
+		    SCRAM_ITER_MIN);
+	if (it > SCRAM_ITER_MAX)
+		return client_error(c, "the server asks for more than %u SCRAM "
+		    "iterations", SCRAM_ITER_MAX);
+	*nonce = r;
+	*iter = (unsigned)it;
+	return SASL_CONTINUE;
+}
+
 static enum sasl_status
 scram_final(struct sasl_client *c, const char *sf, size_t n, struct buf *out)
 {
-	char copy[1024], *r = NULL, *s = NULL, *i = NULL, *tok, *save;
-	unsigned char salt[256], salted[32], ck[32], stored[32], sig[32],
+	char copy[1024];
+	const char *r = NULL;
+	unsigned char salt[192], salted[32], ck[32], stored[32], sig[32],
 	    sk[32], proof[32];
 	char proof64[64], *cfb;
-	long saltlen;
-	unsigned long iter;
+	long saltlen = 0;
+	unsigned iter = 0;
+	enum sasl_status st;
 	struct buf auth;
 
-	if (n >= sizeof copy)
-		return SASL_MALFORMED;
+	if (n >= sizeof copy || memchr(sf, '\0', n) != NULL)
+		return client_error(c, "malformed server-first-message");
 	memcpy(copy, sf, n);
 	copy[n] = '\0';
-	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",",
-	    &save)) {
-		if (strncmp(tok, "r=", 2) == 0)
-			r = tok + 2;
-		else if (strncmp(tok, "s=", 2) == 0)
-			s = tok + 2;
-		else if (strncmp(tok, "i=", 2) == 0)
-			i = tok + 2;
-		else if (strncmp(tok, "m=", 2) == 0)
-			return SASL_MALFORMED;	/* mandatory extension */
-	}
-	/* The server's nonce must extend ours. */
-	if (!r || !s || !i || strncmp(r, c->nonce, strlen(c->nonce)) != 0 ||
-	    strlen(r) <= strlen(c->nonce))
-		return SASL_MALFORMED;
-	iter = strtoul(i, NULL, 10);
-	if (iter < 1 || iter > 1000000 || strlen(s) > BASE64_ENCODED_LEN(192) ||
-	    (saltlen = base64_decode(salt, s, strlen(s))) <= 0)
-		return SASL_MALFORMED;
+	if ((st = scram_server_first(c, copy, &r, salt, sizeof salt, &saltlen,
+	    &iter)) != SASL_CONTINUE)
+		return st;
 	if (PKCS5_PBKDF2_HMAC(c->pass, (int)strlen(c->pass), salt, (int)saltlen,
 	    (int)iter, EVP_sha256(), sizeof salted, salted) != 1)
-		return SASL_MALFORMED;
+		return client_error(c, "PBKDF2 failed");
 	hmac256(salted, sizeof salted, "Client Key", 10, ck);
 	SHA256(ck, sizeof ck, stored);
 	hmac256(salted, sizeof salted, "Server Key", 10, sk);
@@ -146,6 +211,33 @@ scram_final(struct sasl_client *c, const char *sf, size_t n, struct buf *out)
 	return SASL_CONTINUE;
 }
 
+/*
+ * server-final-message = (server-error / verifier) ["," extensions]
+ * The signature is compared in constant time; an "e=" is the server's
+ * own reason for refusing us, reported as it is.
+ */
+static enum sasl_status
+scram_verify(struct sasl_client *c, const unsigned char *in, size_t n)
+{
+	char want[BASE64_ENCODED_LEN(32) + 1], err[64];
+	size_t wl = base64_encode(want, c->server_sig, sizeof c->server_sig);
+	const unsigned char *comma = memchr(in, ',', n);
+	size_t vl = comma ? (size_t)(comma - in) : n;
+
+	if (n >= 2 && memcmp(in, "e=", 2) == 0) {
+		str_escape(err, sizeof err, (const char *)in + 2, vl - 2);
+		(void)client_error(c, "the server refused the SCRAM exchange: "
+		    "%s", err);
+		return SASL_FAIL;
+	}
+	if (vl == wl + 2 && memcmp(in, "v=", 2) == 0 &&
+	    CRYPTO_memcmp(in + 2, want, wl) == 0)
+		return SASL_OK;
+	(void)client_error(c, "the server could not prove it knows the "
+	    "password (SCRAM signature)");
+	return SASL_FAIL;
+}
+
 enum sasl_status
 sasl_client_step(struct sasl_client *c, const unsigned char *in, size_t n,
     struct buf *out, int *has_initial)
@@ -154,6 +246,7 @@ sasl_client_step(struct sasl_client *c, const unsigned char *in, size_t n,
 
 	buf_reset(out);
 	*has_initial = 0;
+	c->error[0] = '\0';
 	switch (c->mech->id) {
 	case SASL_PLAIN:
 		if (c->step == 0) {
@@ -209,14 +302,8 @@ sasl_client_step(struct sasl_client *c, const unsigned char *in, size_t n,
 			st = SASL_CONTINUE;
 		} else if (c->step == 1 && in)
 			st = scram_final(c, (const char *)in, n, out);
-		else if (c->step == 2 && in) {
-			char want[64];
-
-			base64_encode(want, c->server_sig, sizeof c->server_sig);
-			st = n == strlen(want) + 2 && memcmp(in, "v=", 2) == 0 &&
-			    CRYPTO_memcmp(in + 2, want, strlen(want)) == 0 ?
-			    SASL_OK : SASL_FAIL;
-		}
+		else if (c->step == 2 && in)
+			st = scram_verify(c, in, n);
 		break;
 	default:
 		break;

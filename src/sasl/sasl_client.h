@@ -17,6 +17,9 @@ struct sasl_client {
 	char			 nonce[SASL_NONCE_MAX + 1];
 	struct buf		 saved;		/* SCRAM AuthMessage parts */
 	unsigned char		 server_sig[32];
+	/* Why the last step failed, for the log, the DSN and postern
+	 * check: "" when the step did not fail. */
+	char			 error[192];
 };
 
 /* The best mechanism both sides have: the server's EHLO AUTH list. */
@@ -30,7 +33,10 @@ void	sasl_client_set_nonce(struct sasl_client *, const char *);
  * or SASL_CONTINUE with out empty and has_initial 0 for LOGIN/CRAM).
  * Afterwards in is the server's decoded challenge.  SASL_OK means the
  * exchange is complete from the client's side; SASL_FAIL that the server
- * could not prove itself (SCRAM).
+ * could not prove itself (SCRAM).  SCRAM refuses a server-first-message
+ * that RFC 5802 section 7 does not allow, or whose iteration count is
+ * outside SCRAM_ITER_MIN..SCRAM_ITER_MAX (sasl_int.h), as
+ * SASL_MALFORMED; c->error then says why.
  */
 enum sasl_status sasl_client_step(struct sasl_client *, const unsigned char *in,
 	    size_t inlen, struct buf *out, int *has_initial);

@@ -141,6 +141,56 @@ digest_kd(const unsigned char ha1[MD5_DIGEST_LENGTH], const char *a2prefix,
 	sasl_hex(out, h, sizeof h);
 }
 
+static int
+digest_host_ours(const struct sasl_server *s, const char *host)
+{
+	if (s->be->host_is_ours)
+		return s->be->host_is_ours(s->be->arg, host);
+	return strcasecmp(host, s->hostname) == 0;
+}
+
+/*
+ * digest-uri = serv-type "/" host [ "/" serv-name ] (RFC 2831 section
+ * 2.1.2).  The server should check that it names this service and this
+ * server, so that a response made for another one (another server the
+ * user logs in to, IMAP on this one) cannot be replayed here.  host is
+ * a name or an address, an IPv6 one bare or in brackets; serv-name, a
+ * replicated service's name (a domain of ours), is checked the same
+ * way.  0, or -1 with s->refusal saying why.
+ */
+static int
+digest_uri_check(struct sasl_server *s, const char *uri)
+{
+	char host[DIGEST_VALUE_MAX], esc[96];
+	const char *h = strchr(uri, '/'), *name, *why = NULL;
+	size_t svc = strlen(s->service), hlen;
+
+	if (h == NULL || (size_t)(h - uri) != svc ||
+	    strncasecmp(uri, s->service, svc) != 0)
+		why = "names another service";
+	else {
+		h++;
+		name = strchr(h, '/');
+		hlen = name ? (size_t)(name - h) : strlen(h);
+		if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+			h++;
+			hlen -= 2;
+		}
+		memcpy(host, h, hlen);	/* shorter than uri */
+		host[hlen] = '\0';
+		if (!digest_host_ours(s, host) ||
+		    (name != NULL && !digest_host_ours(s, name + 1)))
+			why = "names another host";
+	}
+	if (why == NULL)
+		return 0;
+	/* Cut short in the log if need be: the start tells enough. */
+	str_escape(esc, sizeof esc, uri, strlen(uri));
+	(void)snprintf(s->refusal, sizeof s->refusal, "digest-uri \"%s\" %s",
+	    esc, why);
+	return -1;
+}
+
 static enum sasl_status
 digest_response(struct sasl_server *s, const unsigned char *in, size_t n,
     struct buf *out)
@@ -148,7 +198,6 @@ digest_response(struct sasl_server *s, const unsigned char *in, size_t n,
 	struct digest_response r;
 	char secret[256], *comma, want[33], rspauth[33];
 	unsigned char urp[MD5_DIGEST_LENGTH], ha1[MD5_DIGEST_LENGTH];
-	size_t svc = strlen(s->service);
 	MD5_CTX ctx;
 	int rc;
 
@@ -159,17 +208,15 @@ digest_response(struct sasl_server *s, const unsigned char *in, size_t n,
 	    strlen(r.response) != 32 || strcmp(r.nc, "00000001") != 0 ||
 	    (r.qop[0] && strcmp(r.qop, "auth") != 0))
 		return SASL_MALFORMED;
-	/* The nonce is ours; the digest-uri names our service (section
-	 * 2.1.2: "serv-type/host"). */
-	if (strcmp(r.nonce, s->nonce) != 0 ||
-	    strncasecmp(r.digest_uri, s->service, svc) != 0 ||
-	    r.digest_uri[svc] != '/')
+	if (strcmp(r.nonce, s->nonce) != 0)
 		return SASL_FAIL;
 	if (r.authzid[0] && strcmp(r.authzid, r.username) != 0)
 		return SASL_FAIL;
 	if (strlcpy(s->user, r.username, sizeof s->user) >= sizeof s->user ||
 	    !sasl_user_valid(s->user, strlen(s->user)))
 		return SASL_FAIL;	/* as the other mechanisms check it */
+	if (digest_uri_check(s, r.digest_uri) == -1)
+		return SASL_FAIL;	/* the log shows whose it was */
 	rc = s->be->get_secret(s->be->arg, s->user, "digest-md5", secret,
 	    sizeof secret);
 	if (rc < 0)

@@ -26,6 +26,16 @@ int	sasl_unhex(unsigned char *dst, const char *src, size_t n);
 
 /* CRAM-MD5 precomputed HMAC-MD5 states (sasl_cram_md5.c). */
 int	sasl_cram_md5_secret(const char *password, char *dst, size_t dstsz);
+/*
+ * SCRAM-SHA-256 iteration counts, for the users file and for the
+ * servers postern logs in to.  RFC 7677 section 4: at least 4096.  The
+ * most is what a login can afford: a million rounds of PBKDF2 take a
+ * quarter of a second on one core, while a server free to ask for 2^31
+ * would stall its client for minutes.
+ */
+#define SCRAM_ITER_MIN	4096
+#define SCRAM_ITER_MAX	1000000
+
 /* SCRAM-SHA-256 keys "ITER,SALT,STOREDKEY,SERVERKEY" (sasl_scram.c). */
 int	sasl_scram_secret(const char *password, const unsigned char *salt,
 	    size_t saltlen, unsigned iterations, char *dst, size_t dstsz);

@@ -17,8 +17,6 @@
 #include <string.h>
 
 #define SCRAM_KEYLEN	SHA256_DIGEST_LENGTH
-#define SCRAM_ITER_MIN	4096
-#define SCRAM_ITER_MAX	1000000
 
 static void
 hmac256(const unsigned char *key, size_t klen, const void *msg, size_t n,

@@ -152,6 +152,7 @@ struct smtp_session {
 	struct bufferevent	*bev;
 	struct sockaddr_storage	 ss;
 	char			 addr[64];
+	char			 local[64];	/* the address it connected to */
 	unsigned		 port;
 	enum smtp_state		 state;
 	int			 flags;
@@ -1395,8 +1396,8 @@ smtp_auth_send(struct smtp_session *s, const uint8_t *data, size_t n,
 	if (s->l->conf->cleartext_auth == CLEARTEXT_LOOPBACK &&
 	    sockaddr_is_loopback((const struct sockaddr *)&s->ss))
 		flags |= MSG_AUTH_F_LOOPBACK;
-	s->auth_reqid = auth_client_start(s->auth_mech->name, s->addr, flags,
-	    data, n, has_ir, smtp_auth_cb, s);
+	s->auth_reqid = auth_client_start(s->auth_mech->name, s->id, s->addr,
+	    s->local, flags, data, n, has_ir, smtp_auth_cb, s);
 	if (s->auth_reqid == 0) {
 		smtp_enter_state(s, SMTP_ST_HELO);
 		conn_watch_stop(s->bev);
@@ -1972,6 +1973,7 @@ smtp_session_accept(struct worker *w, const struct listener *l, int fd,
 	s->l = l;
 	memcpy(&s->ss, sa, salen < sizeof s->ss ? salen : sizeof s->ss);
 	sockaddr_format(sa, s->addr, sizeof s->addr, &s->port);
+	sockname_format(fd, s->local, sizeof s->local);
 	if (l->conf->tls == TLS_IMPLICIT) {
 		/* RFC 8314: TLS from the first byte; the greeting waits in
 		 * the output until the handshake is done. */

@@ -6,14 +6,17 @@ Every server a test starts is stopped with SIGTERM at teardown; the test
 fails if the server exited non-zero or if its log holds a sanitizer
 report.  All traffic stays on 127.0.0.0/8 and every socket has a timeout.
 """
+import base64
 import os
 import pwd
 import re
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -180,6 +183,110 @@ def trickle_until_closed(sock, data, wait):
         except (ConnectionResetError, BrokenPipeError):
             return time.monotonic() - t0
     return None
+
+
+class TrickleServer:
+    """A server on 127.0.0.1 for one client that sends data one octet at
+    a time, waiting up to `wait` seconds after each
+    (trickle_until_closed): as its greeting, or, with after (b"EHLO"),
+    as its answer to the first line that starts with it, once it has
+    greeted.  closed: the seconds from the first octet until the client
+    hung up, or None if it never did."""
+
+    def __init__(self, data, wait, after=None, timeout=120):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.sock.settimeout(timeout)
+        self.port = self.sock.getsockname()[1]
+        self.data, self.wait, self.after = data, wait, after
+        self.closed = "not connected"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            c, _ = self.sock.accept()
+        except OSError:
+            return
+        with c:
+            try:
+                if self.after is not None:
+                    c.sendall(b"220 trickle.example ESMTP\r\n")
+                    c.settimeout(self.sock.gettimeout())
+                    f = c.makefile("rb")
+                    while True:
+                        line = f.readline()
+                        if not line:
+                            self.closed = "left before " + repr(self.after)
+                            return
+                        if line.upper().startswith(self.after):
+                            break
+                self.closed = trickle_until_closed(c, self.data, self.wait)
+            except OSError:
+                self.closed = "lost"
+
+    def close(self):
+        """Wait for the trickle to end (it may outlast a client that
+        never hangs up), then stop listening."""
+        self.thread.join(len(self.data) * self.wait + 10)
+        self.sock.close()
+
+
+class CyrusClient:
+    """Cyrus SASL's own client library, through its sample program
+    (sasl-sample-client, from sasl2-bin), for one exchange: service and
+    fqdn are what an application gives sasl_client_new(), and DIGEST-MD5
+    makes its digest-uri "service/fqdn" of them.  step() takes the
+    server's challenge and returns the client's response, both in
+    base64.  The program talks "S: "/"C: " lines on stdin/stdout, and
+    asks for the password at the first challenge."""
+
+    def __init__(self, mech, service, fqdn, user, password, timeout=30):
+        if not (shutil.which("sasl-sample-client") and shutil.which("stdbuf")):
+            pytest.skip("sasl-sample-client (sasl2-bin) is not installed")
+        self.password, self.timeout, self.out = password, timeout, b""
+        # Line-buffered, or its lines would come only at its exit.
+        self.proc = subprocess.Popen(
+            ["stdbuf", "-oL", "sasl-sample-client", "-m", mech, "-s",
+             service, "-n", fqdn, "-u", user, "-a", user],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        self._say(b"S: " + base64.b64encode(mech.encode()))  # its list
+        self._client_line()                          # the one it takes
+        self.asked = False
+
+    def _say(self, *lines):
+        self.proc.stdin.write(b"".join(l + b"\n" for l in lines))
+        self.proc.stdin.flush()
+
+    def _client_line(self):
+        deadline = time.monotonic() + self.timeout
+        while True:
+            m = re.search(rb"C: ([A-Za-z0-9+/=]*)\n", self.out)
+            if m:
+                self.out = self.out[m.end():]
+                return m.group(1)
+            ready = select.select([self.proc.stdout], [], [],
+                                  max(0, deadline - time.monotonic()))[0]
+            chunk = os.read(self.proc.stdout.fileno(), 4096) if ready else b""
+            assert chunk, "sasl-sample-client: " + self.out.decode(
+                errors="replace")
+            self.out += chunk
+
+    def step(self, challenge):
+        lines = [b"S: " + challenge.encode()]
+        if not self.asked:
+            lines.append(self.password.encode())
+            self.asked = True
+        self._say(*lines)
+        return self._client_line().decode()
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait(self.timeout)
+        self.proc.stdin.close()
+        self.proc.stdout.close()
 
 
 def fd_links(pid):

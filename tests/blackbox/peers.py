@@ -4,12 +4,15 @@ loopback port, a private Postfix instance with Cyrus SASL, and two tiny
 misbehaving SMTP servers (a 421 greeting, a silent one).  Everything
 listens on 127.0.0.0/8 only, every wait is bounded, and every process is
 stopped by its own PID."""
+import base64
 import os
 import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -131,10 +134,13 @@ class FakeSMTP:
     connections but greets none until open_gate() is called, then takes
     every message at once.  Every mode that takes messages records each
     in transactions as (RCPT commands, addresses accepted, the data).
-    Counts connections.  addr may be IPv4 or IPv6."""
+    "scram": a smarthost that offers STARTTLS, then AUTH SCRAM-SHA-256,
+    and answers the client-first-message with `iterations` (RFC 5802
+    "i="), keeping in auth_lines what the client sent after it.  Counts
+    connections.  addr may be IPv4 or IPv6."""
 
     def __init__(self, addr, port, mode, rcpt_limit=None, rcpt_replies=None,
-                 hang_after=None):
+                 hang_after=None, iterations=4096):
         self.addr, self.port, self.mode = addr, port, mode
         self.rcpt_limit = rcpt_limit
         self.hang_after = hang_after
@@ -142,6 +148,9 @@ class FakeSMTP:
                              (rcpt_replies or {}).items()}
         self.transactions = []
         self.too_many = 0
+        self.iterations = iterations
+        self.auth_lines = []
+        self.tls = self._tls_context() if mode == "scram" else None
         self.connections = 0
         self.datas = []
         self.starttls = 0
@@ -175,7 +184,8 @@ class FakeSMTP:
                 except OSError:
                     pass
                 c.close()
-            elif self.mode in ("slow", "stall", "badtls", "plain", "gate"):
+            elif self.mode in ("slow", "stall", "badtls", "plain", "gate",
+                               "scram"):
                 self.held.append(c)
                 threading.Thread(target=self._slow, args=(c,),
                                  daemon=True).start()
@@ -195,10 +205,24 @@ class FakeSMTP:
         tx[1].append(addr)
         return b"250 2.1.5 ok\r\n"
 
+    @staticmethod
+    def _tls_context():
+        with tempfile.TemporaryDirectory() as d:
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                            "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                            "-days", "2", "-subj", "/CN=fake.example.test",
+                            "-keyout", f"{d}/key.pem", "-out", f"{d}/cert.pem"],
+                           check=True, capture_output=True,
+                           timeout=TOOL_TIMEOUT)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(f"{d}/cert.pem", f"{d}/key.pem")
+        return ctx
+
     def _slow(self, c):
         c.settimeout(30)
         buf = b""
         tx = [0, []]
+        raw = [b""]                     # the last line, as it came
 
         def line():
             nonlocal buf
@@ -207,8 +231,8 @@ class FakeSMTP:
                 if not chunk:
                     raise EOFError
                 buf += chunk
-            out, buf = buf.split(b"\r\n", 1)
-            return out.upper()
+            raw[0], buf = buf.split(b"\r\n", 1)
+            return raw[0].upper()
 
         try:
             while self.mode == "gate" and not self.gate.wait(0.2):
@@ -220,7 +244,14 @@ class FakeSMTP:
                         and len(self.transactions) >= self.hang_after:
                     time.sleep(0.05)
                 cmd = line()
-                if cmd.startswith(b"EHLO") and self.mode == "badtls":
+                if self.mode == "scram" and (cmd.startswith((b"EHLO",
+                                                             b"STARTTLS",
+                                                             b"AUTH"))):
+                    c = self._scram(c, cmd, line, raw)
+                    if c is None:
+                        return
+                    buf = b""
+                elif cmd.startswith(b"EHLO") and self.mode == "badtls":
                     c.sendall(b"250-badtls.example\r\n250 STARTTLS\r\n")
                 elif cmd.startswith(b"EHLO") and self.mode == "plain":
                     c.sendall(b"250-plain.example\r\n250 PIPELINING\r\n")
@@ -277,6 +308,35 @@ class FakeSMTP:
     def open_gate(self):
         """mode "gate": greet the connections held, and every later one."""
         self.gate.set()
+
+    def _scram(self, c, cmd, line, raw):
+        """One command of the "scram" smarthost: the connection (wrapped
+        in TLS after STARTTLS), or None when it is over."""
+        if cmd.startswith(b"EHLO"):
+            c.sendall(b"250-scram.example\r\n" + (
+                b"250 AUTH SCRAM-SHA-256\r\n" if isinstance(c, ssl.SSLSocket)
+                else b"250 STARTTLS\r\n"))
+            return c
+        if cmd == b"STARTTLS":
+            c.sendall(b"220 go ahead\r\n")
+            t = self.tls.wrap_socket(c, server_side=True)
+            self.held.append(t)
+            return t
+        # AUTH SCRAM-SHA-256 base64(n,,n=USER,r=NONCE)
+        first = base64.b64decode(raw[0].split(b" ")[2])
+        nonce = first.split(b",r=", 1)[1]
+        c.sendall(b"334 " + base64.b64encode(
+            b"r=" + nonce + b"fakeSERVERnonce,s=" +
+            base64.b64encode(b"0123456789abcdef") +
+            b",i=%d" % self.iterations) + b"\r\n")
+        try:
+            line()
+            self.auth_lines.append(raw[0])
+        except (OSError, EOFError):
+            self.auth_lines.append(None)      # it hung up instead
+            return None
+        c.sendall(b"535 5.7.8 no\r\n")
+        return c
 
     def close(self):
         self.stopping = True

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import (BIN, NET_TIMEOUT, Server, _finish_all,
+from conftest import (BIN, NET_TIMEOUT, CyrusClient, Server, _finish_all,
                       copies_in_memory, free_port, owned_server, queued_id,
                       wait_for)
 
@@ -216,6 +216,117 @@ def test_msmtp_scram_sha256(srv):
                     + r.stderr.decode())
     assert r.returncode == 0, r.stderr
     srv.wait_log(r"smtp auth user=hoge mech=SCRAM-SHA-256 result=ok")
+
+
+def test_msmtp_digest_md5(srv):
+    """GNU SASL's client (msmtp's) names the address it connected to in
+    the digest-uri: "smtp/127.0.0.1"."""
+    if not shutil.which("msmtp"):
+        pytest.skip("msmtp is not installed")
+    r = subprocess.run(["msmtp", "--host=127.0.0.1", f"--port={srv.sub_port}",
+                        "--tls=on", "--tls-starttls=on", "--tls-certcheck=off",
+                        "--auth=digest-md5", "--user=hoge",
+                        f"--passwordeval=echo '{PASSWORD}'",
+                        "--from=hoge@example.test", "d@remote.example"],
+                       input=b"Subject: digest\r\n\r\nhi\r\n",
+                       capture_output=True, timeout=TOOL_TIMEOUT)
+    if b"not support" in r.stderr and b"DIGEST" in r.stderr.upper():
+        pytest.skip("this msmtp build has no DIGEST-MD5: "
+                    + r.stderr.decode())
+    assert r.returncode == 0, r.stderr
+    srv.wait_log(r"smtp auth user=hoge mech=DIGEST-MD5 result=ok")
+
+
+def cyrus_digest_md5(host, port, service, fqdn):
+    """AUTH DIGEST-MD5 after STARTTLS by Cyrus SASL's client, which makes
+    the digest-uri "service/fqdn": (code, text, the response's digest)."""
+    cl = CyrusClient("DIGEST-MD5", service, fqdn, "hoge", PASSWORD)
+    digest = None
+    try:
+        with smtplib.SMTP(host, port, timeout=NET_TIMEOUT) as s:
+            s.starttls(context=tls_context())
+            s.ehlo()
+            code, text = s.docmd("AUTH", "DIGEST-MD5")
+            while code == 334:
+                resp = cl.step(text.decode())
+                m = re.search(rb"response=([0-9a-f]{32})",
+                              base64.b64decode(resp))
+                digest = digest or (m and m.group(1).decode())
+                code, text = s.docmd(resp)
+            return code, text.decode(), digest
+    finally:
+        cl.close()
+
+
+@pytest.mark.parametrize("fqdn", ["127.0.0.1", "mail.example.test",
+                                  "MAIL.example.TEST", "example.test"])
+def test_digest_md5_uri_names_this_server(srv, fqdn):
+    """RFC 2831 section 2.1.2: the digest-uri's host may be the host
+    name, a local domain, or the address the client connected to."""
+    code, text, _ = cyrus_digest_md5("127.0.0.1", srv.sub_port, "smtp", fqdn)
+    assert code == 235, (fqdn, text)
+
+
+def test_digest_md5_uri_for_another_server_or_service():
+    """A DIGEST-MD5 response made for another service or another server
+    is refused, whatever else is right in it: one line in the log says
+    why, under the session's id, without the response."""
+    srv = make_server(extra=["auth-mechanisms PLAIN DIGEST-MD5",
+                             "auth-throttle 100 15m"])
+    try:
+        for service, fqdn, why in [
+                ("imap", "127.0.0.1", "names another service"),
+                ("smtps", "mail.example.test", "names another service"),
+                ("smtp", "mail.other.example", "names another host"),
+                ("smtp", "127.0.0.2", "names another host"),
+                ("smtp", "::1", "names another host")]:
+            code, text, digest = cyrus_digest_md5("127.0.0.1", srv.sub_port,
+                                                  service, fqdn)
+            assert code == 535 and "5.7.8" in text, (service, fqdn, text)
+            uri = f"{service}/{fqdn}"
+            m = srv.wait_log(r"^.* ([0-9a-f]{16}) authd: auth refused "
+                             r"address=127\.0\.0\.1 mech=DIGEST-MD5: "
+                             r"digest-uri \"" + re.escape(uri) + r"\" " + why +
+                             r"$")
+            sid = m.group(1)
+            srv.wait_log(sid + r" smtp connect address=127\.0\.0\.1 ")
+            srv.wait_log(sid + r" smtp failed-command .*535 5\.7\.8")
+            assert digest and digest not in srv.log(), digest
+        # the same client, for this server: in
+        code, text, _ = cyrus_digest_md5("127.0.0.1", srv.sub_port, "smtp",
+                                         "127.0.0.1")
+        assert code == 235, text
+    finally:
+        problems = _finish_all([srv])
+        assert not problems, problems
+
+
+def test_digest_md5_uri_ipv6_address():
+    """Over IPv6 the digest-uri names the address bare (msmtp) or in
+    brackets, in any of its spellings; an IPv4 client may not name it."""
+    port = free_port()
+    srv = make_server(extra=["auth-mechanisms PLAIN DIGEST-MD5",
+                             f"listen submission on ::1 port {port}"])
+    try:
+        for fqdn in ("::1", "[::1]", "0:0:0:0:0:0:0:1"):
+            code, text, _ = cyrus_digest_md5("::1", port, "smtp", fqdn)
+            assert code == 235, (fqdn, text)
+        code, text, _ = cyrus_digest_md5("127.0.0.1", srv.sub_port, "smtp",
+                                         "[::1]")
+        assert code == 535, text
+        if shutil.which("msmtp"):
+            r = subprocess.run(
+                ["msmtp", "--host=::1", f"--port={port}", "--tls=on",
+                 "--tls-starttls=on", "--tls-certcheck=off",
+                 "--auth=digest-md5", "--user=hoge",
+                 f"--passwordeval=echo '{PASSWORD}'",
+                 "--from=hoge@example.test", "d@remote.example"],
+                input=b"Subject: digest\r\n\r\nhi\r\n",
+                capture_output=True, timeout=TOOL_TIMEOUT)
+            assert r.returncode == 0 or b"not support" in r.stderr, r.stderr
+    finally:
+        problems = _finish_all([srv])
+        assert not problems, problems
 
 
 def test_openssl_s_client_starttls(srv):

@@ -3,15 +3,17 @@ safe configuration passes every check; an open relay (`mynetworks
 0.0.0.0/0`) and an open submission port (`auth optional`) are FAILs;
 --json is machine-readable; exit 0/1/2/64.  Nothing is ever sent: the
 queue stays empty."""
+import base64
 import json
 import re
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 
-from conftest import BIN, Server, _finish_all, free_port
+from conftest import BIN, Server, TrickleServer, _finish_all, free_port
 
 PASSWORD = "correct horse 42"
 CHECK_TIMEOUT = 120
@@ -209,9 +211,14 @@ def test_usage_is_64(args):
 
 class ListeningFake:
     """A submission server that offers AUTH in the clear and no
-    STARTTLS, and keeps every line it is sent."""
+    STARTTLS, and keeps every line it is sent.  With scram_iterations,
+    it offers SCRAM-SHA-256 and its challenge asks for that many
+    iterations (RFC 5802 "i="); unproved: it takes the client's proof
+    with 235 without proving itself (no server-final-message)."""
 
-    def __init__(self, host):
+    def __init__(self, host, scram_iterations=None, unproved=False):
+        self.iterations = scram_iterations
+        self.unproved = unproved
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
@@ -233,6 +240,7 @@ class ListeningFake:
                 c.settimeout(5)
                 c.sendall(b"220 fake ESMTP\r\n")
                 buf = b""
+                in_auth = False
                 try:
                     while True:
                         chunk = c.recv(4096)
@@ -243,9 +251,23 @@ class ListeningFake:
                             line, buf = buf.split(b"\r\n", 1)
                             self.lines.append(line.decode("latin-1"))
                             verb = line[:4].upper()
-                            if verb == b"EHLO":
-                                c.sendall(b"250-fake\r\n250 AUTH PLAIN "
-                                          b"LOGIN\r\n")
+                            if in_auth:         # "*", or a proof
+                                in_auth = False
+                                c.sendall(b"235 2.7.0 ok\r\n"
+                                          if self.unproved and line != b"*"
+                                          else b"535 5.7.8 no\r\n")
+                            elif verb == b"EHLO":
+                                c.sendall(b"250-fake\r\n250 AUTH " + (
+                                    b"SCRAM-SHA-256" if self.iterations
+                                    else b"PLAIN LOGIN") + b"\r\n")
+                            elif verb == b"AUTH" and self.iterations:
+                                first = base64.b64decode(line.split()[2])
+                                nonce = first.split(b",r=", 1)[1]
+                                c.sendall(b"334 " + base64.b64encode(
+                                    b"r=" + nonce + b"srv,s=" +
+                                    base64.b64encode(b"0123456789abcdef") +
+                                    b",i=%d" % self.iterations) + b"\r\n")
+                                in_auth = True
                             elif verb == b"AUTH":
                                 c.sendall(b"235 2.7.0 ok\r\n")
                             elif verb == b"MAIL":
@@ -285,3 +307,71 @@ def test_no_password_goes_to_a_server_without_tls():
         fake.lines
     assert re.search(r"^FAIL .*auth-login +credentials not sent: no TLS",
                      r.stdout, re.M), r.stdout
+
+
+@pytest.mark.parametrize("iterations", [1, 4095, 10**7])
+def test_scram_iteration_count_out_of_bounds_is_refused(iterations):
+    """A SCRAM challenge asking for fewer than RFC 7677's 4096
+    iterations (a proof cheap to crack offline), or for so many that
+    computing the proof would stall the check, gets no proof: a FAIL
+    that says why."""
+    fake = ListeningFake("127.0.0.1", scram_iterations=iterations)
+    try:
+        r = subprocess.run(
+            [BIN, "check", "127.0.0.1", "--ports", f"submission={fake.port}",
+             "--timeout", "5", "--user", "alice", "--password-stdin"],
+            input="s3cret-pw\n", capture_output=True, text=True,
+            timeout=CHECK_TIMEOUT)
+    finally:
+        fake.close()
+    auth = [i for i, l in enumerate(fake.lines) if l.upper().startswith(
+        "AUTH SCRAM-SHA-256 ")]
+    assert auth, fake.lines
+    assert fake.lines[auth[0] + 1] == "*", fake.lines   # no proof
+    want = (r"fewer than the 4096 RFC 7677 requires" if iterations < 4096
+            else r"more than 1000000 SCRAM iterations")
+    assert re.search(r"^FAIL .*auth-login +AUTH SCRAM-SHA-256: bad server "
+                     r"challenge: the server asks for .*" + want, r.stdout,
+                     re.M), r.stdout
+    assert r.returncode == 1, r.stdout + r.stderr
+
+
+def test_scram_success_without_the_servers_signature_is_a_fail():
+    """A 235 right after our proof, without the server-final-message
+    that proves the server knows the password (RFC 5802 section 3), is
+    no login: anyone can say 235."""
+    fake = ListeningFake("127.0.0.1", scram_iterations=4096, unproved=True)
+    try:
+        r = subprocess.run(
+            [BIN, "check", "127.0.0.1", "--ports", f"submission={fake.port}",
+             "--timeout", "5", "--user", "alice", "--password-stdin"],
+            input="s3cret-pw\n", capture_output=True, text=True,
+            timeout=CHECK_TIMEOUT)
+    finally:
+        fake.close()
+    assert re.search(r"^FAIL .*auth-login +AUTH SCRAM-SHA-256: accepted "
+                     r"without the server's signature", r.stdout,
+                     re.M), r.stdout
+    assert not re.search(r"^PASS .*auth-login", r.stdout, re.M), r.stdout
+
+
+def test_a_trickled_reply_ends_at_the_timeout():
+    """--timeout bounds each reply as a whole: an EHLO reply whose every
+    line comes within the timeout, an octet at a time, but which would
+    take 15 s in all, ends the check of that port at the timeout."""
+    data = b"".join(b"250-line%d\r\n" % i for i in range(8)) + b"250 end\r\n"
+    srv = TrickleServer(data, 0.15, after=b"EHLO")
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run([BIN, "check", "127.0.0.1", "--ports",
+                            f"smtp={srv.port}", "--timeout", "2"],
+                           capture_output=True, text=True,
+                           timeout=CHECK_TIMEOUT)
+    finally:
+        took = time.monotonic() - t0
+        srv.close()
+    assert re.search(r"^FAIL .*/smtp +ehlo +no reply: not complete within "
+                     r"2\.0 s", r.stdout, re.M), r.stdout
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert took < 8, (took, r.stdout)
+    assert isinstance(srv.closed, float) and srv.closed < 6, srv.closed

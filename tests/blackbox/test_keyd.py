@@ -289,9 +289,9 @@ def test_the_key_process_decrypts_nothing():
         def data(b):
             return struct.pack(">I", len(b)) + b
 
-        # MSG_VERSION 3, MSG_KEY_OP 7, KEY_OP_RSA_SIGN 2, RSA_NO_PADDING 3
+        # MSG_VERSION 4, MSG_KEY_OP 7, KEY_OP_RSA_SIGN 2, RSA_NO_PADDING 3
         # (src/proc/msg.h, openssl/rsa.h)
-        msg = (struct.pack(">HHQ", 3, 7, 42) + struct.pack(">II", 2, 3) +
+        msg = (struct.pack(">HHQ", 4, 7, 42) + struct.pack(">II", 2, 3) +
                data(hashlib.sha256(der).digest()) + data(ct))
         with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as so:
             so.settimeout(NET_TIMEOUT)

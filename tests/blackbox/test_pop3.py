@@ -16,8 +16,9 @@ import time
 
 import pytest
 
-from conftest import (NET_TIMEOUT, SMTPClient, _finish_all, copies_in_memory,
-                      owned_server, trickle_until_closed, wait_for)
+from conftest import (NET_TIMEOUT, CyrusClient, SMTPClient, _finish_all,
+                      copies_in_memory, owned_server, trickle_until_closed,
+                      wait_for)
 from pop3_helpers import (PASSWORD, POP3Raw, box_files, make_box,
                           pop3_server, postern_user, seed, tls_context)
 
@@ -191,6 +192,32 @@ def test_sasl_auth_plain_login_and_cancel(srv):
     log = srv.log()
     assert PASSWORD not in log and ir not in log
     srv.wait_log(r"pop3 login user=hoge mech=PLAIN")
+
+
+def test_digest_md5_names_the_pop_service():
+    """POP3's SASL service is "pop" (RFC 5034 section 4): a DIGEST-MD5
+    response Cyrus' client made for it logs in, one made for SMTP on the
+    same server does not."""
+    srv = pop3_server(extra=["auth-mechanisms PLAIN DIGEST-MD5"])
+    try:
+        for service, want in (("pop", "+OK Logged in"),
+                              ("smtp", "-ERR [AUTH] Authentication failed")):
+            cl = CyrusClient("DIGEST-MD5", service, "127.0.0.1", "hoge",
+                             PASSWORD)
+            try:
+                with POP3Raw(srv.pop3s_port, tls=True) as c:
+                    line = c.cmd("AUTH DIGEST-MD5")
+                    while line.startswith("+ "):
+                        line = c.cmd(cl.step(line[2:]))
+            finally:
+                cl.close()
+            assert line.startswith(want), (service, line)
+        srv.wait_log(r"authd: auth refused address=127\.0\.0\.1 "
+                     r"mech=DIGEST-MD5: digest-uri \"smtp/127\.0\.0\.1\" "
+                     r"names another service")
+    finally:
+        problems = _finish_all([srv])
+        assert not problems, problems
 
 
 def test_retr_after_another_reader_renamed_or_removed_the_file(srv):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import BIN, free_port
+from conftest import BIN, TrickleServer, free_port
 
 PROBE_TIMEOUT = 60
 
@@ -118,3 +118,22 @@ def test_probe_usage():
     assert probe("127.0.0.1", "--ports", "12345").returncode == 64
     assert probe("127.0.0.1", "--timeout", "x").returncode == 64
     assert probe("a", "b").returncode == 64
+
+
+def test_a_trickled_greeting_ends_at_the_timeout():
+    """--timeout bounds the greeting as a whole, not each read of it: a
+    server that sends an octet a second would otherwise hold the probe
+    for as long as it liked."""
+    srv = TrickleServer(b"220 " + b"x" * 30 + b"\r\n", 1.0)
+    t0 = time.monotonic()
+    try:
+        r = probe("127.0.0.1", "--ports", f"smtp={srv.port}", "--timeout",
+                  "2")
+    finally:
+        took = time.monotonic() - t0
+        srv.close()
+    line = [l for l in r.stdout.splitlines() if f"{srv.port}/smtp" in l]
+    assert line and "no-banner" in line[0], r.stdout
+    assert "no greeting: not complete within 2.0 s" in line[0], r.stdout
+    assert took < 8, (took, r.stdout)
+    assert isinstance(srv.closed, float) and srv.closed < 6, srv.closed

@@ -145,6 +145,9 @@ def lab():
         stop.append(lab.via4.close)
         lab.via6 = FakeSMTP("::1", free_port(), "slow")
         stop.append(lab.via6.close)
+        # a smarthost (or someone on the path) asking for 1 iteration
+        lab.scram = FakeSMTP(ip(18), free_port(), "scram", iterations=1)
+        stop.append(lab.scram.close)
 
         # -- Postfix ------------------------------------------------------
         lab.pf = None
@@ -211,6 +214,8 @@ def lab():
                 f"auth {cred_b}",
                 f"relay for via4.test via [{ip(17)}]:{lab.via4.port}",
                 f"relay for via6.test via [::1]:{lab.via6.port}",
+                f"relay for scram.test via {ip(18)}:{lab.scram.port} "
+                f"auth {cred_b}",
             ]) + "\n")
         lab.cred_b = cred_b
         a.start()
@@ -866,6 +871,33 @@ def test_relay_wrong_password_defers_with_535(lab):
     if d.exists():
         assert not any(tok.encode() in f.read_bytes() for f in d.iterdir())
     assert not any(tok.encode() in h for h in lab.pf.held())
+    delete_from_queue(lab, qid)
+
+
+def test_relay_scram_with_too_few_iterations_defers(lab):
+    """A smarthost whose SCRAM challenge asks for fewer than the 4096
+    iterations of RFC 7677 section 4 (i=1: anyone on the path could ask
+    for it, and the proof would be cheap to crack) gets no proof: the
+    exchange is called off, and the message waits with the reason."""
+    tok = token()
+    send(lab, ["friend@scram.test"], tok)
+    m = lab.a.wait_log(r"([0-9A-F]{16}) delivery to=<friend@scram\.test> "
+                       r"relay=\S+ delay=[0-9.]+s dsn=(4\.7\.0) "
+                       r"status=deferred \(([^\n]*)")
+    qid, why = m.group(1), m.group(3)
+    assert "the server asks for 1 SCRAM iterations, fewer than the 4096 " \
+        "RFC 7677 requires" in why, why
+    out = queue_list(lab)
+    assert qid in out and "fewer than the 4096" in out, out
+    # Nothing but a cancel: no client-final-message, so no proof.
+    assert lab.scram.auth_lines, "the smarthost never got that far"
+    assert all(l in (b"*", None) for l in lab.scram.auth_lines), \
+        lab.scram.auth_lines
+    # One connection per delivery attempt, each attempt after the
+    # back-off: no loop of reconnections.
+    tries = len(re.findall(qid + r" delivery to=<friend@scram\.test>[^\n]*"
+                           r"deferred", lab.a.log()))
+    assert lab.scram.connections <= tries + 1, (lab.scram.connections, tries)
     delete_from_queue(lab, qid)
 
 

@@ -41,7 +41,8 @@ fake_secret(void *arg, const char *user, const char *kind, char *dst,
 	return (int)strlen(s);
 }
 
-static const struct sasl_backend fake_be = { NULL, fake_verify, fake_secret };
+static const struct sasl_backend fake_be = { NULL, fake_verify, fake_secret,
+    NULL };
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "lib/base64.h"
 #include "sasl/sasl.h"
 #include "sasl/sasl_int.h"
@@ -60,7 +62,8 @@ fake_secret(void *arg, const char *user, const char *kind, char *dst,
 	return (int)strlen(s);
 }
 
-static const struct sasl_backend fake_be = { NULL, fake_verify, fake_secret };
+static const struct sasl_backend fake_be = { NULL, fake_verify, fake_secret,
+    NULL };
 
 static void
 set_user(const char *user, const char *password)
@@ -243,6 +246,119 @@ test_digest_md5_rfc2831(void **state)
 	buf_free(&out);
 }
 
+/* RFC 2831 section 2.1.2.1: the response for a digest-uri, with the
+ * RFC's user, password, nonces and qop=auth. */
+static void
+digest_response_for(const char *uri, char out[33])
+{
+	unsigned char h[16], a1[16 + 64];
+	char hex1[33], hex2[33], buf[512];
+	unsigned int len;
+	size_t n;
+
+	EVP_Digest("chris:elwood.innosoft.com:secret", 32, h, &len, EVP_md5(),
+	    NULL);
+	memcpy(a1, h, 16);
+	n = 16 + (size_t)snprintf((char *)a1 + 16, 64,
+	    ":OA6MG9tEQGm2hh:OA6MHXh6VqTrRk");
+	EVP_Digest(a1, n, h, &len, EVP_md5(), NULL);
+	sasl_hex(hex1, h, 16);
+	n = (size_t)snprintf(buf, sizeof buf, "AUTHENTICATE:%s", uri);
+	EVP_Digest(buf, n, h, &len, EVP_md5(), NULL);
+	sasl_hex(hex2, h, 16);
+	n = (size_t)snprintf(buf, sizeof buf, "%s:OA6MG9tEQGm2hh:00000001:"
+	    "OA6MHXh6VqTrRk:auth:%s", hex1, hex2);
+	EVP_Digest(buf, n, h, &len, EVP_md5(), NULL);
+	sasl_hex(out, h, 16);
+}
+
+/* The server's names, as authd knows them: its host name, a domain,
+ * the address the client connected to. */
+static int
+fake_host_is_ours(void *arg, const char *host)
+{
+	return strcmp(host, "elwood.innosoft.com") == 0 ||
+	    strcmp(host, "innosoft.com") == 0 || strcmp(host, "::1") == 0 ||
+	    strcmp(host, "192.0.2.1") == 0;
+}
+
+/* digest-uri = serv-type "/" host [ "/" serv-name ] must name this
+ * service and this server (RFC 2831 section 2.1.2), whatever the
+ * response: each row carries the right response for its digest-uri. */
+static void
+test_digest_md5_uri(void **state)
+{
+	static const struct sasl_backend be = { NULL, fake_verify,
+	    fake_secret, fake_host_is_ours };
+	static const struct { const char *uri; const char *refused; } rows[] = {
+		{ "imap/elwood.innosoft.com", NULL },
+		{ "IMAP/elwood.innosoft.com", NULL },
+		{ "imap/innosoft.com", NULL },
+		{ "imap/192.0.2.1", NULL },
+		{ "imap/::1", NULL },
+		{ "imap/[::1]", NULL },
+		{ "imap/elwood.innosoft.com/innosoft.com", NULL },
+		{ "smtp/elwood.innosoft.com", "names another service" },
+		{ "imaps/elwood.innosoft.com", "names another service" },
+		{ "ima/elwood.innosoft.com", "names another service" },
+		{ "imap", "names another service" },
+		{ "/elwood.innosoft.com", "names another service" },
+		{ "imap/", "names another host" },
+		{ "imap/mail.other.example", "names another host" },
+		{ "imap/192.0.2.2", "names another host" },
+		{ "imap/[192.0.2.2]", "names another host" },
+		{ "imap/[::1", "names another host" },
+		{ "imap/elwood.innosoft.com/other.example", "names another host" },
+		{ "imap/elwood.innosoft.com/", "names another host" },
+		{ "imap/mail.other.example/innosoft.com", "names another host" },
+	};
+	struct sasl_server s;
+	struct buf out;
+	char resp[33], msg[512];
+
+	set_user("chris", "secret");
+	assert_true(sasl_digest_md5_secret("chris", "elwood.innosoft.com",
+	    "secret", fake.digest, sizeof fake.digest) > 0);
+	buf_init(&out, 0);
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		enum sasl_status st;
+
+		digest_response_for(rows[i].uri, resp);
+		snprintf(msg, sizeof msg, "username=\"chris\",realm=\"elwood."
+		    "innosoft.com\",nonce=\"OA6MG9tEQGm2hh\",nc=00000001,"
+		    "cnonce=\"OA6MHXh6VqTrRk\",digest-uri=\"%s\",response=%s,"
+		    "qop=auth", rows[i].uri, resp);
+		sasl_server_init(&s, sasl_mech_lookup("DIGEST-MD5"), &be,
+		    "elwood.innosoft.com", "imap");
+		sasl_server_set_nonce(&s, "OA6MG9tEQGm2hh");
+		step_str(&s, NULL, &out);
+		st = step_str(&s, msg, &out);
+		if (st != (rows[i].refused ? SASL_FAIL : SASL_CONTINUE))
+			fail_msg("'%s': got %d, want %s", rows[i].uri, st,
+			    rows[i].refused ? "FAIL" : "CONTINUE");
+		if (rows[i].refused ? strstr(s.refusal, rows[i].refused) == NULL ||
+		    strstr(s.refusal, rows[i].uri) == NULL : s.refusal[0] != '\0')
+			fail_msg("'%s': refusal '%s'", rows[i].uri, s.refusal);
+		/* The log line gets the digest-uri, never the response. */
+		if (strstr(s.refusal, resp) != NULL)
+			fail_msg("'%s': the response in '%s'", rows[i].uri,
+			    s.refusal);
+		sasl_server_free(&s);
+	}
+	/* Without the backend's answer, the host name alone is ours. */
+	digest_response_for("imap/192.0.2.1", resp);
+	snprintf(msg, sizeof msg, "username=\"chris\",realm=\"elwood.innosoft."
+	    "com\",nonce=\"OA6MG9tEQGm2hh\",nc=00000001,cnonce=\"OA6MHXh6VqTr"
+	    "Rk\",digest-uri=\"imap/192.0.2.1\",response=%s,qop=auth", resp);
+	sasl_server_init(&s, sasl_mech_lookup("DIGEST-MD5"), &fake_be,
+	    "elwood.innosoft.com", "imap");
+	sasl_server_set_nonce(&s, "OA6MG9tEQGm2hh");
+	step_str(&s, NULL, &out);
+	assert_int_equal(step_str(&s, msg, &out), SASL_FAIL);
+	sasl_server_free(&s);
+	buf_free(&out);
+}
+
 static void
 test_plain_login(void **state)
 {
@@ -412,6 +528,128 @@ test_client_scram_rfc7677(void **state)
 	buf_free(&out);
 }
 
+/* The client's checks of server-first-message (RFC 5802 section 7,
+ * RFC 7677 section 4) and of server-final-message. */
+static void
+test_client_scram_server_first(void **state)
+{
+#define N "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+#define S "s=W22ZaJ0SNY7soEsUEjb6gQ=="
+	static const struct {
+		const char *sf;
+		enum sasl_status want;
+		const char *error;	/* in c.error; NULL: none */
+	} rows[] = {
+		{ N "," S ",i=4096", SASL_CONTINUE, NULL },
+		{ N "," S ",i=4096,x=an extension", SASL_CONTINUE, NULL },
+		{ N "," S ",i=1000000", SASL_CONTINUE, NULL },
+		{ N "," S ",i=1", SASL_MALFORMED,
+		    "asks for 1 SCRAM iterations, fewer than the 4096" },
+		{ N "," S ",i=4095", SASL_MALFORMED, "fewer than the 4096" },
+		{ N "," S ",i=1000001", SASL_MALFORMED,
+		    "more than 1000000 SCRAM iterations" },
+		{ N "," S ",i=99999999999999999999999", SASL_MALFORMED,
+		    "more than 1000000" },
+		{ N "," S ",i=04096", SASL_MALFORMED, "not a number" },
+		{ N "," S ",i=-4096", SASL_MALFORMED, "not a number" },
+		{ N "," S ",i=4096x", SASL_MALFORMED, "not a number" },
+		{ N "," S ",i=", SASL_MALFORMED, "not a number" },
+		{ "m=must-know," N "," S ",i=4096", SASL_MALFORMED,
+		    "extension (m=)" },
+		{ S "," N ",i=4096", SASL_MALFORMED, "r=, s=, i= expected" },
+		{ N "," S, SASL_MALFORMED, "r=, s=, i= expected" },
+		{ N ",i=4096," S, SASL_MALFORMED, "r=, s=, i= expected" },
+		{ N ",s=,i=4096", SASL_MALFORMED, "salt is empty or not base64" },
+		{ N ",s=W22ZaJ0SNY7soEsUEjb6g,i=4096", SASL_MALFORMED,
+		    "salt is empty" },
+		{ "r=rOprNGfwEbeRWgbNEkqO," S ",i=4096", SASL_MALFORMED,
+		    "nonce does not extend ours" },
+		{ "r=XOprNGfwEbeRWgbNEkqO%hvY," S ",i=4096", SASL_MALFORMED,
+		    "nonce does not extend ours" },
+		{ "r=rOprNGfwEbeRWgbNEkqO\x7f," S ",i=4096", SASL_MALFORMED,
+		    "nonce holds a character" },
+		{ "e=unknown-user", SASL_MALFORMED,
+		    "refused the SCRAM exchange: unknown-user" },
+	};
+	struct sasl_client c;
+	struct buf out;
+	int ir;
+
+	buf_init(&out, 0);
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		enum sasl_status st;
+
+		sasl_client_init(&c, sasl_mech_lookup("SCRAM-SHA-256"), "user",
+		    "pencil");
+		sasl_client_set_nonce(&c, "rOprNGfwEbeRWgbNEkqO");
+		sasl_client_step(&c, NULL, 0, &out, &ir);
+		st = sasl_client_step(&c, (const unsigned char *)rows[i].sf,
+		    strlen(rows[i].sf), &out, &ir);
+		if (st != rows[i].want)
+			fail_msg("'%s': got %d, want %d (%s)", rows[i].sf, st,
+			    rows[i].want, c.error);
+		if (rows[i].error ? strstr(c.error, rows[i].error) == NULL :
+		    c.error[0] != '\0')
+			fail_msg("'%s': got error '%s', want '%s'", rows[i].sf,
+			    c.error, rows[i].error ? rows[i].error : "");
+		/* Nothing that depends on the password leaves on a refusal. */
+		if (st != SASL_CONTINUE && out.len != 0)
+			fail_msg("'%s': a response of %zu octets", rows[i].sf,
+			    out.len);
+		sasl_client_free(&c);
+	}
+	/* A NUL inside is refused, not cut short. */
+	{
+		static const char nul[] = N "," S ",i=4096\0,i=1";
+
+		sasl_client_init(&c, sasl_mech_lookup("SCRAM-SHA-256"), "user",
+		    "pencil");
+		sasl_client_set_nonce(&c, "rOprNGfwEbeRWgbNEkqO");
+		sasl_client_step(&c, NULL, 0, &out, &ir);
+		assert_int_equal(sasl_client_step(&c, (const unsigned char *)nul,
+		    sizeof nul - 1, &out, &ir), SASL_MALFORMED);
+		sasl_client_free(&c);
+	}
+	/* server-final: the RFC 7677 signature, with an extension after
+	 * it; a server error is reported as the server gave it. */
+	static const struct {
+		const char *v;
+		enum sasl_status want;
+		const char *error;
+	} finals[] = {
+		{ "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=", SASL_OK, NULL },
+		{ "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=,x=1", SASL_OK,
+		    NULL },
+		{ "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4", SASL_FAIL,
+		    "could not prove" },
+		{ "e=invalid-proof", SASL_FAIL,
+		    "refused the SCRAM exchange: invalid-proof" },
+		{ "", SASL_FAIL, "could not prove" },
+	};
+	for (size_t i = 0; i < sizeof finals / sizeof finals[0]; i++) {
+		const char *sf = N "," S ",i=4096";
+		enum sasl_status st;
+
+		sasl_client_init(&c, sasl_mech_lookup("SCRAM-SHA-256"), "user",
+		    "pencil");
+		sasl_client_set_nonce(&c, "rOprNGfwEbeRWgbNEkqO");
+		sasl_client_step(&c, NULL, 0, &out, &ir);
+		assert_int_equal(sasl_client_step(&c, (const unsigned char *)sf,
+		    strlen(sf), &out, &ir), SASL_CONTINUE);
+		st = sasl_client_step(&c, (const unsigned char *)finals[i].v,
+		    strlen(finals[i].v), &out, &ir);
+		if (st != finals[i].want || (finals[i].error ?
+		    strstr(c.error, finals[i].error) == NULL : c.error[0] != '\0'))
+			fail_msg("'%s': got %d '%s', want %d '%s'", finals[i].v,
+			    st, c.error, finals[i].want,
+			    finals[i].error ? finals[i].error : "");
+		sasl_client_free(&c);
+	}
+	buf_free(&out);
+#undef N
+#undef S
+}
+
 /* Every client mechanism against the server side, through the fake
  * backend: right password in, wrong password out. */
 static void
@@ -483,10 +721,12 @@ main(void)
 		cmocka_unit_test(test_cram_md5_rfc2195),
 		cmocka_unit_test(test_scram_sha256_rfc7677),
 		cmocka_unit_test(test_digest_md5_rfc2831),
+		cmocka_unit_test(test_digest_md5_uri),
 		cmocka_unit_test(test_plain_login),
 		cmocka_unit_test(test_verdict_given_later),
 		cmocka_unit_test(test_base64_strict),
 		cmocka_unit_test(test_client_scram_rfc7677),
+		cmocka_unit_test(test_client_scram_server_first),
 		cmocka_unit_test(test_client_server_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
