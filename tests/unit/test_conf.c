@@ -50,7 +50,7 @@ static const char full_conf[] =
 	"listen smtp on 127.0.0.1 port 2525\n"
 	"listen submission on ::1 port submission auth optional tls off\n"
 	"listen submissions port 4650 auth required tls implicit\n"
-	"listen pop3 on [::1] port 1100 tls starttls auth off\n"
+	"listen pop3 on [::1] port 1100 tls starttls\n"
 	"listen pop3s on 192.0.2.1 port pop3s\n"
 	"message-size-limit 10M\n"
 	"smtp-timeout 5m\n"
@@ -80,7 +80,7 @@ test_full_config(void **state)
 		{ ROLE_SMTP, "127.0.0.1", 2525, AUTH_OPTIONAL, TLS_STARTTLS, 14 },
 		{ ROLE_SUBMISSION, "::1", 587, AUTH_OPTIONAL, TLS_NONE, 15 },
 		{ ROLE_SUBMISSIONS, "", 4650, AUTH_REQUIRED, TLS_IMPLICIT, 16 },
-		{ ROLE_POP3, "::1", 1100, AUTH_OFF, TLS_STARTTLS, 17 },
+		{ ROLE_POP3, "::1", 1100, AUTH_REQUIRED, TLS_STARTTLS, 17 },
 		{ ROLE_POP3S, "192.0.2.1", 995, AUTH_REQUIRED, TLS_IMPLICIT, 18 },
 	};
 	static const struct { int family; const char *addr; unsigned bits; }
