@@ -6,7 +6,10 @@
  * TOTAL); each connection walks the MX hosts in order and their
  * addresses (RFC 5321 section 5.1) until one greets and accepts EHLO,
  * then takes the destination's messages one after the other over the
- * same session, and says QUIT when none is left.
+ * same session, and says QUIT when none is left.  A temporary refusal
+ * while another session to the destination is up lowers its number of
+ * sessions for a minute (a server that takes so many per client)
+ * instead of deferring what waits.
  *
  * Credentials files are read by the master, as root, before the queue
  * manager drops privileges (remote_load_credentials); the queue manager
@@ -35,10 +38,13 @@
 #include <sys/queue.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
+/* How long a destination that turned a session away keeps to fewer. */
+#define REMOTE_CAP_SECS	60
 #define CRED_USER_MAX	256
 #define CRED_PASS_MAX	1024
 
@@ -61,6 +67,12 @@ struct rdest {
 	size_t			 index;		/* in remote.dests */
 	unsigned		 kicking;	/* inside rdest_kick */
 	int			 waiting;	/* on remote.waiting */
+	/* Sessions at once, lowered when the server turned one away while
+	 * another of ours was up (a limit per client, RFC 5321's 421),
+	 * until cap_until; then remote-connections' per-domain figure is
+	 * tried again. */
+	unsigned		 conn_cap;
+	time_t			 cap_until;
 	TAILQ_ENTRY(rdest)	 wait_entry;
 };
 
@@ -88,6 +100,7 @@ struct remote {
 	const struct conf	*conf;
 	struct dns		*dns;
 	SSL_CTX			*tls_ctx;
+	int			 quiescing;	/* remote_quiesce: no new work */
 	unsigned		 nconns;
 	unsigned		 max_conns;	/* this engine's part of the */
 	unsigned		 max_per_domain; /* configured limits */
@@ -325,8 +338,25 @@ rconn_note(struct rconn *k, int perm, const char *dsn, const char *fmt, ...)
 static void
 rconn_give_up(struct rconn *k)
 {
-	log_info("remote: %s: %s", k->d->key, k->last_err);
-	rdest_fail_all(k->d, k->last_perm, k->last_dsn, k->last_err, "none");
+	struct rdest *d = k->d;
+
+	/* A temporary failure while other sessions of ours are open to the
+	 * same destination says more about how many it takes from us than
+	 * about the messages: they wait for those sessions, which open no
+	 * more than there are now.  A message with many recipients is
+	 * several remote_msgs, and would otherwise be deferred whole by a
+	 * server that takes one session per client. */
+	if (!k->last_perm && d->nconns > 1) {
+		d->conn_cap = d->nconns - 1;
+		d->cap_until = time(NULL) + REMOTE_CAP_SECS;
+		log_info("remote: %s: %s; the messages wait for the %u other "
+		    "session%s", d->key, k->last_err, d->conn_cap,
+		    d->conn_cap == 1 ? "" : "s");
+		rconn_free(k);
+		return;
+	}
+	log_info("remote: %s: %s", d->key, k->last_err);
+	rdest_fail_all(d, k->last_perm, k->last_dsn, k->last_err, "none");
 	rconn_free(k);
 }
 
@@ -742,12 +772,16 @@ rdest_kick(struct rdest *d)
 {
 	struct remote *r = d->r;
 
+	unsigned per_domain = r->max_per_domain;
+
+	if (d->conn_cap > 0 && time(NULL) < d->cap_until)
+		per_domain = d->conn_cap;
 	d->kicking++;
-	while (d->nqueued > d->nconns && d->nconns < r->max_per_domain &&
+	while (d->nqueued > d->nconns && d->nconns < per_domain &&
 	    r->nconns < r->max_conns)
 		rconn_start(d);
-	if (d->nqueued > d->nconns && d->nconns < r->max_per_domain &&
-	    !d->waiting) {
+	if (d->nqueued > d->nconns && d->nconns < per_domain &&
+	    !d->waiting && !r->quiescing) {
 		/* Held back only by the total: next in line for a slot. */
 		TAILQ_INSERT_TAIL(&r->waiting, d, wait_entry);
 		d->waiting = 1;
@@ -838,6 +872,27 @@ remote_submit(struct remote *r, struct remote_msg *m)
 	d->tail = &m->next;
 	d->nqueued++;
 	rdest_kick(d);
+	if (r->quiescing)		/* nothing would ever take it */
+		rdest_fail_all(d, 0, "4.3.2", "the queue manager is stopping",
+		    "none");
+}
+
+void
+remote_quiesce(struct remote *r)
+{
+	r->quiescing = 1;
+	r->max_conns = 0;	/* no session starts any more */
+	/* Backwards: a destination left with nothing is released, and the
+	 * last one takes its place in the array. */
+	for (size_t i = r->ndests; i-- > 0; ) {
+		struct rdest *d = r->dests[i];
+
+		d->kicking++;		/* not freed under the callbacks */
+		rdest_fail_all(d, 0, "4.3.2", "the queue manager is stopping",
+		    "none");
+		d->kicking--;
+		rdest_release(d);
+	}
 }
 
 void
@@ -870,6 +925,7 @@ remote_free(struct remote *r)
 	}
 	free(r->dests);
 	keyindex_free(&r->dest_index);
+	smtp_client_free_quitting();
 	SSL_CTX_free(r->tls_ctx);
 	free(r);
 }

@@ -87,6 +87,11 @@ void		 remote_forget_credentials(void);
 struct remote	*remote_new(struct event_base *, const struct conf *,
 		    unsigned share);
 void		 remote_submit(struct remote *, struct remote_msg *);
+/* Begin to stop: messages not yet in a transaction are answered
+ * REMOTE_TEMPFAIL at once, no session or transaction starts any more
+ * (a session whose transaction ends says QUIT), and those under way go
+ * on, so that their outcomes can be recorded. */
+void		 remote_quiesce(struct remote *);
 /* Stop: every recipient in flight without an outcome yet is answered
  * REMOTE_TEMPFAIL. */
 void		 remote_free(struct remote *);

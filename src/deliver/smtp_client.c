@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -74,6 +75,8 @@ enum sc_state {
 #define CAP_AUTH	0x10
 
 struct smtp_client {
+	LIST_ENTRY(smtp_client)	 quitting_entry;	/* smtp_client_quit */
+	int			 quitting;
 	struct event_base	*base;
 	struct bufferevent	*bev;
 	struct smtp_client_cfg	 cfg;
@@ -292,9 +295,14 @@ sc_describe(struct smtp_client *c, char *dst, size_t dstsz, const char *cmd)
 	for (; *r && n + 1 < sizeof text; r++)
 		text[n++] = *r == '\n' ? ' ' : *r;
 	text[n] = '\0';
-	/* Bounded parts: a DSN's Diagnostic-Code, not a transcript. */
-	snprintf(dst, dstsz, "%.200s said: %d %.250s (in reply to %.15s command)",
-	    c->peer, c->reply_code, text, cmd);
+	/* Bounded parts: a DSN's Diagnostic-Code, not a transcript.  No
+	 * command yet: the reply was the greeting. */
+	if (cmd[0] == '\0')
+		snprintf(dst, dstsz, "%.200s said: %d %.250s (in its greeting)",
+		    c->peer, c->reply_code, text);
+	else
+		snprintf(dst, dstsz, "%.200s said: %d %.250s (in reply to "
+		    "%.15s command)", c->peer, c->reply_code, text, cmd);
 }
 
 static void
@@ -1240,11 +1248,17 @@ smtp_client_connect(struct event_base *base, const struct sockaddr *sa,
 	return c;
 }
 
+/* Clients saying QUIT on their own: nobody else holds them, and a
+ * process that ends meanwhile frees them (smtp_client_free_quitting). */
+static LIST_HEAD(, smtp_client) quitting = LIST_HEAD_INITIALIZER(quitting);
+
 void
 smtp_client_quit(struct smtp_client *c)
 {
 	struct timeval tv = { 5, 0 };
 
+	LIST_INSERT_HEAD(&quitting, c, quitting_entry);
+	c->quitting = 1;
 	c->state = SC_QUIT;
 	sc_send(c, "QUIT");
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
@@ -1263,9 +1277,25 @@ smtp_client_free(struct smtp_client *c)
 	sc_destroy(c);
 }
 
+void
+smtp_client_free_quitting(void)
+{
+	struct smtp_client *c;
+
+	while ((c = LIST_FIRST(&quitting)) != NULL) {
+		LIST_REMOVE(c, quitting_entry);
+		c->quitting = 0;
+		smtp_client_free(c);
+	}
+}
+
 static void
 sc_destroy(struct smtp_client *c)
 {
+	if (c->quitting) {
+		LIST_REMOVE(c, quitting_entry);
+		c->quitting = 0;
+	}
 	if (c->drain_ev)
 		event_free(c->drain_ev);
 	if (c->sasl_active)

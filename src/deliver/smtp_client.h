@@ -61,6 +61,8 @@ void	smtp_client_send(struct smtp_client *, struct remote_msg *,
  * caller either way. */
 void	smtp_client_quit(struct smtp_client *);
 void	smtp_client_free(struct smtp_client *);
+/* Free the clients still saying QUIT (the process is stopping). */
+void	smtp_client_free_quitting(void);
 /* "host[addr]:port" for logs and DSNs. */
 const char *smtp_client_peer(const struct smtp_client *);
 /* Map a reply to an enhanced status code: its own "x.y.z", else the

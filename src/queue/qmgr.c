@@ -32,8 +32,10 @@
  * QRUN_INFLIGHT; the entry then waits, whatever timers, flushes or
  * inotify events say, until the last remote_msg has come back
  * (qmgr_landed), and the next pass acts on the recorded outcomes.  On
- * SIGTERM/SIGUSR1 no new pass starts and the loop waits up to
- * QMGR_DRAIN_SECS for the sessions under way.
+ * SIGTERM/SIGUSR1 no new pass, session or transaction starts, remote
+ * messages not yet in a transaction come back at once (unrecorded:
+ * tried again at the next start), and the loop waits up to
+ * QMGR_DRAIN_SECS for the transactions under way.
  *
  * In-flight limit: a message in flight keeps its queue file open (one
  * descriptor, whatever the number of its domains: qrun.c), so the
@@ -565,6 +567,14 @@ qmgr_stop(evutil_socket_t sig, short ev, void *arg)
 	if (stopping)
 		return;
 	stopping = 1;
+	/* Only what is under way is waited for: remote messages not yet in
+	 * a transaction come back now as TEMPFAIL, unrecorded (qm.stopping),
+	 * and go again at the next start, without a back-off; a new
+	 * transaction begun now could be cut off by the drain's bound after
+	 * the server took the message, and be sent twice. */
+	qm.stopping = 1;
+	if (qm.remote != NULL)
+		remote_quiesce(qm.remote);
 	if (qm.inflight == 0 && nbusy == 0) {
 		log_info("queue: stopping (signal %d)", (int)sig);
 		event_base_loopbreak(base);

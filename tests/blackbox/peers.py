@@ -137,11 +137,22 @@ class FakeSMTP:
     "scram": a smarthost that offers STARTTLS, then AUTH SCRAM-SHA-256,
     and answers the client-first-message with `iterations` (RFC 5802
     "i="), keeping in auth_lines what the client sent after it.  Counts
-    connections.  addr may be IPv4 or IPv6."""
+    connections, and MAIL commands in mails.  The modes that take
+    messages wait dot_delay seconds before their reply to the final "."
+    and, with max_sessions, greet that many sessions at once and answer
+    any more "421 4.7.0" at once (a limit per client).  addr may be IPv4
+    or IPv6."""
 
     def __init__(self, addr, port, mode, rcpt_limit=None, rcpt_replies=None,
-                 hang_after=None, iterations=4096):
+                 hang_after=None, iterations=4096, dot_delay=0,
+                 max_sessions=None):
         self.addr, self.port, self.mode = addr, port, mode
+        self.dot_delay = dot_delay
+        self.max_sessions = max_sessions
+        self.sessions = 0
+        self.refused = 0
+        self.mails = 0
+        self.lock = threading.Lock()
         self.rcpt_limit = rcpt_limit
         self.hang_after = hang_after
         self.rcpt_replies = {a.lower(): r for a, r in
@@ -186,8 +197,21 @@ class FakeSMTP:
                 c.close()
             elif self.mode in ("slow", "stall", "badtls", "plain", "gate",
                                "scram"):
+                with self.lock:
+                    full = self.max_sessions is not None and \
+                        self.sessions >= self.max_sessions
+                    self.sessions += not full
+                if full:
+                    self.refused += 1
+                    try:
+                        c.sendall(b"421 4.7.0 too many sessions from your "
+                                  b"address\r\n")
+                    except OSError:
+                        pass
+                    c.close()
+                    continue
                 self.held.append(c)
-                threading.Thread(target=self._slow, args=(c,),
+                threading.Thread(target=self._session, args=(c,),
                                  daemon=True).start()
             else:
                 self.held.append(c)     # silent: keep it open, say nothing
@@ -217,6 +241,13 @@ class FakeSMTP:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(f"{d}/cert.pem", f"{d}/key.pem")
         return ctx
+
+    def _session(self, c):
+        try:
+            self._slow(c)
+        finally:
+            with self.lock:
+                self.sessions -= 1
 
     def _slow(self, c):
         c.settimeout(30)
@@ -266,6 +297,7 @@ class FakeSMTP:
                 elif cmd.startswith(b"RCPT") and self.mode == "plain":
                     c.sendall(self._rcpt(cmd, tx))
                 elif cmd.startswith((b"MAIL", b"RCPT", b"RSET")):
+                    self.mails += cmd.startswith(b"MAIL")
                     if cmd.startswith(b"RCPT"):
                         self._rcpt(cmd, tx)     # every one taken
                     else:
@@ -296,6 +328,7 @@ class FakeSMTP:
                     data, buf = data.split(b"\r\n.\r\n", 1)
                     self.transactions.append((tx[0], tx[1], data))
                     tx = [0, []]
+                    time.sleep(self.dot_delay)
                     c.sendall(b"250 2.0.0 taken\r\n")
                 elif cmd == b"QUIT":
                     c.sendall(b"221 bye\r\n")
