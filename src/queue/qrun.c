@@ -1103,7 +1103,11 @@ qrun_end(struct pass *p, time_t *next)
 			log_warn("%s queue: status append", qid);
 	}
 	free(open_by);
-	if (pending == 0) {
+	/* Nothing open, yet something in flight: the maps changed between
+	 * the pass's start and its end (an alias no longer names the remote
+	 * target just handed out).  The message stays until its flight has
+	 * landed, so that no outcome is written for a message gone. */
+	if (pending == 0 && flight != 1) {
 		pass_remove(p);
 		res = QRUN_REMOVED;
 		goto out;
