@@ -465,10 +465,28 @@ authd_host_is_ours(void *arg, const char *host)
 	struct authd_exchange *x = arg;
 	struct sockaddr_storage ss;
 	struct netprefix local;
+	char name[256];
+	size_t n = strlen(host);
 
+	/* A name: written absolute or not; this server's, a local
+	 * domain, or a host under one (smtp.example.jp for a server
+	 * named mail.example.jp: clients name the server they were set
+	 * up with); "localhost" for a client on this machine. */
+	if (n > 0 && n < sizeof name && host[n - 1] == '.') {
+		memcpy(name, host, n - 1);
+		name[n - 1] = '\0';
+		host = name;
+	}
 	if (strcasecmp(host, authd.conf->hostname) == 0 ||
 	    conf_is_local_domain(authd.conf, host))
 		return 1;
+	for (const char *dot = strchr(host, '.'); dot != NULL;
+	    dot = strchr(dot + 1, '.'))
+		if (conf_is_local_domain(authd.conf, dot + 1))
+			return 1;
+	if (strcasecmp(host, "localhost") == 0)
+		return sockaddr_numeric(x->local, 0, &ss) > 0 &&
+		    sockaddr_is_loopback((struct sockaddr *)&ss);
 	if (netprefix_parse(x->local, &local) == -1 ||
 	    sockaddr_numeric(host, 0, &ss) == 0)
 		return 0;
@@ -703,10 +721,18 @@ authd_finish(struct authd_exchange *x, enum sasl_status st)
 		authd_ok(x, x->sasl.user);
 		return;
 	case SASL_FAIL:
-		if (x->sasl.refusal[0])
+		if (x->sasl.refusal[0]) {
+			/* Refused before any secret was looked at (a
+			 * DIGEST-MD5 response made for another server): no
+			 * guess to count, and a client set up with a name
+			 * this server does not know must not get its address
+			 * blocked for it. */
 			log_info("%016" PRIx64 " authd: auth refused address=%s "
 			    "mech=%s: %s", x->session, x->peer,
 			    x->sasl.mech->name, x->sasl.refusal);
+			authd_send_result(c, x->reqid, AUTH_RESULT_FAIL, NULL);
+			break;
+		}
 		authd_fail(x, now);
 		return;
 	case SASL_TEMPFAIL:
