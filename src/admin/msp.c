@@ -1083,18 +1083,20 @@ msp_main(int argc, char **argv, const char *conf_path, int as_postern)
 			return EX_USAGE;
 		}
 	}
-	argc -= optind;
-	argv += optind;
 	/* Options end at the first recipient; a word after it that looks
 	 * like one ("sendmail bob -v") is a mistake, not the address
-	 * "-v@ORIGIN".  (Postfix refuses such addresses too:
-	 * allow_min_user.) */
-	for (int i = 0; i < argc; i++)
-		if (argv[i][0] == '-') {
-			msp_error("'%s' after the recipients: options go "
-			    "before them", argv[i]);
-			return EX_USAGE;
-		}
+	 * "-v@ORIGIN" (Postfix does not deliver to such addresses either:
+	 * allow_min_user).  After an explicit "--" it is meant. */
+	if (optind < 2 || strcmp(argv[optind - 1], "--") != 0)
+		for (int i = optind; i < argc; i++)
+			if (argv[i][0] == '-') {
+				msp_error("'%s': options go before the recipients "
+				    "(after '--', a recipient may begin with "
+				    "'-')", argv[i]);
+				return EX_USAGE;
+			}
+	argc -= optind;
+	argv += optind;
 
 	switch (o.mode) {
 	case MSP_MAILQ:

@@ -262,8 +262,12 @@ def test_exit_codes(postern):
     # An option after a recipient is not the address "-v@ORIGIN".
     r = sendmail(srv, "bob", "-v", data=b"Subject: late\n\nx\n")
     assert r.returncode == EX_USAGE, r.stderr
-    assert b"'-v' after the recipients" in r.stderr
+    assert b"'-v': options go before the recipients" in r.stderr
     assert maildrop(srv) == []
+    # After "--" such a word is a recipient, as the caller meant.
+    r = sendmail(srv, "--", "bob", "-odd@example.org",
+                 data=b"Subject: dash\n\nx\n")
+    assert r.returncode == 0, r.stderr
     bad = srv.dir / "bad.conf"
     bad.write_text("frobnicate yes\n")
     r = subprocess.run([str(srv.sendmail), "-C", str(bad), "bob"],
