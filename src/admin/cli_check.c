@@ -339,9 +339,12 @@ smtp_auth(struct session *s, const char *mechs)
 			code = smtp_cmd(s, "auth-login", "%s", enc);
 		} else {
 			code = smtp_cmd(s, "auth-login", "*");
+			/* SASL_FAIL: the server's e= (often our wrong
+			 * password) or a signature that does not match. */
 			report(s, "auth-login", V_FAIL, st == SASL_FAIL ?
-			    "the server could not prove it knows the password "
-			    "(SCRAM)" : "the server's SCRAM challenge breaks RFC "
+			    "the SCRAM exchange failed: a wrong password, or a "
+			    "server that cannot prove it knows it (the reason "
+			    "says which)" : "the server's SCRAM challenge breaks RFC "
 			    "5802 or RFC 7677 (at least 4096 iterations): mend "
 			    "the server, or look for something on the path that "
 			    "rewrites it", "AUTH %s: bad server challenge%s%s",
