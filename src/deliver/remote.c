@@ -771,7 +771,6 @@ static void
 rdest_kick(struct rdest *d)
 {
 	struct remote *r = d->r;
-
 	unsigned per_domain = r->max_per_domain;
 
 	if (d->conn_cap > 0 && time(NULL) < d->cap_until)
