@@ -309,6 +309,19 @@ def test_no_password_goes_to_a_server_without_tls():
                      r.stdout, re.M), r.stdout
 
 
+def check_login_against(fake):
+    """`postern check` logging in on the fake's submission port; the
+    fake is closed afterwards (its lines stay)."""
+    try:
+        return subprocess.run(
+            [BIN, "check", "127.0.0.1", "--ports", f"submission={fake.port}",
+             "--timeout", "5", "--user", "alice", "--password-stdin"],
+            input="s3cret-pw\n", capture_output=True, text=True,
+            timeout=CHECK_TIMEOUT)
+    finally:
+        fake.close()
+
+
 @pytest.mark.parametrize("iterations", [1, 4095, 10**7])
 def test_scram_iteration_count_out_of_bounds_is_refused(iterations):
     """A SCRAM challenge asking for fewer than RFC 7677's 4096
@@ -316,14 +329,7 @@ def test_scram_iteration_count_out_of_bounds_is_refused(iterations):
     computing the proof would stall the check, gets no proof: a FAIL
     that says why."""
     fake = ListeningFake("127.0.0.1", scram_iterations=iterations)
-    try:
-        r = subprocess.run(
-            [BIN, "check", "127.0.0.1", "--ports", f"submission={fake.port}",
-             "--timeout", "5", "--user", "alice", "--password-stdin"],
-            input="s3cret-pw\n", capture_output=True, text=True,
-            timeout=CHECK_TIMEOUT)
-    finally:
-        fake.close()
+    r = check_login_against(fake)
     auth = [i for i, l in enumerate(fake.lines) if l.upper().startswith(
         "AUTH SCRAM-SHA-256 ")]
     assert auth, fake.lines
@@ -341,14 +347,7 @@ def test_scram_success_without_the_servers_signature_is_a_fail():
     that proves the server knows the password (RFC 5802 section 3), is
     no login: anyone can say 235."""
     fake = ListeningFake("127.0.0.1", scram_iterations=4096, unproved=True)
-    try:
-        r = subprocess.run(
-            [BIN, "check", "127.0.0.1", "--ports", f"submission={fake.port}",
-             "--timeout", "5", "--user", "alice", "--password-stdin"],
-            input="s3cret-pw\n", capture_output=True, text=True,
-            timeout=CHECK_TIMEOUT)
-    finally:
-        fake.close()
+    r = check_login_against(fake)
     assert re.search(r"^FAIL .*auth-login +AUTH SCRAM-SHA-256: accepted "
                      r"without the server's signature", r.stdout,
                      re.M), r.stdout
