@@ -116,6 +116,9 @@ struct smtp_tx {
 	/* Access rules that took the message (docs/access.md): it is
 	 * dropped after DATA, or committed into hold/.  DISCARD wins. */
 	const struct access_rule *discard, *hold;
+	/* Relayed by a POP-before-SMTP grant: the message has counted
+	 * toward the grant user's message rate (smtp_rcpt_granted). */
+	int		 grant_counted;
 };
 
 /*
@@ -127,6 +130,7 @@ struct smtp_tx {
 enum smtp_wait_step {
 	WAIT_MAIL_RATE,		/* MAIL: the sender's message rate */
 	WAIT_RCPT_GRANT,	/* RCPT: a POP-before-SMTP grant to relay */
+	WAIT_RCPT_GRANT_MSG,	/* RCPT: the grant user's message rate */
 	WAIT_RCPT_RATE,		/* RCPT: the sender's recipient rate */
 };
 
@@ -875,19 +879,35 @@ smtp_rcpt_rate(struct smtp_session *s, struct smtp_wait *w)
 		smtp_rcpt_rated(s, w, ok);
 }
 
+/* The grant user's message rate allowed the message, or not. */
+static void
+smtp_rcpt_grant_counted(struct smtp_session *s, struct smtp_wait *w, int ok)
+{
+	if (!ok) {
+		smtp_rate_refused(s, w);
+		return;
+	}
+	s->tx->grant_counted = 1;
+	smtp_rcpt_rate(s, w);
+}
+
 /*
  * A grant relays on the account of the user whose POP3 login made it
  * (s->grant_user), with what SMTP AUTH on the submission ports would
  * check: that user locked, expired or removed since relays no more (as
  * MAIL refuses an authenticated session then), the envelope sender must
- * be one of the user's addresses, and the recipient counts toward the
- * user's rate.  The header is not checked: the smtp listener's
- * sender-check is about its AUTH sessions (docs/postern.conf.5).
+ * be one of the user's addresses, and the message and its recipients
+ * count toward the user's rates.  The message counts at its first
+ * relayed recipient: at MAIL nothing says yet that a grant will be
+ * used, and the client's address was counted then.  The header is not
+ * checked: the smtp listener's sender-check is about its AUTH sessions
+ * (docs/postern.conf.5).
  */
 static void
 smtp_rcpt_granted(struct smtp_session *s, struct smtp_wait *w, int granted)
 {
 	char from[SMTP_PATH_MAX + 1];
+	int ok;
 
 	if (!granted) {
 		smtp_reply(s, R_RELAY_DENIED, NULL);
@@ -905,7 +925,13 @@ smtp_rcpt_granted(struct smtp_session *s, struct smtp_wait *w, int granted)
 		smtp_reply(s, R_SENDER_NOT_OWNED, w->user);
 		return;
 	}
-	smtp_rcpt_rate(s, w);
+	if (s->tx->grant_counted) {
+		smtp_rcpt_rate(s, w);
+		return;
+	}
+	ok = smtp_rate_take(s, w, RL_MESSAGES, WAIT_RCPT_GRANT_MSG);
+	if (ok != STATE_PENDING)
+		smtp_rcpt_grant_counted(s, w, ok);
 }
 
 static void
@@ -931,6 +957,9 @@ smtp_state_answered(void *arg, int answer)
 		break;
 	case WAIT_RCPT_GRANT:
 		smtp_rcpt_granted(s, &w, answer == 1);
+		break;
+	case WAIT_RCPT_GRANT_MSG:
+		smtp_rcpt_grant_counted(s, &w, answer);
 		break;
 	case WAIT_RCPT_RATE:
 		smtp_rcpt_rated(s, &w, answer);

@@ -2,7 +2,7 @@
 smtp listener for the client's address for `pop-before-smtp DURATION`;
 never on submission, never after a failed login, and the grant outlives
 a restart.  Relay by a grant is on the account of the user who logged
-in: that user's envelope addresses, rate limit and lock apply, as for
+in: that user's envelope addresses, rate limits and lock apply, as for
 SMTP AUTH.  Each test uses its own 127.0.0.x so that grants do not
 mix."""
 import os
@@ -198,6 +198,29 @@ def test_relay_by_grant_counts_toward_the_users_rate():
         # The next session from that address is still on the account.
         code, text = relay_rcpt(srv, src)
         assert code == 450, text
+    finally:
+        finish_checked(srv)
+
+
+def test_messages_relayed_by_grant_count_toward_the_users_rate():
+    """As for AUTH, each message counts once toward the user's messages
+    per hour, at its first relayed recipient; mail for local users in
+    the same session does not."""
+    srv = server("10m", extra=["user-rate-limit 2 100"])
+    try:
+        src = "127.0.0.17"
+        assert pop_login(srv, src).startswith("+OK")
+        codes = []
+        with srv.connect(source=src) as c:
+            c.ehlo()
+            for k in range(3):
+                assert c.cmd("MAIL FROM:<hoge@example.test>")[0] == 250
+                assert c.cmd("RCPT TO:<hoge@example.test>")[0] == 250
+                codes.append([c.cmd(f"RCPT TO:<f{k}{i}@remote.example>")[0]
+                              for i in range(2)])
+                assert c.cmd("RSET")[0] == 250
+        assert codes == [[250, 250], [250, 250], [450, 450]], codes
+        srv.wait_log(r"smtp rate-limit user:hoge kind=messages limit=2/h")
     finally:
         finish_checked(srv)
 
