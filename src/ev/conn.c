@@ -3,6 +3,7 @@
  * conn.h).
  */
 #include "ev/conn.h"
+#include "lib/netaddr.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>
@@ -285,4 +286,24 @@ conn_direct_stop(struct conn_direct *cd)
 	/* Whatever is still owed, and all that follows, goes out the
 	 * usual way. */
 	bufferevent_enable(cd->bev, EV_WRITE);
+}
+
+void
+conn_deadline_update(struct event *deadline_ev, unsigned secs, int line_done,
+    int partial)
+{
+	struct timeval tv = { (time_t)secs, 0 };
+
+	if (line_done || !partial)
+		evtimer_del(deadline_ev);
+	if (partial && !evtimer_pending(deadline_ev, NULL))
+		evtimer_add(deadline_ev, &tv);
+}
+
+void
+conn_local_address(struct bufferevent *bev, char *dst, size_t dstsz)
+{
+	struct bufferevent *under = bufferevent_get_underlying(bev);
+
+	sockname_format(bufferevent_getfd(under ? under : bev), dst, dstsz);
 }

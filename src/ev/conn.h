@@ -113,4 +113,16 @@ void	conn_direct_stop(struct conn_direct *);
 /* The same without handing anything to libevent: the session is going. */
 void	conn_direct_free(struct conn_direct *);
 
+/*
+ * A session's line deadline (deadline_ev, a timer of secs): a finished
+ * line stops it, a partial one starts it unless it already runs, so a
+ * client that trickles a line octet by octet gets no more time than one
+ * that sends nothing.
+ */
+void	conn_deadline_update(struct event *deadline_ev, unsigned secs,
+	    int line_done, int partial);
+/* The address the client connected to, as text ("" if unknown), for
+ * the auth process: TLS layers or not. */
+void	conn_local_address(struct bufferevent *, char *dst, size_t dstsz);
+
 #endif

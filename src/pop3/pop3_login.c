@@ -188,6 +188,8 @@ pop3_auth_begin(struct pop3_session *s, const char *mech,
 {
 	pop3_enter_state(s, POP3_ST_AUTH_WAIT);
 	conn_watch_start(s->bev, POP3_LINE_MAX);
+	if (s->local[0] == '\0')
+		conn_local_address(s->bev, s->local, sizeof s->local);
 	s->auth_reqid = auth_client_start(mech, s->id, s->addr, s->local,
 	    pop3_auth_flags(s), ir, irlen, has_ir, pop3_auth_cb, s);
 	if (s->auth_reqid == 0) {

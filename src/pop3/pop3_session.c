@@ -344,14 +344,10 @@ pop3_process_input(struct pop3_session *s)
 static void
 pop3_deadline_update(struct pop3_session *s, int line_done, int partial)
 {
-	struct timeval tv = { (time_t)s->w->conf->smtp_timeout, 0 };
-
 	if (s->flags & POP3_F_HANDSHAKE)
 		return;
-	if (line_done || !partial)
-		evtimer_del(s->deadline_ev);
-	if (partial && !evtimer_pending(s->deadline_ev, NULL))
-		evtimer_add(s->deadline_ev, &tv);
+	conn_deadline_update(s->deadline_ev, s->w->conf->smtp_timeout,
+	    line_done, partial);
 }
 
 /* The handshake is one "line": it must end in time too. */
@@ -490,7 +486,6 @@ pop3_session_accept(struct worker *w, const struct listener *l, int fd,
 	s->msg_fd = -1;
 	memcpy(&s->ss, sa, salen < sizeof s->ss ? salen : sizeof s->ss);
 	sockaddr_format(sa, s->addr, sizeof s->addr, &s->port);
-	sockname_format(fd, s->local, sizeof s->local);
 	if (l->conf->tls == TLS_IMPLICIT) {
 		/* RFC 8314: TLS from the first byte; the greeting waits in
 		 * the output until the handshake is done. */

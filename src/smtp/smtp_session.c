@@ -1425,6 +1425,10 @@ smtp_auth_send(struct smtp_session *s, const uint8_t *data, size_t n,
 	if (s->l->conf->cleartext_auth == CLEARTEXT_LOOPBACK &&
 	    sockaddr_is_loopback((const struct sockaddr *)&s->ss))
 		flags |= MSG_AUTH_F_LOOPBACK;
+	/* Asked here, not at accept: most sessions on port 25 never log
+	 * in. */
+	if (s->local[0] == '\0')
+		conn_local_address(s->bev, s->local, sizeof s->local);
 	s->auth_reqid = auth_client_start(s->auth_mech->name, s->id, s->addr,
 	    s->local, flags, data, n, has_ir, smtp_auth_cb, s);
 	if (s->auth_reqid == 0) {
@@ -1716,12 +1720,8 @@ smtp_commit_done(void *arg, int result, int err)
 static void
 smtp_deadline_update(struct smtp_session *s, int line_done, int partial)
 {
-	struct timeval tv = { (time_t)s->w->conf->smtp_timeout, 0 };
-
-	if (line_done || !partial)
-		evtimer_del(s->deadline_ev);
-	if (partial && !evtimer_pending(s->deadline_ev, NULL))
-		evtimer_add(s->deadline_ev, &tv);
+	conn_deadline_update(s->deadline_ev, s->w->conf->smtp_timeout,
+	    line_done, partial);
 }
 
 static void
@@ -2002,7 +2002,6 @@ smtp_session_accept(struct worker *w, const struct listener *l, int fd,
 	s->l = l;
 	memcpy(&s->ss, sa, salen < sizeof s->ss ? salen : sizeof s->ss);
 	sockaddr_format(sa, s->addr, sizeof s->addr, &s->port);
-	sockname_format(fd, s->local, sizeof s->local);
 	if (l->conf->tls == TLS_IMPLICIT) {
 		/* RFC 8314: TLS from the first byte; the greeting waits in
 		 * the output until the handshake is done. */

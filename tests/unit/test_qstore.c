@@ -595,6 +595,26 @@ test_status_compact_begins(void **state)
 	remove_spool(spool);
 }
 
+/* Put the 4 KiB block at off of donor over the same block of victim,
+ * as a crash can leave it; what was there goes into was.  Returns the
+ * victim open for writing, to put it back or spoil it further. */
+static int
+graft_block(const char *donor, const char *victim, off_t off,
+    unsigned char was[4096])
+{
+	unsigned char block[4096];
+	int fd;
+
+	assert_true((fd = open(donor, O_RDONLY)) != -1);
+	assert_int_equal(pread(fd, block, sizeof block, off), sizeof block);
+	close(fd);
+	assert_true((fd = open(victim, O_RDWR)) != -1);
+	assert_int_equal(pread(fd, was, 4096, off), 4096);
+	assert_memory_not_equal(block, was, sizeof block);
+	assert_int_equal(pwrite(fd, block, sizeof block, off), sizeof block);
+	return fd;
+}
+
 /* The seal ("content SIZE CRC ENVCRC", qstore.h) is filled in at
  * commit, in the buffer for a small message and in place for one larger
  * than the buffer, and it tells a whole file from one a crash cut short,
@@ -608,7 +628,7 @@ test_seal(void **state)
 	char big[PATH_MAX], other[PATH_MAX], why[256];
 	static const char old[] = "postern-queue 1\nqid 0000000000000003\n"
 	    "from a@b.test\nrcpt c@d.test\n\nSubject: old\r\n\r\nbody\r\n";
-	unsigned char block[4096], mine[4096], zeros[4096] = { 0 };
+	unsigned char mine[4096], zeros[4096] = { 0 };
 	struct qfile qf;
 	struct qenv e;
 	struct stat st;
@@ -633,13 +653,7 @@ test_seal(void **state)
 
 	/* A block of another message (the same offset in a file made the
 	 * same way, but with other octets there), then zeros. */
-	assert_true((fd = open(other, O_RDONLY)) != -1);
-	assert_int_equal(pread(fd, block, sizeof block, 8192), sizeof block);
-	close(fd);
-	assert_true((fd = open(big, O_RDWR)) != -1);
-	assert_int_equal(pread(fd, mine, sizeof mine, 8192), sizeof mine);
-	assert_memory_not_equal(block, mine, sizeof block);
-	assert_int_equal(pwrite(fd, block, sizeof block, 8192), sizeof block);
+	fd = graft_block(other, big, 8192, mine);
 	assert_int_equal(read_and_check(big, why, sizeof why), -1);
 	assert_non_null(strstr(why, "CRC-32"));
 	assert_int_equal(pwrite(fd, zeros, sizeof zeros, 8192), sizeof zeros);
@@ -734,7 +748,7 @@ test_seal_envelope(void **state)
 {
 	char spool[] = "/tmp/postern-qstore-XXXXXX", mine[PATH_MAX];
 	char other[PATH_MAX], why[256];
-	unsigned char block[4096], was[4096];
+	unsigned char was[4096];
 	int fd;
 
 	(void)state;
@@ -747,13 +761,7 @@ test_seal_envelope(void **state)
 
 	/* The other envelope's second block, at the same offset: whole
 	 * records of the same length, each a recipient of the other. */
-	assert_true((fd = open(other, O_RDONLY)) != -1);
-	assert_int_equal(pread(fd, block, sizeof block, 4096), sizeof block);
-	close(fd);
-	assert_true((fd = open(mine, O_RDWR)) != -1);
-	assert_int_equal(pread(fd, was, sizeof was, 4096), sizeof was);
-	assert_memory_not_equal(block, was, sizeof block);
-	assert_int_equal(pwrite(fd, block, sizeof block, 4096), sizeof block);
+	fd = graft_block(other, mine, 4096, was);
 	assert_int_equal(read_and_check(mine, why, sizeof why), -1);
 	assert_non_null(strstr(why, "envelope with CRC-32"));
 	/* Put back, it reads again. */
