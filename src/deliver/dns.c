@@ -313,14 +313,56 @@ dns_addr_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 	free(q);
 }
 
+/* "localhost", or a name under it, with or without the final dot. */
+static int
+dns_is_localhost(const char *host)
+{
+	size_t len = strlen(host);
+
+	if (len > 0 && host[len - 1] == '.')
+		len--;
+	if (len == 9)
+		return strncasecmp(host, "localhost", 9) == 0;
+	return len > 10 && strncasecmp(host + len - 10, ".localhost", 10) == 0;
+}
+
+/* RFC 6761 section 6.3: localhost names are the loopback addresses,
+ * asked of no one (a smarthost "localhost:10025" is a filter on this
+ * machine).  This also keeps such lookups away from c-ares 1.18, which
+ * leaks a copy of the name on each of them. */
+static void
+dns_loopback(uint16_t port, dns_addr_cb cb, void *arg)
+{
+	struct dns_addr a[2];
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a[0].ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&a[1].ss;
+
+	memset(a, 0, sizeof a);
+	s6->sin6_family = AF_INET6;
+	s6->sin6_addr = in6addr_loopback;
+	s6->sin6_port = htons(port);
+	a[0].len = sizeof *s6;
+	s4->sin_family = AF_INET;
+	s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	s4->sin_port = htons(port);
+	a[1].len = sizeof *s4;
+	cb(arg, DNS_OK, a, 2);		/* IPv6 first, as for other names */
+}
+
 void
 dns_lookup_addr(struct dns *d, const char *host, enum dns_name kind,
     uint16_t port, dns_addr_cb cb, void *arg)
 {
-	struct dns_addr_query *q = xcalloc(1, sizeof *q);
+	struct dns_addr_query *q;
 	struct ares_addrinfo_hints hints;
 	char service[8], fqdn[DNS_HOST_MAX + 2];
 	size_t len = strlen(host);
+
+	if (dns_is_localhost(host)) {
+		dns_loopback(port, cb, arg);
+		return;
+	}
+	q = xcalloc(1, sizeof *q);
 
 	/* A final dot keeps c-ares from trying the name again with
 	 * resolv.conf's search domains (or LOCALDOMAIN's) appended when

@@ -50,7 +50,10 @@ void		 dns_free(struct dns *);
 const char	*dns_status_str(enum dns_status);
 void		 dns_lookup_mx(struct dns *, const char *domain, dns_mx_cb,
 		    void *arg);
-/* IPv6 and IPv4 addresses of host, with port filled in.  DNS_ABSOLUTE:
+/* IPv6 and IPv4 addresses of host, with port filled in ("localhost"
+ * and names under it: ::1 and 127.0.0.1, RFC 6761; cb may then run
+ * before this returns, as for any name c-ares answers at once).
+ * DNS_ABSOLUTE:
  * host came from the DNS (an MX host, a mail domain) and is looked up
  * as it stands; DNS_CONFIGURED: a name from the configuration, which
  * may rely on /etc/hosts or resolv.conf's search list, as any
