@@ -67,8 +67,11 @@ cli_config(int argc, char **argv, const char *conf_path)
 		nerr += aliases_load(c.aliases, &al, stdout) ? 1 : 0;
 		aliases_free(&al);
 	}
-	/* relay ... auth FILE: mode, presence, one "LOGIN PASSWORD" line */
+	/* relay ... auth FILE: mode, presence, one "LOGIN PASSWORD" line;
+	 * relay and submit ... tls ca FILE: certificates that load */
 	nerr += remote_check_config(&c, stdout);
+	if (c.submit_tls_ca[0] && remote_ca_check(c.submit_tls_ca, stdout) == -1)
+		nerr++;
 	if (c.access[0]) {
 		int aerr = 0;
 		struct access_map *m = access_map_load(c.access, stdout, &aerr);

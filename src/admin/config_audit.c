@@ -152,6 +152,17 @@ audit_files(struct audit *a, const struct conf *c)
 	if (c->submit_host[0] && !c->submit_tls_verify)
 		audit_say(a, 0, "submit via %s: without 'tls verify' the "
 		    "server's certificate is not checked", c->submit_host);
+	for (size_t i = 0; i < c->nrelay_rules; i++) {
+		const struct relay_rule *r = &c->relay_rules[i];
+
+		/* The password goes over TLS anyway, but to whoever can
+		 * answer the handshake on the path. */
+		if (r->auth_file[0] && !r->tls_verify)
+			audit_say(a, 0, "%s line %d: relay via %s: without 'tls "
+			    "verify' or 'tls ca FILE' the smarthost's "
+			    "certificate is not checked before the credentials "
+			    "go out", c->path, r->line, r->host);
+	}
 }
 
 static void

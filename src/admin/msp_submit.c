@@ -258,7 +258,16 @@ submit_tls(struct submit *s, const struct conf *c)
 	if (s->ctx == NULL)
 		return -1;
 	SSL_CTX_set_min_proto_version(s->ctx, TLS1_2_VERSION);
-	if (c->submit_tls_verify) {
+	if (c->submit_tls_ca[0]) {
+		/* "tls ca FILE": these CAs only, not the system's. */
+		if (SSL_CTX_load_verify_locations(s->ctx, c->submit_tls_ca,
+		    NULL) != 1) {
+			submit_error("%s: not a file of PEM certificates",
+			    c->submit_tls_ca);
+			return -1;
+		}
+		SSL_CTX_set_verify(s->ctx, SSL_VERIFY_PEER, NULL);
+	} else if (c->submit_tls_verify) {
 		SSL_CTX_set_default_verify_paths(s->ctx);
 		SSL_CTX_set_verify(s->ctx, SSL_VERIFY_PEER, NULL);
 	}

@@ -29,6 +29,7 @@ struct relay_rule {
 	uint16_t	 port;
 	int		 tls_implicit;		/* TLS from the first byte */
 	int		 tls_verify;		/* refuse an unverified peer */
+	char		 tls_ca[PATH_MAX];	/* trust only these CAs; "" = system's */
 	char		 auth_file[PATH_MAX];	/* "LOGIN PASSWORD", mode 0600 */
 	int		 line;
 };
@@ -106,6 +107,7 @@ struct conf {
 	uint16_t	 submit_port;
 	int		 submit_tls_implicit;
 	int		 submit_tls_verify;
+	char		 submit_tls_ca[PATH_MAX];	/* "" = the system's store */
 	char		 submit_auth[PATH_MAX];	/* "LOGIN PASSWORD", mode 0600 */
 };
 

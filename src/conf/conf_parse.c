@@ -596,10 +596,24 @@ kw_relay(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 	} else {
 		conf_error(ctx, "relay: expected '[for DOMAIN] direct' or "
 		    "'[for DOMAIN] via HOST[:PORT] [tls implicit] [tls verify] "
-		    "[auth FILE]'");
+		    "[tls ca FILE] [auth FILE]'");
 		return;
 	}
 	while (i < ac) {
+		if (i + 1 < ac && strcmp(av[i], "tls") == 0 &&
+		    strcmp(av[i + 1], "ca") == 0) {
+			if (i + 2 == ac) {
+				conf_error(ctx, "relay: 'tls ca' needs a FILE");
+				return;
+			}
+			/* Trusting a named CA only makes sense when verifying. */
+			if (copy_path(ctx, r.tls_ca, sizeof r.tls_ca,
+			    "relay tls ca", av[i + 2]) == -1)
+				return;
+			r.tls_verify = 1;
+			i += 3;
+			continue;
+		}
 		if (i + 1 < ac && strcmp(av[i], "tls") == 0 &&
 		    strcmp(av[i + 1], "verify") == 0)
 			r.tls_verify = 1;
@@ -755,8 +769,8 @@ kw_pid_file(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 	copy_path(ctx, c->pid_file, sizeof c->pid_file, av[0], av[1]);
 }
 
-/* submit via HOST[:PORT|SERVICE] [tls implicit] [tls verify] [auth FILE]
- * (the sendmail command; port 587 unless given) */
+/* submit via HOST[:PORT|SERVICE] [tls implicit] [tls verify]
+ * [tls ca FILE] [auth FILE] (the sendmail command; port 587 unless given) */
 static void
 kw_submit(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 {
@@ -764,13 +778,27 @@ kw_submit(struct conf_ctx *ctx, struct conf *c, char **av, size_t ac)
 
 	if (strcmp(av[1], "via") != 0 || ac < 3) {
 		conf_error(ctx, "submit: expected 'submit via HOST[:PORT] "
-		    "[tls implicit] [tls verify] [auth FILE]'");
+		    "[tls implicit] [tls verify] [tls ca FILE] [auth FILE]'");
 		return;
 	}
 	if (via_hostport(ctx, "submit via", av[2], 587, c->submit_host,
 	    sizeof c->submit_host, &c->submit_port, &bracketed) == -1)
 		return;
 	for (size_t i = 3; i < ac; i += 2) {
+		if (i + 1 < ac && strcmp(av[i], "tls") == 0 &&
+		    strcmp(av[i + 1], "ca") == 0) {
+			if (i + 2 == ac) {
+				conf_error(ctx, "submit: 'tls ca' needs a FILE");
+				return;
+			}
+			if (copy_path(ctx, c->submit_tls_ca,
+			    sizeof c->submit_tls_ca, "submit tls ca",
+			    av[i + 2]) == -1)
+				return;
+			c->submit_tls_verify = 1;
+			i++;		/* three words */
+			continue;
+		}
 		if (i + 1 < ac && strcmp(av[i], "tls") == 0 &&
 		    strcmp(av[i + 1], "implicit") == 0)
 			c->submit_tls_implicit = 1;
@@ -894,7 +922,7 @@ static const struct conf_keyword {
 	{ "smtp-timeout",	kw_smtp_timeout,	1, 1 },
 	{ "spool",		kw_spool,		1, 1 },
 	{ "state",		kw_state,		1, 1 },
-	{ "submit",		kw_submit,		2, 8 },
+	{ "submit",		kw_submit,		2, 11 },
 	{ "tls",		kw_tls,			4, 4 },
 	{ "user",		kw_user,		1, 1 },
 	{ "user-rate-limit",	kw_user_rate_limit,	2, 2 },
@@ -1015,12 +1043,17 @@ conf_parse_string(const char *name, const char *text, struct conf *c,
 				conf_error(&ctx, "unknown directive '%s'",
 				    cl->word[0]);
 			else if (cl->nword - 1 < kw->minargs ||
-			    cl->nword - 1 > kw->maxargs)
+			    (cl->nword - 1 > kw->maxargs &&
+			    kw->maxargs == kw->minargs))
 				conf_error(&ctx, "%s: expected %zu%s argument%s, "
 				    "got %zu", kw->name, kw->minargs,
 				    kw->maxargs > kw->minargs ? " or more" : "",
 				    kw->minargs == 1 && kw->maxargs == 1 ? "" : "s",
 				    cl->nword - 1);
+			else if (cl->nword - 1 > kw->maxargs)
+				conf_error(&ctx, "%s: expected at most %zu "
+				    "argument%s, got %zu", kw->name, kw->maxargs,
+				    kw->maxargs == 1 ? "" : "s", cl->nword - 1);
 			else
 				kw->fn(&ctx, c, cl->word, cl->nword);
 		}
@@ -1145,7 +1178,10 @@ conf_print(const struct conf *c, FILE *f)
 			    r->host, r->bracketed ? "]" : "", r->port,
 			    r->tls_implicit ? " tls implicit" : "",
 			    r->auth_file[0] ? " auth " : "", r->auth_file);
-		fprintf(f, "%s\n", r->tls_verify ? " tls verify" : "");
+		if (r->tls_ca[0])
+			fprintf(f, " tls ca %s\n", r->tls_ca);
+		else
+			fprintf(f, "%s\n", r->tls_verify ? " tls verify" : "");
 	}
 	fprintf(f, "remote-connect-timeout %llus\nremote-timeout %llus\n"
 	    "remote-connections %u %u\n",
@@ -1184,9 +1220,12 @@ conf_print(const struct conf *c, FILE *f)
 	if (c->pid_file[0])
 		fprintf(f, "pid-file %s\n", c->pid_file);
 	if (c->submit_host[0])
-		fprintf(f, "submit via %s%s%s:%u%s%s%s%s\n",
+		fprintf(f, "submit via %s%s%s:%u%s%s%s%s%s%s\n",
 		    strchr(c->submit_host, ':') ? "[" : "", c->submit_host,
-		    strchr(c->submit_host, ':') ? "]" : "", c->submit_port, c->submit_tls_implicit ? " tls implicit" : "",
-		    c->submit_tls_verify ? " tls verify" : "",
+		    strchr(c->submit_host, ':') ? "]" : "", c->submit_port,
+		    c->submit_tls_implicit ? " tls implicit" : "",
+		    c->submit_tls_verify && !c->submit_tls_ca[0] ?
+		    " tls verify" : "",
+		    c->submit_tls_ca[0] ? " tls ca " : "", c->submit_tls_ca,
 		    c->submit_auth[0] ? " auth " : "", c->submit_auth);
 }

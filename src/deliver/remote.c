@@ -11,9 +11,9 @@
  * sessions for a minute (a server that takes so many per client)
  * instead of deferring what waits.
  *
- * Credentials files are read by the master, as root, before the queue
- * manager drops privileges (remote_load_credentials); the queue manager
- * keeps them in memory only.
+ * Credentials files, and the CA files of "tls ca", are read by the
+ * master, as root, before the queue manager drops privileges
+ * (remote_check_config); the queue manager keeps them in memory only.
  */
 #include "deliver/remote.h"
 #include "deliver/dns.h"
@@ -29,7 +29,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +56,8 @@ static struct credential {
 	char	pass[CRED_PASS_MAX];
 } *credentials;
 static size_t ncredentials;
+/* The same way, per relay rule: the CAs of its "tls ca", else NULL. */
+static X509_STORE **rule_cas;
 
 struct rdest {
 	struct remote		*r;
@@ -164,29 +168,85 @@ cred_read(const char *path, struct credential *cr, FILE *errf)
 	return 0;
 }
 
+/* A "tls ca" file: PEM certificates, the only ones trusted for that
+ * rule's servers (a smarthost with a private CA, or its own self-signed
+ * certificate, pinned). */
+static X509_STORE *
+ca_read(const char *path, FILE *errf)
+{
+	X509_STORE *st;
+	unsigned long e;
+
+	if (access(path, R_OK) == -1) {
+		if (errf)
+			fprintf(errf, "%s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	if ((st = X509_STORE_new()) == NULL)
+		fatalx("remote: out of memory for a CA store");
+	ERR_clear_error();
+	if (X509_STORE_load_file(st, path) != 1) {
+		e = ERR_peek_last_error();
+		if (errf)
+			fprintf(errf, "%s: not a file of PEM certificates "
+			    "(%s)\n", path, e ? ERR_reason_error_string(e) :
+			    "none found");
+		ERR_clear_error();
+		X509_STORE_free(st);
+		return NULL;
+	}
+	return st;
+}
+
+int
+remote_ca_check(const char *path, FILE *errf)
+{
+	X509_STORE *st = ca_read(path, errf);
+
+	X509_STORE_free(st);
+	return st ? 0 : -1;
+}
+
+static void
+cred_set_free(struct credential *creds, X509_STORE **cas, size_t n)
+{
+	if (creds) {
+		OPENSSL_cleanse(creds, n * sizeof *creds);
+		free(creds);
+	}
+	if (cas) {
+		for (size_t i = 0; i < n; i++)
+			X509_STORE_free(cas[i]);
+		free(cas);
+	}
+}
+
 int
 remote_check_config(const struct conf *c, FILE *errf)
 {
-	struct credential *creds;
+	size_t n = c->nrelay_rules ? c->nrelay_rules : 1;
+	struct credential *creds = xcalloc(n, sizeof *creds);
+	X509_STORE **cas = xcalloc(n, sizeof *cas);
 	int problems = 0;
 
-	creds = xcalloc(c->nrelay_rules ? c->nrelay_rules : 1, sizeof *creds);
-	for (size_t i = 0; i < c->nrelay_rules; i++)
-		if (c->relay_rules[i].auth_file[0] &&
-		    cred_read(c->relay_rules[i].auth_file, &creds[i], errf) == -1)
+	for (size_t i = 0; i < c->nrelay_rules; i++) {
+		const struct relay_rule *rule = &c->relay_rules[i];
+
+		if (rule->auth_file[0] &&
+		    cred_read(rule->auth_file, &creds[i], errf) == -1)
 			problems++;
+		if (rule->tls_ca[0] &&
+		    (cas[i] = ca_read(rule->tls_ca, errf)) == NULL)
+			problems++;
+	}
 	/* Only a complete set replaces the one in use. */
 	if (problems) {
-		OPENSSL_cleanse(creds, (c->nrelay_rules ? c->nrelay_rules : 1) *
-		    sizeof *creds);
-		free(creds);
+		cred_set_free(creds, cas, n);
 		return problems;
 	}
-	if (credentials) {
-		OPENSSL_cleanse(credentials, ncredentials * sizeof *credentials);
-		free(credentials);
-	}
+	cred_set_free(credentials, rule_cas, ncredentials);
 	credentials = creds;
+	rule_cas = cas;
 	ncredentials = c->nrelay_rules;
 	return problems;
 }
@@ -194,11 +254,9 @@ remote_check_config(const struct conf *c, FILE *errf)
 void
 remote_forget_credentials(void)
 {
-	if (credentials) {
-		OPENSSL_cleanse(credentials, ncredentials * sizeof *credentials);
-		free(credentials);
-	}
+	cred_set_free(credentials, rule_cas, ncredentials);
 	credentials = NULL;
+	rule_cas = NULL;
 	ncredentials = 0;
 }
 
@@ -355,7 +413,10 @@ rconn_give_up(struct rconn *k)
 		rconn_free(k);
 		return;
 	}
-	log_info("remote: %s: %s", d->key, k->last_err);
+	/* Each host's failure has had its line (rconn_ready); this one
+	 * says that none is left, and each message's own line follows. */
+	log_info("remote: %s: no host left to try (the last: %s)", d->key,
+	    k->last_err);
 	rdest_fail_all(d, k->last_perm, k->last_dsn, k->last_err, "none");
 	rconn_free(k);
 }
@@ -475,6 +536,8 @@ rconn_try_addr(struct rconn *k)
 	memset(&cfg, 0, sizeof cfg);
 	cfg.helo = r->conf->hostname;
 	cfg.tls_ctx = r->tls_ctx;
+	if (rule && rule->tls_ca[0] && k->d->rule_index < ncredentials)
+		cfg.tls_cas = rule_cas[k->d->rule_index];
 	cfg.servername = k->host;
 	cfg.tls_implicit = rule ? rule->tls_implicit : 0;
 	cfg.tls_verify = rule ? rule->tls_verify : 0;
@@ -829,7 +892,8 @@ remote_new(struct event_base *base, const struct conf *c, unsigned share)
 	if ((r->tls_ctx = SSL_CTX_new(TLS_client_method())) == NULL)
 		fatalx("remote: cannot create a TLS context");
 	SSL_CTX_set_min_proto_version(r->tls_ctx, TLS1_2_VERSION);
-	/* The system's trust store, for destinations with "tls verify". */
+	/* The system's trust store, for destinations with "tls verify"
+	 * (a rule's "tls ca" replaces it for that rule's sessions). */
 	SSL_CTX_set_default_verify_paths(r->tls_ctx);
 	SSL_CTX_set_mode(r->tls_ctx, SSL_MODE_RELEASE_BUFFERS);
 	return r;

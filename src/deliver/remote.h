@@ -72,14 +72,19 @@ struct remote_msg {
 };
 
 /* Check and load the relay rules' credentials files (mode 0600 or
- * stricter, one line "LOGIN PASSWORD"); returns the number of problems,
+ * stricter, one line "LOGIN PASSWORD") and "tls ca" files (PEM
+ * certificates); returns the number of problems,
  * described on errf as "FILE: what"; on problems the credentials in
  * use stay as they were.  The master calls it as root
  * before it forks the queue manager, which inherits the credentials in
  * memory and never opens the files itself. */
 int		 remote_check_config(const struct conf *, FILE *errf);
-/* Wipe and free the credentials: every child but the queue manager
- * calls it first, so that no worker holds a smarthost's password. */
+/* Whether a "tls ca" file loads (for "submit ... tls ca"); problems
+ * as "FILE: what" on errf. */
+int		 remote_ca_check(const char *path, FILE *errf);
+/* Wipe and free the credentials (and CA stores): every child but the
+ * queue manager calls it first, so that no worker holds a smarthost's
+ * password. */
 void		 remote_forget_credentials(void);
 /* share: how many engines (queue managers) split remote-connections
  * and its per-domain limit between them (each gets its part, rounded

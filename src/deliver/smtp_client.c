@@ -503,9 +503,10 @@ sc_after_ehlo(struct smtp_client *c)
 
 /* SNI and, for "tls verify", the name the certificate must bear: a
  * host name, or for an address literal ("[192.0.2.1]", "[IPv6:...]")
- * no SNI (RFC 6066 section 3) and the address itself. */
+ * no SNI (RFC 6066 section 3) and the address itself; and the CAs it
+ * must chain to, where the rule names its own ("tls ca"). */
 static void
-sc_tls_names(SSL *ssl, const char *servername, int verify)
+sc_tls_names(SSL *ssl, const char *servername, int verify, X509_STORE *cas)
 {
 	char ip[64];
 
@@ -514,6 +515,9 @@ sc_tls_names(SSL *ssl, const char *servername, int verify)
 	if (!verify)
 		return;
 	SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+	/* A rule's own CAs: its server is checked against them alone. */
+	if (cas != NULL && SSL_set1_verify_cert_store(ssl, cas) != 1)
+		fatalx("smtp client: cannot use a rule's CA store");
 	if (servername[0] == '[' && smtp_addr_literal_host(servername,
 	    strlen(servername), ip, sizeof ip) == 0 &&
 	    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip) == 1)
@@ -533,7 +537,7 @@ sc_starttls(struct smtp_client *c)
 		sc_setup_failed(c, 0, "4.7.5", "TLS: cannot create a session");
 		return;
 	}
-	sc_tls_names(ssl, c->servername, c->cfg.tls_verify);
+	sc_tls_names(ssl, c->servername, c->cfg.tls_verify, c->cfg.tls_cas);
 	/* A failure past the BIO frees ssl itself (ev/conn.c). */
 	tls = bufferevent_openssl_filter_new(c->base, c->bev, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
@@ -1157,6 +1161,17 @@ sc_event(struct smtp_client *c, struct bufferevent *bev, short what)
 			    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 			return;
 		}
+		if (c->state == SC_CONNECTING && e != 0 && ERR_GET_LIB(e) == 0) {
+			/* Not OpenSSL's error: libevent's mark of a system
+			 * call that failed under the handshake (with TLS
+			 * from the first byte, a refused connection). */
+			int err = EVUTIL_SOCKET_ERROR();
+
+			sc_setup_failed(c, 0, "4.4.1", "connect to %s: %s", c->peer,
+			    err && err != EAGAIN && err != EINPROGRESS ?
+			    strerror(err) : "closed in the TLS handshake");
+			return;
+		}
 		if (e) {
 			char ssl[200];
 			ERR_error_string_n(e, ssl, sizeof ssl);
@@ -1219,7 +1234,7 @@ smtp_client_connect(struct event_base *base, const struct sockaddr *sa,
 
 		if (ssl == NULL)
 			fatalx("smtp client: cannot create a TLS session");
-		sc_tls_names(ssl, c->servername, cfg->tls_verify);
+		sc_tls_names(ssl, c->servername, cfg->tls_verify, cfg->tls_cas);
 		c->bev = bufferevent_openssl_socket_new(base, -1, ssl,
 		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 		if (c->bev != NULL)

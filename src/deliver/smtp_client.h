@@ -25,6 +25,7 @@ struct smtp_client_cfg {
 	const char	*servername;	/* SNI and certificate name */
 	int		 tls_implicit;	/* TLS from the first byte (465) */
 	int		 tls_verify;	/* only a verified TLS peer will do */
+	X509_STORE	*tls_cas;	/* trust these, not tls_ctx's; or NULL */
 	int		 no_starttls;	/* in the clear even if offered */
 	const char	*auth_user;	/* NULL: no AUTH */
 	const char	*auth_pass;

@@ -321,11 +321,11 @@ master_reload(struct conf **cp)
 		free(c);
 		return;
 	}
-	/* Last check: it also loads the relay credentials that the next
-	 * queue manager inherits (only when all of them are good). */
+	/* Last check: it also loads the relay credentials and CAs that the
+	 * next queue manager inherits (only when all of them are good). */
 	if (remote_check_config(c, stderr) != 0) {
-		log_warnx("master: relay credentials problem; keeping the "
-		    "running configuration");
+		log_warnx("master: relay credentials or CA problem; keeping "
+		    "the running configuration");
 		access_table_free(&access);
 		conf_free(c);
 		free(c);
@@ -412,7 +412,8 @@ master_run(struct conf *c, struct access_table *access, int verbose)
 		gid = pw->pw_gid;
 	}
 	/* A smarthost's credentials file must be there, well formed and
-	 * private before anything starts (problems as "FILE: what"). */
+	 * private, and its CA file loadable, before anything starts
+	 * (problems as "FILE: what"). */
 	if (remote_check_config(c, stderr) != 0)
 		fatalx("master: remote delivery is misconfigured; see above");
 	if (qstore_prepare(c->spool, uid, gid) == -1)

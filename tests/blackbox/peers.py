@@ -62,6 +62,59 @@ def _alive(pid):
 # ----------------------------------------------------------------------
 # DNS: dnsmasq from dnsmasq-base
 
+def _openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True,
+                   timeout=TOOL_TIMEOUT)
+
+
+class PrivateCA:
+    """A private certificate authority made with the openssl command, for
+    servers whose certificates only it vouches for: cert(name, sans)
+    issues a P-256 leaf (sans as "IP:127.0.0.1,DNS:relay.test") and
+    returns its (certificate, key) paths."""
+
+    def __init__(self, directory, name):
+        self.dir = Path(directory)
+        self.name = name
+        self.pem = self.dir / f"{name}-ca.pem"
+        self.key = self.dir / f"{name}-ca.key"
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+                 "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                 "-subj", f"/CN={name} test CA",
+                 "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign",
+                 "-keyout", str(self.key), "-out", str(self.pem))
+
+    def cert(self, name, sans):
+        key, csr = self.dir / f"{name}.key", self.dir / f"{name}.csr"
+        pem, ext = self.dir / f"{name}.pem", self.dir / f"{name}.ext"
+        ext.write_text(f"subjectAltName={sans}\n"
+                       "basicConstraints=critical,CA:FALSE\n"
+                       "extendedKeyUsage=serverAuth\n")
+        _openssl("req", "-new", "-newkey", "ec", "-pkeyopt",
+                 "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN={name}",
+                 "-keyout", str(key), "-out", str(csr))
+        _openssl("x509", "-req", "-in", str(csr), "-CA", str(self.pem),
+                 "-CAkey", str(self.key), "-CAcreateserial", "-days", "2",
+                 "-extfile", str(ext), "-out", str(pem))
+        os.chmod(key, 0o600)
+        return pem, key
+
+
+def self_signed_cert(directory, name, sans):
+    """A self-signed server certificate that is no CA (what a server
+    makes for itself), and its key: (certificate, key) paths."""
+    d = Path(directory)
+    pem, key = d / f"{name}.pem", d / f"{name}.key"
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+             "-subj", f"/CN={name}", "-addext", f"subjectAltName={sans}",
+             "-addext", "basicConstraints=critical,CA:FALSE",
+             "-keyout", str(key), "-out", str(pem))
+    os.chmod(key, 0o600)
+    return pem, key
+
+
 class DNS:
     """dnsmasq answering only from its command line: --mx-host and
     --host-record; every other name under .test is NXDOMAIN (--local)."""

@@ -290,6 +290,8 @@ static const struct err_case err_cases[] = {
 	    "t.conf:3: tls: expected 4 arguments, got 3" },
 	{ OKHEAD "domains\n", 1,
 	    "t.conf:3: domains: expected 1 or more arguments, got 0" },
+	{ OKHEAD "submit via h tls implicit tls verify tls ca /c auth /a x\n",
+	    1, "t.conf:3: submit: expected at most 11 arguments, got 12" },
 	{ OKHEAD "tls cert /a chain /b\n", 1,
 	    "t.conf:3: tls: expected 'tls cert FILE key FILE'" },
 	{ OKHEAD "message-size-limit 10X\n", 1,
@@ -420,6 +422,14 @@ static const struct err_case err_cases[] = {
 	    "t.conf:3: relay for: 'bad_domain' is not a domain" },
 	{ OKHEAD "relay via smtp.example auth relative/path\n", 1,
 	    "t.conf:3: relay auth: 'relative/path' is not an absolute path" },
+	{ OKHEAD "relay via smtp.example tls ca\n", 1,
+	    "t.conf:3: relay: 'tls ca' needs a FILE" },
+	{ OKHEAD "relay via smtp.example tls ca ca.pem\n", 1,
+	    "t.conf:3: relay tls ca: 'ca.pem' is not an absolute path" },
+	{ OKHEAD "submit via smtp.example tls ca\n", 1,
+	    "t.conf:3: submit: 'tls ca' needs a FILE" },
+	{ OKHEAD "submit via smtp.example tls ca ca.pem\n", 1,
+	    "t.conf:3: submit tls ca: 'ca.pem' is not an absolute path" },
 	{ OKHEAD "max-recipients 0\n", 1,
 	    "t.conf:3: max-recipients: '0' is not a number from 1 to 100000" },
 	{ OKHEAD "workers 4x\n", 1,
@@ -552,6 +562,71 @@ test_service_port(void **state)
 		fail_msg("%d service case(s) failed", failed);
 }
 
+/* "tls ca FILE" names the CAs to trust and implies verification; the
+ * printed configuration reads back the same. */
+static void
+test_tls_ca(void **state)
+{
+	static const char text[] = "domains example.org\nlisten smtp\n"
+	    "relay via smtp.isp.example:587 tls ca /etc/postern/isp-ca.pem "
+	    "auth /etc/postern/isp.auth\n"
+	    "relay for example.com direct tls ca /etc/postern/partner.pem\n"
+	    "relay for example.net via mx.example.net tls verify\n"
+	    "submit via [192.0.2.1]:465 tls implicit tls ca /etc/ca.pem\n";
+	struct conf c, again;
+	char *errs = NULL, *printed = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(parse(text, &c, &errs), 0);
+	free(errs);
+	assert_int_equal(c.nrelay_rules, 3);
+	assert_string_equal(c.relay_rules[0].tls_ca, "/etc/postern/isp-ca.pem");
+	assert_int_equal(c.relay_rules[0].tls_verify, 1);
+	assert_string_equal(c.relay_rules[0].auth_file, "/etc/postern/isp.auth");
+	assert_string_equal(c.relay_rules[1].tls_ca, "/etc/postern/partner.pem");
+	assert_int_equal(c.relay_rules[1].tls_verify, 1);
+	assert_int_equal(c.relay_rules[1].direct, 1);
+	assert_string_equal(c.relay_rules[2].tls_ca, "");
+	assert_int_equal(c.relay_rules[2].tls_verify, 1);
+	assert_string_equal(c.submit_tls_ca, "/etc/ca.pem");
+	assert_int_equal(c.submit_tls_verify, 1);
+	assert_int_equal(c.submit_tls_implicit, 1);
+
+	/* The printed relay and submit lines, read back. */
+	assert_non_null(f = open_memstream(&printed, &len));
+	fputs("domains example.org\nlisten smtp\n", f);
+	conf_print(&c, f);
+	fclose(f);
+	for (char *line = strchr(printed, '\n') + 1; *line; ) {
+		char *next = strchr(line, '\n');
+
+		assert_non_null(next);
+		next++;
+		if (strncmp(line, "relay ", 6) != 0 &&
+		    strncmp(line, "submit ", 7) != 0 &&
+		    strncmp(line, "listen smtp\n", 12) != 0) {
+			memmove(line, next, strlen(next) + 1);
+			continue;
+		}
+		line = next;
+	}
+	if (parse(printed, &again, &errs) != 0)
+		fail_msg("%s\nin:\n%s", errs, printed);
+	free(errs);
+	for (size_t i = 0; i < 3; i++) {
+		assert_string_equal(again.relay_rules[i].tls_ca,
+		    c.relay_rules[i].tls_ca);
+		assert_int_equal(again.relay_rules[i].tls_verify,
+		    c.relay_rules[i].tls_verify);
+	}
+	assert_string_equal(again.submit_tls_ca, c.submit_tls_ca);
+	free(printed);
+	conf_free(&again);
+	conf_free(&c);
+}
+
 static void
 test_local_domain(void **state)
 {
@@ -602,6 +677,7 @@ main(void)
 		cmocka_unit_test(test_error_lines),
 		cmocka_unit_test(test_resolver_forms),
 		cmocka_unit_test(test_service_port),
+		cmocka_unit_test(test_tls_ca),
 		cmocka_unit_test(test_local_domain),
 	};
 
