@@ -1136,7 +1136,9 @@ conf_print(const struct conf *c, FILE *f)
 		fprintf(f, "aliases %s\n", c->aliases);
 	if (c->access[0])
 		fprintf(f, "access %s\n", c->access);
-	fprintf(f, "mynetworks");
+	/* What is printed reads back as the same configuration: defaults
+	 * that no directive can spell are comments. */
+	fprintf(f, c->nmynetworks ? "mynetworks" : "# mynetworks: none");
 	for (size_t i = 0; i < c->nmynetworks; i++) {
 		char host[64];
 		inet_ntop(c->mynetworks[i].family, c->mynetworks[i].addr,
@@ -1156,11 +1158,15 @@ conf_print(const struct conf *c, FILE *f)
 	}
 	fprintf(f, "message-size-limit %llu\nmax-recipients %u\n"
 	    "smtp-timeout %llus\nmax-errors %u\nmax-sessions %u\n"
-	    "user %s\npam-service %s\nworkers %u\nlog %s\n",
+	    "user %s\npam-service %s\n",
 	    (unsigned long long)c->message_size_limit, c->max_recipients,
 	    (unsigned long long)c->smtp_timeout, c->max_errors,
-	    c->max_sessions, c->user, c->pam_service, c->workers,
-	    c->log_syslog ? "syslog" : "stderr");
+	    c->max_sessions, c->user, c->pam_service);
+	if (c->workers)
+		fprintf(f, "workers %u\n", c->workers);
+	else
+		fprintf(f, "# workers: one per core\n");
+	fprintf(f, "log %s\n", c->log_syslog ? "syslog" : "stderr");
 	fprintf(f, "max-connections-per-ip %u\nuser-rate-limit %u %u\n"
 	    "ip-rate-limit %u\n", c->max_connections_per_ip,
 	    c->user_rate_limit_messages, c->user_rate_limit_recipients,

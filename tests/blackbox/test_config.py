@@ -1,5 +1,6 @@
 """`postern config check` and `postern serve` on good and bad files:
 errors name the file and line, a bad file never starts a server."""
+import re
 import socket
 import subprocess
 
@@ -55,6 +56,41 @@ def test_check_good_file(conf_server):
     assert "workers 2\n" in out
     assert f"{srv.conf}: ok" in out
     assert no_sanitizer_report(r.stdout + r.stderr)
+
+
+def effective(r, path):
+    """The settings `config check` of path printed, without the verdict
+    on the file."""
+    out = r.stdout.split("# effective settings\n", 1)[1]
+    return "".join(l + "\n" for l in out.splitlines()
+                   if not l.startswith(f"{path}: "))
+
+
+def test_effective_settings_read_back_the_same(conf_server, tmp_path):
+    """What `config check` prints is a configuration: checked in turn,
+    it prints itself; the defaults no directive spells (workers, no
+    mynetworks) are comments."""
+    srv = conf_server
+    text = srv.conf.read_text()
+    srv.conf.write_text("\n".join(
+        l for l in text.splitlines()
+        if not l.startswith(("workers", "mynetworks"))) + "\n" +
+        "relay via [192.0.2.25]:587 tls implicit tls ca /etc/ssl/certs/x.pem\n"
+        "relay for example.org direct tls verify\n"
+        "submit via [2001:db8::25]:465 tls implicit tls ca /etc/c.pem\n")
+    first = run("config", "-c", str(srv.conf), "check")
+    # the CA files do not exist: errors, but the settings are printed
+    assert "/etc/ssl/certs/x.pem: No such file" in first.stdout, first.stdout
+    again_conf = tmp_path / "again.conf"
+    again_conf.write_text(effective(first, srv.conf))
+    assert "# workers: one per core\n" in again_conf.read_text()
+    assert "# mynetworks: none\n" in again_conf.read_text()
+    again = run("config", "-c", str(again_conf), "check")
+    assert effective(again, again_conf) == effective(first, srv.conf), \
+        again.stdout
+    # no line of it is an error (those name the file and the line)
+    assert not re.search(rf"{re.escape(str(again_conf))}:\d+: ",
+                         again.stdout + again.stderr), again.stdout
 
 
 def test_check_reports_every_error_with_its_line(conf_server):
