@@ -72,6 +72,23 @@ audit_secret(struct audit *a, const char *what, const char *path,
 		    group_ok ? "640" : "600", path);
 }
 
+/* A file of trusted certificates: whoever may change it may add his
+ * own CA, and be believed to be the smarthost. */
+static void
+audit_trust(struct audit *a, const char *what, const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0 && (st.st_mode & 022))
+		audit_say(a, 1, "%s %s has mode %04o: others could add a CA "
+		    "of their own and take the credentials (chmod 644)", what,
+		    path, (unsigned)(st.st_mode & 07777));
+	else if (stat(path, &st) == 0 && st.st_uid != 0 &&
+	    st.st_uid != geteuid())
+		audit_say(a, 0, "%s %s is owned by uid %u: its owner decides "
+		    "whom postern trusts", what, path, (unsigned)st.st_uid);
+}
+
 static void
 audit_dirs(struct audit *a, const struct conf *c)
 {
@@ -162,7 +179,11 @@ audit_files(struct audit *a, const struct conf *c)
 			    "verify' or 'tls ca FILE' the smarthost's "
 			    "certificate is not checked before the credentials "
 			    "go out", c->path, r->line, r->host);
+		if (r->tls_ca[0])
+			audit_trust(a, "relay tls ca", r->tls_ca);
 	}
+	if (c->submit_tls_ca[0])
+		audit_trust(a, "submit tls ca", c->submit_tls_ca);
 }
 
 static void

@@ -260,6 +260,11 @@ submit_tls(struct submit *s, const struct conf *c)
 	SSL_CTX_set_min_proto_version(s->ctx, TLS1_2_VERSION);
 	if (c->submit_tls_ca[0]) {
 		/* "tls ca FILE": these CAs only, not the system's. */
+		if (access(c->submit_tls_ca, R_OK) == -1) {
+			/* Read as the sender: it must be readable by all. */
+			submit_error("%s: %s", c->submit_tls_ca, strerror(errno));
+			return -1;
+		}
 		if (SSL_CTX_load_verify_locations(s->ctx, c->submit_tls_ca,
 		    NULL) != 1) {
 			submit_error("%s: not a file of PEM certificates",

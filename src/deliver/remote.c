@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 #include <stdarg.h>
@@ -47,6 +48,7 @@
 
 /* How long a destination that turned a session away keeps to fewer. */
 #define REMOTE_CAP_SECS	60
+#define CA_FILE_MAX	(4 << 20)	/* a system's whole bundle: 200 KiB */
 #define CRED_USER_MAX	256
 #define CRED_PASS_MAX	1024
 
@@ -95,6 +97,7 @@ struct rconn {
 	int			 plain_retry;	/* this address, without TLS */
 	int			 temp_seen;	/* a failure that may pass */
 	int			 last_perm;
+	int			 last_logged;	/* last_err has had its line */
 	char			 last_dsn[16];
 	char			 last_err[512];
 };
@@ -170,28 +173,46 @@ cred_read(const char *path, struct credential *cr, FILE *errf)
 
 /* A "tls ca" file: PEM certificates, the only ones trusted for that
  * rule's servers (a smarthost with a private CA, or its own self-signed
- * certificate, pinned). */
+ * certificate, pinned).  Read whole, as root, by the master: a regular
+ * file of bounded size (read_text_file), never a FIFO to hang on. */
 static X509_STORE *
 ca_read(const char *path, FILE *errf)
 {
 	X509_STORE *st;
+	X509 *x;
+	BIO *bio;
+	char *pem;
 	unsigned long e;
+	int n = 0;
 
-	if (access(path, R_OK) == -1) {
-		if (errf)
-			fprintf(errf, "%s: %s\n", path, strerror(errno));
+	if ((pem = read_text_file(path, CA_FILE_MAX, errf)) == NULL)
 		return NULL;
-	}
-	if ((st = X509_STORE_new()) == NULL)
+	if ((st = X509_STORE_new()) == NULL ||
+	    (bio = BIO_new_mem_buf(pem, -1)) == NULL)
 		fatalx("remote: out of memory for a CA store");
 	ERR_clear_error();
-	if (X509_STORE_load_file(st, path) != 1) {
-		e = ERR_peek_last_error();
+	while ((x = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL)) != NULL) {
+		if (X509_STORE_add_cert(st, x) == 1)
+			n++;
+		X509_free(x);
+	}
+	/* The end of the text ends the loop as "no start line". */
+	e = ERR_peek_last_error();
+	if (n > 0 && ERR_GET_LIB(e) == ERR_LIB_PEM &&
+	    ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
+		e = 0;
+	BIO_free(bio);
+	free(pem);
+	ERR_clear_error();
+	if (n == 0 || e != 0) {
+		const char *why = e ? ERR_reason_error_string(e) : NULL;
+
+		if (n == 0 && (e == 0 || ERR_GET_REASON(e) ==
+		    PEM_R_NO_START_LINE))
+			why = "no certificate in it";
 		if (errf)
-			fprintf(errf, "%s: not a file of PEM certificates "
-			    "(%s)\n", path, e ? ERR_reason_error_string(e) :
-			    "none found");
-		ERR_clear_error();
+			fprintf(errf, "%s: not a file of PEM certificates (%s)\n",
+			    path, why ? why : "unreadable");
 		X509_STORE_free(st);
 		return NULL;
 	}
@@ -385,6 +406,7 @@ rconn_note(struct rconn *k, int perm, const char *dsn, const char *fmt, ...)
 	va_list ap;
 
 	k->last_perm = perm;
+	k->last_logged = 0;
 	k->temp_seen |= !perm;
 	strlcpy(k->last_dsn, dsn, sizeof k->last_dsn);
 	va_start(ap, fmt);
@@ -413,10 +435,10 @@ rconn_give_up(struct rconn *k)
 		rconn_free(k);
 		return;
 	}
-	/* Each host's failure has had its line (rconn_ready); this one
-	 * says that none is left, and each message's own line follows. */
-	log_info("remote: %s: no host left to try (the last: %s)", d->key,
-	    k->last_err);
+	/* A host's failure has had its line already (rconn_ready); each
+	 * message's own line follows. */
+	if (!k->last_logged)
+		log_info("remote: %s: %s", d->key, k->last_err);
 	rdest_fail_all(d, k->last_perm, k->last_dsn, k->last_err, "none");
 	rconn_free(k);
 }
@@ -493,6 +515,7 @@ rconn_ready(struct smtp_client *c, int ok, const struct smtp_client_error *err,
 	k->client = NULL;
 	rconn_note(k, err->perm, err->dsn, "%s", err->text);
 	log_info("remote: %s: %s", k->d->key, err->text);
+	k->last_logged = 1;
 	if (err->perm || err->auth_refused) {
 		/* No other address will think otherwise.  The smarthost
 		 * refused our credentials: the messages wait (a temporary
@@ -536,8 +559,17 @@ rconn_try_addr(struct rconn *k)
 	memset(&cfg, 0, sizeof cfg);
 	cfg.helo = r->conf->hostname;
 	cfg.tls_ctx = r->tls_ctx;
-	if (rule && rule->tls_ca[0] && k->d->rule_index < ncredentials)
+	if (rule && rule->tls_ca[0]) {
+		/* Never the system's CAs in place of the rule's own. */
+		if (k->d->rule_index >= ncredentials ||
+		    rule_cas[k->d->rule_index] == NULL) {
+			rconn_note(k, 0, "4.7.5", "the CA file %s of line %d is "
+			    "not loaded", rule->tls_ca, rule->line);
+			rconn_give_up(k);
+			return;
+		}
 		cfg.tls_cas = rule_cas[k->d->rule_index];
+	}
 	cfg.servername = k->host;
 	cfg.tls_implicit = rule ? rule->tls_implicit : 0;
 	cfg.tls_verify = rule ? rule->tls_verify : 0;

@@ -1107,6 +1107,27 @@ sc_write_cb(struct bufferevent *bev, void *arg)
 
 static void	sc_event(struct smtp_client *, struct bufferevent *, short);
 
+/* errno as libevent left it after a failed handshake: trusted only
+ * when it is one a connection gets, since other calls may have run
+ * since the failure. */
+static const char *
+sc_connect_error(int err)
+{
+	switch (err) {
+	case ECONNREFUSED:
+	case ECONNRESET:
+	case ECONNABORTED:
+	case ETIMEDOUT:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case EADDRNOTAVAIL:
+	case EPIPE:
+		return strerror(err);
+	default:
+		return "the connection closed in the TLS handshake";
+	}
+}
+
 static void
 sc_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -1165,11 +1186,8 @@ sc_event(struct smtp_client *c, struct bufferevent *bev, short what)
 			/* Not OpenSSL's error: libevent's mark of a system
 			 * call that failed under the handshake (with TLS
 			 * from the first byte, a refused connection). */
-			int err = EVUTIL_SOCKET_ERROR();
-
 			sc_setup_failed(c, 0, "4.4.1", "connect to %s: %s", c->peer,
-			    err && err != EAGAIN && err != EINPROGRESS ?
-			    strerror(err) : "closed in the TLS handshake");
+			    sc_connect_error(EVUTIL_SOCKET_ERROR()));
 			return;
 		}
 		if (e) {

@@ -395,7 +395,9 @@ read_file(const char *path, size_t max, size_t *lenp, FILE *errf)
 	size_t got = 0;
 	int fd, saved;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	/* O_NONBLOCK: a FIFO put in a file's place must not hang the
+	 * open; it fails the regular-file test below instead. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1) {
 		saved = errno;
 		if (errf)
 			fprintf(errf, "%s: %s\n", path, strerror(saved));

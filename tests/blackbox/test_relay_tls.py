@@ -10,6 +10,7 @@ queue.  The same for the sendmail command's `submit via ... tls ca`."""
 import os
 import re
 import shutil
+import signal
 import smtplib
 import subprocess
 import tempfile
@@ -72,6 +73,14 @@ def lab():
         lab.b.start()
         lab.c.start()
 
+        # The rules' CA files are root's alone: the master reads them
+        # before the queue manager becomes user postern.
+        ca_private = shutil.copy(lab.ca.pem, f"{d}/relay-ca-private.pem")
+        other_private = shutil.copy(lab.other_ca.pem,
+                                    f"{d}/other-ca-private.pem")
+        c_private = shutil.copy(lab.c_cert, f"{d}/c-private.pem")
+        for f in (ca_private, other_private, c_private):
+            os.chmod(f, 0o600)
         a = Server(extra=["queue-manager on", "retry-min 1s",
                           "retry-max 2s", "mynetworks 127.0.0.1/32",
                           "remote-timeout 5s", "remote-connect-timeout 5s"])
@@ -87,13 +96,13 @@ def lab():
         rules = {
             # the private CA, by address and by name, both ways of TLS
             "ca465.test": f"[127.0.0.1]:{b.ssl_port} tls implicit "
-                          f"tls ca {lab.ca.pem}",
-            "ca587.test": f"[127.0.0.1]:{b.sub_port} tls ca {lab.ca.pem}",
+                          f"tls ca {ca_private}",
+            "ca587.test": f"[127.0.0.1]:{b.sub_port} tls ca {ca_private}",
             "caname.test": f"localhost:{b.ssl_port} tls implicit "
-                           f"tls ca {lab.ca.pem}",
+                           f"tls ca {ca_private}",
             # a server's own self-signed certificate, pinned
             "pinned.test": f"[127.0.0.1]:{c.ssl_port} tls implicit "
-                           f"tls ca {lab.c_cert}",
+                           f"tls ca {c_private}",
             # the system's CAs
             "system.test": f"[127.0.0.1]:{b.sub_port} tls verify",
             # refused: another CA, although the system's would do; a
@@ -101,13 +110,14 @@ def lab():
             # trusted certificate that does not bear the name; a
             # pinned certificate that is not the server's
             "otherca.test": f"[127.0.0.1]:{b.ssl_port} tls implicit "
-                            f"tls ca {lab.other_ca.pem}",
+                            f"tls ca {other_private}",
             "systemc.test": f"[127.0.0.1]:{c.sub_port} tls verify",
             "wrongname.test": f"localhost:{c.ssl_port} tls implicit "
-                              f"tls ca {lab.c_cert}",
+                              f"tls ca {c_private}",
             "pinnedb.test": f"[127.0.0.1]:{b.ssl_port} tls implicit "
-                            f"tls ca {lab.c_cert}",
+                            f"tls ca {c_private}",
         }
+        lab.cred, lab.ca_private = cred, ca_private
         with open(a.conf, "a") as f:
             for dom, via in rules.items():
                 f.write(f"relay for {dom} via {via} auth {cred}\n")
@@ -147,14 +157,40 @@ def queued_with(srv, tok):
     ("ca465.test", "b"), ("ca587.test", "b"), ("caname.test", "b"),
     ("pinned.test", "c"), ("system.test", "b")])
 def test_trusted_smarthost_gets_the_mail(lab, dom, peer):
+    srv = getattr(lab, peer)
+    before = auths(srv)
     tok = token()
     send(lab, f"x@{dom}", tok)
-    srv = getattr(lab, peer)
     assert wait_for(lambda: queued_with(srv, tok), 20), lab.a.log()[-3000:]
     assert wait_for(lambda: not queued_with(lab.a, tok), 10)
-    # over TLS, after AUTH as the rule's login
-    auths = [r for _, ev, r in srv.events("auth") if "relay" in r]
-    assert auths, srv.log()[-2000:]
+    # after an AUTH of its own as the rule's login
+    assert auths(srv) > before, srv.log()[-2000:]
+
+
+def auths(srv):
+    return sum(1 for _, ev, r in srv.events("auth") if "relay" in r)
+
+
+def test_rules_and_their_cas_still_match_after_a_reload(lab):
+    """A rule put first shifts every other one: the next queue manager
+    must pair each rule with its own CA file still."""
+    text = lab.a.conf.read_text()
+    first = text.index("relay for ")
+    lab.a.conf.write_text(
+        text[:first] + f"relay for first.test via [127.0.0.1]:{free_port()} "
+        f"tls ca {lab.other_ca.pem}\n" + text[first:])
+    lab.a.proc.send_signal(signal.SIGHUP)
+    lab.a.wait_log(r"master: reloaded")
+    tok = token()
+    send(lab, "x@ca465.test", tok)
+    assert wait_for(lambda: queued_with(lab.b, tok), 20), \
+        lab.a.log()[-3000:]
+    tok = token()
+    send(lab, "x@otherca.test", tok)
+    assert wait_for(lambda: re.search(
+        r"delivery to=<x@otherca\.test> .*status=deferred .*certificate "
+        r"verify failed", lab.a.log().split("master: reloaded", 1)[1]), 20)
+    assert not queued_with(lab.b, tok)
 
 
 @pytest.mark.parametrize("dom", [

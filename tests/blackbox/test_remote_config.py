@@ -83,13 +83,16 @@ def test_good_credentials_file(srv):
     assert "correct horse" not in r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("case", ["missing", "not-pem", "key-only"])
+@pytest.mark.parametrize("case", ["missing", "not-pem", "key-only", "fifo"])
 def test_bad_tls_ca_file(srv, case):
     """A "tls ca" file that does not load stops config check and serve,
-    naming the file, for relay and for submit."""
+    naming the file, for relay and for submit; a FIFO in its place
+    hangs neither."""
     ca = srv.dir / "relay-ca.pem"
     if case == "not-pem":
         ca.write_text("this is no certificate\n")
+    elif case == "fifo":
+        os.mkfifo(ca)
     elif case == "key-only":
         subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
                         "ec_paramgen_curve:P-256", "-out", str(ca)],
@@ -136,3 +139,9 @@ def test_tls_ca_file_and_its_warning(srv):
     assert re.search(r"^warning: \S+ line \d+: relay via 127\.0\.0\.1: "
                      r"without 'tls verify' or 'tls ca FILE'", out, re.M), out
     assert out.count("without 'tls verify' or 'tls ca FILE'") == 1, out
+    # a CA file others may write: they could add a CA of their own
+    os.chmod(ca, 0o666)
+    r = check(srv)
+    assert r.returncode == EX_CONFIG, r.stdout + r.stderr
+    assert re.search(rf"^error: relay tls ca {re.escape(str(ca))} has mode "
+                     r"0666", r.stdout, re.M), r.stdout
