@@ -16,11 +16,12 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from fakeserver import FakeServer
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("POSTERN_BIN") or str(REPO / "build-asan" / "postern")
@@ -185,7 +186,7 @@ def trickle_until_closed(sock, data, wait):
     return None
 
 
-class TrickleServer:
+class TrickleServer(FakeServer):
     """A server on 127.0.0.1 for one client that sends data one octet at
     a time, waiting up to `wait` seconds after each
     (trickle_until_closed): as its greeting, or, with after (b"EHLO"),
@@ -194,26 +195,18 @@ class TrickleServer:
     hung up, or None if it never did."""
 
     def __init__(self, data, wait, after=None, timeout=120):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1)
-        self.sock.settimeout(timeout)
-        self.port = self.sock.getsockname()[1]
         self.data, self.wait, self.after = data, wait, after
+        self.timeout = timeout
         self.closed = "not connected"
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(backlog=1)
 
-    def _serve(self):
-        try:
-            c, _ = self.sock.accept()
-        except OSError:
-            return
+    def accepted(self, c):
+        self.stopping = True            # one client: accept no other
         with c:
             try:
                 if self.after is not None:
                     c.sendall(b"220 trickle.example ESMTP\r\n")
-                    c.settimeout(self.sock.gettimeout())
+                    c.settimeout(self.timeout)
                     f = c.makefile("rb")
                     while True:
                         line = f.readline()
@@ -229,8 +222,7 @@ class TrickleServer:
     def close(self):
         """Wait for the trickle to end (it may outlast a client that
         never hangs up), then stop listening."""
-        self.thread.join(len(self.data) * self.wait + 10)
-        self.sock.close()
+        super().close(len(self.data) * self.wait + 10)
 
 
 class CyrusClient:

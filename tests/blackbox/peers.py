@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from conftest import free_port, wait_for
+from fakeserver import FakeServer
 
 TOOL_TIMEOUT = 30
 
@@ -169,7 +170,7 @@ class DNS:
 # ----------------------------------------------------------------------
 # misbehaving SMTP servers, in a thread of the test process
 
-class FakeSMTP:
+class FakeSMTP(FakeServer):
     """mode "silent": accept and say nothing; "421": greet with 421 and
     close; "slow": a plain SMTP server that takes the message at about
     10 KB/s (a slow link) and records each DATA it got (octets, whether
@@ -219,55 +220,38 @@ class FakeSMTP:
         self.datas = []
         self.starttls = 0
         self.gate = threading.Event()
-        self.sock = socket.socket(socket.AF_INET6 if ":" in addr
-                                  else socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if mode in ("slow", "stall"):   # the kernel must not take it all
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.sock.bind((addr, port))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.stopping = False
-        self.held = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        slow = mode in ("slow", "stall")    # the kernel must not take it all
+        super().__init__(addr, port, rcvbuf=4096 if slow else None)
 
-    def _run(self):
-        while not self.stopping:
+    def accepted(self, c):
+        self.connections += 1
+        if self.mode == "421":
             try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
+                c.sendall(b"421 4.3.2 busy.example.test Service not "
+                          b"available, try the next one\r\n")
             except OSError:
-                return
-            self.connections += 1
-            if self.mode == "421":
+                pass
+            c.close()
+        elif self.mode in ("slow", "stall", "badtls", "plain", "gate",
+                           "scram"):
+            with self.lock:
+                full = self.max_sessions is not None and \
+                    self.sessions >= self.max_sessions
+                self.sessions += not full
+            if full:
+                self.refused += 1
                 try:
-                    c.sendall(b"421 4.3.2 busy.example.test Service not "
-                              b"available, try the next one\r\n")
+                    c.sendall(b"421 4.7.0 too many sessions from your "
+                              b"address\r\n")
                 except OSError:
                     pass
                 c.close()
-            elif self.mode in ("slow", "stall", "badtls", "plain", "gate",
-                               "scram"):
-                with self.lock:
-                    full = self.max_sessions is not None and \
-                        self.sessions >= self.max_sessions
-                    self.sessions += not full
-                if full:
-                    self.refused += 1
-                    try:
-                        c.sendall(b"421 4.7.0 too many sessions from your "
-                                  b"address\r\n")
-                    except OSError:
-                        pass
-                    c.close()
-                    continue
-                self.held.append(c)
-                threading.Thread(target=self._session, args=(c,),
-                                 daemon=True).start()
-            else:
-                self.held.append(c)     # silent: keep it open, say nothing
+                return
+            # Not spawn(): close() does not wait for a session, which
+            # may be in a 30 s read; its socket is closed under it.
+            threading.Thread(target=self._session, args=(c,),
+                             daemon=True).start()
+        # silent: keep it open, say nothing
 
     def _rcpt(self, cmd, tx):
         """The reply to one RCPT in "plain" mode; tx is the transaction's
@@ -406,7 +390,7 @@ class FakeSMTP:
         if cmd == b"STARTTLS":
             c.sendall(b"220 go ahead\r\n")
             t = self.tls.wrap_socket(c, server_side=True)
-            self.held.append(t)
+            self.conns.append(t)
             return t
         # AUTH SCRAM-SHA-256 base64(n,,n=USER,r=NONCE)
         first = base64.b64decode(raw[0].split(b" ")[2])
@@ -423,13 +407,6 @@ class FakeSMTP:
             return None
         c.sendall(b"535 5.7.8 no\r\n")
         return c
-
-    def close(self):
-        self.stopping = True
-        self.thread.join(5)
-        self.sock.close()
-        for c in self.held:
-            c.close()
 
 
 # ----------------------------------------------------------------------

@@ -6,14 +6,13 @@ queue stays empty."""
 import base64
 import json
 import re
-import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
 from conftest import BIN, Server, TrickleServer, _finish_all, free_port
+from fakeserver import FakeServer
 
 PASSWORD = "correct horse 42"
 CHECK_TIMEOUT = 120
@@ -209,7 +208,7 @@ def test_usage_is_64(args):
     assert r.stderr
 
 
-class ListeningFake:
+class ListeningFake(FakeServer):
     """A submission server that offers AUTH in the clear and no
     STARTTLS, and keeps every line it is sent.  With scram_iterations,
     it offers SCRAM-SHA-256 and its challenge asks for that many
@@ -219,71 +218,53 @@ class ListeningFake:
     def __init__(self, host, scram_iterations=None, unproved=False):
         self.iterations = scram_iterations
         self.unproved = unproved
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
         self.lines = []
-        self.stop = False
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
+        super().__init__(host, backlog=8)
 
-    def serve(self):
-        while not self.stop:
+    def accepted(self, c):      # serially: the lines of each stay together
+        with c:
+            c.settimeout(5)
+            c.sendall(b"220 fake ESMTP\r\n")
+            buf = b""
+            in_auth = False
             try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            with c:
-                c.settimeout(5)
-                c.sendall(b"220 fake ESMTP\r\n")
-                buf = b""
-                in_auth = False
-                try:
-                    while True:
-                        chunk = c.recv(4096)
-                        if not chunk:
-                            break
-                        buf += chunk
-                        while b"\r\n" in buf:
-                            line, buf = buf.split(b"\r\n", 1)
-                            self.lines.append(line.decode("latin-1"))
-                            verb = line[:4].upper()
-                            if in_auth:         # "*", or a proof
-                                in_auth = False
-                                c.sendall(b"235 2.7.0 ok\r\n"
-                                          if self.unproved and line != b"*"
-                                          else b"535 5.7.8 no\r\n")
-                            elif verb == b"EHLO":
-                                c.sendall(b"250-fake\r\n250 AUTH " + (
-                                    b"SCRAM-SHA-256" if self.iterations
-                                    else b"PLAIN LOGIN") + b"\r\n")
-                            elif verb == b"AUTH" and self.iterations:
-                                first = base64.b64decode(line.split()[2])
-                                nonce = first.split(b",r=", 1)[1]
-                                c.sendall(b"334 " + base64.b64encode(
-                                    b"r=" + nonce + b"srv,s=" +
-                                    base64.b64encode(b"0123456789abcdef") +
-                                    b",i=%d" % self.iterations) + b"\r\n")
-                                in_auth = True
-                            elif verb == b"AUTH":
-                                c.sendall(b"235 2.7.0 ok\r\n")
-                            elif verb == b"MAIL":
-                                c.sendall(b"530 5.7.0 Authentication "
-                                          b"required\r\n")
-                            elif verb == b"QUIT":
-                                c.sendall(b"221 bye\r\n")
-                            else:
-                                c.sendall(b"250 ok\r\n")
-                except OSError:
-                    pass
-
-    def close(self):
-        self.stop = True
-        self.thread.join(5)
-        self.sock.close()
+                while True:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        break
+                    buf += chunk
+                    while b"\r\n" in buf:
+                        line, buf = buf.split(b"\r\n", 1)
+                        self.lines.append(line.decode("latin-1"))
+                        verb = line[:4].upper()
+                        if in_auth:         # "*", or a proof
+                            in_auth = False
+                            c.sendall(b"235 2.7.0 ok\r\n"
+                                      if self.unproved and line != b"*"
+                                      else b"535 5.7.8 no\r\n")
+                        elif verb == b"EHLO":
+                            c.sendall(b"250-fake\r\n250 AUTH " + (
+                                b"SCRAM-SHA-256" if self.iterations
+                                else b"PLAIN LOGIN") + b"\r\n")
+                        elif verb == b"AUTH" and self.iterations:
+                            first = base64.b64decode(line.split()[2])
+                            nonce = first.split(b",r=", 1)[1]
+                            c.sendall(b"334 " + base64.b64encode(
+                                b"r=" + nonce + b"srv,s=" +
+                                base64.b64encode(b"0123456789abcdef") +
+                                b",i=%d" % self.iterations) + b"\r\n")
+                            in_auth = True
+                        elif verb == b"AUTH":
+                            c.sendall(b"235 2.7.0 ok\r\n")
+                        elif verb == b"MAIL":
+                            c.sendall(b"530 5.7.0 Authentication "
+                                      b"required\r\n")
+                        elif verb == b"QUIT":
+                            c.sendall(b"221 bye\r\n")
+                        else:
+                            c.sendall(b"250 ok\r\n")
+            except OSError:
+                pass
 
 
 def test_no_password_goes_to_a_server_without_tls():

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BIN, Server, _finish_all, free_port, wait_for
+from fakeserver import FakeServer
 from pop3_helpers import POP3Raw
 
 PASSWORD = "shared secret 11"
@@ -527,7 +528,7 @@ def test_postgresql_outage_tempfails_auth_and_recovers(alice):
     assert "users: postgresql back" in b.log()
 
 
-class FreezingRelay:
+class FreezingRelay(FakeServer):
     """A TCP relay in front of PostgreSQL that can hold the server's
     bytes: a database that took the connection and then stopped
     answering (a stuck server, a path that drops packets).  Held bytes
@@ -535,34 +536,19 @@ class FreezingRelay:
 
     def __init__(self, target_port):
         self.target = target_port
-        self.lsock = socket.create_server(("127.0.0.1", 0))
-        self.lsock.settimeout(0.2)
-        self.port = self.lsock.getsockname()[1]
         self.frozen = threading.Event()
-        self.held = 0            # server replies held while frozen
-        self.stopping = threading.Event()
-        self.socks = []
-        self.threads = [threading.Thread(target=self._accept, daemon=True)]
-        self.threads[0].start()
+        self.held = 0    # server replies held while frozen
+        super().__init__()
 
-    def _accept(self):
-        while not self.stopping.is_set():
-            try:
-                client, _ = self.lsock.accept()
-            except OSError:
-                continue
-            server = socket.create_connection(("127.0.0.1", self.target), 5)
-            self.socks += [client, server]
-            for src, dst, held in ((client, server, False),
-                                   (server, client, True)):
-                t = threading.Thread(target=self._pipe, daemon=True,
-                                     args=(src, dst, held))
-                self.threads.append(t)
-                t.start()
+    def accepted(self, client):
+        server = socket.create_connection(("127.0.0.1", self.target), 5)
+        self.conns.append(server)
+        self.spawn(self._pipe, client, server, False)
+        self.spawn(self._pipe, server, client, True)
 
     def _pipe(self, src, dst, held):
         src.settimeout(0.2)
-        while not self.stopping.is_set():
+        while not self.stopping:
             try:
                 data = src.recv(65536)
             except socket.timeout:
@@ -573,8 +559,7 @@ class FreezingRelay:
                 break
             if held and self.frozen.is_set():
                 self.held += 1
-            while held and self.frozen.is_set() and \
-                    not self.stopping.is_set():
+            while held and self.frozen.is_set() and not self.stopping:
                 time.sleep(0.02)
             try:
                 dst.sendall(data)
@@ -585,13 +570,6 @@ class FreezingRelay:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-
-    def close(self):
-        self.stopping.set()
-        for t in self.threads:
-            t.join(5)
-        for s in self.socks + [self.lsock]:
-            s.close()
 
 
 def timed_auth(srv, source):

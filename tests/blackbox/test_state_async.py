@@ -21,6 +21,7 @@ import time
 import pytest
 
 from conftest import finish_checked, free_port
+from fakeserver import FakeServer
 from pop3_helpers import PASSWORD, POP3Raw, greeted_while, pop3_server
 
 SOURCE = "127.0.0.40"           # not in mynetworks: relay needs a grant
@@ -36,7 +37,7 @@ STATE_RETRY = 3                 # seconds Redis counts as down after a
 READONLY = "READONLY You can't write against a read only replica."
 
 
-class SlowRedis:
+class SlowRedis(FakeServer):
     """Answers GET with hoge's grant ("user:hoge"), or none with `exists`
     0, TTL with :-2 (no such key), EVAL with :1 and the rest with +OK,
     each after `delay` seconds; with delay None
@@ -52,36 +53,12 @@ class SlowRedis:
         self.exists = exists
         self.latency = latency
         self.refuse = set(refuse)
-        self.port = free_port()
         self.commands = []
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", self.port))
-        self.lsock.listen(16)
-        self.lsock.settimeout(0.2)
-        self.stopping = False
-        self.threads = [threading.Thread(target=self._accept, daemon=True)]
-        self.threads[0].start()
+        super().__init__(port=free_port())
 
     @property
     def url(self):
         return f"redis://127.0.0.1:{self.port}/0"
-
-    def _accept(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.lsock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            # As Redis does: replies written one by one must not wait
-            # for the client's delayed ACK (Nagle).
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            t = threading.Thread(target=self._serve, args=(conn,),
-                                 daemon=True)
-            self.threads.append(t)
-            t.start()
 
     @staticmethod
     def _commands(buf):
@@ -124,7 +101,10 @@ class SlowRedis:
             except OSError:
                 return
 
-    def _serve(self, conn):
+    def handle(self, conn):
+        # As Redis does: replies written one by one must not wait for
+        # the client's delayed ACK (Nagle).
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn.settimeout(0.2)
         buf = b""
         outbox = queue.Queue()
@@ -164,18 +144,12 @@ class SlowRedis:
                     except OSError:
                         return
 
-    def stop(self):
-        self.stopping = True
-        self.lsock.close()
-        for t in self.threads:
-            t.join(5)
-
 
 @pytest.fixture
 def slow_redis(request):
     redis = SlowRedis(*request.param)
     yield redis
-    redis.stop()
+    redis.close()
 
 
 def store_server(postern, redis):
