@@ -223,9 +223,10 @@ int
 remote_ca_check(const char *path, FILE *errf)
 {
 	X509_STORE *st = ca_read(path, errf);
+	int rc = st ? 0 : -1;
 
 	X509_STORE_free(st);
-	return st ? 0 : -1;
+	return rc;
 }
 
 static void
