@@ -79,12 +79,13 @@ audit_trust(struct audit *a, const char *what, const char *path)
 {
 	struct stat st;
 
-	if (stat(path, &st) == 0 && (st.st_mode & 022))
+	if (stat(path, &st) == -1)
+		return;			/* loading it says why */
+	if (st.st_mode & 022)
 		audit_say(a, 1, "%s %s has mode %04o: others could add a CA "
 		    "of their own and take the credentials (chmod 644)", what,
 		    path, (unsigned)(st.st_mode & 07777));
-	else if (stat(path, &st) == 0 && st.st_uid != 0 &&
-	    st.st_uid != geteuid())
+	else if (st.st_uid != 0 && st.st_uid != geteuid())
 		audit_say(a, 0, "%s %s is owned by uid %u: its owner decides "
 		    "whom postern trusts", what, path, (unsigned)st.st_uid);
 }

@@ -679,6 +679,17 @@ def postern_environment():
                            check=True, timeout=60)
 
 
+def user_add(srv, name, password, *addrs):
+    """`postern user add` NAME with this password and addresses."""
+    args = [BIN, "user", "-c", str(srv.conf), "add", name,
+            "--password-stdin"]
+    for a in addrs:
+        args += ["--address", a]
+    r = subprocess.run(args, input=password + "\n", capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
 def _finish_all(servers):
     """Stop the servers; the failure text carries their logs.  The temp
     trees are removed unless POSTERN_KEEP is set (to look at a spool)."""

@@ -18,18 +18,12 @@ import uuid
 
 import pytest
 
-from conftest import BIN, Server, _finish_all, free_port, wait_for
+from conftest import (BIN, Server, _finish_all, free_port, user_add,
+                      wait_for)
 from peers import PrivateCA, self_signed_cert
 
 PASSWORD = "relay secret 9"
 RUN_TIMEOUT = 60
-
-
-def user_add(srv, name, password):
-    r = subprocess.run([BIN, "user", "-c", str(srv.conf), "add", name,
-                        "--password-stdin"], input=password + "\n",
-                       capture_output=True, text=True, timeout=RUN_TIMEOUT)
-    assert r.returncode == 0, r.stderr
 
 
 def smarthost(cert, key):

@@ -18,7 +18,8 @@ import uuid
 
 import pytest
 
-from conftest import BIN, Server, _finish_all, free_port, wait_for
+from conftest import (BIN, Server, _finish_all, free_port, user_add,
+                      wait_for)
 from peers import DNS, FakeSMTP, Postfix, port_open, require_root
 
 # Each run takes its own 127.X.Y.0/24, so that two runs of the suite on
@@ -88,16 +89,6 @@ HOSTS = [
     f"mx.full.test,{ip(20)}",
     f"mx.hold.test,{ip(21)}",
 ]
-
-
-def user_add(srv, name, password, *addrs):
-    args = [BIN, "user", "-c", str(srv.conf), "add", name,
-            "--password-stdin"]
-    for a in addrs:
-        args += ["--address", a]
-    r = subprocess.run(args, input=password + "\n", capture_output=True,
-                       text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
 
 
 def write_credentials(path, line):
